@@ -88,5 +88,11 @@ bool DecodeFieldTable(ByteReader& r, FieldTable* out);
 // Encodes/decodes one value with its type letter.
 void EncodeFieldValue(const FieldValue& value, ByteWriter& w);
 bool DecodeFieldValue(ByteReader& r, FieldValue* out);
+// Validates a field table exactly as DecodeFieldTable would and advances r past it, without
+// building it (no allocation). Returns false and leaves r !ok() on malformed input.
+bool SkipFieldTable(ByteReader& r);
+
+// Maximum nesting of tables/arrays inside a decoded table or value; deeper input is malformed.
+inline constexpr int kMaxFieldNesting = 64;
 
 }  // namespace warren::amqp

@@ -1,0 +1,328 @@
+// Tests for the generated method codec: every method round-trips with non-default values in every
+// field (a typed test over all alternatives of Method), bit packing against hand-written bytes,
+// unknown ids, truncation and trailing bytes, and the RabbitMQ-only connection methods.
+#include "server/amqp/methods.h"
+
+#include <gtest/gtest.h>
+
+#include <set>
+#include <string>
+#include <type_traits>
+#include <variant>
+
+#include "server/amqp/methods_testing.h"
+
+namespace warren::amqp {
+namespace {
+
+using namespace std::string_literals;
+using testing::SampleMethod;
+
+template <typename T>
+std::string Encode(const T& m) {
+  std::string out;
+  ByteWriter w(out);
+  m.Encode(w);
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Typed tests over every alternative of Method.
+
+template <typename V>
+struct VariantTypes;
+template <typename... Ts>
+struct VariantTypes<std::variant<Ts...>> {
+  using type = ::testing::Types<Ts...>;
+};
+
+struct MethodTypeName {
+  template <typename T>
+  static std::string GetName(int) {
+    std::string name(T::kName);
+    for (char& c : name) {
+      if (c == '.' || c == '-') c = '_';
+    }
+    return name;
+  }
+};
+
+template <typename T>
+class EveryMethodTest : public ::testing::Test {};
+TYPED_TEST_SUITE(EveryMethodTest, VariantTypes<Method>::type, MethodTypeName);
+
+TYPED_TEST(EveryMethodTest, SampleRoundTrips) {
+  using T = TypeParam;
+  const T sample = SampleMethod<T>();
+  const std::string wire = Encode(sample);
+  ASSERT_GE(wire.size(), 4u);
+  EXPECT_EQ(wire.substr(0, 4), std::string({static_cast<char>(T::kClassId >> 8),
+                                             static_cast<char>(T::kClassId & 0xff),
+                                             static_cast<char>(T::kMethodId >> 8),
+                                             static_cast<char>(T::kMethodId & 0xff)}));
+
+  auto decoded = DecodeMethod(wire);
+  ASSERT_TRUE(decoded.has_value());
+  ASSERT_TRUE(std::holds_alternative<T>(*decoded));
+  EXPECT_EQ(std::get<T>(*decoded), sample);
+  EXPECT_EQ(Encode(std::get<T>(*decoded)), wire);
+
+  std::string via_variant;
+  ByteWriter w(via_variant);
+  EncodeMethod(*decoded, w);
+  EXPECT_EQ(via_variant, wire);
+
+  EXPECT_EQ(MethodIds(*decoded), std::make_pair(T::kClassId, T::kMethodId));
+  EXPECT_EQ(MethodName(*decoded), T::kName);
+  EXPECT_EQ(MethodName(T::kClassId, T::kMethodId), T::kName);
+}
+
+TYPED_TEST(EveryMethodTest, SampleDiffersFromDefaultWhenThereAreFields) {
+  using T = TypeParam;
+  const std::string sample = Encode(SampleMethod<T>());
+  const std::string defaults = Encode(T{});
+  if (defaults.size() > 4) {
+    EXPECT_NE(sample, defaults);
+    EXPECT_FALSE(SampleMethod<T>() == T{});
+  } else {
+    EXPECT_EQ(sample, defaults);  // no arguments at all
+  }
+}
+
+TYPED_TEST(EveryMethodTest, DefaultRoundTrips) {
+  using T = TypeParam;
+  const std::string wire = Encode(T{});
+  auto decoded = DecodeMethod(wire);
+  ASSERT_TRUE(decoded.has_value());
+  ASSERT_TRUE(std::holds_alternative<T>(*decoded));
+  EXPECT_EQ(std::get<T>(*decoded), T{});
+}
+
+TYPED_TEST(EveryMethodTest, DecodeArgumentsReadsOnlyArguments) {
+  using T = TypeParam;
+  const std::string wire = Encode(SampleMethod<T>());
+  ByteReader r(std::string_view(wire).substr(4));
+  T m;
+  ASSERT_TRUE(m.DecodeArguments(r));
+  EXPECT_TRUE(r.empty());
+  EXPECT_EQ(m, SampleMethod<T>());
+}
+
+TYPED_TEST(EveryMethodTest, EveryTruncationIsMalformed) {
+  using T = TypeParam;
+  const std::string wire = Encode(SampleMethod<T>());
+  for (size_t n = 0; n < wire.size(); ++n) {
+    SCOPED_TRACE(n);
+    auto decoded = DecodeMethod(std::string_view(wire).substr(0, n));
+    ASSERT_FALSE(decoded.has_value());
+    EXPECT_EQ(decoded.error(), DecodeError::kMalformed);
+  }
+}
+
+TYPED_TEST(EveryMethodTest, TrailingByteIsMalformed) {
+  using T = TypeParam;
+  for (const std::string& wire : {Encode(SampleMethod<T>()), Encode(T{})}) {
+    auto decoded = DecodeMethod(wire + '\0');
+    ASSERT_FALSE(decoded.has_value());
+    EXPECT_EQ(decoded.error(), DecodeError::kMalformed);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The method set as a whole.
+
+template <typename... Ts>
+std::vector<std::pair<uint16_t, uint16_t>> AllIds(std::variant<Ts...>*) {
+  return {{Ts::kClassId, Ts::kMethodId}...};
+}
+template <typename... Ts>
+std::vector<std::string_view> ContentMethods(std::variant<Ts...>*) {
+  std::vector<std::string_view> out;
+  ((Ts::kHasContent ? out.push_back(Ts::kName) : void()), ...);
+  return out;
+}
+
+TEST(MethodSetTest, IdsAreUniqueAndNamed) {
+  const auto ids = AllIds(static_cast<Method*>(nullptr));
+  EXPECT_EQ(ids.size(), std::variant_size_v<Method>);
+  EXPECT_EQ(ids.size(), 64u);  // 60 in the extended spec XML + 4 RabbitMQ connection methods
+  std::set<std::pair<uint16_t, uint16_t>> unique(ids.begin(), ids.end());
+  EXPECT_EQ(unique.size(), ids.size());
+  for (auto [c, m] : ids) EXPECT_NE(MethodName(c, m), "") << c << "," << m;
+}
+
+TEST(MethodSetTest, ContentMethods) {
+  EXPECT_EQ(ContentMethods(static_cast<Method*>(nullptr)),
+            (std::vector<std::string_view>{"basic.publish", "basic.return", "basic.deliver",
+                                           "basic.get-ok"}));
+}
+
+TEST(MethodSetTest, RabbitMqConnectionExtensions) {
+  static_assert(method::ConnectionBlocked::kClassId == 10);
+  static_assert(method::ConnectionBlocked::kMethodId == 60);
+  static_assert(std::is_same_v<decltype(method::ConnectionBlocked::reason), std::string_view>);
+  static_assert(method::ConnectionUnblocked::kMethodId == 61);
+  static_assert(method::ConnectionUpdateSecret::kMethodId == 70);
+  static_assert(
+      std::is_same_v<decltype(method::ConnectionUpdateSecret::new_secret), std::string_view>);
+  static_assert(std::is_same_v<decltype(method::ConnectionUpdateSecret::reason), std::string_view>);
+  static_assert(method::ConnectionUpdateSecretOk::kClassId == 10);
+  static_assert(method::ConnectionUpdateSecretOk::kMethodId == 71);
+  EXPECT_EQ(MethodName(10, 60), "connection.blocked");
+  EXPECT_EQ(MethodName(10, 61), "connection.unblocked");
+  EXPECT_EQ(MethodName(10, 70), "connection.update-secret");
+  EXPECT_EQ(MethodName(10, 71), "connection.update-secret-ok");
+
+  // connection.blocked: reason is a shortstr.
+  const std::string blocked_wire = "\x00\x0a\x00\x3c\x03low"s;
+  auto blocked = DecodeMethod(blocked_wire);
+  ASSERT_TRUE(blocked.has_value());
+  EXPECT_EQ(std::get<method::ConnectionBlocked>(*blocked).reason, "low");
+  // connection.update-secret: longstr then shortstr.
+  const std::string secret_wire = "\x00\x0a\x00\x46\x00\x00\x00\x02pw\x01r"s;
+  auto secret = DecodeMethod(secret_wire);
+  ASSERT_TRUE(secret.has_value());
+  const auto& s = std::get<method::ConnectionUpdateSecret>(*secret);
+  EXPECT_EQ(s.new_secret, "pw");
+  EXPECT_EQ(s.reason, "r");
+  EXPECT_TRUE(DecodeMethod("\x00\x0a\x00\x3d"s).has_value());
+  EXPECT_TRUE(DecodeMethod("\x00\x0a\x00\x47"s).has_value());
+}
+
+TEST(MethodSetTest, UnknownMethods) {
+  for (std::string payload : {"\x00\x63\x00\x0a"s, "\x00\x3c\x00\x63"s, "\x00\x0a\x00\x00"s,
+                              "\xff\xff\xff\xff"s, "\x00\x00\x00\x00"s,
+                              "\x00\x3c\x00\x29" "args"s}) {
+    auto decoded = DecodeMethod(payload);
+    ASSERT_FALSE(decoded.has_value());
+    EXPECT_EQ(decoded.error(), DecodeError::kUnknownMethod);
+  }
+  EXPECT_EQ(MethodName(60, 99), "");
+  EXPECT_EQ(MethodName(0, 0), "");
+  EXPECT_EQ(MethodName(60, 40), "basic.publish");
+}
+
+TEST(MethodSetTest, ShortPayloadIsMalformed) {
+  for (std::string payload : {""s, "\x00"s, "\x00\x3c"s, "\x00\x3c\x00"s}) {
+    auto decoded = DecodeMethod(payload);
+    ASSERT_FALSE(decoded.has_value());
+    EXPECT_EQ(decoded.error(), DecodeError::kMalformed);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hand-written wire bytes.
+
+TEST(MethodWireTest, BasicPublishBits) {
+  method::BasicPublish p;
+  p.exchange = "ex";
+  p.routing_key = "rk";
+  const std::string prefix = "\x00\x3c\x00\x28" "\x00\x00" "\x02" "ex" "\x02" "rk"s;
+  EXPECT_EQ(Encode(p), prefix + "\x00"s);
+  p.mandatory = true;
+  EXPECT_EQ(Encode(p), prefix + "\x01"s);
+  p.immediate = true;
+  EXPECT_EQ(Encode(p), prefix + "\x03"s);
+  p.mandatory = false;
+  EXPECT_EQ(Encode(p), prefix + "\x02"s);
+
+  const std::string wire = prefix + "\x01"s;  // decoded views point into it
+  auto decoded = DecodeMethod(wire);
+  ASSERT_TRUE(decoded.has_value());
+  const auto& d = std::get<method::BasicPublish>(*decoded);
+  EXPECT_TRUE(d.mandatory);
+  EXPECT_FALSE(d.immediate);
+  EXPECT_EQ(d.exchange, "ex");
+  EXPECT_EQ(d.routing_key, "rk");
+}
+
+TEST(MethodWireTest, QueueDeclareBits) {
+  const std::string prefix = "\x00\x32\x00\x0a" "\x00\x00" "\x01q"s;
+  const std::string table = "\x00\x00\x00\x00"s;
+  method::QueueDeclare q;
+  q.queue = "q";
+  EXPECT_EQ(Encode(q), prefix + "\x00"s + table);
+  q.passive = true;
+  EXPECT_EQ(Encode(q), prefix + "\x01"s + table);
+  q.passive = false;
+  q.durable = true;
+  EXPECT_EQ(Encode(q), prefix + "\x02"s + table);
+  q.durable = false;
+  q.exclusive = true;
+  EXPECT_EQ(Encode(q), prefix + "\x04"s + table);
+  q.exclusive = false;
+  q.auto_delete = true;
+  EXPECT_EQ(Encode(q), prefix + "\x08"s + table);
+  q.auto_delete = false;
+  q.no_wait = true;
+  EXPECT_EQ(Encode(q), prefix + "\x10"s + table);
+  q.passive = q.durable = q.exclusive = q.auto_delete = true;
+  EXPECT_EQ(Encode(q), prefix + "\x1f"s + table);
+
+  // passive + exclusive + no_wait, with an x-max-length argument.
+  const std::string args = "\x00\x00\x00\x12" "\x0cx-max-length" "I\x00\x00\x00\x05"s;
+  ASSERT_EQ(args.size(), 4u + 18u);
+  const std::string wire = prefix + "\x15"s + args;
+  auto decoded = DecodeMethod(wire);
+  ASSERT_TRUE(decoded.has_value());
+  const auto& d = std::get<method::QueueDeclare>(*decoded);
+  EXPECT_TRUE(d.passive);
+  EXPECT_FALSE(d.durable);
+  EXPECT_TRUE(d.exclusive);
+  EXPECT_FALSE(d.auto_delete);
+  EXPECT_TRUE(d.no_wait);
+  ASSERT_NE(d.arguments.Find("x-max-length"), nullptr);
+  EXPECT_EQ(d.arguments.Find("x-max-length")->AsInt(), 5);
+}
+
+TEST(MethodWireTest, BasicDeliverSingleBitBetweenFields) {
+  const std::string wire =
+      "\x00\x3c\x00\x3c" "\x01" "c" "\x00\x00\x00\x00\x00\x00\x00\x07" "\x01" "\x00" "\x01r"s;
+  auto decoded = DecodeMethod(wire);
+  ASSERT_TRUE(decoded.has_value());
+  const auto& d = std::get<method::BasicDeliver>(*decoded);
+  EXPECT_EQ(d.consumer_tag, "c");
+  EXPECT_EQ(d.delivery_tag, 7u);
+  EXPECT_TRUE(d.redelivered);
+  EXPECT_EQ(d.exchange, "");
+  EXPECT_EQ(d.routing_key, "r");
+  EXPECT_EQ(Encode(d), wire);
+}
+
+TEST(MethodWireTest, ConnectionTune) {
+  const std::string wire = "\x00\x0a\x00\x1e" "\x07\xff" "\x00\x02\x00\x00" "\x00\x3c"s;
+  auto decoded = DecodeMethod(wire);
+  ASSERT_TRUE(decoded.has_value());
+  const auto& t = std::get<method::ConnectionTune>(*decoded);
+  EXPECT_EQ(t.channel_max, 2047);
+  EXPECT_EQ(t.frame_max, 131072u);
+  EXPECT_EQ(t.heartbeat, 60);
+}
+
+TEST(MethodWireTest, StringFieldsViewIntoPayload) {
+  const std::string wire = "\x00\x3c\x00\x28" "\x00\x00" "\x02" "ex" "\x02" "rk" "\x00"s;
+  auto decoded = DecodeMethod(wire);
+  ASSERT_TRUE(decoded.has_value());
+  const auto& p = std::get<method::BasicPublish>(*decoded);
+  EXPECT_EQ(p.exchange.data(), wire.data() + 7);
+  EXPECT_EQ(p.routing_key.data(), wire.data() + 10);
+}
+
+TEST(MethodWireTest, MalformedTableArgumentIsMalformed) {
+  const std::string prefix = "\x00\x32\x00\x0a" "\x00\x00" "\x01q" "\x00"s;
+  auto decoded = DecodeMethod(prefix + "\x00\x00\x00\x04" "\x01kZ\x00"s);  // unknown letter
+  ASSERT_FALSE(decoded.has_value());
+  EXPECT_EQ(decoded.error(), DecodeError::kMalformed);
+  decoded = DecodeMethod(prefix + "\x00\x00\x01\x00"s);  // table longer than payload
+  ASSERT_FALSE(decoded.has_value());
+  EXPECT_EQ(decoded.error(), DecodeError::kMalformed);
+}
+
+TEST(MethodWireTest, ShortStrLongerThanRemainingIsMalformed) {
+  auto decoded = DecodeMethod("\x00\x3c\x00\x28" "\x00\x00" "\x09" "ex"s);
+  ASSERT_FALSE(decoded.has_value());
+  EXPECT_EQ(decoded.error(), DecodeError::kMalformed);
+}
+
+}  // namespace
+}  // namespace warren::amqp

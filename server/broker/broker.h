@@ -1,0 +1,44 @@
+// The broker: every vhost and the users that may log in. The root of the broker state.
+//
+// Thread: owned by the broker thread.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "server/broker/vhost.h"
+
+namespace warren::broker {
+
+struct User {
+  std::string name;
+  std::string password;
+  std::vector<std::string> tags;
+  std::vector<std::string> vhosts;  // vhosts the user has permissions in
+};
+
+class Broker {
+ public:
+  Broker();
+
+  Vhost* FindVhost(std::string_view name);
+  Vhost& AddVhost(std::string name);
+
+  void AddUser(User user);
+  // The user when the credentials match, nullptr otherwise.
+  const User* Authenticate(std::string_view name, std::string_view password) const;
+  bool CanAccessVhost(const User& user, std::string_view vhost) const;
+
+  uint64_t NextConnectionId() { return next_connection_id_++; }
+
+ private:
+  std::map<std::string, std::unique_ptr<Vhost>, std::less<>> vhosts_;
+  std::map<std::string, User, std::less<>> users_;
+  uint64_t next_connection_id_ = 1;
+};
+
+}  // namespace warren::broker

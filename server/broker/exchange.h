@@ -1,0 +1,92 @@
+// Exchanges and their bindings. An exchange maps a message to destinations (queues or, for
+// exchange-to-exchange bindings, other exchanges) according to its type:
+//   direct  - binding key equals the routing key (hash lookup)
+//   fanout  - every binding
+//   topic   - binding key pattern with '*' and '#' (a word trie, see topic_trie.h)
+//   headers - binding arguments against the message headers (see headers_match.h)
+//
+// Thread: owned by the broker thread.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "server/amqp/field_table.h"
+#include "server/broker/message.h"
+#include "server/broker/topic_trie.h"
+
+namespace warren::broker {
+
+class Queue;
+class Exchange;
+
+// Where a binding leads: exactly one of the two pointers is set.
+struct Destination {
+  Queue* queue = nullptr;
+  Exchange* exchange = nullptr;
+  bool operator==(const Destination&) const = default;
+};
+
+struct Binding {
+  Destination destination;
+  std::string key;
+  amqp::FieldTable arguments;
+};
+
+enum class ExchangeType { kDirect, kFanout, kTopic, kHeaders };
+
+std::optional<ExchangeType> ParseExchangeType(std::string_view name);
+std::string_view ExchangeTypeName(ExchangeType type);
+
+struct ExchangeOptions {
+  bool durable = false;
+  bool auto_delete = false;
+  bool internal = false;
+  amqp::FieldTable arguments;
+};
+
+class Exchange {
+ public:
+  Exchange(std::string name, ExchangeType type, ExchangeOptions options);
+  Exchange(const Exchange&) = delete;
+  Exchange& operator=(const Exchange&) = delete;
+
+  const std::string& name() const { return name_; }
+  ExchangeType type() const { return type_; }
+  const ExchangeOptions& options() const { return options_; }
+  const std::vector<Binding>& bindings() const { return bindings_; }
+  // Auto-delete exchanges go when their last binding does, not before their first.
+  bool had_bindings() const { return had_bindings_; }
+
+  // Adds a binding; false when an identical one (destination, key, arguments) exists already.
+  bool Bind(Binding binding);
+  // Removes the identical binding; false when there is none.
+  bool Unbind(const Destination& destination, std::string_view key, const amqp::FieldTable& arguments);
+  // Removes every binding to `destination` (it is being deleted). Returns how many.
+  size_t UnbindAll(const Destination& destination);
+
+  // Appends the destinations `message` routes to. May append one destination more than once.
+  void Route(const Message& message, std::vector<Destination>& out) const;
+
+ private:
+  struct StringHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  void IndexAdd(const Binding& b);
+  void IndexRemove(const Destination& d, std::string_view key);
+
+  std::string name_;
+  ExchangeType type_;
+  ExchangeOptions options_;
+  std::vector<Binding> bindings_;
+  bool had_bindings_ = false;
+  std::unordered_map<std::string, std::vector<Destination>, StringHash, std::equal_to<>> direct_;
+  TopicTrie<Destination> topic_;
+};
+
+}  // namespace warren::broker

@@ -1,0 +1,88 @@
+// A published message: exchange, routing key, raw content-header properties and body, laid out in
+// one allocation. Immutable once its body is filled; shared by reference count between every
+// queue it was routed to and every connection writing it out, so a body is never copied between
+// publish and delivery.
+//
+// Thread-safety: the reference count is atomic so the store thread may hold references; the
+// contents must only be written (FillBody) by the creating thread before the message is shared.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <string_view>
+#include <utility>
+
+namespace warren::broker {
+
+class Message;
+
+// Intrusive reference to a Message.
+class MessageRef {
+ public:
+  MessageRef() = default;
+  explicit MessageRef(Message* m);  // adopts one reference
+  MessageRef(const MessageRef& o);
+  MessageRef(MessageRef&& o) noexcept : m_(std::exchange(o.m_, nullptr)) {}
+  MessageRef& operator=(MessageRef o) noexcept {
+    std::swap(m_, o.m_);
+    return *this;
+  }
+  ~MessageRef();
+
+  Message* get() const { return m_; }
+  Message* operator->() const { return m_; }
+  Message& operator*() const { return *m_; }
+  explicit operator bool() const { return m_ != nullptr; }
+
+ private:
+  Message* m_ = nullptr;
+};
+
+class Message {
+ public:
+  // Allocates a message with room for a body of `body_size` bytes (filled later with FillBody).
+  static MessageRef Create(std::string_view exchange, std::string_view routing_key,
+                           std::string_view raw_properties, uint64_t body_size);
+
+  std::string_view exchange() const { return {data(), exchange_len_}; }
+  std::string_view routing_key() const { return {data() + exchange_len_, routing_key_len_}; }
+  // Property flags and property list exactly as received, so delivery re-sends them bit-exact.
+  std::string_view raw_properties() const {
+    return {data() + exchange_len_ + routing_key_len_, properties_len_};
+  }
+  std::string_view body() const { return {body_data(), static_cast<size_t>(body_size_)}; }
+  uint64_t body_size() const { return body_size_; }
+  uint64_t body_filled() const { return body_filled_; }
+  bool complete() const { return body_filled_ == body_size_; }
+  // delivery_mode == 2.
+  bool persistent() const { return persistent_; }
+
+  // Appends a chunk of body. REQUIRES: body_filled() + chunk.size() <= body_size().
+  void FillBody(std::string_view chunk);
+
+ private:
+  friend class MessageRef;
+  Message() = default;
+  const char* data() const { return reinterpret_cast<const char*>(this + 1); }
+  char* data() { return reinterpret_cast<char*>(this + 1); }
+  const char* body_data() const { return data() + exchange_len_ + routing_key_len_ + properties_len_; }
+  void Unref();
+
+  std::atomic<uint32_t> refs_{1};
+  uint8_t exchange_len_ = 0;
+  uint8_t routing_key_len_ = 0;
+  bool persistent_ = false;
+  uint32_t properties_len_ = 0;
+  uint64_t body_size_ = 0;
+  uint64_t body_filled_ = 0;
+};
+
+inline MessageRef::MessageRef(Message* m) : m_(m) {}
+inline MessageRef::MessageRef(const MessageRef& o) : m_(o.m_) {
+  if (m_) m_->refs_.fetch_add(1, std::memory_order_relaxed);
+}
+inline MessageRef::~MessageRef() {
+  if (m_) m_->Unref();
+}
+
+}  // namespace warren::broker

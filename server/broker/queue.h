@@ -1,0 +1,105 @@
+// A queue: an ordered list of ready messages, the consumers attached to it and the count of
+// messages delivered but not yet acknowledged (those are held by the consuming channels).
+//
+// Thread: owned by the broker thread; no method may be called from another thread.
+// Messages carry a per-queue sequence number that fixes their order, so a requeued message
+// returns to its original position. The store (durable-store issue) keys messages by the same
+// (queue id, sequence) pair.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "server/amqp/field_table.h"
+#include "server/broker/message.h"
+
+namespace warren::broker {
+
+class Queue;
+
+struct QueuedMessage {
+  MessageRef msg;
+  uint64_t seq = 0;
+  uint32_t delivery_count = 0;  // deliveries so far, including the one in progress
+  bool redelivered = false;
+};
+
+// A subscriber to a queue, implemented by the channel layer. The queue holds a non-owning
+// pointer; the owner calls Queue::RemoveConsumer before destroying it.
+class Consumer {
+ public:
+  virtual ~Consumer() = default;
+  // Whether the consumer can take one more message now (prefetch window, socket backpressure).
+  virtual bool Ready() const = 0;
+  virtual bool no_ack() const = 0;
+  // Hands a message over. Unless no_ack(), the queue counts it unacked until the channel calls
+  // Queue::Settle or Queue::Requeue. Must not add or remove consumers of any queue.
+  virtual void Deliver(Queue& queue, QueuedMessage message) = 0;
+  // The queue is being deleted; the consumer has already been detached.
+  virtual void OnQueueDeleted(Queue& queue) = 0;
+};
+
+struct QueueOptions {
+  bool durable = false;
+  bool exclusive = false;
+  bool auto_delete = false;
+  uint64_t owner_connection = 0;  // set for exclusive queues
+  amqp::FieldTable arguments;
+};
+
+class Queue {
+ public:
+  Queue(std::string name, QueueOptions options) : name_(std::move(name)), options_(std::move(options)) {}
+  Queue(const Queue&) = delete;
+  Queue& operator=(const Queue&) = delete;
+
+  const std::string& name() const { return name_; }
+  const QueueOptions& options() const { return options_; }
+  bool deleted() const { return deleted_; }
+
+  // Appends a message and delivers what the consumers can take.
+  void Enqueue(MessageRef message);
+  // basic.get: takes the head message; counted unacked unless no_ack. nullopt when empty.
+  std::optional<QueuedMessage> Get(bool no_ack);
+  // A delivered message was acked, or rejected without requeue: it leaves the queue for good.
+  void Settle(const QueuedMessage& message);
+  // A delivered message goes back to its original position, marked redelivered. Callers
+  // requeueing many should go from the newest to the oldest: each insert is then O(1).
+  void Requeue(QueuedMessage message);
+  // Drops every ready message; returns how many.
+  uint32_t Purge();
+
+  // REQUIRES: the consumer is not attached already.
+  void AddConsumer(Consumer* consumer, bool exclusive);
+  void RemoveConsumer(Consumer* consumer);
+  bool has_exclusive_consumer() const { return exclusive_consumer_; }
+  // Delivers ready messages round-robin to consumers that are Ready().
+  void Dispatch();
+  // Detaches every consumer (telling each) and drops all messages. The queue is dead after this.
+  void MarkDeleted();
+
+  size_t ready_count() const { return ready_.size(); }
+  size_t unacked_count() const { return unacked_; }
+  size_t consumer_count() const { return consumers_.size(); }
+  // For auto-delete: a queue is deleted when its last consumer goes, not before its first.
+  bool had_consumers() const { return had_consumers_; }
+
+ private:
+  std::string name_;
+  QueueOptions options_;
+  std::deque<QueuedMessage> ready_;  // ascending seq
+  std::vector<Consumer*> consumers_;
+  size_t next_consumer_ = 0;  // round-robin cursor
+  uint64_t next_seq_ = 1;
+  size_t unacked_ = 0;
+  bool exclusive_consumer_ = false;
+  bool had_consumers_ = false;
+  bool dispatching_ = false;
+  bool deleted_ = false;
+};
+
+}  // namespace warren::broker

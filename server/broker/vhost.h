@@ -1,0 +1,92 @@
+// A virtual host: its exchanges, queues and the bindings between them, and the operations of the
+// AMQP exchange/queue classes on them, with RabbitMQ's checks and reply codes.
+//
+// Thread: owned by the broker thread.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "server/broker/error.h"
+#include "server/broker/exchange.h"
+#include "server/broker/queue.h"
+
+namespace warren::broker {
+
+struct QueueDeclareResult {
+  std::shared_ptr<Queue> queue;
+  uint32_t message_count = 0;
+  uint32_t consumer_count = 0;
+};
+
+class Vhost {
+ public:
+  explicit Vhost(std::string name);
+  Vhost(const Vhost&) = delete;
+  Vhost& operator=(const Vhost&) = delete;
+
+  const std::string& name() const { return name_; }
+
+  Result<Exchange*> DeclareExchange(std::string_view name, std::string_view type, bool passive,
+                                    ExchangeOptions options);
+  Result<> DeleteExchange(std::string_view name, bool if_unused);
+  // Looks an exchange up for publishing or binding; 404 when missing.
+  Result<Exchange*> FindExchange(std::string_view name);
+
+  // An empty name gets a server-generated one (amq.gen-...). `connection` is the declaring
+  // connection's id, used for exclusive queues.
+  Result<QueueDeclareResult> DeclareQueue(std::string_view name, bool passive, QueueOptions options,
+                                          uint64_t connection);
+  Result<uint32_t> DeleteQueue(std::string_view name, bool if_unused, bool if_empty, uint64_t connection);
+  Result<uint32_t> PurgeQueue(std::string_view name, uint64_t connection);
+  // Looks a queue up for consuming, getting or binding: 404 when missing, 405 when another
+  // connection owns it exclusively.
+  Result<std::shared_ptr<Queue>> FindQueue(std::string_view name, uint64_t connection);
+
+  Result<> BindQueue(std::string_view queue, std::string_view exchange, std::string_view key,
+                     const amqp::FieldTable& arguments, uint64_t connection);
+  Result<> UnbindQueue(std::string_view queue, std::string_view exchange, std::string_view key,
+                       const amqp::FieldTable& arguments, uint64_t connection);
+  Result<> BindExchange(std::string_view destination, std::string_view source, std::string_view key,
+                        const amqp::FieldTable& arguments);
+  Result<> UnbindExchange(std::string_view destination, std::string_view source, std::string_view key,
+                          const amqp::FieldTable& arguments);
+
+  // Replaces `queues` with every queue `message` published to `exchange` reaches, each once,
+  // following exchange-to-exchange bindings.
+  void Route(const Exchange& exchange, const Message& message, std::vector<Queue*>& queues);
+
+  // Deletes a queue whose owner decided it must go (exclusive owner closed, last consumer of an
+  // auto-delete queue left).
+  void RemoveQueue(const std::shared_ptr<Queue>& queue);
+  // Deletes every exclusive queue owned by `connection`.
+  void RemoveExclusiveQueues(uint64_t connection);
+
+  const std::map<std::string, std::unique_ptr<Exchange>, std::less<>>& exchanges() const { return exchanges_; }
+  const std::map<std::string, std::shared_ptr<Queue>, std::less<>>& queues() const { return queues_; }
+
+ private:
+  Exchange* AddExchange(std::string name, ExchangeType type, ExchangeOptions options);
+  void UnbindEverywhere(const Destination& destination);
+  // Deletes auto-delete exchanges left without bindings, cascading.
+  void CollectAutoDeleteExchanges();
+  std::string QueueLabel(std::string_view name) const;
+  std::string ExchangeLabel(std::string_view name) const;
+
+  std::string name_;
+  std::map<std::string, std::unique_ptr<Exchange>, std::less<>> exchanges_;
+  std::map<std::string, std::shared_ptr<Queue>, std::less<>> queues_;
+  Exchange* default_exchange_ = nullptr;
+  // Scratch space for Route, reused so routing does not allocate per message.
+  std::vector<Destination> route_destinations_;
+  std::vector<const Exchange*> route_exchanges_;
+};
+
+// RabbitMQ-style random names: "amq.gen-" / "amq.ctag-" followed by 22 URL-safe base64 chars.
+std::string GenerateName(std::string_view prefix);
+
+}  // namespace warren::broker

@@ -1,0 +1,93 @@
+// warren-server: parses settings (flags, then WARREN_* environment variables, then defaults),
+// builds the broker and runs the AMQP listener on one io_context thread until SIGTERM/SIGINT.
+#include <csignal>
+#include <filesystem>
+#include <string>
+
+#include <CLI/CLI.hpp>
+#include <asio/io_context.hpp>
+#include <asio/signal_set.hpp>
+#include <spdlog/spdlog.h>
+
+#include "server/broker/broker.h"
+#include "server/net/server.h"
+
+namespace {
+
+struct Settings {
+  uint16_t port = 5672;
+  std::string bind = "0.0.0.0";
+  std::string data_dir = "./data";
+  std::string default_user = "guest";
+  std::string default_pass = "guest";
+  std::string log_level = "info";
+  uint16_t heartbeat = 60;
+  uint32_t frame_max = 131072;
+  uint16_t channel_max = 2047;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Settings s;
+  CLI::App app{"Warren: a durable AMQP 0-9-1 message broker, compatible with RabbitMQ clients"};
+  app.add_option("--port", s.port, "AMQP port")->envname("WARREN_PORT")->capture_default_str();
+  app.add_option("--bind", s.bind, "address to listen on (all interfaces by default)")
+      ->envname("WARREN_BIND")->capture_default_str();
+  app.add_option("--data-dir", s.data_dir, "data directory")->envname("WARREN_DATA_DIR")->capture_default_str();
+  app.add_option("--default-user", s.default_user, "user created at first start")
+      ->envname("WARREN_DEFAULT_USER")->capture_default_str();
+  app.add_option("--default-pass", s.default_pass, "password of the default user")
+      ->envname("WARREN_DEFAULT_PASS");
+  app.add_option("--log-level", s.log_level, "trace, debug, info, warn, error")
+      ->envname("WARREN_LOG_LEVEL")->capture_default_str()
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
+  app.add_option("--heartbeat", s.heartbeat, "heartbeat interval proposed to clients, seconds (0 = off)")
+      ->envname("WARREN_HEARTBEAT")->capture_default_str();
+  app.add_option("--frame-max", s.frame_max, "largest frame accepted, bytes")
+      ->check(CLI::Range(4096u, 1u << 24))->capture_default_str();
+  app.add_option("--channel-max", s.channel_max, "most channels per connection")
+      ->check(CLI::Range(1, 65535))->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+
+  spdlog::set_level(spdlog::level::from_str(s.log_level));
+  spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e [%l] %v");
+
+  std::error_code ec;
+  std::filesystem::create_directories(s.data_dir, ec);
+  if (ec) {
+    spdlog::critical("cannot create data directory '{}': {}", s.data_dir, ec.message());
+    return 1;
+  }
+
+  warren::broker::Broker broker;
+  warren::broker::User user{s.default_user, s.default_pass, {"administrator"}, {"/"}};
+  broker.AddUser(std::move(user));
+
+  asio::io_context io(1);
+  warren::net::ServerOptions options;
+  options.bind_address = s.bind;
+  options.port = s.port;
+  options.limits.heartbeat = s.heartbeat;
+  options.limits.frame_max = s.frame_max;
+  options.limits.channel_max = s.channel_max;
+  warren::net::Server server(io, broker, options);
+  if (std::string error = server.Listen(); !error.empty()) {
+    spdlog::critical("{}", error);
+    return 1;
+  }
+  spdlog::info("Warren {} accepting AMQP 0-9-1 connections on {}:{} (data dir '{}')", WARREN_VERSION, s.bind,
+               server.port(), s.data_dir);
+
+  asio::signal_set signals(io, SIGINT, SIGTERM);
+  signals.async_wait([&](const asio::error_code& error, int signal) {
+    if (error) return;
+    spdlog::info("received signal {}, shutting down", signal);
+    server.Stop();
+    io.stop();
+  });
+  std::signal(SIGPIPE, SIG_IGN);
+  io.run();
+  spdlog::info("Warren stopped");
+  return 0;
+}

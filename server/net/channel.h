@@ -1,0 +1,120 @@
+// One AMQP channel: the exchange, queue, basic, confirm and tx classes, content assembly for
+// publishes, consumers, the unacknowledged-delivery window and publisher confirms.
+//
+// Thread: the owning Connection's thread. Handlers return an Error for the connection to turn
+// into channel.close (soft codes) or connection.close (hard codes).
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "server/amqp/methods.h"
+#include "server/amqp/properties.h"
+#include "server/broker/error.h"
+#include "server/broker/queue.h"
+
+namespace warren::net {
+
+class Connection;
+class ChannelConsumer;
+
+struct MethodError {
+  broker::Error error;
+  uint16_t class_id = 0;
+  uint16_t method_id = 0;
+};
+
+class Channel {
+ public:
+  Channel(Connection& connection, uint16_t id);
+  ~Channel();
+
+  uint16_t id() const { return id_; }
+  bool closing() const { return closing_; }
+  bool expecting_content() const { return assembling_.has_value(); }
+
+  // Each returns an error to close the channel (soft) or the connection (hard) with.
+  std::expected<void, MethodError> HandleMethod(const amqp::Method& method);
+  std::expected<void, MethodError> HandleContentHeader(const amqp::ContentHeader& header);
+  std::expected<void, MethodError> HandleContentBody(std::string_view chunk);
+
+  // Sends channel.close for a soft error and releases everything; frames other than
+  // channel.close/close-ok are then ignored until the peer answers.
+  void CloseWithError(const MethodError& error);
+  // Requeues unacked deliveries, cancels consumers, drops a half-assembled publish. Idempotent.
+  void Shutdown();
+  // Sends the publisher confirms accumulated during the current read batch.
+  void FlushConfirms();
+  // Resumes delivery to this channel's consumers after their window opened.
+  void ResumeConsumers();
+
+  // Called by ChannelConsumer.
+  bool CanDeliver(const ChannelConsumer& consumer) const;
+  void Deliver(ChannelConsumer& consumer, broker::Queue& queue, broker::QueuedMessage message);
+  void OnConsumerQueueDeleted(ChannelConsumer& consumer);
+
+ private:
+  enum class SettleKind { kAck, kRequeue, kDrop };
+  struct Unacked {
+    uint64_t tag;
+    std::shared_ptr<broker::Queue> queue;
+    broker::QueuedMessage message;
+    ChannelConsumer* consumer;  // nullptr for basic.get or once the consumer is cancelled
+    bool settled = false;       // acked/rejected; popped once it reaches the front
+    bool tx_pending = false;    // acked or rejected inside an open transaction
+    SettleKind tx_kind = SettleKind::kAck;  // applied at commit
+  };
+  struct PendingPublish {
+    std::string exchange;
+    std::string routing_key;
+    bool mandatory = false;
+    broker::MessageRef message;  // set once the content header arrived
+  };
+
+  template <typename M>
+  std::expected<void, MethodError> On(const M& m);
+  // The content of a publish is complete: route it now, or hold it for tx.commit.
+  std::expected<void, MethodError> FinishPublish();
+  std::expected<void, MethodError> Route(PendingPublish& publish);
+  // An empty queue name means the last queue declared on this channel, as in the spec.
+  std::string_view QueueName(std::string_view name) const;
+  // Marks deliveries up to / at `tag` settled. Errors with 406 on an unknown tag.
+  broker::Result<> Settle(uint64_t tag, bool multiple, SettleKind kind);
+  void ApplySettle(Unacked& u, SettleKind kind);
+  void PopSettled();
+  void RequeueAll();
+  void CancelConsumer(const std::string& tag, bool notify_client);
+  void ConfirmPublish();
+
+  Connection& connection_;
+  const uint16_t id_;
+  bool closing_ = false;
+  bool shut_down_ = false;
+
+  std::optional<PendingPublish> assembling_;
+  std::vector<broker::Queue*> route_scratch_;
+  std::string last_queue_;
+
+  std::map<std::string, std::unique_ptr<ChannelConsumer>, std::less<>> consumers_;
+  std::deque<Unacked> unacked_;  // ascending tag
+  uint64_t next_delivery_tag_ = 1;
+  size_t unacked_count_ = 0;         // deliveries not yet settled
+  uint16_t consumer_prefetch_ = 0;   // basic.qos global=false: for consumers created later
+  uint16_t channel_prefetch_ = 0;    // basic.qos global=true: shared across the channel
+
+  bool confirm_mode_ = false;
+  uint64_t next_publish_seq_ = 1;
+  uint64_t confirmed_upto_ = 0;      // highest publish sequence acknowledged to the client
+  uint64_t confirm_ready_upto_ = 0;  // highest publish sequence ready to acknowledge
+
+  bool tx_mode_ = false;
+  std::vector<PendingPublish> tx_publishes_;
+  bool tx_has_settles_ = false;
+};
+
+}  // namespace warren::net

@@ -1,0 +1,573 @@
+#include "server/net/connection.h"
+
+#include <cstring>
+
+#include <asio/post.hpp>
+#include <asio/write.hpp>
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "server/amqp/constants.h"
+#include "server/amqp/properties.h"
+#include "server/net/channel.h"
+#include "server/net/frame_writer.h"
+#include "server/net/server.h"
+
+namespace warren::net {
+
+namespace r = amqp::reply;
+namespace m = amqp::method;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+constexpr size_t kInitialReadBuffer = 128 * 1024;
+constexpr auto kHandshakeTimeout = std::chrono::seconds(10);
+constexpr auto kCloseOkTimeout = std::chrono::seconds(3);
+
+bool CapabilityEnabled(const amqp::FieldTable& client_properties, std::string_view name) {
+  const amqp::FieldValue* caps = client_properties.Find("capabilities");
+  const amqp::FieldTable* table = caps ? caps->AsTable() : nullptr;
+  const amqp::FieldValue* v = table ? table->Find(name) : nullptr;
+  return v && v->AsBool().value_or(false);
+}
+
+amqp::FieldTable ServerProperties() {
+  amqp::FieldTable caps;
+  for (const char* cap : {"publisher_confirms", "exchange_exchange_bindings", "basic.nack",
+                          "consumer_cancel_notify", "connection.blocked", "authentication_failure_close",
+                          "per_consumer_qos"}) {
+    caps.entries.emplace_back(cap, amqp::FieldValue(true));
+  }
+  amqp::FieldTable props;
+  props.entries.emplace_back("capabilities", amqp::FieldValue::Table(std::move(caps)));
+  props.entries.emplace_back("cluster_name", amqp::FieldValue(std::string("warren")));
+  props.entries.emplace_back("product", amqp::FieldValue(std::string("Warren")));
+  props.entries.emplace_back("version", amqp::FieldValue(std::string(WARREN_VERSION)));
+  props.entries.emplace_back("platform", amqp::FieldValue(std::string("C++/Linux")));
+  props.entries.emplace_back("information", amqp::FieldValue(std::string("An AMQP 0-9-1 broker")));
+  return props;
+}
+
+// PLAIN: [authzid] NUL authcid NUL passwd. AMQPLAIN: a field table body with LOGIN and PASSWORD.
+bool ParseCredentials(std::string_view mechanism, std::string_view response, std::string* user, std::string* pass) {
+  if (mechanism == "PLAIN") {
+    size_t first = response.find('\0');
+    if (first == std::string_view::npos) return false;
+    size_t second = response.find('\0', first + 1);
+    if (second == std::string_view::npos) return false;
+    *user = response.substr(first + 1, second - first - 1);
+    *pass = response.substr(second + 1);
+    return true;
+  }
+  if (mechanism == "AMQPLAIN") {
+    std::string framed;
+    amqp::ByteWriter w(framed);
+    w.WriteLongStr(response);
+    amqp::ByteReader reader(framed);
+    amqp::FieldTable table;
+    if (!amqp::DecodeFieldTable(reader, &table)) return false;
+    const amqp::FieldValue* login = table.Find("LOGIN");
+    const amqp::FieldValue* password = table.Find("PASSWORD");
+    if (!login || !password || !login->AsString() || !password->AsString()) return false;
+    *user = *login->AsString();
+    *pass = *password->AsString();
+    return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+Connection::Connection(asio::ip::tcp::socket socket, Server& server, broker::Broker& broker, ConnectionLimits limits)
+    : socket_(std::move(socket)),
+      server_(server),
+      broker_(broker),
+      limits_(limits),
+      id_(broker.NextConnectionId()),
+      channel_max_(limits.channel_max),
+      frame_max_(limits.frame_max),
+      read_buffer_(kInitialReadBuffer),
+      heartbeat_timer_(socket_.get_executor()),
+      close_timer_(socket_.get_executor()) {
+  asio::error_code ec;
+  auto remote = socket_.remote_endpoint(ec);
+  auto local = socket_.local_endpoint(ec);
+  peer_ = ec ? "unknown" : fmt::format("{}:{} -> {}:{}", remote.address().to_string(), remote.port(),
+                                       local.address().to_string(), local.port());
+  socket_.set_option(asio::ip::tcp::no_delay(true), ec);
+}
+
+Connection::~Connection() = default;
+
+void Connection::Start() {
+  spdlog::info("accepting AMQP connection {} ({})", id_, peer_);
+  last_read_ = last_write_ = Clock::now();
+  close_timer_.expires_after(kHandshakeTimeout);
+  close_timer_.async_wait([self = shared_from_this()](const asio::error_code& ec) {
+    if (!ec && self->state_ < State::kOpen) {
+      spdlog::warn("closing AMQP connection {} ({}): handshake timeout", self->id_, self->peer_);
+      self->Abort();
+    }
+  });
+  Read();
+}
+
+// ---- reading and framing ----
+
+void Connection::Read() {
+  if (reading_ || terminated_) return;
+  if (read_end_ == read_buffer_.size()) {
+    if (read_begin_ > 0) {
+      std::memmove(read_buffer_.data(), read_buffer_.data() + read_begin_, read_end_ - read_begin_);
+      read_end_ -= read_begin_;
+      read_begin_ = 0;
+    } else {
+      read_buffer_.resize(read_buffer_.size() * 2);
+    }
+  }
+  reading_ = true;
+  socket_.async_read_some(asio::buffer(read_buffer_.data() + read_end_, read_buffer_.size() - read_end_),
+                          [self = shared_from_this()](const asio::error_code& ec, size_t n) {
+                            self->reading_ = false;
+                            if (ec) {
+                              if (!self->terminated_ && ec != asio::error::eof && ec != asio::error::operation_aborted) {
+                                spdlog::info("AMQP connection {} ({}) read error: {}", self->id_, self->peer_, ec.message());
+                              }
+                              self->Terminate();
+                              return;
+                            }
+                            self->OnRead(n);
+                          });
+}
+
+void Connection::OnRead(size_t n) {
+  last_read_ = Clock::now();
+  read_end_ += n;
+  bool keep_reading = ProcessFrames();
+  FlushConfirms();
+  if (!keep_reading || terminated_) return;
+  if (pending_.size() + writing_.size() > kStopReadingBytes) {
+    read_paused_ = true;  // resumed by OnWritten once the peer has drained our output
+    return;
+  }
+  Read();
+}
+
+bool Connection::ProcessFrames() {
+  while (!terminated_) {
+    const size_t avail = read_end_ - read_begin_;
+    const char* p = read_buffer_.data() + read_begin_;
+    if (state_ == State::kAwaitHeader) {
+      if (avail < amqp::kProtocolHeader.size()) break;
+      if (std::string_view(p, amqp::kProtocolHeader.size()) != amqp::kProtocolHeader) {
+        spdlog::warn("AMQP connection {} ({}): bad protocol header, replying with 0-9-1's", id_, peer_);
+        pending_.bytes().append(amqp::kProtocolHeader);
+        CloseSocketAfterFlush();
+        return false;
+      }
+      read_begin_ += amqp::kProtocolHeader.size();
+      SendStart();
+      state_ = State::kAwaitStartOk;
+      continue;
+    }
+    if (avail < amqp::kFrameHeaderSize) break;
+    amqp::ByteReader header(std::string_view(p, amqp::kFrameHeaderSize));
+    const uint8_t type = header.ReadU8();
+    const uint16_t channel = header.ReadU16();
+    const uint32_t size = header.ReadU32();
+    const uint64_t frame_size = uint64_t{size} + amqp::kFrameOverhead;
+    const uint32_t limit = state_ >= State::kAwaitOpen ? frame_max_ : limits_.frame_max;
+    if (frame_size > limit) {
+      CloseWithError(r::kFrameError, fmt::format("type {}, all octets = <<>>: {{frame_too_large,{},{}}}", type,
+                                                 size, limit - amqp::kFrameOverhead));
+      return false;
+    }
+    if (avail < frame_size) {
+      if (read_begin_ + frame_size > read_buffer_.size()) {
+        // Make room for the whole frame: compact, then grow if still short.
+        std::memmove(read_buffer_.data(), p, avail);
+        read_begin_ = 0;
+        read_end_ = avail;
+        if (frame_size > read_buffer_.size()) read_buffer_.resize(frame_size);
+      }
+      break;
+    }
+    if (static_cast<uint8_t>(p[frame_size - 1]) != amqp::kFrameEnd) {
+      CloseWithError(r::kFrameError, fmt::format("type {}, frame end octet mismatch: {:#04x}", type,
+                                                 static_cast<uint8_t>(p[frame_size - 1])));
+      return false;
+    }
+    read_begin_ += frame_size;
+    if (!HandleFrame(type, channel, std::string_view(p + amqp::kFrameHeaderSize, size))) return false;
+  }
+  if (read_begin_ == read_end_) read_begin_ = read_end_ = 0;
+  return !terminated_;
+}
+
+bool Connection::HandleFrame(uint8_t type, uint16_t channel, std::string_view payload) {
+  if (state_ == State::kClosing) {
+    if (type == amqp::kFrameMethod && channel == 0) {
+      auto method = amqp::DecodeMethod(payload);
+      if (method && std::holds_alternative<m::ConnectionCloseOk>(*method)) {
+        Terminate();
+        return false;
+      }
+      if (method && std::holds_alternative<m::ConnectionClose>(*method)) {
+        WriteMethodFrame(pending_, 0, m::ConnectionCloseOk{});
+        CloseSocketAfterFlush();
+        return false;
+      }
+    }
+    return true;  // everything else is ignored while closing
+  }
+  if (type == amqp::kFrameHeartbeat) {
+    if (channel != 0) {
+      CloseWithError(r::kFrameError, "heartbeat frame on a non-zero channel");
+      return false;
+    }
+    return true;
+  }
+  if (type != amqp::kFrameMethod && type != amqp::kFrameHeader && type != amqp::kFrameBody) {
+    CloseWithError(r::kFrameError, fmt::format("unknown frame type {}", type));
+    return false;
+  }
+  if (channel != 0 && state_ == State::kOpen) {
+    HandleChannelFrame(type, channel, payload);
+    return state_ == State::kOpen;
+  }
+  if (type != amqp::kFrameMethod) {
+    CloseWithError(r::kUnexpectedFrame, fmt::format("unexpected frame type {} on channel {}", type, channel));
+    return false;
+  }
+  if (channel != 0) {
+    CloseWithError(r::kChannelError, "channel frames before connection.open-ok");
+    return false;
+  }
+  auto method = amqp::DecodeMethod(payload);
+  if (!method) {
+    if (method.error() == amqp::DecodeError::kUnknownMethod) {
+      CloseWithError(r::kNotImplemented, "unknown method");
+    } else {
+      CloseWithError(r::kSyntaxError, "malformed method frame");
+    }
+    return false;
+  }
+  HandleConnectionMethod(*method);
+  return state_ != State::kClosing && state_ != State::kClosed;
+}
+
+// ---- connection class ----
+
+void Connection::SendStart() {
+  WriteMethodFrame(output(), 0,
+                   m::ConnectionStart{.version_major = 0, .version_minor = 9, .server_properties = ServerProperties(),
+                                      .mechanisms = "PLAIN AMQPLAIN", .locales = "en_US"});
+}
+
+void Connection::HandleConnectionMethod(const amqp::Method& method) {
+  auto [class_id, method_id] = amqp::MethodIds(method);
+  auto expected = [&](std::string_view what) {
+    CloseWithError(r::kCommandInvalid, fmt::format("expected '{}', got '{}'", what,
+                                                   amqp::MethodName(class_id, method_id)),
+                   class_id, method_id);
+  };
+  switch (state_) {
+    case State::kAwaitStartOk:
+      if (auto* m = std::get_if<m::ConnectionStartOk>(&method)) return HandleStartOk(*m);
+      return expected("connection.start_ok");
+    case State::kAwaitTuneOk:
+      if (auto* m = std::get_if<m::ConnectionTuneOk>(&method)) return HandleTuneOk(*m);
+      return expected("connection.tune_ok");
+    case State::kAwaitOpen:
+      if (auto* m = std::get_if<m::ConnectionOpen>(&method)) return HandleOpen(*m);
+      return expected("connection.open");
+    case State::kOpen:
+      break;
+    default:
+      return;
+  }
+  if (std::holds_alternative<m::ConnectionClose>(method)) {
+    WriteMethodFrame(output(), 0, m::ConnectionCloseOk{});
+    CloseSocketAfterFlush();
+    return;
+  }
+  if (auto* m = std::get_if<m::ConnectionUpdateSecret>(&method)) {
+    (void)m;
+    WriteMethodFrame(output(), 0, m::ConnectionUpdateSecretOk{});
+    return;
+  }
+  if (std::holds_alternative<m::ConnectionBlocked>(method) || std::holds_alternative<m::ConnectionUnblocked>(method)) {
+    return;  // only meaningful from server to client
+  }
+  CloseWithError(r::kCommandInvalid, fmt::format("unexpected method '{}' on channel 0",
+                                                 amqp::MethodName(class_id, method_id)),
+                 class_id, method_id);
+}
+
+void Connection::HandleStartOk(const m::ConnectionStartOk& start_ok) {
+  client_auth_failure_close_ = CapabilityEnabled(start_ok.client_properties, "authentication_failure_close");
+  client_cancel_notify_ = CapabilityEnabled(start_ok.client_properties, "consumer_cancel_notify");
+  std::string user, pass;
+  const bool parsed = ParseCredentials(start_ok.mechanism, start_ok.response, &user, &pass);
+  const broker::User* found = parsed ? broker_.Authenticate(user, pass) : nullptr;
+  std::string refusal;
+  if (!parsed) {
+    refusal = fmt::format("unsupported authentication mechanism or malformed response for '{}'", start_ok.mechanism);
+  } else if (found == nullptr) {
+    refusal = fmt::format("user '{}' - invalid credentials", user);
+  } else if (server_.IsLoopbackOnly(user) && !socket_.remote_endpoint().address().is_loopback()) {
+    refusal = fmt::format("user '{}' can only connect via localhost", user);
+    found = nullptr;
+  }
+  if (found == nullptr) {
+    spdlog::warn("AMQP connection {} ({}): authentication failed: {}", id_, peer_, refusal);
+    if (client_auth_failure_close_) {
+      WriteMethodFrame(output(), 0,
+                       m::ConnectionClose{.reply_code = r::kAccessRefused,
+                                          .reply_text = fmt::format("ACCESS_REFUSED - Login was refused using "
+                                                                    "authentication mechanism {}. For details see "
+                                                                    "the broker logfile.",
+                                                                    start_ok.mechanism),
+                                          .class_id = m::ConnectionStartOk::kClassId,
+                                          .method_id = m::ConnectionStartOk::kMethodId});
+    }
+    state_ = State::kClosing;
+    CloseSocketAfterFlush();
+    return;
+  }
+  user_ = found;
+  state_ = State::kAwaitTuneOk;
+  WriteMethodFrame(output(), 0,
+                   m::ConnectionTune{.channel_max = limits_.channel_max, .frame_max = limits_.frame_max,
+                                     .heartbeat = limits_.heartbeat});
+}
+
+void Connection::HandleTuneOk(const m::ConnectionTuneOk& tune_ok) {
+  const uint32_t frame_max = tune_ok.frame_max == 0 ? limits_.frame_max : tune_ok.frame_max;
+  if (frame_max < amqp::kFrameMinSize) {
+    return CloseWithError(r::kNotAllowed, fmt::format("frame_max={} < {} min size", frame_max, amqp::kFrameMinSize));
+  }
+  if (frame_max > limits_.frame_max) {
+    return CloseWithError(r::kNotAllowed, fmt::format("frame_max={} > {} max size", frame_max, limits_.frame_max));
+  }
+  const uint16_t channel_max = tune_ok.channel_max == 0 ? limits_.channel_max : tune_ok.channel_max;
+  if (channel_max > limits_.channel_max) {
+    return CloseWithError(r::kNotAllowed, fmt::format("channel_max={} > {} max size", channel_max, limits_.channel_max));
+  }
+  frame_max_ = frame_max;
+  channel_max_ = channel_max;
+  heartbeat_ = tune_ok.heartbeat;
+  state_ = State::kAwaitOpen;
+  StartHeartbeat();
+}
+
+void Connection::HandleOpen(const m::ConnectionOpen& open) {
+  broker::Vhost* vhost = broker_.FindVhost(open.virtual_host);
+  if (vhost == nullptr) {
+    return CloseWithError(r::kNotAllowed, fmt::format("vhost {} not found", open.virtual_host),
+                          m::ConnectionOpen::kClassId, m::ConnectionOpen::kMethodId);
+  }
+  if (!broker_.CanAccessVhost(*user_, open.virtual_host)) {
+    return CloseWithError(r::kNotAllowed,
+                          fmt::format("access to vhost '{}' refused for user '{}'", open.virtual_host, user_->name),
+                          m::ConnectionOpen::kClassId, m::ConnectionOpen::kMethodId);
+  }
+  vhost_ = vhost;
+  state_ = State::kOpen;
+  close_timer_.cancel();
+  channels_.resize(size_t{channel_max_} + 1);
+  WriteMethodFrame(output(), 0, m::ConnectionOpenOk{});
+  spdlog::info("connection {} ({}): user '{}' authenticated and granted access to vhost '{}'", id_, peer_,
+               user_->name, vhost_->name());
+}
+
+// ---- channels ----
+
+void Connection::HandleChannelFrame(uint8_t type, uint16_t channel_id, std::string_view payload) {
+  if (channel_id > channel_max_) {
+    return CloseWithError(r::kChannelError, fmt::format("channel {} exceeds channel_max {}", channel_id, channel_max_));
+  }
+  Channel* channel = channels_[channel_id].get();
+  std::optional<amqp::Method> method;
+  if (type == amqp::kFrameMethod) {
+    auto decoded = amqp::DecodeMethod(payload);
+    if (!decoded) {
+      if (decoded.error() == amqp::DecodeError::kUnknownMethod) {
+        return CloseWithError(r::kNotImplemented, "unknown method");
+      }
+      return CloseWithError(r::kSyntaxError, "malformed method frame");
+    }
+    method.emplace(std::move(*decoded));
+  }
+  if (channel == nullptr) {
+    if (method && std::holds_alternative<m::ChannelOpen>(*method)) {
+      channels_[channel_id] = std::make_unique<Channel>(*this, channel_id);
+      WriteMethodFrame(output(), channel_id, m::ChannelOpenOk{});
+      return;
+    }
+    if (method && std::holds_alternative<m::ChannelCloseOk>(*method)) return;  // late reply, harmless
+    auto [class_id, method_id] = method ? amqp::MethodIds(*method) : std::pair<uint16_t, uint16_t>{0, 0};
+    return CloseWithError(r::kChannelError, fmt::format("expected 'channel.open' on channel {}", channel_id),
+                          class_id, method_id);
+  }
+  std::expected<void, MethodError> result;
+  if (method) {
+    if (amqp::MethodIds(*method).first == m::ConnectionStart::kClassId) {
+      auto [class_id, method_id] = amqp::MethodIds(*method);
+      return CloseWithError(r::kCommandInvalid, "connection methods are only allowed on channel 0", class_id, method_id);
+    }
+    result = channel->HandleMethod(*method);
+  } else if (type == amqp::kFrameHeader) {
+    amqp::ContentHeader header;
+    if (!amqp::DecodeContentHeader(payload, &header)) {
+      return CloseWithError(r::kFrameError, "malformed content header frame");
+    }
+    result = channel->HandleContentHeader(header);
+  } else {
+    result = channel->HandleContentBody(payload);
+  }
+  if (result) return;
+  const MethodError& e = result.error();
+  if (r::IsHardError(e.error.code)) {
+    return CloseWithError(e.error.code, e.error.text, e.class_id, e.method_id);
+  }
+  spdlog::debug("connection {} channel {}: closing with {} {}", id_, channel_id, e.error.code, e.error.text);
+  channel->CloseWithError(e);
+}
+
+void Connection::ReleaseChannel(uint16_t id) {
+  if (id < channels_.size()) {
+    std::erase(confirm_channels_, channels_[id].get());
+    channels_[id].reset();
+  }
+}
+
+void Connection::MarkConfirmsPending(Channel* channel) {
+  if (std::find(confirm_channels_.begin(), confirm_channels_.end(), channel) == confirm_channels_.end()) {
+    confirm_channels_.push_back(channel);
+  }
+}
+
+void Connection::FlushConfirms() {
+  for (Channel* c : confirm_channels_) c->FlushConfirms();
+  confirm_channels_.clear();
+}
+
+// ---- writing ----
+
+void Connection::ScheduleFlush() {
+  if (flush_scheduled_ || terminated_) return;
+  flush_scheduled_ = true;
+  asio::post(socket_.get_executor(), [self = shared_from_this()] {
+    self->flush_scheduled_ = false;
+    self->Flush();
+  });
+}
+
+void Connection::Flush() {
+  if (writing_active_ || terminated_) return;
+  if (pending_.empty()) {
+    if (close_after_flush_) Terminate();
+    return;
+  }
+  std::swap(pending_, writing_);
+  writing_.Buffers(gather_);
+  writing_active_ = true;
+  last_write_ = Clock::now();
+  was_congested_ = was_congested_ || congested();
+  asio::async_write(socket_, gather_, [self = shared_from_this()](const asio::error_code& ec, size_t) {
+    self->writing_active_ = false;
+    if (ec) {
+      self->Terminate();
+      return;
+    }
+    self->OnWritten();
+  });
+}
+
+void Connection::OnWritten() {
+  writing_.Clear();
+  if (was_congested_ && !congested()) {
+    was_congested_ = false;
+    for (auto& channel : channels_) {
+      if (channel) channel->ResumeConsumers();
+    }
+  }
+  if (read_paused_ && pending_.size() < kStopReadingBytes / 2) {
+    read_paused_ = false;
+    Read();
+  }
+  Flush();
+}
+
+void Connection::CloseSocketAfterFlush() {
+  close_after_flush_ = true;
+  if (!writing_active_) Flush();
+}
+
+// ---- heartbeats, closing ----
+
+void Connection::StartHeartbeat() {
+  if (heartbeat_ == 0 || terminated_) return;
+  const auto interval = std::chrono::milliseconds(heartbeat_ * 1000 / 2);
+  heartbeat_timer_.expires_after(interval);
+  heartbeat_timer_.async_wait([self = shared_from_this()](const asio::error_code& ec) {
+    if (!ec) self->OnHeartbeatTick();
+  });
+}
+
+void Connection::OnHeartbeatTick() {
+  if (terminated_) return;
+  const auto now = Clock::now();
+  if (now - last_read_ > std::chrono::seconds(2 * heartbeat_)) {
+    spdlog::warn("closing AMQP connection {} ({}): missed heartbeats from client, timeout: {}s", id_, peer_, heartbeat_);
+    Abort();
+    return;
+  }
+  if (now - last_write_ >= std::chrono::milliseconds(heartbeat_ * 1000 / 2) && pending_.empty()) {
+    WriteHeartbeatFrame(output());
+  }
+  StartHeartbeat();
+}
+
+void Connection::CloseWithError(uint16_t code, std::string_view text, uint16_t class_id, uint16_t method_id) {
+  if (state_ == State::kClosing || state_ == State::kClosed) return;
+  spdlog::warn("closing AMQP connection {} ({}): {} - {}", id_, peer_, r::Name(code), text);
+  WriteMethodFrame(output(), 0,
+                   m::ConnectionClose{.reply_code = code, .reply_text = fmt::format("{} - {}", r::Name(code), text),
+                                      .class_id = class_id, .method_id = method_id});
+  state_ = State::kClosing;
+  for (auto& channel : channels_) {
+    if (channel) channel->Shutdown();
+  }
+  close_timer_.expires_after(kCloseOkTimeout);
+  close_timer_.async_wait([self = shared_from_this()](const asio::error_code& ec) {
+    if (!ec) self->Terminate();
+  });
+}
+
+void Connection::Abort() { Terminate(); }
+
+void Connection::Terminate() {
+  if (terminated_) return;
+  terminated_ = true;
+  if (state_ == State::kOpen || state_ == State::kClosing) {
+    spdlog::info("closing AMQP connection {} ({})", id_, peer_);
+  }
+  state_ = State::kClosed;
+  heartbeat_timer_.cancel();
+  close_timer_.cancel();
+  confirm_channels_.clear();
+  for (auto& channel : channels_) {
+    if (channel) channel->Shutdown();
+  }
+  channels_.clear();
+  if (vhost_) vhost_->RemoveExclusiveQueues(id_);
+  asio::error_code ec;
+  socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ec);
+  socket_.close(ec);
+  server_.Unregister(id_);
+}
+
+}  // namespace warren::net

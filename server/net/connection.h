@@ -1,0 +1,132 @@
+// One AMQP client connection: the socket, frame parsing straight from the read buffer, the
+// connection-class handshake (start/tune/open/close), heartbeats, and the channels.
+//
+// Thread: a Connection lives on the broker thread (the io_context thread that owns the Broker);
+// every handler runs there, so it calls into broker state directly. Writes are batched: frames
+// produced while handling a read, or by deliveries from other connections, are gathered in an
+// OutputBuffer and sent with one write when the current handler returns.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <asio/ip/tcp.hpp>
+#include <asio/steady_timer.hpp>
+
+#include "server/amqp/methods.h"
+#include "server/broker/broker.h"
+#include "server/net/output_buffer.h"
+
+namespace warren::net {
+
+class Channel;
+class Server;
+
+struct ConnectionLimits {
+  uint16_t channel_max = 2047;
+  uint32_t frame_max = 131072;
+  uint16_t heartbeat = 60;  // seconds, proposed in connection.tune
+  uint64_t max_message_size = 128ull << 20;
+};
+
+class Connection : public std::enable_shared_from_this<Connection> {
+ public:
+  Connection(asio::ip::tcp::socket socket, Server& server, broker::Broker& broker, ConnectionLimits limits);
+  ~Connection();
+
+  void Start();
+  // Sends connection.close with `code` and waits (bounded) for close-ok.
+  void CloseWithError(uint16_t code, std::string_view text, uint16_t class_id = 0, uint16_t method_id = 0);
+  // Drops the socket at once and releases everything (requeues unacked, deletes exclusive queues).
+  void Abort();
+
+  uint64_t id() const { return id_; }
+  broker::Broker& broker() { return broker_; }
+  broker::Vhost& vhost() { return *vhost_; }
+  const ConnectionLimits& limits() const { return limits_; }
+  uint32_t frame_max() const { return frame_max_; }
+  // The client understands basic.cancel from the server (consumer_cancel_notify capability).
+  bool client_cancel_notify() const { return client_cancel_notify_; }
+
+  // Frames are appended here; a flush is scheduled automatically.
+  OutputBuffer& output() {
+    ScheduleFlush();
+    return pending_;
+  }
+  // True while unsent output is above the high watermark: consumers stop taking messages.
+  bool congested() const { return pending_.size() + writing_.size() > kCongestedBytes; }
+  // A channel has publisher confirms to send at the end of this read batch.
+  void MarkConfirmsPending(Channel* channel);
+  // A channel finished closing (close-ok received or sent); destroys it.
+  void ReleaseChannel(uint16_t id);
+
+ private:
+  enum class State { kAwaitHeader, kAwaitStartOk, kAwaitTuneOk, kAwaitOpen, kOpen, kClosing, kClosed };
+  static constexpr size_t kCongestedBytes = 1 << 20;
+  static constexpr size_t kStopReadingBytes = 16 << 20;
+
+  void Read();
+  void OnRead(size_t n);
+  // Parses and handles every complete frame in the read buffer. Returns false to stop reading.
+  bool ProcessFrames();
+  bool HandleFrame(uint8_t type, uint16_t channel, std::string_view payload);
+  void HandleConnectionMethod(const amqp::Method& method);
+  void HandleStartOk(const amqp::method::ConnectionStartOk& m);
+  void HandleTuneOk(const amqp::method::ConnectionTuneOk& m);
+  void HandleOpen(const amqp::method::ConnectionOpen& m);
+  void HandleChannelFrame(uint8_t type, uint16_t channel, std::string_view payload);
+  void SendStart();
+  void ScheduleFlush();
+  void Flush();
+  void OnWritten();
+  void StartHeartbeat();
+  void OnHeartbeatTick();
+  void FlushConfirms();
+  // Runs once: requeues, cancels, drops exclusive queues, closes the socket.
+  void Terminate();
+  void CloseSocketAfterFlush();
+
+  asio::ip::tcp::socket socket_;
+  Server& server_;
+  broker::Broker& broker_;
+  ConnectionLimits limits_;
+  uint64_t id_;
+  std::string peer_;
+  State state_ = State::kAwaitHeader;
+  const broker::User* user_ = nullptr;
+  broker::Vhost* vhost_ = nullptr;
+  bool client_auth_failure_close_ = false;
+  bool client_cancel_notify_ = false;
+  uint16_t channel_max_;
+  uint32_t frame_max_;
+  uint16_t heartbeat_ = 0;
+
+  std::vector<char> read_buffer_;
+  size_t read_begin_ = 0;  // start of unparsed data
+  size_t read_end_ = 0;    // end of received data
+  bool reading_ = false;
+  bool read_paused_ = false;
+
+  OutputBuffer pending_;
+  OutputBuffer writing_;
+  std::vector<asio::const_buffer> gather_;
+  bool writing_active_ = false;
+  bool flush_scheduled_ = false;
+  bool close_after_flush_ = false;
+  bool was_congested_ = false;
+
+  std::vector<std::unique_ptr<Channel>> channels_;  // indexed by channel number
+  std::vector<Channel*> confirm_channels_;
+
+  asio::steady_timer heartbeat_timer_;
+  asio::steady_timer close_timer_;
+  std::chrono::steady_clock::time_point last_read_;
+  std::chrono::steady_clock::time_point last_write_;
+  bool terminated_ = false;
+};
+
+}  // namespace warren::net

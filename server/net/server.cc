@@ -1,0 +1,52 @@
+#include "server/net/server.h"
+
+#include <vector>
+
+#include <spdlog/spdlog.h>
+
+namespace warren::net {
+
+Server::Server(asio::io_context& io, broker::Broker& broker, ServerOptions options)
+    : io_(io), broker_(broker), options_(std::move(options)), acceptor_(io) {}
+
+std::string Server::Listen() {
+  asio::error_code ec;
+  auto address = asio::ip::make_address(options_.bind_address, ec);
+  if (ec) return "invalid bind address '" + options_.bind_address + "': " + ec.message();
+  asio::ip::tcp::endpoint endpoint(address, options_.port);
+  acceptor_.open(endpoint.protocol(), ec);
+  if (!ec) acceptor_.set_option(asio::ip::tcp::acceptor::reuse_address(true), ec);
+  if (!ec) acceptor_.bind(endpoint, ec);
+  if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    return "cannot listen on " + options_.bind_address + ":" + std::to_string(options_.port) + ": " + ec.message();
+  }
+  bound_port_ = acceptor_.local_endpoint().port();
+  Accept();
+  return {};
+}
+
+void Server::Accept() {
+  acceptor_.async_accept([this](const asio::error_code& ec, asio::ip::tcp::socket socket) {
+    if (ec) {
+      if (ec == asio::error::operation_aborted) return;
+      spdlog::warn("accept failed: {}", ec.message());
+    } else {
+      auto connection = std::make_shared<Connection>(std::move(socket), *this, broker_, options_.limits);
+      connections_.emplace(connection->id(), connection);
+      connection->Start();
+    }
+    Accept();
+  });
+}
+
+void Server::Stop() {
+  asio::error_code ec;
+  acceptor_.close(ec);
+  std::vector<std::shared_ptr<Connection>> live;
+  for (auto& [id, c] : connections_) live.push_back(c);
+  for (auto& c : live) c->Abort();
+  connections_.clear();
+}
+
+}  // namespace warren::net

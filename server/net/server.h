@@ -1,0 +1,51 @@
+// The AMQP listener: accepts TCP connections and owns the live Connection objects.
+//
+// Thread: the broker thread (the io_context passed in must be run by that one thread).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <set>
+#include <string>
+#include <unordered_map>
+
+#include <asio/io_context.hpp>
+#include <asio/ip/tcp.hpp>
+
+#include "server/broker/broker.h"
+#include "server/net/connection.h"
+
+namespace warren::net {
+
+struct ServerOptions {
+  std::string bind_address = "0.0.0.0";
+  uint16_t port = 5672;
+  ConnectionLimits limits;
+  std::set<std::string, std::less<>> loopback_users{"guest"};
+};
+
+class Server {
+ public:
+  Server(asio::io_context& io, broker::Broker& broker, ServerOptions options);
+
+  // Binds and starts accepting. Returns an error message on failure (e.g. port in use).
+  std::string Listen();
+  // Stops accepting and drops every connection.
+  void Stop();
+
+  uint16_t port() const { return bound_port_; }
+  bool IsLoopbackOnly(std::string_view user) const { return options_.loopback_users.contains(user); }
+  void Unregister(uint64_t connection_id) { connections_.erase(connection_id); }
+
+ private:
+  void Accept();
+
+  asio::io_context& io_;
+  broker::Broker& broker_;
+  ServerOptions options_;
+  asio::ip::tcp::acceptor acceptor_;
+  uint16_t bound_port_ = 0;
+  std::unordered_map<uint64_t, std::shared_ptr<Connection>> connections_;
+};
+
+}  // namespace warren::net
