@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <random>
 #include <set>
 #include <string>
 #include <type_traits>
@@ -16,7 +17,7 @@ namespace warren::amqp {
 namespace {
 
 using namespace std::string_literals;
-using testing::SampleMethod;
+using test_support::SampleMethod;
 
 template <typename T>
 std::string Encode(const T& m) {
@@ -208,6 +209,34 @@ TEST(MethodSetTest, ShortPayloadIsMalformed) {
     ASSERT_FALSE(decoded.has_value());
     EXPECT_EQ(decoded.error(), DecodeError::kMalformed);
   }
+}
+
+template <typename... Ts>
+std::vector<std::string> AllSampleEncodings(std::variant<Ts...>*) {
+  return {Encode(SampleMethod<Ts>())...};
+}
+
+TEST(MethodSetTest, MutatedEncodingsNeverCrash) {
+  std::mt19937 rng(4242);
+  const auto samples = AllSampleEncodings(static_cast<Method*>(nullptr));
+  int decoded_ok = 0;
+  for (int i = 0; i < 20000; ++i) {
+    std::string bytes = samples[rng() % samples.size()];
+    const int flips = 1 + static_cast<int>(rng() % 3);
+    for (int f = 0; f < flips; ++f) bytes[rng() % bytes.size()] = static_cast<char>(rng());
+    auto decoded = DecodeMethod(bytes);
+    if (decoded) {
+      // Whatever decodes must re-encode to a payload that decodes to the same method.
+      std::string again;
+      ByteWriter w(again);
+      EncodeMethod(*decoded, w);
+      auto twice = DecodeMethod(again);
+      ASSERT_TRUE(twice.has_value());
+      EXPECT_EQ(*twice, *decoded);
+      ++decoded_ok;
+    }
+  }
+  EXPECT_GT(decoded_ok, 0);
 }
 
 // ---------------------------------------------------------------------------------------------

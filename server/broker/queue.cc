@@ -15,6 +15,7 @@ std::optional<QueuedMessage> Queue::Get(bool no_ack) {
   ready_.pop_front();
   ++m.delivery_count;
   if (!no_ack) ++unacked_;
+  ResumePublishersIfDrained();
   return m;
 }
 
@@ -34,6 +35,7 @@ void Queue::Requeue(QueuedMessage message) {
 uint32_t Queue::Purge() {
   auto n = static_cast<uint32_t>(ready_.size());
   ready_.clear();
+  ResumePublishersIfDrained();
   return n;
 }
 
@@ -49,6 +51,7 @@ void Queue::RemoveConsumer(Consumer* consumer) {
   consumers_.erase(it);
   exclusive_consumer_ = false;
   if (next_consumer_ >= consumers_.size()) next_consumer_ = 0;
+  ResumePublishersIfDrained();
 }
 
 void Queue::Dispatch() {
@@ -73,6 +76,21 @@ void Queue::Dispatch() {
     chosen->Deliver(*this, std::move(m));
   }
   dispatching_ = false;
+  ResumePublishersIfDrained();
+}
+
+void Queue::PausePublisher(std::weak_ptr<PublisherFlow> publisher) {
+  paused_publishers_.push_back(std::move(publisher));
+}
+
+void Queue::ResumePublishersIfDrained() {
+  if (paused_publishers_.empty()) return;
+  if (!deleted_ && !consumers_.empty() && ready_.size() > kFlowLowWatermark) return;
+  std::vector<std::weak_ptr<PublisherFlow>> paused;
+  paused.swap(paused_publishers_);
+  for (auto& weak : paused) {
+    if (auto publisher = weak.lock()) publisher->ResumePublishing();
+  }
 }
 
 void Queue::MarkDeleted() {
@@ -81,6 +99,7 @@ void Queue::MarkDeleted() {
   consumers.swap(consumers_);
   for (Consumer* c : consumers) c->OnQueueDeleted(*this);
   ready_.clear();
+  ResumePublishersIfDrained();
 }
 
 }  // namespace warren::broker

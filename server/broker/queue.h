@@ -43,6 +43,15 @@ class Consumer {
   virtual void OnQueueDeleted(Queue& queue) = 0;
 };
 
+// A publisher that a queue may ask to pause (stop reading from its socket) until the queue's
+// consumers catch up, as RabbitMQ's credit flow does; otherwise a fast publisher would grow a
+// consumed queue without bound.
+class PublisherFlow {
+ public:
+  virtual ~PublisherFlow() = default;
+  virtual void ResumePublishing() = 0;
+};
+
 struct QueueOptions {
   bool durable = false;
   bool exclusive = false;
@@ -79,6 +88,14 @@ class Queue {
   bool has_exclusive_consumer() const { return exclusive_consumer_; }
   // Delivers ready messages round-robin to consumers that are Ready().
   void Dispatch();
+
+  // Publisher flow control: a queue whose consumers fall behind by kFlowHighWatermark messages
+  // pauses its publishers until the backlog is down to kFlowLowWatermark. A queue without
+  // consumers never pauses anyone: it buffers.
+  static constexpr size_t kFlowHighWatermark = 20000;
+  static constexpr size_t kFlowLowWatermark = 10000;
+  bool ShouldPausePublishers() const { return !consumers_.empty() && ready_.size() >= kFlowHighWatermark; }
+  void PausePublisher(std::weak_ptr<PublisherFlow> publisher);
   // Detaches every consumer (telling each) and drops all messages. The queue is dead after this.
   void MarkDeleted();
 
@@ -92,7 +109,10 @@ class Queue {
   std::string name_;
   QueueOptions options_;
   std::deque<QueuedMessage> ready_;  // ascending seq
+  void ResumePublishersIfDrained();
+
   std::vector<Consumer*> consumers_;
+  std::vector<std::weak_ptr<PublisherFlow>> paused_publishers_;
   size_t next_consumer_ = 0;  // round-robin cursor
   uint64_t next_seq_ = 1;
   size_t unacked_ = 0;

@@ -34,7 +34,8 @@ std::string GenerateName(std::string_view prefix) {
 }
 
 Vhost::Vhost(std::string name) : name_(std::move(name)) {
-  ExchangeOptions durable{.durable = true};
+  ExchangeOptions durable;
+  durable.durable = true;
   default_exchange_ = AddExchange("", ExchangeType::kDirect, durable);
   AddExchange("amq.direct", ExchangeType::kDirect, durable);
   AddExchange("amq.fanout", ExchangeType::kFanout, durable);

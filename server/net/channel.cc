@@ -405,7 +405,10 @@ Status Channel::Route(PendingPublish& publish) {
                                     .exchange = msg.exchange(), .routing_key = msg.routing_key()});
     WriteContentFrames(out, id_, connection_.frame_max(), publish.message);
   }
-  for (broker::Queue* q : route_scratch_) q->Enqueue(publish.message);
+  for (broker::Queue* q : route_scratch_) {
+    q->Enqueue(publish.message);
+    if (q->ShouldPausePublishers()) connection_.PausePublishingFor(*q);
+  }
   if (confirm_mode_) {
     confirm_ready_upto_ = next_publish_seq_++;
     connection_.MarkConfirmsPending(this);
@@ -423,7 +426,11 @@ void Channel::FlushConfirms() {
 // ---- deliveries and acknowledgements ----
 
 bool Channel::CanDeliver(const ChannelConsumer& consumer) const {
-  if (closing_ || connection_.congested()) return false;
+  if (closing_) return false;
+  if (connection_.congested()) {
+    connection_.NoteConsumerStalled();
+    return false;
+  }
   if (consumer.no_ack()) return true;
   if (consumer.prefetch() != 0 && consumer.unacked >= consumer.prefetch()) return false;
   return channel_prefetch_ == 0 || unacked_count_ < channel_prefetch_;

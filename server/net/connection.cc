@@ -146,12 +146,26 @@ void Connection::OnRead(size_t n) {
   read_end_ += n;
   bool keep_reading = ProcessFrames();
   FlushConfirms();
-  if (!keep_reading || terminated_) return;
-  if (pending_.size() + writing_.size() > kStopReadingBytes) {
-    read_paused_ = true;  // resumed by OnWritten once the peer has drained our output
-    return;
-  }
+  if (keep_reading) MaybeRead();
+}
+
+void Connection::MaybeRead() {
+  // Resumed by OnWritten once the peer drained our output, or by ResumePublishing.
+  if (terminated_ || publishing_paused_ || pending_.size() + writing_.size() > kStopReadingBytes) return;
   Read();
+}
+
+void Connection::PausePublishingFor(broker::Queue& queue) {
+  if (publishing_paused_) return;
+  publishing_paused_ = true;
+  queue.PausePublisher(weak_from_this());
+}
+
+void Connection::ResumePublishing() {
+  if (!publishing_paused_) return;
+  publishing_paused_ = false;
+  // Called from inside a queue operation: read later, on a fresh stack.
+  asio::post(socket_.get_executor(), [self = shared_from_this()] { self->MaybeRead(); });
 }
 
 bool Connection::ProcessFrames() {
@@ -475,7 +489,6 @@ void Connection::Flush() {
   writing_.Buffers(gather_);
   writing_active_ = true;
   last_write_ = Clock::now();
-  was_congested_ = was_congested_ || congested();
   asio::async_write(socket_, gather_, [self = shared_from_this()](const asio::error_code& ec, size_t) {
     self->writing_active_ = false;
     if (ec) {
@@ -488,16 +501,13 @@ void Connection::Flush() {
 
 void Connection::OnWritten() {
   writing_.Clear();
-  if (was_congested_ && !congested()) {
-    was_congested_ = false;
+  if (consumers_stalled_ && !congested()) {
+    consumers_stalled_ = false;
     for (auto& channel : channels_) {
       if (channel) channel->ResumeConsumers();
     }
   }
-  if (read_paused_ && pending_.size() < kStopReadingBytes / 2) {
-    read_paused_ = false;
-    Read();
-  }
+  MaybeRead();
   Flush();
 }
 
@@ -520,6 +530,9 @@ void Connection::StartHeartbeat() {
 void Connection::OnHeartbeatTick() {
   if (terminated_) return;
   const auto now = Clock::now();
+  // A connection we stopped reading from cannot be blamed for silence.
+  const bool we_read = !publishing_paused_ && pending_.size() + writing_.size() <= kStopReadingBytes;
+  if (!we_read) last_read_ = now;
   if (now - last_read_ > std::chrono::seconds(2 * heartbeat_)) {
     spdlog::warn("closing AMQP connection {} ({}): missed heartbeats from client, timeout: {}s", id_, peer_, heartbeat_);
     Abort();

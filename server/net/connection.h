@@ -33,7 +33,7 @@ struct ConnectionLimits {
   uint64_t max_message_size = 128ull << 20;
 };
 
-class Connection : public std::enable_shared_from_this<Connection> {
+class Connection : public std::enable_shared_from_this<Connection>, public broker::PublisherFlow {
  public:
   Connection(asio::ip::tcp::socket socket, Server& server, broker::Broker& broker, ConnectionLimits limits);
   ~Connection();
@@ -59,8 +59,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
   // True while unsent output is above the high watermark: consumers stop taking messages.
   bool congested() const { return pending_.size() + writing_.size() > kCongestedBytes; }
+  // A consumer was held back by congestion: resume consumers once output drains.
+  void NoteConsumerStalled() { consumers_stalled_ = true; }
   // A channel has publisher confirms to send at the end of this read batch.
   void MarkConfirmsPending(Channel* channel);
+  // Stops reading from the socket until `queue` has drained (publisher flow control).
+  void PausePublishingFor(broker::Queue& queue);
+  void ResumePublishing() override;
   // A channel finished closing (close-ok received or sent); destroys it.
   void ReleaseChannel(uint16_t id);
 
@@ -70,6 +75,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   static constexpr size_t kStopReadingBytes = 16 << 20;
 
   void Read();
+  // Reads unless paused by flow control or by unsent output piling up.
+  void MaybeRead();
   void OnRead(size_t n);
   // Parses and handles every complete frame in the read buffer. Returns false to stop reading.
   bool ProcessFrames();
@@ -109,7 +116,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   size_t read_begin_ = 0;  // start of unparsed data
   size_t read_end_ = 0;    // end of received data
   bool reading_ = false;
-  bool read_paused_ = false;
+  bool publishing_paused_ = false;
 
   OutputBuffer pending_;
   OutputBuffer writing_;
@@ -117,7 +124,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool writing_active_ = false;
   bool flush_scheduled_ = false;
   bool close_after_flush_ = false;
-  bool was_congested_ = false;
+  bool consumers_stalled_ = false;
 
   std::vector<std::unique_ptr<Channel>> channels_;  // indexed by channel number
   std::vector<Channel*> confirm_channels_;

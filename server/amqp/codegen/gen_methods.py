@@ -388,7 +388,7 @@ def gen_testing(methods, spec):
 
 #include "server/amqp/methods.h"
 
-namespace warren::amqp::testing {
+namespace warren::amqp::test_support {
 
 template <typename T>
 T SampleMethod();
@@ -400,7 +400,7 @@ T SampleMethod();
         for i, f in enumerate(m.fields):
             out.append(f"  m.{f.name} = {sample_value(f, i)};\n")
         out.append("  return m;\n}\n\n")
-    out.append("}  // namespace warren::amqp::testing\n")
+    out.append("}  // namespace warren::amqp::test_support\n")
     return "".join(out)
 
 

@@ -1,0 +1,7 @@
+#!/bin/bash
+# Builds Warren and runs every test: the GoogleTest unit tests and the system tests that start
+# the real warren-server and drive it with pika and rabbitmq-c.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/build.sh
+ctest --test-dir build --output-on-failure -j "${JOBS:-2}" --timeout 1800

@@ -1,0 +1,317 @@
+"""Fixtures for Warren's system tests.
+
+Normal mode: every test talks to the real `warren-server` binary ($WARREN_SERVER),
+started on a free loopback port with a temporary data dir.
+
+External mode (WARREN_TEST_EXTERNAL=host:port): the tests talk to an already
+running broker instead (used to prove the tests against real RabbitMQ); tests
+marked `needs_own_server` are skipped, and only in that mode.
+"""
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+
+import pytest
+
+import wutil
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+EXTERNAL = os.environ.get("WARREN_TEST_EXTERNAL", "").strip()
+SERVER_BIN = os.environ.get("WARREN_SERVER") or os.path.join(REPO, "build", "bin", "warren-server")
+SEED_DIR = os.environ.get("WARREN_SEED_DIR") or os.path.join(os.path.dirname(REPO), "shared", "seed")
+DEFAULT_TIMEOUT = 60  # seconds per test unless @pytest.mark.timeout(N)
+START_TIMEOUT = 10.0
+_LIVE = []  # WarrenServer objects alive right now (their logs are attached to failures)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "needs_own_server: needs a Warren server started by the test "
+                            "(custom flags, restarts, seed users); skipped in external mode")
+    config.addinivalue_line("markers", "slow: takes noticeably longer than the rest (still run)")
+    config.addinivalue_line("markers", "timeout(seconds): per-test time limit (default %d)" % DEFAULT_TIMEOUT)
+
+
+def pytest_collection_modifyitems(config, items):
+    if not EXTERNAL:
+        return
+    skip = pytest.mark.skip(reason="needs its own Warren server; skipped in external mode")
+    for item in items:
+        if "needs_own_server" in item.keywords:
+            item.add_marker(skip)
+
+
+def pytest_report_header(config):
+    if EXTERNAL:
+        return "warren system tests: EXTERNAL broker at %s" % EXTERNAL
+    return "warren system tests: server binary %s" % SERVER_BIN
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed and _LIVE:
+        for srv in _LIVE:
+            tail = srv.log_text()[-3000:]
+            report.sections.append(("warren-server log (port %d), last 3000 chars" % srv.port, tail))
+
+
+# --------------------------------------------------------------------------
+# per-test time limit (no pytest-timeout on the machines; SIGALRM does it)
+
+class TestTimeout(Exception):
+    pass
+
+
+@pytest.fixture(autouse=True)
+def _time_limit(request):
+    marker = request.node.get_closest_marker("timeout")
+    seconds = int(marker.args[0]) if marker else DEFAULT_TIMEOUT
+
+    def on_alarm(signum, frame):
+        raise TestTimeout("test exceeded its %d s time limit" % seconds)
+
+    old = signal.signal(signal.SIGALRM, on_alarm)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+
+
+# --------------------------------------------------------------------------
+# servers
+
+def free_port():
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+    finally:
+        s.close()
+
+
+class ExternalServer:
+    """An already running broker (RabbitMQ when validating the tests)."""
+    external = True
+
+    def __init__(self, spec):
+        host, _, port = spec.rpartition(":")
+        self.host = host or "127.0.0.1"
+        self.port = int(port)
+        self.user = "guest"
+        self.password = "guest"
+        self.data_dir = None
+        self.heartbeat = None
+
+    def _unsupported(self, *a, **kw):
+        pytest.skip("not possible against an external broker")
+
+    restart = stop = kill9 = start = _unsupported
+
+    def log_text(self):
+        return ""
+
+
+class WarrenServer:
+    """A warren-server process owned by the test suite."""
+    external = False
+
+    def __init__(self, binary, data_dir=None, user="guest", password="guest",
+                 heartbeat=None, extra_args=(), port=None, log_level="info"):
+        self.binary = binary
+        self.host = "127.0.0.1"
+        self.port = port or free_port()
+        self._own_tmp = None
+        if data_dir is None:
+            self._own_tmp = tempfile.TemporaryDirectory(prefix="warren-test-")
+            data_dir = os.path.join(self._own_tmp.name, "data")
+            os.makedirs(data_dir)
+        self.data_dir = data_dir
+        self.user = user
+        self.password = password
+        self.heartbeat = heartbeat
+        self.extra_args = list(extra_args)
+        self.log_level = log_level
+        self.proc = None
+        self.log_path = os.path.join(os.path.dirname(data_dir.rstrip("/")) or ".",
+                                     "warren-%d.log" % self.port)
+        self.starts = 0
+        _LIVE.append(self)
+
+    def command(self):
+        cmd = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1",
+               "--data-dir", self.data_dir, "--default-user", self.user,
+               "--default-pass", self.password, "--log-level", self.log_level]
+        if self.heartbeat is not None:
+            cmd += ["--heartbeat", str(self.heartbeat)]
+        return cmd + self.extra_args
+
+    def start(self):
+        if not os.path.exists(self.binary):
+            pytest.fail("server binary %s does not exist (build the project first, or set "
+                        "WARREN_SERVER / WARREN_TEST_EXTERNAL)" % self.binary, pytrace=False)
+        self.starts += 1
+        log = open(self.log_path, "ab")
+        log.write(("\n===== start #%d: %s\n" % (self.starts, " ".join(self.command()))).encode())
+        log.flush()
+        self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, start_new_session=True)
+        log.close()
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            if self.proc.poll() is not None:
+                code = self.proc.returncode
+                self.proc = None
+                pytest.fail("warren-server exited with code %s during start-up; log:\n%s"
+                            % (code, self.log_text()[-6000:]), pytrace=False)
+            try:
+                with socket.create_connection((self.host, self.port), timeout=0.5):
+                    return self
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                self.stop()
+                pytest.fail("warren-server did not accept TCP on %s:%d within %.0f s; log:\n%s"
+                            % (self.host, self.port, START_TIMEOUT, self.log_text()[-6000:]),
+                            pytrace=False)
+            time.sleep(0.05)
+
+    def stop(self, grace=5.0):
+        """SIGTERM, then SIGKILL after `grace` seconds.  Returns the exit code (or None)."""
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return None
+        if proc.poll() is None:
+            try:
+                proc.send_signal(signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                proc.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
+        return proc.returncode
+
+    def kill9(self):
+        proc, self.proc = self.proc, None
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+
+    def restart(self, kill=False):
+        if kill:
+            self.kill9()
+        else:
+            self.stop()
+        return self.start()
+
+    def is_running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def log_text(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def cleanup(self):
+        try:
+            self.stop()
+        finally:
+            if self in _LIVE:
+                _LIVE.remove(self)
+            if self._own_tmp is not None:
+                self._own_tmp.cleanup()
+                self._own_tmp = None
+
+
+@pytest.fixture(scope="session")
+def server():
+    """The shared broker for tests that only need isolation by unique names."""
+    if EXTERNAL:
+        yield ExternalServer(EXTERNAL)
+        return
+    srv = WarrenServer(SERVER_BIN)
+    try:
+        srv.start()
+        yield srv
+    finally:
+        srv.cleanup()
+
+
+@pytest.fixture
+def server_factory():
+    """Start private servers with custom flags: make(user=..., heartbeat=..., extra_args=[...])."""
+    if EXTERNAL:
+        pytest.skip("needs its own Warren server; skipped in external mode")
+    made = []
+
+    def make(**kwargs):
+        srv = WarrenServer(SERVER_BIN, **kwargs)
+        made.append(srv)
+        return srv.start()
+
+    try:
+        yield make
+    finally:
+        for srv in made:
+            srv.cleanup()
+
+
+@pytest.fixture
+def own_server(server_factory):
+    """A fresh private server with default flags (for restarts / kills)."""
+    return server_factory()
+
+
+@pytest.fixture
+def seed_dir():
+    return SEED_DIR
+
+
+# --------------------------------------------------------------------------
+# clients
+
+@pytest.fixture
+def uniq(request):
+    """uniq('q') -> a name unique to this test run."""
+    base = request.node.name.replace("[", "-").replace("]", "")[:40]
+
+    def make(prefix=""):
+        return "%s%s-%s" % (prefix + "." if prefix else "", base, uuid.uuid4().hex[:10])
+
+    return make
+
+
+@pytest.fixture
+def connect(server):
+    """connect(**params) -> pika BlockingConnection; all closed at teardown."""
+    conns = []
+
+    def make(srv=None, **kw):
+        c = wutil.connect(srv or server, **kw)
+        conns.append(c)
+        return c
+
+    yield make
+    for c in conns:
+        wutil.close_quietly(c)
+
+
+@pytest.fixture
+def conn(connect):
+    return connect()
+
+
+@pytest.fixture
+def ch(conn):
+    return conn.channel()
