@@ -77,15 +77,15 @@ TEST(VhostTest, ExchangeDeclareChecks) {
   EXPECT_EQ(v.DeclareExchange("missing", "direct", true, {}).error().code, amqp::reply::kNotFound);
   ASSERT_TRUE(v.DeclareExchange("x", "direct", false, {}));
   EXPECT_EQ(v.DeclareExchange("x", "fanout", false, {}).error().code, amqp::reply::kPreconditionFailed);
-  EXPECT_EQ(v.DeclareExchange("x", "direct", false, {.durable = true}).error().code,
+  EXPECT_EQ(v.DeclareExchange("x", "direct", false, {.durable = true, .arguments = {}}).error().code,
             amqp::reply::kPreconditionFailed);
   EXPECT_TRUE(v.DeclareExchange("x", "direct", false, {}));
 }
 
 TEST(VhostTest, ExclusiveQueueLockedToOwner) {
   Vhost v("/");
-  ASSERT_TRUE(v.DeclareQueue("ex", false, {.exclusive = true}, 7));
-  EXPECT_EQ(v.DeclareQueue("ex", false, {.exclusive = true}, 8).error().code, amqp::reply::kResourceLocked);
+  ASSERT_TRUE(v.DeclareQueue("ex", false, {.exclusive = true, .auto_delete = false, .owner_connection = 0, .arguments = {}}, 7));
+  EXPECT_EQ(v.DeclareQueue("ex", false, {.exclusive = true, .auto_delete = false, .owner_connection = 0, .arguments = {}}, 8).error().code, amqp::reply::kResourceLocked);
   EXPECT_EQ(v.FindQueue("ex", 8).error().code, amqp::reply::kResourceLocked);
   EXPECT_TRUE(v.FindQueue("ex", 7).has_value());
   v.RemoveExclusiveQueues(7);
@@ -106,7 +106,7 @@ TEST(VhostTest, DeleteQueueRemovesBindingsAndHonoursConditions) {
 
 TEST(VhostTest, AutoDeleteExchangeGoesWithLastBinding) {
   Vhost v("/");
-  ASSERT_TRUE(v.DeclareExchange("ad", "fanout", false, {.auto_delete = true}));
+  ASSERT_TRUE(v.DeclareExchange("ad", "fanout", false, {.auto_delete = true, .internal = false, .arguments = {}}));
   ASSERT_TRUE(v.DeclareQueue("q", false, {}, 1));
   ASSERT_TRUE(v.BindQueue("q", "ad", "", {}, 1));
   ASSERT_TRUE(v.UnbindQueue("q", "ad", "", {}, 1));
