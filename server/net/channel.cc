@@ -58,7 +58,8 @@ Status Channel::On(const m::ChannelClose&) {
 
 template <>
 Status Channel::On(const m::ChannelCloseOk&) {
-  if (closing_) connection_.ReleaseChannel(id_);  // destroys *this
+  if (!closing_) return MethodFail<m::ChannelCloseOk>(r::kCommandInvalid, "unexpected 'channel.close_ok'");
+  connection_.ReleaseChannel(id_);  // destroys *this
   return {};
 }
 
@@ -366,8 +367,8 @@ Status Channel::HandleContentBody(std::string_view chunk) {
   }
   broker::Message& msg = *assembling_->message;
   if (chunk.size() > msg.body_size() - msg.body_filled()) {
-    return std::unexpected(MethodError{
-        Error{r::kFrameError, fmt::format("content body exceeds the declared size {}", msg.body_size())}, 0, 0});
+    return MethodFail<m::BasicPublish>(
+        r::kUnexpectedFrame, fmt::format("content body exceeds the declared body size {}", msg.body_size()));
   }
   msg.FillBody(chunk);
   if (msg.complete()) return FinishPublish();
@@ -586,9 +587,10 @@ Status Channel::HandleMethod(const amqp::Method& method) {
     return {};
   }
   if (assembling_) {
-    return std::unexpected(MethodError{
-        Error{r::kUnexpectedFrame, "expected content header for class 60, got non content header frame instead"},
-        0, 0});
+    return MethodFail<m::BasicPublish>(
+        r::kUnexpectedFrame, assembling_->message
+                                 ? "expected content body, got non content body frame instead"
+                                 : "expected content header for class 60, got non content header frame instead");
   }
   return std::visit([this](const auto& m) { return On(m); }, method);
 }

@@ -192,7 +192,9 @@ bool Connection::ProcessFrames() {
     const uint32_t size = header.ReadU32();
     const uint64_t frame_size = uint64_t{size} + amqp::kFrameOverhead;
     const uint32_t limit = state_ >= State::kAwaitOpen ? frame_max_ : limits_.frame_max;
-    if (frame_size > limit) {
+    // Like RabbitMQ, tolerate a payload of up to frame_max: some old clients forget the 8
+    // octets of frame overhead.
+    if (size > limit) {
       CloseWithError(r::kFrameError, fmt::format("type {}, all octets = <<>>: {{frame_too_large,{},{}}}", type,
                                                  size, limit - amqp::kFrameOverhead));
       return false;
@@ -237,7 +239,7 @@ bool Connection::HandleFrame(uint8_t type, uint16_t channel, std::string_view pa
   }
   if (type == amqp::kFrameHeartbeat) {
     if (channel != 0) {
-      CloseWithError(r::kFrameError, "heartbeat frame on a non-zero channel");
+      CloseWithError(r::kUnexpectedFrame, fmt::format("heartbeat frame on channel {}", channel));
       return false;
     }
     return true;
@@ -314,8 +316,8 @@ void Connection::HandleConnectionMethod(const amqp::Method& method) {
   if (std::holds_alternative<m::ConnectionBlocked>(method) || std::holds_alternative<m::ConnectionUnblocked>(method)) {
     return;  // only meaningful from server to client
   }
-  CloseWithError(r::kCommandInvalid, fmt::format("unexpected method '{}' on channel 0",
-                                                 amqp::MethodName(class_id, method_id)),
+  CloseWithError(r::kChannelError, fmt::format("unexpected method '{}' on channel 0",
+                                               amqp::MethodName(class_id, method_id)),
                  class_id, method_id);
 }
 
