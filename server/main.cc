@@ -9,8 +9,13 @@
 #include <asio/signal_set.hpp>
 #include <spdlog/spdlog.h>
 
+#include <asio/post.hpp>
+
 #include "server/broker/broker.h"
+#include "server/broker/persister.h"
+#include "server/broker/recovery.h"
 #include "server/net/server.h"
+#include "storage/store.h"
 
 namespace {
 
@@ -21,6 +26,7 @@ struct Settings {
   std::string default_user = "guest";
   std::string default_pass = "guest";
   std::string log_level = "info";
+  bool sync_writes = true;
   uint16_t heartbeat = 60;
   uint32_t frame_max = 131072;
   uint16_t channel_max = 2047;
@@ -42,6 +48,10 @@ int main(int argc, char** argv) {
   app.add_option("--log-level", s.log_level, "trace, debug, info, warn, error")
       ->envname("WARREN_LOG_LEVEL")->capture_default_str()
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
+  app.add_option("--sync-writes", s.sync_writes,
+                 "fsync the store before confirming persistent messages (false: OS-buffered writes, "
+                 "faster, may lose the last confirmed messages on power loss)")
+      ->envname("WARREN_SYNC_WRITES")->capture_default_str();
   app.add_option("--heartbeat", s.heartbeat, "heartbeat interval proposed to clients, seconds (0 = off)")
       ->envname("WARREN_HEARTBEAT")->capture_default_str();
   app.add_option("--frame-max", s.frame_max, "largest frame accepted, bytes")
@@ -60,11 +70,29 @@ int main(int argc, char** argv) {
     return 1;
   }
 
-  warren::broker::Broker broker;
-  warren::broker::User user{s.default_user, s.default_pass, {"administrator"}, {"/"}};
-  broker.AddUser(std::move(user));
-
   asio::io_context io(1);
+  std::unique_ptr<warren::storage::Store> store;
+  warren::storage::StoreOptions store_options;
+  store_options.dir = warren::storage::StoreDirFor(s.data_dir);
+  store_options.sync_writes = s.sync_writes;
+  if (auto status = warren::storage::Store::Open(store_options, &store); !status.ok()) {
+    spdlog::critical("cannot open the data directory '{}': {}", s.data_dir, status.ToString());
+    spdlog::critical("refusing to start; move the directory away to start empty, or fix the problem above");
+    return 1;
+  }
+  warren::broker::Broker broker;
+  warren::broker::Persister persister(store.get(), [&io](std::function<void()> fn) { asio::post(io, std::move(fn)); });
+  warren::broker::RecoveryStats recovered;
+  if (auto status = warren::broker::RecoverBroker(*store, broker, persister, {s.default_user, s.default_pass}, &recovered);
+      !status.ok()) {
+    spdlog::critical("cannot recover from the data directory '{}': {}", s.data_dir, status.ToString());
+    return 1;
+  }
+  spdlog::info("recovered {} vhosts, {} users, {} exchanges, {} queues, {} bindings, {} messages in {:.3f} s "
+               "({} paged transient messages discarded, {} orphan bodies removed)",
+               recovered.vhosts, recovered.users, recovered.exchanges, recovered.queues, recovered.bindings,
+               recovered.messages, recovered.seconds, recovered.transient_discarded, recovered.orphan_bodies_removed);
+
   warren::net::ServerOptions options;
   options.bind_address = s.bind;
   options.port = s.port;
@@ -88,6 +116,8 @@ int main(int argc, char** argv) {
   });
   std::signal(SIGPIPE, SIG_IGN);
   io.run();
+  persister.Commit();  // what the closed connections requeued or acked
+  store.reset();       // drains the store's queue of batches
   spdlog::info("Warren stopped");
   return 0;
 }

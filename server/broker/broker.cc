@@ -2,9 +2,16 @@
 
 #include <algorithm>
 
+#include "server/broker/password.h"
+
 namespace warren::broker {
 
 Broker::Broker() { AddVhost("/"); }
+
+void Broker::set_persister(Persister* persister) {
+  persister_ = persister;
+  for (auto& [name, vhost] : vhosts_) vhost->set_persister(persister);
+}
 
 Vhost* Broker::FindVhost(std::string_view name) {
   auto it = vhosts_.find(name);
@@ -13,8 +20,17 @@ Vhost* Broker::FindVhost(std::string_view name) {
 
 Vhost& Broker::AddVhost(std::string name) {
   auto& slot = vhosts_[name];
-  if (!slot) slot = std::make_unique<Vhost>(std::move(name));
+  if (!slot) {
+    slot = std::make_unique<Vhost>(std::move(name));
+    slot->set_persister(persister_);
+  }
   return *slot;
+}
+
+std::vector<std::string> Broker::VhostNames() const {
+  std::vector<std::string> names;
+  for (const auto& [name, vhost] : vhosts_) names.push_back(name);
+  return names;
 }
 
 void Broker::AddUser(User user) {
@@ -24,7 +40,7 @@ void Broker::AddUser(User user) {
 
 const User* Broker::Authenticate(std::string_view name, std::string_view password) const {
   auto it = users_.find(name);
-  if (it == users_.end() || it->second.password != password) return nullptr;
+  if (it == users_.end() || !CheckPassword(it->second.password_hash, password)) return nullptr;
   return &it->second;
 }
 

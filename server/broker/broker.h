@@ -16,19 +16,27 @@ namespace warren::broker {
 
 struct User {
   std::string name;
-  std::string password;
+  std::string password_hash;  // see password.h
   std::vector<std::string> tags;
   std::vector<std::string> vhosts;  // vhosts the user has permissions in
 };
+
+class Persister;
 
 class Broker {
  public:
   Broker();
 
+  // Durable state is journaled through `persister` (null: nothing is stored).
+  void set_persister(Persister* persister);
+  Persister* persister() const { return persister_; }
+
   Vhost* FindVhost(std::string_view name);
   Vhost& AddVhost(std::string name);
+  std::vector<std::string> VhostNames() const;
 
   void AddUser(User user);
+  bool has_users() const { return !users_.empty(); }
   // The user when the credentials match, nullptr otherwise.
   const User* Authenticate(std::string_view name, std::string_view password) const;
   bool CanAccessVhost(const User& user, std::string_view vhost) const;
@@ -39,6 +47,7 @@ class Broker {
   std::map<std::string, std::unique_ptr<Vhost>, std::less<>> vhosts_;
   std::map<std::string, User, std::less<>> users_;
   uint64_t next_connection_id_ = 1;
+  Persister* persister_ = nullptr;
 };
 
 }  // namespace warren::broker

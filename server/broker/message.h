@@ -60,6 +60,11 @@ class Message {
   // Appends a chunk of body. REQUIRES: body_filled() + chunk.size() <= body_size().
   void FillBody(std::string_view chunk);
 
+  // The store id of a body stored once for several durable queues; 0 when each queue's index
+  // entry holds the body inline. REQUIRES (setter): the message is not shared yet.
+  uint64_t body_id() const { return body_id_; }
+  void set_body_id(uint64_t id) { body_id_ = id; }
+
  private:
   friend class MessageRef;
   Message() = default;
@@ -75,6 +80,7 @@ class Message {
   uint32_t properties_len_ = 0;
   uint64_t body_size_ = 0;
   uint64_t body_filled_ = 0;
+  uint64_t body_id_ = 0;
 };
 
 inline MessageRef::MessageRef(Message* m) : m_(m) {}

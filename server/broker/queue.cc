@@ -2,11 +2,52 @@
 
 #include <algorithm>
 
+#include "server/broker/persister.h"
+
 namespace warren::broker {
 
-void Queue::Enqueue(MessageRef message) {
-  ready_.push_back(QueuedMessage{std::move(message), next_seq_++, 0, false});
+namespace {
+
+storage::MessageData DataOf(const Message& m) {
+  return storage::MessageData{m.exchange(), m.routing_key(), m.raw_properties(), m.body()};
+}
+
+}  // namespace
+
+bool Queue::Enqueue(MessageRef message) {
+  const bool store = persister_ != nullptr && persister_->enabled() && on_disk() && message->persistent();
+  const uint64_t seq = next_seq_++;
+  if (store) {
+    // Written before Enqueue can deliver (and an auto-ack delete it) so the batch stays ordered.
+    if (message->body_id() != 0) {
+      persister_->batch().PutMessageRef(id_, seq, message->body_id());
+    } else {
+      persister_->batch().PutMessage(id_, seq, DataOf(*message));
+    }
+  }
+  ready_.push_back(QueuedMessage{std::move(message), seq, 0, false, store});
   Dispatch();
+  return store;
+}
+
+void Queue::Restore(QueuedMessage message) {
+  next_seq_ = std::max(next_seq_, message.seq + 1);
+  ready_.push_back(std::move(message));
+}
+
+void Queue::OnDelivered(const QueuedMessage& m, bool no_ack) {
+  if (!m.stored) return;
+  if (no_ack) {
+    Forget(m);
+  } else {
+    persister_->batch().PutDeliveryState(id_, m.seq, m.delivery_count, m.redelivered);
+  }
+}
+
+void Queue::Forget(const QueuedMessage& m) {
+  if (!m.stored) return;
+  if (!deleted_) persister_->batch().DeleteMessage(id_, m.seq);
+  if (m.msg->body_id() != 0) persister_->ReleaseBody(m.msg->body_id());
 }
 
 std::optional<QueuedMessage> Queue::Get(bool no_ack) {
@@ -15,18 +56,26 @@ std::optional<QueuedMessage> Queue::Get(bool no_ack) {
   ready_.pop_front();
   ++m.delivery_count;
   if (!no_ack) ++unacked_;
+  OnDelivered(m, no_ack);
   ResumePublishersIfDrained();
   return m;
 }
 
-void Queue::Settle(const QueuedMessage&) {
+void Queue::Settle(const QueuedMessage& message) {
   if (unacked_ > 0) --unacked_;
+  Forget(message);
 }
 
 void Queue::Requeue(QueuedMessage message) {
   if (unacked_ > 0) --unacked_;
-  if (deleted_) return;
+  if (deleted_) {
+    Forget(message);
+    return;
+  }
   message.redelivered = true;
+  if (message.stored) {
+    persister_->batch().PutDeliveryState(id_, message.seq, message.delivery_count, true);
+  }
   auto pos = std::upper_bound(ready_.begin(), ready_.end(), message.seq,
                               [](uint64_t seq, const QueuedMessage& m) { return seq < m.seq; });
   ready_.insert(pos, std::move(message));
@@ -34,6 +83,7 @@ void Queue::Requeue(QueuedMessage message) {
 
 uint32_t Queue::Purge() {
   auto n = static_cast<uint32_t>(ready_.size());
+  for (const QueuedMessage& m : ready_) Forget(m);
   ready_.clear();
   ResumePublishersIfDrained();
   return n;
@@ -72,7 +122,9 @@ void Queue::Dispatch() {
     QueuedMessage m = std::move(ready_.front());
     ready_.pop_front();
     ++m.delivery_count;
-    if (!chosen->no_ack()) ++unacked_;
+    const bool no_ack = chosen->no_ack();
+    if (!no_ack) ++unacked_;
+    OnDelivered(m, no_ack);
     chosen->Deliver(*this, std::move(m));
   }
   dispatching_ = false;
@@ -98,6 +150,7 @@ void Queue::MarkDeleted() {
   std::vector<Consumer*> consumers;
   consumers.swap(consumers_);
   for (Consumer* c : consumers) c->OnQueueDeleted(*this);
+  for (const QueuedMessage& m : ready_) Forget(m);  // the index went with the queue; bodies may be shared
   ready_.clear();
   ResumePublishersIfDrained();
 }

@@ -26,7 +26,10 @@ struct QueuedMessage {
   uint64_t seq = 0;
   uint32_t delivery_count = 0;  // deliveries so far, including the one in progress
   bool redelivered = false;
+  bool stored = false;  // has an index entry in the store (persistent message, durable queue)
 };
+
+class Persister;
 
 // A subscriber to a queue, implemented by the channel layer. The queue holds a non-owning
 // pointer; the owner calls Queue::RemoveConsumer before destroying it.
@@ -62,16 +65,25 @@ struct QueueOptions {
 
 class Queue {
  public:
-  Queue(std::string name, QueueOptions options) : name_(std::move(name)), options_(std::move(options)) {}
+  // `persister` may be null (nothing is stored); `id` keys the queue's messages in the store.
+  Queue(uint64_t id, std::string name, QueueOptions options, Persister* persister = nullptr)
+      : id_(id), name_(std::move(name)), options_(std::move(options)), persister_(persister) {}
   Queue(const Queue&) = delete;
   Queue& operator=(const Queue&) = delete;
 
+  uint64_t id() const { return id_; }
   const std::string& name() const { return name_; }
+  void set_persister(Persister* persister) { persister_ = persister; }
   const QueueOptions& options() const { return options_; }
+  // Durable, non-exclusive queues live in the store (exclusive ones die with their connection).
+  bool on_disk() const { return options_.durable && !options_.exclusive; }
   bool deleted() const { return deleted_; }
 
-  // Appends a message and delivers what the consumers can take.
-  void Enqueue(MessageRef message);
+  // Appends a message and delivers what the consumers can take. Returns true when the message
+  // was written to the store (its publisher must wait for durability before a confirm).
+  bool Enqueue(MessageRef message);
+  // Recovery: appends a message read from the store. REQUIRES: seq ascends across calls.
+  void Restore(QueuedMessage message);
   // basic.get: takes the head message; counted unacked unless no_ack. nullopt when empty.
   std::optional<QueuedMessage> Get(bool no_ack);
   // A delivered message was acked, or rejected without requeue: it leaves the queue for good.
@@ -106,10 +118,15 @@ class Queue {
   bool had_consumers() const { return had_consumers_; }
 
  private:
+  uint64_t id_;
   std::string name_;
   QueueOptions options_;
+  Persister* persister_;
   std::deque<QueuedMessage> ready_;  // ascending seq
   void ResumePublishersIfDrained();
+  // Store bookkeeping for a message leaving the queue's hands: delivered, settled, dropped.
+  void OnDelivered(const QueuedMessage& m, bool no_ack);
+  void Forget(const QueuedMessage& m);
 
   std::vector<Consumer*> consumers_;
   std::vector<std::weak_ptr<PublisherFlow>> paused_publishers_;

@@ -36,7 +36,7 @@ class FakeConsumer : public Consumer {
 };
 
 TEST(QueueTest, DeliversRoundRobin) {
-  Queue q("q", {});
+  Queue q(1, "q", {});
   FakeConsumer a(100), b(100);
   q.AddConsumer(&a, false);
   q.AddConsumer(&b, false);
@@ -48,7 +48,7 @@ TEST(QueueTest, DeliversRoundRobin) {
 }
 
 TEST(QueueTest, PrefetchWindowHoldsBackUntilSettled) {
-  Queue q("q", {});
+  Queue q(1, "q", {});
   FakeConsumer c(2);
   q.AddConsumer(&c, false);
   for (int i = 0; i < 5; ++i) q.Enqueue(Msg(std::to_string(i)));
@@ -63,7 +63,7 @@ TEST(QueueTest, PrefetchWindowHoldsBackUntilSettled) {
 }
 
 TEST(QueueTest, RequeueRestoresOriginalPositionAndMarksRedelivered) {
-  Queue q("q", {});
+  Queue q(1, "q", {});
   for (int i = 0; i < 4; ++i) q.Enqueue(Msg(std::to_string(i)));
   auto m0 = q.Get(false);
   auto m1 = q.Get(false);
@@ -83,7 +83,7 @@ TEST(QueueTest, RequeueRestoresOriginalPositionAndMarksRedelivered) {
 }
 
 TEST(QueueTest, RequeueOutOfOrderStillSorted) {
-  Queue q("q", {});
+  Queue q(1, "q", {});
   for (int i = 0; i < 3; ++i) q.Enqueue(Msg(std::to_string(i)));
   auto m0 = q.Get(false);
   auto m1 = q.Get(false);
@@ -95,7 +95,7 @@ TEST(QueueTest, RequeueOutOfOrderStillSorted) {
 }
 
 TEST(QueueTest, DeliveryCountGrowsWithEachDelivery) {
-  Queue q("q", {});
+  Queue q(1, "q", {});
   q.Enqueue(Msg("x"));
   auto m = q.Get(false);
   EXPECT_EQ(m->delivery_count, 1u);
@@ -106,7 +106,7 @@ TEST(QueueTest, DeliveryCountGrowsWithEachDelivery) {
 }
 
 TEST(QueueTest, NoAckConsumerDoesNotCountUnacked) {
-  Queue q("q", {});
+  Queue q(1, "q", {});
   FakeConsumer c(1000, /*no_ack=*/true);
   q.AddConsumer(&c, false);
   for (int i = 0; i < 10; ++i) q.Enqueue(Msg("m"));
@@ -115,7 +115,7 @@ TEST(QueueTest, NoAckConsumerDoesNotCountUnacked) {
 }
 
 TEST(QueueTest, SkipsConsumersThatAreNotReady) {
-  Queue q("q", {});
+  Queue q(1, "q", {});
   FakeConsumer full(0), open(100);
   q.AddConsumer(&full, false);
   q.AddConsumer(&open, false);
@@ -125,7 +125,7 @@ TEST(QueueTest, SkipsConsumersThatAreNotReady) {
 }
 
 TEST(QueueTest, PurgeAndDelete) {
-  Queue q("q", {});
+  Queue q(1, "q", {});
   FakeConsumer c(0);
   q.AddConsumer(&c, false);
   for (int i = 0; i < 3; ++i) q.Enqueue(Msg("m"));

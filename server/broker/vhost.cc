@@ -6,6 +6,8 @@
 #include <fmt/format.h>
 
 #include "server/broker/headers_match.h"
+#include "server/broker/persister.h"
+#include "proto/warren.pb.h"
 
 namespace warren::broker {
 
@@ -44,6 +46,89 @@ Vhost::Vhost(std::string name) : name_(std::move(name)) {
   AddExchange("amq.match", ExchangeType::kHeaders, durable);
 }
 
+void Vhost::set_persister(Persister* persister) {
+  persister_ = persister;
+  for (auto& [name, q] : queues_) q->set_persister(persister);
+}
+
+Exchange* Vhost::RestoreExchange(std::string name, ExchangeType type, ExchangeOptions options) {
+  auto it = exchanges_.find(name);
+  if (it != exchanges_.end()) return it->second.get();  // a built-in one
+  return AddExchange(std::move(name), type, std::move(options));
+}
+
+std::shared_ptr<Queue> Vhost::RestoreQueue(uint64_t id, std::string name, QueueOptions options) {
+  auto q = std::make_shared<Queue>(id, name, std::move(options), persister_);
+  queues_[std::move(name)] = q;
+  return q;
+}
+
+namespace {
+
+std::string EncodeArguments(const amqp::FieldTable& table) {
+  std::string out;
+  amqp::ByteWriter w(out);
+  amqp::EncodeFieldTable(table, w);
+  return out;
+}
+
+}  // namespace
+
+bool Vhost::IsDurable(const Destination& d) const {
+  return d.queue != nullptr ? d.queue->on_disk() : d.exchange->options().durable;
+}
+
+void Vhost::JournalExchange(const Exchange& exchange, bool add) {
+  if (persister_ == nullptr || !persister_->enabled() || !exchange.options().durable) return;
+  if (!add) {
+    persister_->batch().DeleteExchange(name_, exchange.name());
+    return;
+  }
+  proto::ExchangeRecord record;
+  record.set_vhost(name_);
+  record.set_name(exchange.name());
+  record.set_type(std::string(ExchangeTypeName(exchange.type())));
+  record.set_durable(true);
+  record.set_auto_delete(exchange.options().auto_delete);
+  record.set_internal(exchange.options().internal);
+  record.set_arguments(EncodeArguments(exchange.options().arguments));
+  persister_->batch().PutExchange(record);
+}
+
+void Vhost::JournalQueue(const Queue& queue, bool add) {
+  if (persister_ == nullptr || !persister_->enabled() || !queue.on_disk()) return;
+  if (!add) {
+    persister_->batch().DeleteQueue(name_, queue.name(), queue.id());
+    return;
+  }
+  proto::QueueRecord record;
+  record.set_id(queue.id());
+  record.set_vhost(name_);
+  record.set_name(queue.name());
+  record.set_durable(true);
+  record.set_auto_delete(queue.options().auto_delete);
+  record.set_arguments(EncodeArguments(queue.options().arguments));
+  persister_->batch().PutQueue(record);
+}
+
+void Vhost::JournalBinding(const Exchange& source, const Binding& binding, bool add) {
+  if (persister_ == nullptr || !persister_->enabled()) return;
+  if (!source.options().durable || !IsDurable(binding.destination)) return;
+  proto::BindingRecord record;
+  record.set_vhost(name_);
+  record.set_source(source.name());
+  const bool to_exchange = binding.destination.exchange != nullptr;
+  record.set_destination(to_exchange ? binding.destination.exchange->name() : binding.destination.queue->name());
+  record.set_destination_is_exchange(to_exchange);
+  record.set_routing_key(binding.key);
+  record.set_arguments(EncodeArguments(binding.arguments));
+  if (add) {
+    persister_->batch().PutBinding(record);
+  } else {
+    persister_->batch().DeleteBinding(record);
+  }
+}
+
 std::string Vhost::QueueLabel(std::string_view name) const {
   return fmt::format("queue '{}' in vhost '{}'", name, name_);
 }
@@ -80,7 +165,9 @@ Result<Exchange*> Vhost::DeclareExchange(std::string_view name, std::string_view
       return Fail(r::kAccessRefused,
                   fmt::format("exchange name '{}' contains reserved prefix 'amq.*'", name));
     }
-    return AddExchange(std::string(name), *parsed, std::move(options));
+    Exchange* created = AddExchange(std::string(name), *parsed, std::move(options));
+    JournalExchange(*created, true);
+    return created;
   }
   Exchange* ex = it->second.get();
   auto inequivalent = [&](std::string_view arg, std::string_view got, std::string_view have) {
@@ -110,6 +197,8 @@ Result<> Vhost::DeleteExchange(std::string_view name, bool if_unused) {
     return Fail(r::kPreconditionFailed, ExchangeLabel(name) + " in use");
   }
   UnbindEverywhere(Destination{.exchange = ex});
+  for (const Binding& b : ex->bindings()) JournalBinding(*ex, b, false);
+  JournalExchange(*ex, false);
   exchanges_.erase(it);
   CollectAutoDeleteExchanges();
   return {};
@@ -125,8 +214,10 @@ Result<QueueDeclareResult> Vhost::DeclareQueue(std::string_view name, bool passi
     }
     std::string qname = name.empty() ? GenerateName("amq.gen-") : std::string(name);
     if (options.exclusive) options.owner_connection = connection;
-    auto q = std::make_shared<Queue>(qname, std::move(options));
+    const uint64_t id = persister_ != nullptr ? persister_->NextQueueId() : next_local_queue_id_++;
+    auto q = std::make_shared<Queue>(id, qname, std::move(options), persister_);
     queues_[qname] = q;
+    JournalQueue(*q, true);
     // Every queue is bound to the default exchange by its name; routing handles that implicitly.
     return QueueDeclareResult{std::move(q), 0, 0};
   }
@@ -208,6 +299,7 @@ void Vhost::RemoveQueue(const std::shared_ptr<Queue>& queue) {
   std::shared_ptr<Queue> keep = queue;  // `queue` may alias the map entry
   queues_.erase(it);
   UnbindEverywhere(Destination{.queue = keep.get()});
+  JournalQueue(*keep, false);
   keep->MarkDeleted();
   CollectAutoDeleteExchanges();
 }
@@ -221,7 +313,12 @@ void Vhost::RemoveExclusiveQueues(uint64_t connection) {
 }
 
 void Vhost::UnbindEverywhere(const Destination& destination) {
-  for (auto& [name, ex] : exchanges_) ex->UnbindAll(destination);
+  for (auto& [name, ex] : exchanges_) {
+    for (const Binding& b : ex->bindings()) {
+      if (b.destination == destination) JournalBinding(*ex, b, false);
+    }
+    ex->UnbindAll(destination);
+  }
 }
 
 void Vhost::CollectAutoDeleteExchanges() {
@@ -232,6 +329,7 @@ void Vhost::CollectAutoDeleteExchanges() {
       Exchange* ex = it->second.get();
       if (!ex->options().auto_delete || !ex->bindings().empty() || !ex->had_bindings()) continue;
       UnbindEverywhere(Destination{.exchange = ex});
+      JournalExchange(*ex, false);
       exchanges_.erase(it);
       removed = true;
       break;
@@ -249,7 +347,8 @@ Result<> Vhost::BindQueue(std::string_view queue, std::string_view exchange, std
   if ((*ex)->type() == ExchangeType::kHeaders && !ValidXMatch(arguments)) {
     return Fail(r::kPreconditionFailed, "Invalid x-match field value; expected one of all, any, all-with-x, any-with-x");
   }
-  (*ex)->Bind(Binding{Destination{.queue = q->get()}, std::string(key), arguments});
+  Binding binding{Destination{.queue = q->get()}, std::string(key), arguments};
+  if ((*ex)->Bind(binding)) JournalBinding(**ex, binding, true);
   return {};
 }
 
@@ -260,7 +359,8 @@ Result<> Vhost::UnbindQueue(std::string_view queue, std::string_view exchange, s
   if (!q) return std::unexpected(q.error());
   auto ex = FindExchange(exchange);
   if (!ex) return std::unexpected(ex.error());
-  (*ex)->Unbind(Destination{.queue = q->get()}, key, arguments);  // unbinding nothing is fine
+  Destination d{.queue = q->get()};
+  if ((*ex)->Unbind(d, key, arguments)) JournalBinding(**ex, Binding{d, std::string(key), arguments}, false);
   CollectAutoDeleteExchanges();
   return {};
 }
@@ -276,7 +376,8 @@ Result<> Vhost::BindExchange(std::string_view destination, std::string_view sour
   if ((*src)->type() == ExchangeType::kHeaders && !ValidXMatch(arguments)) {
     return Fail(r::kPreconditionFailed, "Invalid x-match field value; expected one of all, any, all-with-x, any-with-x");
   }
-  (*src)->Bind(Binding{Destination{.exchange = *dst}, std::string(key), arguments});
+  Binding binding{Destination{.exchange = *dst}, std::string(key), arguments};
+  if ((*src)->Bind(binding)) JournalBinding(**src, binding, true);
   return {};
 }
 
@@ -288,7 +389,8 @@ Result<> Vhost::UnbindExchange(std::string_view destination, std::string_view so
   if (!dst) return std::unexpected(dst.error());
   auto src = FindExchange(source);
   if (!src) return std::unexpected(src.error());
-  (*src)->Unbind(Destination{.exchange = *dst}, key, arguments);
+  Destination d{.exchange = *dst};
+  if ((*src)->Unbind(d, key, arguments)) JournalBinding(**src, Binding{d, std::string(key), arguments}, false);
   CollectAutoDeleteExchanges();
   return {};
 }

@@ -23,9 +23,18 @@ struct QueueDeclareResult {
   uint32_t consumer_count = 0;
 };
 
+class Persister;
+
 class Vhost {
  public:
   explicit Vhost(std::string name);
+
+  // Durable definitions are journaled through `persister` from now on (null: none). Set after
+  // recovery has restored the stored definitions.
+  void set_persister(Persister* persister);
+  // Recovery: recreate stored definitions without journaling them again.
+  Exchange* RestoreExchange(std::string name, ExchangeType type, ExchangeOptions options);
+  std::shared_ptr<Queue> RestoreQueue(uint64_t id, std::string name, QueueOptions options);
   Vhost(const Vhost&) = delete;
   Vhost& operator=(const Vhost&) = delete;
 
@@ -72,6 +81,11 @@ class Vhost {
  private:
   Exchange* AddExchange(std::string name, ExchangeType type, ExchangeOptions options);
   void UnbindEverywhere(const Destination& destination);
+  bool IsDurable(const Destination& d) const;
+  // Journals a binding record when both ends are durable.
+  void JournalBinding(const Exchange& source, const Binding& binding, bool add);
+  void JournalExchange(const Exchange& exchange, bool add);
+  void JournalQueue(const Queue& queue, bool add);
   // Deletes auto-delete exchanges left without bindings, cascading.
   void CollectAutoDeleteExchanges();
   std::string QueueLabel(std::string_view name) const;
@@ -81,6 +95,8 @@ class Vhost {
   std::map<std::string, std::unique_ptr<Exchange>, std::less<>> exchanges_;
   std::map<std::string, std::shared_ptr<Queue>, std::less<>> queues_;
   Exchange* default_exchange_ = nullptr;
+  Persister* persister_ = nullptr;
+  uint64_t next_local_queue_id_ = 1;  // ids of queues when there is no persister (tests)
   // Scratch space for Route, reused so routing does not allocate per message.
   std::vector<Destination> route_destinations_;
   std::vector<const Exchange*> route_exchanges_;

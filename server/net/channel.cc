@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "server/amqp/constants.h"
+#include "server/broker/persister.h"
 #include "server/broker/vhost.h"
 #include "server/net/channel_consumer.h"
 #include "server/net/connection.h"
@@ -300,6 +301,7 @@ Status Channel::On(const m::TxCommit&) {
   if (!tx_mode_) return MethodFail<m::TxCommit>(r::kPreconditionFailed, "channel is not transactional");
   std::vector<PendingPublish> publishes;
   publishes.swap(tx_publishes_);
+  last_store_ticket_ = 0;
   for (PendingPublish& p : publishes) {
     if (auto routed = Route(p); !routed) return MethodFail<m::TxCommit>(routed.error().error.code, routed.error().error.text);
   }
@@ -316,6 +318,12 @@ Status Channel::On(const m::TxCommit&) {
     PopSettled();
     for (broker::Queue* q : touched) q->Dispatch();
     ResumeConsumers();
+  }
+  broker::Persister* persister = connection_.broker().persister();
+  if (last_store_ticket_ != 0 && persister != nullptr && persister->durable_ticket() < last_store_ticket_) {
+    tx_commit_ticket_ = last_store_ticket_;  // commit-ok once the published messages are durable
+    connection_.WaitForDurable();
+    return {};
   }
   WriteMethodFrame(connection_.output(), id_, m::TxCommitOk{});
   return {};
@@ -406,15 +414,68 @@ Status Channel::Route(PendingPublish& publish) {
                                     .exchange = msg.exchange(), .routing_key = msg.routing_key()});
     WriteContentFrames(out, id_, connection_.frame_max(), publish.message);
   }
+  broker::Persister* persister = connection_.broker().persister();
+  if (persister != nullptr && persister->enabled() && publish.message->persistent()) {
+    size_t durable = 0;
+    for (broker::Queue* q : route_scratch_) durable += q->on_disk() ? 1 : 0;
+    if (durable > 1) {
+      // One body for all the durable queues; each gets a small index entry pointing at it.
+      const uint64_t body_id = persister->NextBodyId();
+      const broker::Message& msg = *publish.message;
+      persister->batch().PutBody(body_id, storage::MessageData{msg.exchange(), msg.routing_key(),
+                                                               msg.raw_properties(), msg.body()});
+      persister->AddBodyRefs(body_id, static_cast<uint32_t>(durable));
+      publish.message->set_body_id(body_id);
+    }
+  }
+  bool stored = false;
   for (broker::Queue* q : route_scratch_) {
-    q->Enqueue(publish.message);
+    stored = q->Enqueue(publish.message) || stored;
     if (q->ShouldPausePublishers()) connection_.PausePublishingFor(*q);
   }
+  if (stored) last_store_ticket_ = persister->open_ticket();
   if (confirm_mode_) {
-    confirm_ready_upto_ = next_publish_seq_++;
-    connection_.MarkConfirmsPending(this);
+    const uint64_t seq = next_publish_seq_++;
+    if (stored) {
+      unconfirmed_.push_back(Unconfirmed{seq, persister->open_ticket()});
+      connection_.WaitForDurable();
+    } else if (unconfirmed_.empty()) {
+      confirm_ready_upto_ = seq;
+      connection_.MarkConfirmsPending(this);
+    } else {
+      unconfirmed_.push_back(Unconfirmed{seq, 0});
+    }
   }
   return {};
+}
+
+bool Channel::OnDurable(uint64_t ticket, bool ok) {
+  if (closing_) return false;
+  while (!unconfirmed_.empty() && unconfirmed_.front().ticket <= ticket) {
+    const Unconfirmed u = unconfirmed_.front();
+    unconfirmed_.pop_front();
+    if (ok || u.ticket == 0) {
+      confirm_ready_upto_ = u.publish_seq;
+      continue;
+    }
+    // Never confirm what the store could not make durable.
+    FlushConfirms();
+    WriteMethodFrame(connection_.output(), id_,
+                     m::BasicNack{.delivery_tag = u.publish_seq, .multiple = false, .requeue = false});
+    confirmed_upto_ = confirm_ready_upto_ = u.publish_seq;
+  }
+  FlushConfirms();
+  if (tx_commit_ticket_ != 0 && tx_commit_ticket_ <= ticket) {
+    tx_commit_ticket_ = 0;
+    if (ok) {
+      WriteMethodFrame(connection_.output(), id_, m::TxCommitOk{});
+    } else {
+      CloseWithError(MethodError{Error{r::kInternalError, "the store could not make the transaction durable"},
+                                 m::TxCommit::kClassId, m::TxCommit::kMethodId});
+      return false;
+    }
+  }
+  return !unconfirmed_.empty() || tx_commit_ticket_ != 0;
 }
 
 void Channel::FlushConfirms() {

@@ -50,6 +50,9 @@ class Channel {
   void Shutdown();
   // Sends the publisher confirms accumulated during the current read batch.
   void FlushConfirms();
+  // Store batches up to `ticket` are durable (or failed): release the confirms (or nacks) and
+  // the tx.commit-ok waiting for them. Returns true while more remain waiting.
+  bool OnDurable(uint64_t ticket, bool ok);
   // Resumes delivery to this channel's consumers after their window opened.
   void ResumeConsumers();
 
@@ -107,6 +110,15 @@ class Channel {
   uint16_t consumer_prefetch_ = 0;   // basic.qos global=false: for consumers created later
   uint16_t channel_prefetch_ = 0;    // basic.qos global=true: shared across the channel
 
+  // A publish whose confirm waits for the store batch `ticket` (0: for nothing but the publishes
+  // before it, since confirms go out in order).
+  struct Unconfirmed {
+    uint64_t publish_seq;
+    uint64_t ticket;
+  };
+  std::deque<Unconfirmed> unconfirmed_;
+  uint64_t tx_commit_ticket_ = 0;  // tx.commit-ok is sent once this batch is durable
+  uint64_t last_store_ticket_ = 0;  // the batch holding this channel's latest stored publish
   bool confirm_mode_ = false;
   uint64_t next_publish_seq_ = 1;
   uint64_t confirmed_upto_ = 0;      // highest publish sequence acknowledged to the client

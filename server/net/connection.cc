@@ -465,6 +465,23 @@ void Connection::MarkConfirmsPending(Channel* channel) {
   }
 }
 
+void Connection::WaitForDurable() {
+  broker::Persister* persister = broker_.persister();
+  if (waiting_for_durable_ || persister == nullptr) return;
+  waiting_for_durable_ = true;
+  persister->WaitForDurable(weak_from_this());
+}
+
+void Connection::OnDurable(uint64_t ticket, bool ok) {
+  waiting_for_durable_ = false;
+  if (terminated_) return;
+  bool more = false;
+  for (auto& channel : channels_) {
+    if (channel && channel->OnDurable(ticket, ok)) more = true;
+  }
+  if (more) WaitForDurable();
+}
+
 void Connection::FlushConfirms() {
   for (Channel* c : confirm_channels_) c->FlushConfirms();
   confirm_channels_.clear();

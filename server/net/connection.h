@@ -19,6 +19,7 @@
 
 #include "server/amqp/methods.h"
 #include "server/broker/broker.h"
+#include "server/broker/persister.h"
 #include "server/net/output_buffer.h"
 
 namespace warren::net {
@@ -33,7 +34,9 @@ struct ConnectionLimits {
   uint64_t max_message_size = 128ull << 20;
 };
 
-class Connection : public std::enable_shared_from_this<Connection>, public broker::PublisherFlow {
+class Connection : public std::enable_shared_from_this<Connection>,
+                   public broker::PublisherFlow,
+                   public broker::DurabilityListener {
  public:
   Connection(asio::ip::tcp::socket socket, Server& server, broker::Broker& broker, ConnectionLimits limits);
   ~Connection();
@@ -66,6 +69,9 @@ class Connection : public std::enable_shared_from_this<Connection>, public broke
   // Stops reading from the socket until `queue` has drained (publisher flow control).
   void PausePublishingFor(broker::Queue& queue);
   void ResumePublishing() override;
+  // A channel has publishes (or a tx.commit) waiting for the store.
+  void WaitForDurable();
+  void OnDurable(uint64_t ticket, bool ok) override;
   // A channel finished closing (close-ok received or sent); destroys it.
   void ReleaseChannel(uint16_t id);
 
@@ -134,6 +140,7 @@ class Connection : public std::enable_shared_from_this<Connection>, public broke
   std::chrono::steady_clock::time_point last_read_;
   std::chrono::steady_clock::time_point last_write_;
   bool terminated_ = false;
+  bool waiting_for_durable_ = false;
 };
 
 }  // namespace warren::net

@@ -29,7 +29,21 @@ START_TIMEOUT = 10.0
 _LIVE = []  # WarrenServer objects alive right now (their logs are attached to failures)
 
 
+def _die_with_parent():
+    """preexec_fn: the server gets SIGKILL if pytest itself dies (e.g. killed by a CTest timeout)."""
+    try:
+        import ctypes
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
+
+
+def _sigterm_to_interrupt(signum, frame):
+    raise KeyboardInterrupt("SIGTERM")  # so fixtures tear down (and stop servers)
+
+
 def pytest_configure(config):
+    signal.signal(signal.SIGTERM, _sigterm_to_interrupt)
     config.addinivalue_line("markers", "needs_own_server: needs a Warren server started by the test "
                             "(custom flags, restarts, seed users); skipped in external mode")
     config.addinivalue_line("markers", "slow: takes noticeably longer than the rest (still run)")
@@ -124,9 +138,10 @@ class WarrenServer:
     external = False
 
     def __init__(self, binary, data_dir=None, user="guest", password="guest",
-                 heartbeat=None, extra_args=(), port=None, log_level="info"):
+                 heartbeat=None, extra_args=(), port=None, log_level="info", bind="127.0.0.1"):
         self.binary = binary
-        self.host = "127.0.0.1"
+        self.host = "127.0.0.1"  # where the tests connect (also when bound to all interfaces)
+        self.bind = bind
         self.port = port or free_port()
         self._own_tmp = None
         if data_dir is None:
@@ -146,7 +161,7 @@ class WarrenServer:
         _LIVE.append(self)
 
     def command(self):
-        cmd = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1",
+        cmd = [self.binary, "--port", str(self.port), "--bind", self.bind,
                "--data-dir", self.data_dir, "--default-user", self.user,
                "--default-pass", self.password, "--log-level", self.log_level]
         if self.heartbeat is not None:
@@ -162,7 +177,8 @@ class WarrenServer:
         log.write(("\n===== start #%d: %s\n" % (self.starts, " ".join(self.command()))).encode())
         log.flush()
         self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, start_new_session=True)
+                                     stdin=subprocess.DEVNULL, start_new_session=True,
+                                     preexec_fn=_die_with_parent)
         log.close()
         deadline = time.monotonic() + START_TIMEOUT
         while True:

@@ -201,3 +201,26 @@ def test_custom_default_user(server_factory):
     conn.close()
     with pytest.raises(pexc.ProbableAuthenticationError):
         wutil.connect(srv, password="wrong")
+
+
+@pytest.mark.needs_own_server
+def test_guest_may_only_log_in_from_loopback(server_factory):
+    ip = wutil.non_loopback_ipv4()
+    if ip is None:
+        pytest.skip("this machine has no non-loopback IPv4 address")
+    srv = server_factory(bind="0.0.0.0")
+    wutil.connect(srv).close()  # from loopback: fine
+    with pytest.raises(pexc.ProbableAuthenticationError) as ei:
+        wutil.connect(srv, host=ip)
+    assert "403" in str(ei.value) and "ACCESS_REFUSED" in str(ei.value)
+
+
+@pytest.mark.needs_own_server
+def test_other_users_may_log_in_from_anywhere(server_factory):
+    ip = wutil.non_loopback_ipv4()
+    if ip is None:
+        pytest.skip("this machine has no non-loopback IPv4 address")
+    srv = server_factory(bind="0.0.0.0", user="remote", password="pw")
+    conn = wutil.connect(srv, host=ip)
+    conn.channel().queue_declare("", exclusive=True)
+    conn.close()

@@ -103,8 +103,8 @@ def test_raw_content_header_bytes_are_preserved(server, uniq):
     field(b"x", b"x", struct.pack("!I", 3) + b"\x00\xff\x10")
     field(b"T", b"T", struct.pack("!Q", 1700000000))
     field(b"V", b"V", b"")
-    inner = struct.pack("!I", 9) + b"\x01kS" + struct.pack("!I", 1) + b"v"
-    field(b"F", b"F", inner)
+    inner = b"\x01kS" + struct.pack("!I", 1) + b"v"
+    field(b"F", b"F", struct.pack("!I", len(inner)) + inner)
     arr = b"I" + struct.pack("!i", 1) + b"S" + struct.pack("!I", 2) + b"ab" + b"V"
     field(b"A", b"A", struct.pack("!I", len(arr)) + arr)
     headers = struct.pack("!I", len(table)) + bytes(table)
@@ -432,7 +432,7 @@ def test_cancel_stops_deliveries(conn):
     ch.basic_publish("", q, b"2")
     wutil.pump(conn, 0.3)
     assert got == [b"1"]
-    assert wutil.message_count(ch, q) == 1
+    wutil.wait_count(ch, q, 1)
 
 
 def test_consume_then_publish_from_other_connection(connect):
@@ -448,3 +448,31 @@ def test_consume_then_publish_from_other_connection(connect):
     wutil.wait_until(lambda: len(got) == 100, timeout=10, conn=consumer_conn,
                      what="100 deliveries")
     assert got == [b"%d" % i for i in range(100)]
+
+
+def test_deliveries_respect_a_small_negotiated_frame_max(server):
+    """The server splits bodies by the frame_max the client negotiated (here 4096)."""
+    body = pattern(4096 * 5 + 123)
+    with RawConnection(server.host, server.port) as c:
+        assert c.handshake(user=server.user, password=server.password,
+                           frame_max=4096).name == "connection.open_ok"
+        c.open_channel(1)
+        q = c.call(1, "queue.declare", 0, "", False, False, True, True, False, {},
+                   expect="queue.declare_ok").args[0]
+        data = frame(FRAME_METHOD, 1, method_payload("basic.publish", 0, "", q, False, False))
+        data += frame(FRAME_HEADER, 1, struct.pack("!HHQH", 60, 0, len(body), 0))
+        for i in range(0, len(body), 4096 - 8):
+            data += frame(FRAME_BODY, 1, body[i:i + 4096 - 8])
+        c.send(data)
+        c.call(1, "basic.consume", 0, q, "small", False, True, False, False, {},
+               expect="basic.consume_ok")
+        assert c.read_method().name == "basic.deliver"
+        ftype, _ch, payload = c.read_frame()
+        assert ftype == FRAME_HEADER
+        got = b""
+        while len(got) < len(body):
+            ftype, _ch, payload = c.read_frame()
+            assert ftype == FRAME_BODY
+            assert len(payload) + 8 <= 4096, "body frame of %d octets" % (len(payload) + 8)
+            got += payload
+        assert got == body

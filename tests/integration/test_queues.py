@@ -321,3 +321,47 @@ def test_fifo_order(ch, uniq):
         m, _p, body = ch.basic_get(q, auto_ack=True)
         got.append(body)
     assert got == [b"%d" % i for i in range(200)]
+
+
+def test_long_and_utf8_names(conn, uniq):
+    ch = conn.channel()
+    ch.confirm_delivery()
+    long_name = ("q" + uniq())[:20].ljust(255, "z")
+    utf8_name = "очередь-队列-" + uniq()
+    for q in (long_name, utf8_name):
+        ok = ch.queue_declare(q, exclusive=True)
+        assert ok.method.queue == q
+        ch.basic_publish("", q, q.encode())
+        m, _p, body = wutil.get_one(ch, q, auto_ack=True)
+        assert body == q.encode() and m.routing_key == q
+    x = "обмен-" + uniq()
+    ch.exchange_declare(x, exchange_type="fanout")
+    ch.queue_bind(utf8_name, x)
+    ch.basic_publish(x, "", b"via-utf8-exchange")
+    m, _p, body = wutil.get_one(ch, utf8_name, auto_ack=True)
+    assert m.exchange == x
+    ch.exchange_delete(x)
+
+
+def test_empty_queue_name_means_last_declared(server):
+    from amqp_raw import RawConnection
+    with RawConnection(server.host, server.port) as c:
+        assert c.handshake(user=server.user, password=server.password).name == "connection.open_ok"
+        c.open_channel(1)
+        q = c.call(1, "queue.declare", 0, "", False, False, True, True, False, {}).args[0]
+        c.publish(1, "", q, b"x")
+        assert c.call(1, "queue.purge", 0, "", False).name == "queue.purge_ok"
+        assert c.call(1, "basic.get", 0, "", True).name == "basic.get_empty"
+        assert c.call(1, "basic.consume", 0, "", "t1", False, True, False, False, {}).name \
+            == "basic.consume_ok"
+        assert c.call(1, "basic.cancel", "t1", False).name == "basic.cancel_ok"
+        assert c.call(1, "queue.delete", 0, "", False, False, False).name == "queue.delete_ok"
+
+
+def test_empty_queue_name_without_declared_queue_404(server):
+    from amqp_raw import RawConnection
+    with RawConnection(server.host, server.port) as c:
+        assert c.handshake(user=server.user, password=server.password).name == "connection.open_ok"
+        c.open_channel(1)
+        m = c.call(1, "queue.purge", 0, "", False)
+        assert m.name == "channel.close" and m.args[0] == 404

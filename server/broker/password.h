@@ -1,0 +1,19 @@
+// Password hashes in RabbitMQ's format (rabbit_password_hashing_sha256): base64 of a 4-byte
+// random salt followed by SHA-256(salt ++ password), so users exported from RabbitMQ keep
+// logging in with their hashes.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace warren::broker {
+
+inline constexpr std::string_view kSha256Hashing = "rabbit_password_hashing_sha256";
+
+// A fresh salted hash of `password`.
+std::string HashPassword(std::string_view password);
+// Whether `password` matches `hash` (as made by HashPassword or exported by RabbitMQ). False for
+// a malformed hash.
+bool CheckPassword(std::string_view hash, std::string_view password);
+
+}  // namespace warren::broker

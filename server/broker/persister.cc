@@ -1,0 +1,70 @@
+#include "server/broker/persister.h"
+
+#include <spdlog/spdlog.h>
+
+namespace warren::broker {
+
+Persister::Persister(storage::Store* store, Post post) : store_(store), post_(std::move(post)) {}
+
+void Persister::SetIdFloors(uint64_t next_queue_id, uint64_t next_body_id) {
+  next_queue_id_ = std::max(next_queue_id_, next_queue_id);
+  next_body_id_ = std::max(next_body_id_, next_body_id);
+}
+
+storage::WriteBatch& Persister::batch() {
+  if (!commit_scheduled_) {
+    commit_scheduled_ = true;
+    post_([this] { Commit(); });
+  }
+  return batch_;
+}
+
+void Persister::ReleaseBody(uint64_t body_id) {
+  auto it = body_refs_.find(body_id);
+  if (it == body_refs_.end()) return;
+  if (--it->second > 0) return;
+  body_refs_.erase(it);
+  batch().DeleteBody(body_id);
+}
+
+void Persister::WaitForDurable(std::weak_ptr<DurabilityListener> listener) {
+  listeners_.push_back(std::move(listener));
+  batch();  // make sure a commit (and so a completion) is coming
+}
+
+void Persister::Commit() {
+  commit_scheduled_ = false;
+  const uint64_t ticket = ++submitted_ticket_;
+  if (store_ == nullptr || batch_.empty()) {
+    // Nothing to write, but earlier batches may still be in flight: complete in order.
+    storage::WriteBatch empty;
+    if (store_ == nullptr) {
+      post_([this, ticket] { OnBatchDone(ticket, true); });
+      return;
+    }
+    batch_ = std::move(empty);
+  }
+  ++stats_.batches_submitted;
+  storage::WriteBatch batch = std::move(batch_);
+  batch_ = storage::WriteBatch();
+  batch.set_sync(true);
+  store_->Submit(std::move(batch), [this, ticket, post = post_](const storage::Status& status) {
+    const bool ok = status.ok();
+    if (!ok) spdlog::error("store write failed: {}", status.ToString());
+    post([this, ticket, ok] { OnBatchDone(ticket, ok); });
+  });
+}
+
+void Persister::OnBatchDone(uint64_t ticket, bool ok) {
+  if (ticket <= durable_ticket_) return;
+  durable_ticket_ = ticket;
+  if (!ok) ++stats_.batches_failed;
+  failing_ = !ok;
+  std::vector<std::weak_ptr<DurabilityListener>> listeners;
+  listeners.swap(listeners_);
+  for (auto& weak : listeners) {
+    if (auto l = weak.lock()) l->OnDurable(ticket, ok);
+  }
+}
+
+}  // namespace warren::broker

@@ -1,0 +1,84 @@
+// The broker's side of the durable store: collects every store mutation made while handling one
+// turn of the event loop into a single WriteBatch, submits it (the store merges batches that
+// arrive while it fsyncs: group commit), and reports back which batches are durable so
+// publisher confirms and tx.commit-ok can be released.
+//
+// Tickets: batch N gets ticket N. A mutation added now is durable once durable_ticket() >=
+// open_ticket() as read when it was added. Batches complete in order.
+//
+// Thread: owned by the broker thread. The store's completion callbacks run on the store thread
+// and are handed back to the broker thread through the `post` function.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <unordered_map>
+#include <vector>
+
+#include "storage/store.h"
+
+namespace warren::broker {
+
+// Something waiting for a batch to become durable (a channel with unconfirmed publishes).
+class DurabilityListener {
+ public:
+  virtual ~DurabilityListener() = default;
+  // Called on the broker thread once batches up to `ticket` are durable (ok) or failed (!ok).
+  virtual void OnDurable(uint64_t ticket, bool ok) = 0;
+};
+
+class Persister {
+ public:
+  using Post = std::function<void(std::function<void()>)>;
+
+  // `store` may be null: then nothing is durable and every ticket completes at once.
+  // `post` runs a function on the broker thread later (never inline).
+  Persister(storage::Store* store, Post post);
+
+  bool enabled() const { return store_ != nullptr; }
+  // The batch being filled in this turn; it is submitted at the end of the turn.
+  storage::WriteBatch& batch();
+  uint64_t open_ticket() const { return submitted_ticket_ + 1; }
+  uint64_t durable_ticket() const { return durable_ticket_; }
+  // Whether the last failed batch left the store unable to make messages durable (disk full).
+  bool failing() const { return failing_; }
+
+  uint64_t NextQueueId() { return next_queue_id_++; }
+  uint64_t NextBodyId() { return next_body_id_++; }
+  void SetIdFloors(uint64_t next_queue_id, uint64_t next_body_id);
+
+  // Shared bodies (stored once for several queues): references held by index entries.
+  void AddBodyRefs(uint64_t body_id, uint32_t refs) { body_refs_[body_id] += refs; }
+  // Drops one reference; deletes the body when it was the last.
+  void ReleaseBody(uint64_t body_id);
+
+  // `listener` hears OnDurable once, for the first completion after now.
+  void WaitForDurable(std::weak_ptr<DurabilityListener> listener);
+  // Submits the open batch now (normally done at the end of the turn).
+  void Commit();
+
+  struct Stats {
+    uint64_t batches_submitted = 0;
+    uint64_t batches_failed = 0;
+  };
+  const Stats& stats() const { return stats_; }
+
+ private:
+  void OnBatchDone(uint64_t ticket, bool ok);
+
+  storage::Store* store_;
+  Post post_;
+  storage::WriteBatch batch_;
+  bool commit_scheduled_ = false;
+  uint64_t submitted_ticket_ = 0;
+  uint64_t durable_ticket_ = 0;
+  bool failing_ = false;
+  uint64_t next_queue_id_ = 1;
+  uint64_t next_body_id_ = 1;
+  std::unordered_map<uint64_t, uint32_t> body_refs_;
+  std::vector<std::weak_ptr<DurabilityListener>> listeners_;
+  Stats stats_;
+};
+
+}  // namespace warren::broker

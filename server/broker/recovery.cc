@@ -1,0 +1,172 @@
+#include "server/broker/recovery.h"
+
+#include <chrono>
+#include <map>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "proto/warren.pb.h"
+#include "server/amqp/properties.h"
+#include "server/broker/password.h"
+
+namespace warren::broker {
+
+namespace {
+
+using storage::Status;
+
+bool DecodeArguments(const std::string& bytes, amqp::FieldTable* out) {
+  if (bytes.empty()) return true;
+  amqp::ByteReader r(bytes);
+  return amqp::DecodeFieldTable(r, out) && r.empty();
+}
+
+Status Bad(std::string what) { return Status::Corruption(std::move(what)); }
+
+Status RestoreDefinitions(storage::Store& store, Broker& broker, RecoveryStats* stats, uint64_t* max_queue_id) {
+  std::vector<proto::VhostRecord> vhosts;
+  if (Status s = store.ListVhosts(&vhosts); !s.ok()) return s;
+  for (const auto& v : vhosts) broker.AddVhost(v.name());
+  stats->vhosts = vhosts.size();
+
+  std::vector<proto::ExchangeRecord> exchanges;
+  if (Status s = store.ListExchanges(&exchanges); !s.ok()) return s;
+  for (const auto& x : exchanges) {
+    Vhost* vhost = broker.FindVhost(x.vhost());
+    auto type = ParseExchangeType(x.type());
+    ExchangeOptions options{.durable = true, .auto_delete = x.auto_delete(), .internal = x.internal(), .arguments = {}};
+    if (vhost == nullptr || !type || !DecodeArguments(x.arguments(), &options.arguments)) {
+      return Bad(fmt::format("exchange record '{}' in vhost '{}' is invalid", x.name(), x.vhost()));
+    }
+    vhost->RestoreExchange(x.name(), *type, std::move(options));
+  }
+  stats->exchanges = exchanges.size();
+
+  std::vector<proto::QueueRecord> queues;
+  if (Status s = store.ListQueues(&queues); !s.ok()) return s;
+  for (const auto& q : queues) {
+    Vhost* vhost = broker.FindVhost(q.vhost());
+    QueueOptions options{.durable = true, .exclusive = false, .auto_delete = q.auto_delete(), .owner_connection = 0,
+                         .arguments = {}};
+    if (vhost == nullptr || q.id() == 0 || !DecodeArguments(q.arguments(), &options.arguments)) {
+      return Bad(fmt::format("queue record '{}' in vhost '{}' is invalid", q.name(), q.vhost()));
+    }
+    vhost->RestoreQueue(q.id(), q.name(), std::move(options));
+    *max_queue_id = std::max<uint64_t>(*max_queue_id, q.id());
+  }
+  stats->queues = queues.size();
+
+  std::vector<proto::BindingRecord> bindings;
+  if (Status s = store.ListBindings(&bindings); !s.ok()) return s;
+  for (const auto& b : bindings) {
+    Vhost* vhost = broker.FindVhost(b.vhost());
+    amqp::FieldTable args;
+    if (vhost == nullptr || !DecodeArguments(b.arguments(), &args)) {
+      return Bad(fmt::format("binding record from '{}' in vhost '{}' is invalid", b.source(), b.vhost()));
+    }
+    auto source = vhost->FindExchange(b.source());
+    if (!source) return Bad(fmt::format("binding from missing exchange '{}' in vhost '{}'", b.source(), b.vhost()));
+    Destination destination;
+    if (b.destination_is_exchange()) {
+      auto x = vhost->FindExchange(b.destination());
+      if (!x) return Bad(fmt::format("binding to missing exchange '{}' in vhost '{}'", b.destination(), b.vhost()));
+      destination.exchange = *x;
+    } else {
+      auto it = vhost->queues().find(b.destination());
+      if (it == vhost->queues().end()) {
+        return Bad(fmt::format("binding to missing queue '{}' in vhost '{}'", b.destination(), b.vhost()));
+      }
+      destination.queue = it->second.get();
+    }
+    (*source)->Bind(Binding{destination, b.routing_key(), std::move(args)});
+  }
+  stats->bindings = bindings.size();
+  return Status::OK();
+}
+
+Status RestoreUsers(storage::Store& store, Broker& broker, const DefaultUser& default_user, RecoveryStats* stats) {
+  std::vector<proto::UserRecord> users;
+  if (Status s = store.ListUsers(&users); !s.ok()) return s;
+  std::vector<proto::PermissionRecord> permissions;
+  if (Status s = store.ListPermissions(&permissions); !s.ok()) return s;
+  std::map<std::string, std::vector<std::string>> vhosts_of;
+  for (const auto& p : permissions) vhosts_of[p.user()].push_back(p.vhost());
+  for (const auto& u : users) {
+    User user{u.name(), u.password_hash(), {u.tags().begin(), u.tags().end()}, vhosts_of[u.name()]};
+    broker.AddUser(std::move(user));
+  }
+  stats->users = users.size();
+  if (!users.empty()) return Status::OK();
+
+  // First start: the default vhost and user, stored so that they are not re-created later.
+  storage::WriteBatch batch;
+  proto::VhostRecord vhost;
+  vhost.set_name("/");
+  batch.PutVhost(vhost);
+  proto::UserRecord user;
+  user.set_name(default_user.name);
+  user.set_password_hash(HashPassword(default_user.password));
+  user.set_hashing_algorithm(std::string(kSha256Hashing));
+  user.add_tags("administrator");
+  batch.PutUser(user);
+  proto::PermissionRecord permission;
+  permission.set_user(default_user.name);
+  permission.set_vhost("/");
+  permission.set_configure(".*");
+  permission.set_write(".*");
+  permission.set_read(".*");
+  batch.PutPermission(permission);
+  batch.set_sync(true);
+  if (Status s = store.Write(std::move(batch)); !s.ok()) return s;
+  broker.AddUser(User{default_user.name, user.password_hash(), {"administrator"}, {"/"}});
+  return Status::OK();
+}
+
+Status RestoreMessages(storage::Store& store, Broker& broker, RecoveryStats* stats) {
+  storage::WriteBatch discard;
+  for (const std::string& vhost_name : broker.VhostNames()) {
+    Vhost* vhost = broker.FindVhost(vhost_name);
+    for (const auto& [name, queue] : vhost->queues()) {
+      Queue& q = *queue;
+      Status s = store.ScanQueue(q.id(), 0, [&](const storage::StoredMessage& m) {
+        if (amqp::PeekDeliveryMode(m.properties) != std::optional<uint8_t>(2)) {
+          discard.DeleteMessage(q.id(), m.seq);  // transient: only ever on disk because it was paged out
+          ++stats->transient_discarded;
+          return true;
+        }
+        MessageRef msg = Message::Create(m.exchange, m.routing_key, m.properties, m.body.size());
+        msg->FillBody(m.body);
+        msg->set_body_id(m.body_id);
+        // Anything that may have been delivered before the restart is flagged redelivered.
+        q.Restore(QueuedMessage{std::move(msg), m.seq, m.delivery_count, m.redelivered || m.delivery_count > 0, true});
+        ++stats->messages;
+        return true;
+      });
+      if (!s.ok()) return s;
+    }
+  }
+  if (!discard.empty()) return store.Write(std::move(discard));
+  return Status::OK();
+}
+
+}  // namespace
+
+Status RecoverBroker(storage::Store& store, Broker& broker, Persister& persister, const DefaultUser& default_user,
+                     RecoveryStats* stats) {
+  const auto start = std::chrono::steady_clock::now();
+  uint64_t max_queue_id = 0;
+  if (Status s = RestoreDefinitions(store, broker, stats, &max_queue_id); !s.ok()) return s;
+  if (Status s = RestoreUsers(store, broker, default_user, stats); !s.ok()) return s;
+  storage::RecoveryInfo info;
+  if (Status s = store.Recover(&info); !s.ok()) return s;
+  stats->orphan_bodies_removed = info.orphan_bodies_removed;
+  persister.SetIdFloors(max_queue_id + 1, info.max_body_id + 1);
+  for (const auto& [body_id, refs] : info.shared_body_refs) persister.AddBodyRefs(body_id, refs);
+  if (Status s = RestoreMessages(store, broker, stats); !s.ok()) return s;
+  broker.set_persister(&persister);
+  stats->seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return Status::OK();
+}
+
+}  // namespace warren::broker

@@ -1,0 +1,39 @@
+// Startup: rebuilds the broker's durable state (vhosts, users, exchanges, queues, bindings and
+// queued messages) from the store, then attaches the persister so later changes are journaled.
+//
+// Thread: the broker thread, before it starts accepting connections.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "server/broker/broker.h"
+#include "server/broker/persister.h"
+#include "storage/store.h"
+
+namespace warren::broker {
+
+struct RecoveryStats {
+  size_t vhosts = 0;
+  size_t users = 0;
+  size_t exchanges = 0;
+  size_t queues = 0;
+  size_t bindings = 0;
+  uint64_t messages = 0;
+  uint64_t transient_discarded = 0;  // non-persistent messages that had been paged to disk
+  uint64_t orphan_bodies_removed = 0;
+  double seconds = 0;
+};
+
+struct DefaultUser {
+  std::string name;
+  std::string password;
+};
+
+// Loads everything from `store` into `broker` (which must be fresh). A store with no users gets
+// `default_user` (administrator, full access to "/"), as RabbitMQ does at first start. Returns a
+// non-OK status when a record cannot be read or makes no sense; the server must not start then.
+storage::Status RecoverBroker(storage::Store& store, Broker& broker, Persister& persister,
+                              const DefaultUser& default_user, RecoveryStats* stats);
+
+}  // namespace warren::broker

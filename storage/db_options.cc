@@ -1,0 +1,98 @@
+// The workload: a queue is an append at the tail and a delete at the head, usually within
+// seconds; most message bytes are written once and deleted before they are ever read back.
+// Definitions are tiny and rarely written. Reads happen at startup (ScanQueue per queue) and in
+// tools, never on the publish/deliver hot path. The machines have 2 cores.
+#include "storage/db_options.h"
+
+#include <rocksdb/cache.h>
+#include <rocksdb/env.h>
+#include <rocksdb/filter_policy.h>
+#include <rocksdb/table.h>
+#include <rocksdb/utilities/table_properties_collectors.h>
+
+#include "storage/store.h"
+
+namespace warren::storage {
+
+namespace {
+
+constexpr size_t kMiB = 1 << 20;
+
+std::shared_ptr<rocksdb::Cache> SharedBlockCache() {
+  // Blocks are read at startup and by tools; a small cache shared by every family suffices.
+  static std::shared_ptr<rocksdb::Cache> cache = rocksdb::NewLRUCache(32 * kMiB);
+  return cache;
+}
+
+}  // namespace
+
+rocksdb::DBOptions MakeDBOptions(const StoreOptions& options) {
+  rocksdb::DBOptions d;
+  if (options.env != nullptr) d.env = options.env;
+  // Refuse to open over inconsistencies RocksDB can detect instead of dropping data silently.
+  d.paranoid_checks = true;
+  // A torn last WAL record after kill -9 or power loss is expected: replay up to it (all batches
+  // before it are whole, the torn one is dropped whole). Stricter modes would refuse to start
+  // after every machine crash.
+  d.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
+  // Two cores: one flush and one compaction at a time, leaving the other core to the broker.
+  d.max_background_jobs = 2;
+  // Keep every table open: no table-cache misses, and a secondary instance (warren-dump) needs
+  // it so the primary's compactions deleting files cannot pull tables out from under it.
+  d.max_open_files = -1;
+  // The definitions family is rarely written; without a cap its oldest unflushed record would
+  // keep every WAL file alive. Past this size RocksDB flushes the families pinning old WALs.
+  d.max_total_wal_size = 256 * kMiB;
+  // All memtables together; a flush starts when they exceed it.
+  d.db_write_buffer_size = 512 * kMiB;
+  // Smooth the writeback of flushed and compacted tables instead of one large fsync at the end.
+  d.bytes_per_sync = 1 * kMiB;
+  d.keep_log_file_num = 4;
+  d.max_log_file_size = 16 * kMiB;
+  return d;
+}
+
+rocksdb::ColumnFamilyOptions MakeFamilyOptions(Family family, const StoreOptions& options) {
+  rocksdb::ColumnFamilyOptions cf;
+  rocksdb::BlockBasedTableOptions table;
+  table.block_cache = SharedBlockCache();
+  // Sizes levels from the bottom up, so ~90% of data sits in the last level and deletions reach
+  // it (and are dropped) after fewer rewrites; also bounds space amplification.
+  cf.level_compaction_dynamic_level_bytes = true;
+
+  size_t message_buffer = options.write_buffer_size;
+  switch (family) {
+    case Family::kMeta:
+    case Family::kDefinitions:
+      cf.write_buffer_size = 4 * kMiB;
+      cf.compression = rocksdb::kLZ4Compression;  // small, repetitive records
+      break;
+    case Family::kIndex:
+    case Family::kDelivery:
+    case Family::kBodies:
+      // Large memtables: a message published and acked before its memtable is flushed never
+      // reaches disk beyond the WAL (PutMessage/SingleDelete cancel out in the flush), which for
+      // a consuming queue is nearly every message.
+      if (message_buffer == 0) message_buffer = family == Family::kDelivery ? 16 * kMiB : 64 * kMiB;
+      cf.write_buffer_size = message_buffer;
+      cf.max_write_buffer_number = 3;  // keep accepting writes while one memtable flushes
+      // Bodies are often already compressed and CPU is scarce; messages are short-lived.
+      cf.compression = rocksdb::kNoCompression;
+      cf.bottommost_compression = rocksdb::kLZ4Compression;  // only long-lived backlogs get here
+      table.block_size = 16 * 1024;  // scans read sequentially; bigger blocks, fewer lookups
+      if (family != Family::kBodies) {
+        // Acks leave tombstones at a queue's head; a table dense with them is compacted early so
+        // a startup scan does not step over them. 128-entry window, compacted at half deletions.
+        cf.table_properties_collector_factories.push_back(
+            rocksdb::NewCompactOnDeletionCollectorFactory(128, 64));
+      } else {
+        // Bodies are looked up by key (ScanQueue resolving references).
+        table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+      }
+      break;
+  }
+  cf.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  return cf;
+}
+
+}  // namespace warren::storage

@@ -1,0 +1,305 @@
+#include "storage/fault_injection_fs.h"
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+namespace warren::storage {
+
+namespace fs = std::filesystem;
+using rocksdb::IOStatus;
+
+namespace {
+
+class TrackedFile final : public rocksdb::FSWritableFileOwnerWrapper {
+ public:
+  TrackedFile(FaultInjectionFS* fs, std::string path, std::unique_ptr<rocksdb::FSWritableFile> f)
+      : FSWritableFileOwnerWrapper(std::move(f)), fs_(fs), path_(std::move(path)) {}
+
+  IOStatus Append(const rocksdb::Slice& data, const rocksdb::IOOptions& o,
+                  rocksdb::IODebugContext* dbg) override {
+    IOStatus s = fs_->Check();
+    if (s.ok()) s = target()->Append(data, o, dbg);
+    if (s.ok()) fs_->OnAppend(path_, data.size());
+    return s;
+  }
+  IOStatus Append(const rocksdb::Slice& data, const rocksdb::IOOptions& o,
+                  const rocksdb::DataVerificationInfo&, rocksdb::IODebugContext* dbg) override {
+    return Append(data, o, dbg);
+  }
+  IOStatus PositionedAppend(const rocksdb::Slice&, uint64_t, const rocksdb::IOOptions&,
+                            rocksdb::IODebugContext*) override {
+    return IOStatus::NotSupported("FaultInjectionFS: positioned append (direct I/O)");
+  }
+  IOStatus PositionedAppend(const rocksdb::Slice&, uint64_t, const rocksdb::IOOptions&,
+                            const rocksdb::DataVerificationInfo&, rocksdb::IODebugContext*) override {
+    return IOStatus::NotSupported("FaultInjectionFS: positioned append (direct I/O)");
+  }
+  IOStatus Truncate(uint64_t size, const rocksdb::IOOptions& o, rocksdb::IODebugContext* dbg) override {
+    IOStatus s = fs_->Check();
+    if (s.ok()) s = target()->Truncate(size, o, dbg);
+    if (s.ok()) fs_->OnTruncate(path_, size);
+    return s;
+  }
+  IOStatus Flush(const rocksdb::IOOptions& o, rocksdb::IODebugContext* dbg) override {
+    IOStatus s = fs_->Check();
+    return s.ok() ? target()->Flush(o, dbg) : s;
+  }
+  IOStatus Sync(const rocksdb::IOOptions& o, rocksdb::IODebugContext* dbg) override {
+    return DoSync([&] { return target()->Sync(o, dbg); });
+  }
+  IOStatus Fsync(const rocksdb::IOOptions& o, rocksdb::IODebugContext* dbg) override {
+    return DoSync([&] { return target()->Fsync(o, dbg); });
+  }
+  // sync_file_range makes no durability promise (no metadata, no disk cache flush): forward it
+  // but do not count it as a sync.
+  IOStatus RangeSync(uint64_t off, uint64_t n, const rocksdb::IOOptions& o,
+                     rocksdb::IODebugContext* dbg) override {
+    IOStatus s = fs_->Check();
+    return s.ok() ? target()->RangeSync(off, n, o, dbg) : s;
+  }
+
+ private:
+  template <typename F>
+  IOStatus DoSync(F sync) {
+    IOStatus s = fs_->Check();
+    if (!s.ok()) return s;
+    // Only what was appended before the sync started is known to be covered by it.
+    uint64_t size = fs_->WrittenSize(path_);
+    s = sync();
+    if (s.ok()) fs_->OnSync(path_, size);
+    return s;
+  }
+
+  FaultInjectionFS* fs_;
+  std::string path_;
+};
+
+class TrackedDir final : public rocksdb::FSDirectoryWrapper {
+ public:
+  TrackedDir(FaultInjectionFS* fs, std::string path, std::unique_ptr<rocksdb::FSDirectory> d)
+      : FSDirectoryWrapper(std::move(d)), fs_(fs), path_(std::move(path)) {}
+
+  IOStatus Fsync(const rocksdb::IOOptions& o, rocksdb::IODebugContext* dbg) override {
+    IOStatus s = fs_->Check();
+    if (s.ok()) s = FSDirectoryWrapper::Fsync(o, dbg);
+    if (s.ok()) fs_->OnDirSync(path_);
+    return s;
+  }
+  IOStatus FsyncWithDirOptions(const rocksdb::IOOptions& o, rocksdb::IODebugContext* dbg,
+                               const rocksdb::DirFsyncOptions& d) override {
+    IOStatus s = fs_->Check();
+    if (s.ok()) s = FSDirectoryWrapper::FsyncWithDirOptions(o, dbg, d);
+    if (s.ok()) fs_->OnDirSync(path_);
+    return s;
+  }
+
+ private:
+  FaultInjectionFS* fs_;
+  std::string path_;
+};
+
+std::string Normalize(const std::string& path) {
+  return fs::path(path).lexically_normal().string();
+}
+
+}  // namespace
+
+FaultInjectionFS::FaultInjectionFS(std::shared_ptr<rocksdb::FileSystem> base)
+    : FileSystemWrapper(base) {}
+
+std::string FaultInjectionFS::DirOf(const std::string& path) {
+  std::string dir = fs::path(path).parent_path().string();
+  // Directory paths come without a trailing slash from RocksDB, but be lenient.
+  while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+  return dir;
+}
+
+IOStatus FaultInjectionFS::Check() const {
+  if (!active_) return IOStatus::IOError("FaultInjectionFS: simulated crash");
+  if (no_space_) return IOStatus::NoSpace("FaultInjectionFS: simulated full disk");
+  return IOStatus::OK();
+}
+
+void FaultInjectionFS::OnAppend(const std::string& path, uint64_t size) {
+  std::lock_guard<std::mutex> l(mu_);
+  files_[path].written += size;
+}
+
+void FaultInjectionFS::OnTruncate(const std::string& path, uint64_t size) {
+  std::lock_guard<std::mutex> l(mu_);
+  FileState& f = files_[path];
+  f.written = size;
+  f.synced = std::min(f.synced, size);
+}
+
+void FaultInjectionFS::OnSync(const std::string& path, uint64_t synced_size) {
+  syncs_++;
+  std::lock_guard<std::mutex> l(mu_);
+  FileState& f = files_[path];
+  f.synced = std::max(f.synced, synced_size);
+}
+
+uint64_t FaultInjectionFS::WrittenSize(const std::string& path) {
+  std::lock_guard<std::mutex> l(mu_);
+  return files_[path].written;
+}
+
+void FaultInjectionFS::OnDirSync(const std::string& dir) {
+  syncs_++;
+  std::string d = Normalize(dir);
+  std::lock_guard<std::mutex> l(mu_);
+  for (auto it = unsynced_entries_.begin(); it != unsynced_entries_.end();) {
+    if (DirOf(*it) == d) {
+      replaced_.erase(*it);
+      it = unsynced_entries_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+IOStatus FaultInjectionFS::NewWritableFile(const std::string& f, const rocksdb::FileOptions& o,
+                                           std::unique_ptr<rocksdb::FSWritableFile>* r,
+                                           rocksdb::IODebugContext* dbg) {
+  IOStatus s = Check();
+  if (!s.ok()) return s;
+  std::unique_ptr<rocksdb::FSWritableFile> file;
+  s = target()->NewWritableFile(f, o, &file, dbg);
+  if (!s.ok()) return s;
+  std::string path = Normalize(f);
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    files_[path] = FileState();
+    unsynced_entries_.insert(path);
+  }
+  *r = std::make_unique<TrackedFile>(this, path, std::move(file));
+  return s;
+}
+
+IOStatus FaultInjectionFS::ReopenWritableFile(const std::string& f, const rocksdb::FileOptions& o,
+                                              std::unique_ptr<rocksdb::FSWritableFile>* r,
+                                              rocksdb::IODebugContext* dbg) {
+  IOStatus s = Check();
+  if (!s.ok()) return s;
+  std::string path = Normalize(f);
+  std::error_code ec;
+  uint64_t existing = fs::exists(path, ec) ? fs::file_size(path, ec) : 0;
+  std::unique_ptr<rocksdb::FSWritableFile> file;
+  s = target()->ReopenWritableFile(f, o, &file, dbg);
+  if (!s.ok()) return s;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    auto it = files_.find(path);
+    if (it == files_.end()) {
+      // Written before we were watching: its current content counts as durable.
+      files_[path] = FileState{existing, existing};
+    }
+  }
+  *r = std::make_unique<TrackedFile>(this, path, std::move(file));
+  return s;
+}
+
+IOStatus FaultInjectionFS::ReuseWritableFile(const std::string&, const std::string&,
+                                             const rocksdb::FileOptions&,
+                                             std::unique_ptr<rocksdb::FSWritableFile>*,
+                                             rocksdb::IODebugContext*) {
+  // WAL recycling is off in Warren; refusing keeps every file tracked.
+  return IOStatus::NotSupported("FaultInjectionFS: ReuseWritableFile");
+}
+
+IOStatus FaultInjectionFS::NewDirectory(const std::string& name, const rocksdb::IOOptions& o,
+                                        std::unique_ptr<rocksdb::FSDirectory>* r,
+                                        rocksdb::IODebugContext* dbg) {
+  std::unique_ptr<rocksdb::FSDirectory> dir;
+  IOStatus s = target()->NewDirectory(name, o, &dir, dbg);
+  if (!s.ok()) return s;
+  *r = std::make_unique<TrackedDir>(this, Normalize(name), std::move(dir));
+  return s;
+}
+
+IOStatus FaultInjectionFS::DeleteFile(const std::string& f, const rocksdb::IOOptions& o,
+                                      rocksdb::IODebugContext* dbg) {
+  IOStatus s = Check();
+  if (!s.ok()) return s;
+  s = target()->DeleteFile(f, o, dbg);
+  if (s.ok()) {
+    std::string path = Normalize(f);
+    std::lock_guard<std::mutex> l(mu_);
+    files_.erase(path);
+    unsynced_entries_.erase(path);
+    replaced_.erase(path);
+  }
+  return s;
+}
+
+IOStatus FaultInjectionFS::RenameFile(const std::string& src, const std::string& dst,
+                                      const rocksdb::IOOptions& o, rocksdb::IODebugContext* dbg) {
+  IOStatus s = Check();
+  if (!s.ok()) return s;
+  std::string from = Normalize(src), to = Normalize(dst);
+  // If the rename replaces a durable file and the directory is not synced before the crash,
+  // the old file is what the disk shows: keep its content to restore it.
+  std::string old_content;
+  bool replaces_durable = false;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    replaces_durable = fs::exists(to) && !unsynced_entries_.count(to) && !replaced_.count(to);
+  }
+  if (replaces_durable) {
+    std::ifstream in(to, std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    old_content = ss.str();
+  }
+  s = target()->RenameFile(src, dst, o, dbg);
+  if (!s.ok()) return s;
+  std::lock_guard<std::mutex> l(mu_);
+  auto it = files_.find(from);
+  if (it != files_.end()) {
+    files_[to] = it->second;
+    files_.erase(it);
+  } else {
+    files_.erase(to);
+  }
+  unsynced_entries_.erase(from);
+  unsynced_entries_.insert(to);
+  if (replaces_durable) replaced_[to] = std::move(old_content);
+  return s;
+}
+
+IOStatus FaultInjectionFS::LinkFile(const std::string&, const std::string&,
+                                    const rocksdb::IOOptions&, rocksdb::IODebugContext*) {
+  return IOStatus::NotSupported("FaultInjectionFS: LinkFile");
+}
+
+IOStatus FaultInjectionFS::DropUnsyncedData(std::mt19937* rng) {
+  std::lock_guard<std::mutex> l(mu_);
+  std::error_code ec;
+  for (const auto& [path, state] : files_) {
+    if (unsynced_entries_.count(path) || !fs::exists(path, ec)) continue;
+    uint64_t keep = state.synced;
+    if (rng != nullptr && state.written > state.synced) {
+      keep += std::uniform_int_distribution<uint64_t>(0, state.written - state.synced)(*rng);
+    }
+    if (fs::file_size(path, ec) > keep) {
+      fs::resize_file(path, keep, ec);
+      if (ec) return IOStatus::IOError("truncate " + path + ": " + ec.message());
+    }
+  }
+  for (const std::string& path : unsynced_entries_) {
+    auto r = replaced_.find(path);
+    if (r != replaced_.end()) {
+      std::ofstream out(path, std::ios::binary | std::ios::trunc);
+      out << r->second;
+    } else {
+      fs::remove(path, ec);
+    }
+  }
+  files_.clear();
+  unsynced_entries_.clear();
+  replaced_.clear();
+  return IOStatus::OK();
+}
+
+}  // namespace warren::storage

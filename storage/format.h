@@ -1,0 +1,122 @@
+// The on-disk layout of a Warren store: column families, keys and hand-encoded values.
+//
+// Column families (their RocksDB ids are fixed: the store creates them in this order, and
+// WriteBatch encodes ids without a DB at hand — Store::Open checks the ids match):
+//   0 "default"        kMetaKey -> proto::StoreMeta (magic + format version)
+//   1 "definitions"    kind byte + escaped components -> proto::*Record
+//   2 "message_index"  be64(queue id) be64(seq) -> inline message | body reference
+//   3 "message_bodies" be64(body id) -> shared body
+//   4 "delivery_state" be64(queue id) be64(seq) -> delivery count + redelivered
+//
+// Big-endian ids make a queue one contiguous, seq-ordered key range, and make the bodies CF
+// ordered by allocation, so both are scanned with plain iterator bounds.
+//
+// Definition keys: one kind byte, then each component with 0x00 escaped as 00 FF and terminated
+// by 00 01. The encoding is unambiguous (a component may hold any byte) and preserves the
+// lexicographic order of the components, so listings come out sorted by vhost, then name.
+//
+// Message values (message_index kind 1, message_bodies kind 3):
+//   u8 kind | varint32 len, exchange | varint32 len, routing key | varint32 len, properties | body
+// The body is the rest of the value, so [header][body] is written from two slices without
+// concatenating them and read back as a view. Protobuf would force a copy of the body into a
+// std::string on both paths.
+// Body reference (message_index kind 2): u8 kind | be64 body id.
+// Delivery state: u8 version (1) | varint32 delivery count | u8 redelivered (0/1).
+//
+// Thread-safety: free functions over caller-owned buffers; no shared state.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "storage/message.h"
+#include "storage/status.h"
+
+namespace warren::storage {
+
+// Bumped when a change could not be read safely by an older Warren. Open refuses a store whose
+// version is newer than this.
+inline constexpr uint32_t kFormatVersion = 1;
+inline constexpr std::string_view kMetaKey = "warren.meta";
+inline constexpr std::string_view kMagic = "warren";
+
+enum class Family : uint32_t {
+  kMeta = 0,
+  kDefinitions = 1,
+  kIndex = 2,
+  kBodies = 3,
+  kDelivery = 4,
+};
+inline constexpr int kNumFamilies = 5;
+const std::string& FamilyName(Family f);
+
+// ---- Definition keys ----
+enum class DefKind : char {
+  kVhost = 'v',
+  kUser = 'u',
+  kPermission = 'p',
+  kExchange = 'e',
+  kQueue = 'q',
+  kBinding = 'b',
+};
+std::string VhostKey(std::string_view name);
+std::string UserKey(std::string_view name);
+std::string PermissionKey(std::string_view user, std::string_view vhost);
+std::string ExchangeKey(std::string_view vhost, std::string_view name);
+std::string QueueKey(std::string_view vhost, std::string_view name);
+std::string BindingKey(std::string_view vhost, std::string_view source, std::string_view destination,
+                       bool destination_is_exchange, std::string_view routing_key,
+                       std::string_view arguments);
+// [DefPrefix(kind), DefPrefixEnd(kind)) holds every key of that kind.
+std::string DefPrefix(DefKind kind);
+std::string DefPrefixEnd(DefKind kind);
+
+// ---- Message keys (message_index and delivery_state) ----
+inline constexpr size_t kMessageKeySize = 16;
+inline constexpr size_t kBodyKeySize = 8;
+
+void PutBigEndian64(char* out, uint64_t v);
+uint64_t GetBigEndian64(const char* in);
+
+// out must hold kMessageKeySize bytes.
+void EncodeMessageKey(uint64_t queue_id, uint64_t seq, char* out);
+std::string MessageKey(uint64_t queue_id, uint64_t seq);
+bool DecodeMessageKey(std::string_view key, uint64_t* queue_id, uint64_t* seq);
+// The smallest key after every key of queue_id (an exclusive upper bound).
+std::string QueueRangeEnd(uint64_t queue_id);
+
+std::string BodyKey(uint64_t body_id);
+bool DecodeBodyKey(std::string_view key, uint64_t* body_id);
+
+// ---- Values ----
+enum ValueKind : uint8_t {
+  kInlineMessage = 1,
+  kBodyRef = 2,
+  kSharedBody = 3,
+};
+
+// Appends the header of a message value (everything but the body) to *out.
+void EncodeMessageHeader(ValueKind kind, const MessageData& m, std::string* out);
+
+// A decoded message_index or message_bodies value; views into the value.
+struct MessageView {
+  ValueKind kind = kInlineMessage;
+  uint64_t body_id = 0;  // kBodyRef only
+  std::string_view exchange, routing_key, properties, body;
+};
+// Decodes a message_index value (kInlineMessage or kBodyRef).
+Status DecodeIndexValue(std::string_view value, MessageView* out);
+// Decodes a message_bodies value (kSharedBody).
+Status DecodeBodyValue(std::string_view value, MessageView* out);
+
+std::string EncodeBodyRef(uint64_t body_id);
+
+struct DeliveryState {
+  uint32_t delivery_count = 0;
+  bool redelivered = false;
+};
+std::string EncodeDeliveryState(const DeliveryState& d);
+Status DecodeDeliveryState(std::string_view value, DeliveryState* out);
+
+}  // namespace warren::storage

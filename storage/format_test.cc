@@ -1,0 +1,91 @@
+// Key and value encodings.
+#include "storage/format.h"
+
+#include <gtest/gtest.h>
+
+namespace warren::storage {
+namespace {
+
+TEST(FormatTest, MessageKeysOrderByQueueThenSeq) {
+  EXPECT_LT(MessageKey(1, 2), MessageKey(1, 3));
+  EXPECT_LT(MessageKey(1, 255), MessageKey(1, 256));
+  EXPECT_LT(MessageKey(1, UINT64_MAX), MessageKey(2, 0));
+  EXPECT_LT(MessageKey(1, UINT64_MAX), QueueRangeEnd(1));
+  EXPECT_LE(QueueRangeEnd(1), MessageKey(2, 0));
+  EXPECT_LT(MessageKey(UINT64_MAX, UINT64_MAX), QueueRangeEnd(UINT64_MAX));
+  uint64_t q = 0, s = 0;
+  ASSERT_TRUE(DecodeMessageKey(MessageKey(0x0102030405060708, 42), &q, &s));
+  EXPECT_EQ(q, 0x0102030405060708u);
+  EXPECT_EQ(s, 42u);
+  EXPECT_FALSE(DecodeMessageKey("short", &q, &s));
+}
+
+TEST(FormatTest, DefinitionKeysAreUnambiguousAndOrdered) {
+  // Without escaping, ("a\0b", "c") and ("a", "b\0c") could collide.
+  EXPECT_NE(ExchangeKey(std::string("a\0b", 3), "c"), ExchangeKey("a", std::string("b\0c", 3)));
+  EXPECT_NE(ExchangeKey("ab", "c"), ExchangeKey("a", "bc"));
+  EXPECT_LT(QueueKey("/", "a"), QueueKey("/", "b"));
+  EXPECT_LT(QueueKey("/", "a"), QueueKey("/", "aa"));
+  EXPECT_LT(QueueKey("/", "zz"), QueueKey("a", ""));
+  EXPECT_NE(BindingKey("/", "x", "q", false, "", ""), BindingKey("/", "x", "q", true, "", ""));
+  std::string k = QueueKey("v", "n");
+  EXPECT_GE(k, DefPrefix(DefKind::kQueue));
+  EXPECT_LT(k, DefPrefixEnd(DefKind::kQueue));
+}
+
+TEST(FormatTest, MessageValueRoundTrip) {
+  std::string value;
+  std::string props("\x80\x00\x05hello", 8), body("bo\0dy", 5);
+  MessageData m{"exchange", "rk", props, body};
+  EncodeMessageHeader(kInlineMessage, m, &value);
+  value.append(m.body);
+  MessageView v;
+  ASSERT_TRUE(DecodeIndexValue(value, &v).ok());
+  EXPECT_EQ(v.kind, kInlineMessage);
+  EXPECT_EQ(v.exchange, m.exchange);
+  EXPECT_EQ(v.routing_key, m.routing_key);
+  EXPECT_EQ(v.properties, m.properties);
+  EXPECT_EQ(v.body, m.body);
+  // A shared body value is not an index value and vice versa.
+  value[0] = static_cast<char>(kSharedBody);
+  EXPECT_TRUE(DecodeIndexValue(value, &v).IsCorruption());
+  EXPECT_TRUE(DecodeBodyValue(value, &v).ok());
+  EXPECT_EQ(v.body, m.body);
+}
+
+TEST(FormatTest, LongFieldsUseMultiByteLengths) {
+  std::string value;
+  std::string props(70000, 'p');
+  EncodeMessageHeader(kInlineMessage, MessageData{"", "", props, ""}, &value);
+  MessageView v;
+  ASSERT_TRUE(DecodeIndexValue(value, &v).ok());
+  EXPECT_EQ(v.properties.size(), 70000u);
+  EXPECT_TRUE(v.body.empty());
+}
+
+TEST(FormatTest, TruncatedValuesAreCorruption) {
+  std::string value;
+  EncodeMessageHeader(kInlineMessage, MessageData{"exchange", "rk", "props", ""}, &value);
+  MessageView v;
+  for (size_t n = 0; n < value.size(); ++n) {
+    EXPECT_TRUE(DecodeIndexValue(value.substr(0, n), &v).IsCorruption()) << n;
+  }
+  EXPECT_TRUE(DecodeIndexValue("\x09", &v).IsCorruption());
+  EXPECT_TRUE(DecodeIndexValue(EncodeBodyRef(5).substr(0, 5), &v).IsCorruption());
+}
+
+TEST(FormatTest, BodyRefAndDeliveryState) {
+  MessageView v;
+  ASSERT_TRUE(DecodeIndexValue(EncodeBodyRef(123456789), &v).ok());
+  EXPECT_EQ(v.kind, kBodyRef);
+  EXPECT_EQ(v.body_id, 123456789u);
+  DeliveryState d;
+  ASSERT_TRUE(DecodeDeliveryState(EncodeDeliveryState({300, true}), &d).ok());
+  EXPECT_EQ(d.delivery_count, 300u);
+  EXPECT_TRUE(d.redelivered);
+  EXPECT_TRUE(DecodeDeliveryState("\x01", &d).IsCorruption());
+  EXPECT_TRUE(DecodeDeliveryState(std::string("\x02\x01\x00", 3), &d).IsCorruption());
+}
+
+}  // namespace
+}  // namespace warren::storage

@@ -1,0 +1,181 @@
+// Store: Warren's durable state in one RocksDB database — definitions (vhosts, users,
+// permissions, exchanges, queues, bindings), persistent messages and their delivery state.
+//
+// Threads: the broker thread builds WriteBatches and hands them to Submit; the store's own
+// writer thread (owned by the Store, started by Open, joined by the destructor) writes them with
+// group commit: every batch submitted while one write+fsync is running goes into the next write,
+// so concurrent publishers share fsyncs. Completions run on the writer thread. Every public method
+// is thread-safe; reads (List*, ScanQueue, Recover) run on the calling thread against a
+// consistent snapshot and do not wait for the writer.
+//
+// Layout and value formats: storage/format.h. Data dir convention: the server's --data-dir DIR
+// holds the store in DIR/store (StoreDirFor), leaving DIR free for other files.
+#pragma once
+
+#include <array>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "proto/warren.pb.h"
+#include "storage/format.h"
+#include "storage/message.h"
+#include "storage/status.h"
+#include "storage/write_batch.h"
+
+namespace rocksdb {
+class ColumnFamilyHandle;
+class DB;
+class Env;
+}  // namespace rocksdb
+
+namespace warren::storage {
+
+struct StoreOptions {
+  // The RocksDB directory itself. Created (with parents) when missing or empty.
+  std::string dir;
+  // false: batches are written to the OS but never fsynced (faster; a machine crash may lose the
+  // last writes, a process crash does not). The user's choice, not a default.
+  bool sync_writes = true;
+  // Opens without writing: a RocksDB secondary instance (no lock; works while a server has the
+  // store open, and sees its writes up to the moment of Open or Refresh). No writer thread;
+  // Submit/Write fail with InvalidArgument and Recover only counts.
+  bool read_only = false;
+  // Fault injection in tests; nullptr = rocksdb::Env::Default().
+  rocksdb::Env* env = nullptr;
+  // Memtable size of the message column families; 0 = the tuned default (storage/db_options.cc).
+  // Tests set it small to force flushes.
+  size_t write_buffer_size = 0;
+};
+
+struct RecoveryInfo {
+  uint64_t max_body_id = 0;  // largest body id present (including removed orphans)
+  uint64_t messages = 0;     // index entries
+  uint64_t orphan_bodies_removed = 0;
+  uint64_t orphan_delivery_states_removed = 0;  // delivery state without an index entry
+  std::unordered_map<uint64_t, uint32_t> shared_body_refs;  // body id -> index entries to it
+};
+
+// "DIR/store": where the server keeps its store inside --data-dir DIR.
+std::string StoreDirFor(std::string_view data_dir);
+
+class Store {
+ public:
+  // Creates a new store or opens an existing one. Refuses, with a Status naming the problem and
+  // without modifying anything: a directory that is not a Warren store (non-empty and not
+  // RocksDB, or a RocksDB database without Warren's marker), a newer format version, and
+  // corruption RocksDB detects at open. Never starts empty over data it cannot read.
+  static Status Open(const StoreOptions& options, std::unique_ptr<Store>* out);
+
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+  // Writes every batch already submitted (running its on_done), stops the writer, closes the DB.
+  // REQUIRES: no concurrent Submit/Write.
+  ~Store();
+
+  // Definitions, sorted by their identity (vhost, then name, ...). Corruption if a record does
+  // not parse.
+  Status ListVhosts(std::vector<proto::VhostRecord>* out);
+  Status ListUsers(std::vector<proto::UserRecord>* out);
+  Status ListPermissions(std::vector<proto::PermissionRecord>* out);
+  Status ListExchanges(std::vector<proto::ExchangeRecord>* out);
+  Status ListQueues(std::vector<proto::QueueRecord>* out);
+  Status ListBindings(std::vector<proto::BindingRecord>* out);
+
+  // Startup: removes bodies no index entry references (a crash between an ack and the body's
+  // delete) and delivery states without an index entry, and counts references of shared bodies.
+  // Corruption if an index entry does not parse or references a missing body.
+  // REQUIRES: called before the broker submits batches touching messages.
+  Status Recover(RecoveryInfo* info);
+
+  // Visits queue_id's messages with seq >= from_seq in seq order, bodies resolved and delivery
+  // state merged, from one snapshot. fn returns false to stop. Iterator bounds confine the scan
+  // to the queue, so deleted entries before from_seq and other queues cost nothing.
+  // The StoredMessage passed to fn is reused between calls (move out of it if keeping it).
+  Status ScanQueue(uint64_t queue_id, uint64_t from_seq,
+                   const std::function<bool(const StoredMessage&)>& fn);
+
+  // Asynchronous group commit. on_done (may be empty) runs on the writer thread after the batch,
+  // merged with every batch queued meanwhile, is written; fsynced first if any merged batch has
+  // sync() and the store has sync_writes. Batches are applied in submission order. On a write or
+  // sync error every batch of that group gets the error (a batch that got an error may or may not
+  // survive a crash; it is never half-applied) and the writer calls DB::Resume before the next
+  // group. on_done must not block for long: the next group waits for it.
+  void Submit(WriteBatch batch, std::function<void(const Status&)> on_done);
+  // Submit and wait. For startup and admin paths.
+  // REQUIRES: not called on the writer thread (i.e. not from an on_done).
+  Status Write(WriteBatch batch);
+
+  struct Stats {
+    uint64_t batches = 0;  // batches written (including failed)
+    uint64_t groups = 0;   // writes to RocksDB (one per group)
+    uint64_t syncs = 0;    // WAL fsyncs
+    uint64_t sync_micros_total = 0;
+    uint64_t max_group_batches = 0;
+    uint64_t failed_groups = 0;
+    // sync_micros_histogram[i] counts fsyncs that took < 2^i * 64 us (the last bucket: longer).
+    std::array<uint64_t, 16> sync_micros_histogram{};
+  };
+  Stats stats() const;
+
+  // ---- For tools (warren-dump) and tests ----
+  // Visits every key/value of one column family in key order, from one snapshot.
+  Status ForEach(Family family,
+                 const std::function<bool(std::string_view key, std::string_view value)>& fn);
+  // A RocksDB integer property of a family, e.g. "rocksdb.estimate-num-keys".
+  Status GetIntProperty(Family family, std::string_view name, uint64_t* value);
+  // Read-only stores: catches up with the writes the server made since Open. No-op otherwise.
+  Status Refresh();
+  // Compacts a column family (tests: push deletions through to the bottom level).
+  Status CompactForTesting(Family family);
+  Status FlushForTesting();
+  uint32_t format_version() const { return format_version_; }
+  const std::string& dir() const { return options_.dir; }
+  bool read_only() const { return options_.read_only; }
+
+ private:
+  struct Pending {
+    WriteBatch batch;
+    std::function<void(const Status&)> on_done;
+  };
+
+  explicit Store(const StoreOptions& options);
+  Status OpenDB();  // defined in store_open.cc
+  Status CheckOrWriteMeta(bool may_initialize);
+  Status AllFamiliesEmpty(bool* empty);
+  rocksdb::ColumnFamilyHandle* cf(Family f) const { return handles_[static_cast<uint32_t>(f)]; }
+  template <typename Record>
+  Status ListDefinitions(DefKind kind, std::vector<Record>* out);
+
+  // Writer thread (store_writer.cc).
+  void StartWriter();
+  void StopWriter();
+  void WriterLoop();
+  Status WriteGroup(std::vector<Pending>& group);
+
+  const StoreOptions options_;
+  std::string secondary_dir_;  // read-only: the secondary instance's scratch dir, removed on close
+  uint32_t format_version_ = 0;
+  std::unique_ptr<rocksdb::DB> db_;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles_;  // indexed by Family
+
+  // Guards queue_, stopping_ and stats_.
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<Pending> queue_;
+  bool stopping_ = false;
+  Stats stats_;
+  // Touched only by the writer thread.
+  bool needs_resume_ = false;
+  std::thread writer_;
+  std::thread::id writer_id_;
+};
+
+}  // namespace warren::storage

@@ -1,0 +1,275 @@
+// Store::Open: deciding whether a directory is a Warren store, creating one, and refusing
+// everything else without modifying it.
+#include <stdlib.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <set>
+#include <system_error>
+
+#include <rocksdb/db.h>
+
+#include "storage/db_options.h"
+#include "storage/store.h"
+
+namespace warren::storage {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+enum class DirState {
+  kFresh,    // missing, empty, or only what RocksDB writes before CURRENT (interrupted creation)
+  kRocksDB,  // has a CURRENT file
+};
+
+// Files RocksDB may create before CURRENT exists: a directory holding only these is a creation
+// that crashed before it finished, and holds no data.
+bool IsPreCurrentFile(const std::string& name) {
+  return name == "LOCK" || name == "IDENTITY" || name.starts_with("LOG") ||
+         name.starts_with("MANIFEST-") || name.starts_with("OPTIONS-") || name.ends_with(".dbtmp");
+}
+
+Status InspectDir(const std::string& dir, DirState* state, bool create) {
+  std::error_code ec;
+  fs::file_status st = fs::status(dir, ec);
+  if (ec && ec != std::errc::no_such_file_or_directory) {
+    return Status::IOError("stat " + dir + ": " + ec.message());
+  }
+  if (!fs::exists(st)) {
+    if (create && !fs::create_directories(dir, ec) && ec) {
+      return Status::IOError("create " + dir + ": " + ec.message());
+    }
+    *state = DirState::kFresh;
+    return Status::OK();
+  }
+  if (!fs::is_directory(st)) return Status::InvalidArgument(dir + " is not a directory");
+  if (fs::exists(fs::path(dir) / "CURRENT", ec)) {
+    *state = DirState::kRocksDB;
+    return Status::OK();
+  }
+  for (const fs::directory_entry& e : fs::directory_iterator(dir, ec)) {
+    std::string name = e.path().filename().string();
+    if (!IsPreCurrentFile(name)) {
+      return Status::InvalidArgument(dir + " is not a Warren store: it is not empty and holds no "
+                                     "RocksDB database (found '" + name + "')");
+    }
+  }
+  if (ec) return Status::IOError("list " + dir + ": " + ec.message());
+  *state = DirState::kFresh;
+  return Status::OK();
+}
+
+// RocksDB reports a file that CURRENT or the MANIFEST names but that is missing as NotFound or
+// IOError; for an existing store that is corruption, not "start empty".
+Status OpenError(const rocksdb::Status& s, const std::string& dir) {
+  Status st = Status::FromRocksDB(s, "open " + dir);
+  if (st.IsNotFound() || s.IsPathNotFound()) {
+    return Status::Corruption(st.message() + " (a file the store's metadata names is missing)");
+  }
+  return st;
+}
+
+const std::set<std::string>& ExpectedFamilies() {
+  static const std::set<std::string> names = [] {
+    std::set<std::string> n;
+    for (int i = 0; i < kNumFamilies; ++i) n.insert(FamilyName(static_cast<Family>(i)));
+    return n;
+  }();
+  return names;
+}
+
+std::string JoinNames(const std::vector<std::string>& names) {
+  std::string out;
+  for (const auto& n : names) out += (out.empty() ? "" : ", ") + n;
+  return out;
+}
+
+// Reads the store marker without modifying anything: a read-only open of every family.
+// *has_meta / *meta describe the marker, *empty whether the database holds no key at all.
+Status ProbeReadOnly(const StoreOptions& options, const std::vector<std::string>& names,
+                     bool* has_meta, proto::StoreMeta* meta, bool* empty) {
+  rocksdb::DBOptions dbo = MakeDBOptions(options);
+  std::vector<rocksdb::ColumnFamilyDescriptor> descs;
+  for (const auto& n : names) descs.emplace_back(n, rocksdb::ColumnFamilyOptions());
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* raw = nullptr;
+  rocksdb::Status s = rocksdb::DB::OpenForReadOnly(dbo, options.dir, descs, &handles, &raw);
+  if (!s.ok()) return OpenError(s, options.dir);
+  std::unique_ptr<rocksdb::DB> db(raw);
+  *has_meta = false;
+  *empty = true;
+  Status result;
+  for (rocksdb::ColumnFamilyHandle* h : handles) {
+    if (h->GetName() == FamilyName(Family::kMeta)) {
+      std::string value;
+      rocksdb::Status g = db->Get(rocksdb::ReadOptions(), h, rocksdb::Slice(kMetaKey.data(), kMetaKey.size()), &value);
+      if (g.ok()) {
+        *has_meta = meta->ParseFromString(value);
+        if (!*has_meta) result = Status::Corruption("store marker does not parse");
+      } else if (!g.IsNotFound()) {
+        result = Status::FromRocksDB(g, "read store marker");
+      }
+    }
+    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), h));
+    it->SeekToFirst();
+    if (it->Valid()) *empty = false;
+    if (result.ok() && !it->status().ok()) result = Status::FromRocksDB(it->status(), "probe");
+  }
+  for (rocksdb::ColumnFamilyHandle* h : handles) db->DestroyColumnFamilyHandle(h);
+  return result;
+}
+
+Status CheckMeta(const proto::StoreMeta& meta, const std::string& dir, uint32_t* version) {
+  if (meta.magic() != kMagic) {
+    return Status::InvalidArgument(dir + " is not a Warren store (bad marker)");
+  }
+  if (meta.format_version() > kFormatVersion) {
+    return Status::InvalidArgument(dir + " has store format version " +
+                                   std::to_string(meta.format_version()) +
+                                   ", newer than this Warren supports (" +
+                                   std::to_string(kFormatVersion) + "); use a newer Warren");
+  }
+  if (meta.format_version() == 0) return Status::Corruption(dir + ": store format version 0");
+  *version = meta.format_version();
+  return Status::OK();
+}
+
+}  // namespace
+
+std::string StoreDirFor(std::string_view data_dir) {
+  return (fs::path(std::string(data_dir)) / "store").string();
+}
+
+Store::Store(const StoreOptions& options) : options_(options) {}
+
+Status Store::Open(const StoreOptions& options, std::unique_ptr<Store>* out) {
+  out->reset();
+  if (options.dir.empty()) return Status::InvalidArgument("empty store directory");
+  std::unique_ptr<Store> store(new Store(options));
+  Status s = store->OpenDB();
+  if (!s.ok()) return s;
+  if (!options.read_only) store->StartWriter();
+  *out = std::move(store);
+  return Status::OK();
+}
+
+Status Store::OpenDB() {
+  const std::string& dir = options_.dir;
+  DirState state;
+  Status s = InspectDir(dir, &state, /*create=*/!options_.read_only);
+  if (!s.ok()) return s;
+  if (options_.read_only && state != DirState::kRocksDB) {
+    return Status::NotFound("no Warren store at " + dir);
+  }
+
+  rocksdb::DBOptions dbo = MakeDBOptions(options_);
+  bool may_initialize = false;
+  if (state == DirState::kRocksDB) {
+    std::vector<std::string> names;
+    rocksdb::Status ls = rocksdb::DB::ListColumnFamilies(dbo, dir, &names);
+    if (!ls.ok()) return OpenError(ls, dir);
+    std::set<std::string> found(names.begin(), names.end());
+    if (found != ExpectedFamilies()) {
+      // Not the layout this version writes: find out why before touching anything.
+      bool has_meta = false, empty = false;
+      proto::StoreMeta meta;
+      s = ProbeReadOnly(options_, names, &has_meta, &meta, &empty);
+      if (!s.ok()) return s;
+      if (has_meta) {
+        uint32_t version = 0;
+        s = CheckMeta(meta, dir, &version);
+        if (!s.ok()) return s;
+        return Status::Corruption(dir + ": column families are {" + JoinNames(names) +
+                                  "}, not those of format version " + std::to_string(version));
+      }
+      bool only_ours = std::includes(ExpectedFamilies().begin(), ExpectedFamilies().end(),
+                                     found.begin(), found.end());
+      if (!empty || !only_ours) {
+        return Status::InvalidArgument(dir + " is not a Warren store (a RocksDB database "
+                                       "without Warren's marker)");
+      }
+      if (options_.read_only) return Status::NotFound(dir + ": store creation did not finish");
+      may_initialize = true;  // an empty database left by a creation that crashed
+    }
+  } else {
+    may_initialize = true;
+  }
+
+  dbo.create_if_missing = may_initialize;
+  dbo.create_missing_column_families = may_initialize;
+  // Created in Family order, so a new store's ids are 0..kNumFamilies-1, which WriteBatch assumes.
+  std::vector<rocksdb::ColumnFamilyDescriptor> descs;
+  for (int i = 0; i < kNumFamilies; ++i) {
+    Family f = static_cast<Family>(i);
+    descs.emplace_back(FamilyName(f), MakeFamilyOptions(f, options_));
+  }
+  rocksdb::DB* raw = nullptr;
+  rocksdb::Status os;
+  if (options_.read_only) {
+    char tmpl[] = "/tmp/warren-secondary-XXXXXX";
+    if (mkdtemp(tmpl) == nullptr) return Status::IOError("mkdtemp for the secondary instance");
+    secondary_dir_ = tmpl;
+    os = rocksdb::DB::OpenAsSecondary(dbo, dir, secondary_dir_, descs, &handles_, &raw);
+  } else {
+    os = rocksdb::DB::Open(dbo, dir, descs, &handles_, &raw);
+  }
+  if (!os.ok()) return OpenError(os, dir);
+  db_.reset(raw);
+  for (int i = 0; i < kNumFamilies; ++i) {
+    if (handles_[i]->GetID() != static_cast<uint32_t>(i)) {
+      return Status::Corruption(dir + ": column family " + FamilyName(static_cast<Family>(i)) +
+                                " has id " + std::to_string(handles_[i]->GetID()) +
+                                ", expected " + std::to_string(i));
+    }
+  }
+  return CheckOrWriteMeta(may_initialize);
+}
+
+Status Store::AllFamiliesEmpty(bool* empty) {
+  *empty = true;
+  for (rocksdb::ColumnFamilyHandle* h : handles_) {
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), h));
+    it->SeekToFirst();
+    if (!it->status().ok()) return Status::FromRocksDB(it->status(), "scan " + h->GetName());
+    if (it->Valid()) *empty = false;
+  }
+  return Status::OK();
+}
+
+Status Store::CheckOrWriteMeta(bool may_initialize) {
+  const std::string& dir = options_.dir;
+  std::string value;
+  rocksdb::Status g = db_->Get(rocksdb::ReadOptions(), cf(Family::kMeta),
+                               rocksdb::Slice(kMetaKey.data(), kMetaKey.size()), &value);
+  if (g.ok()) {
+    proto::StoreMeta meta;
+    if (!meta.ParseFromString(value)) return Status::Corruption(dir + ": store marker does not parse");
+    return CheckMeta(meta, dir, &format_version_);
+  }
+  if (!g.IsNotFound()) return Status::FromRocksDB(g, "read store marker in " + dir);
+
+  // No marker. A database with our families but no marker is either a creation that crashed
+  // before writing it (then it is empty) or not ours.
+  bool empty = false;
+  Status s = AllFamiliesEmpty(&empty);
+  if (!s.ok()) return s;
+  if (!empty) {
+    return Status::InvalidArgument(dir + " is not a Warren store (data without Warren's marker)");
+  }
+  if (options_.read_only) return Status::NotFound(dir + ": store creation did not finish");
+  (void)may_initialize;  // an empty DB with exactly our families is adopted either way
+  proto::StoreMeta meta;
+  meta.set_magic(std::string(kMagic));
+  meta.set_format_version(kFormatVersion);
+  meta.set_created_by("warren");
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  rocksdb::Status p = db_->Put(wo, cf(Family::kMeta), rocksdb::Slice(kMetaKey.data(), kMetaKey.size()),
+                               meta.SerializeAsString());
+  if (!p.ok()) return Status::FromRocksDB(p, "write store marker in " + dir);
+  format_version_ = kFormatVersion;
+  return Status::OK();
+}
+
+}  // namespace warren::storage

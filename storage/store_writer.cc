@@ -1,0 +1,199 @@
+// The store's writer thread: group commit.
+//
+// The loop takes everything queued, writes it as one RocksDB write (small batches merged into
+// one rocksdb::WriteBatch; large ones written as they are so their bodies are not copied again),
+// fsyncs the WAL once if any batch asked for it, then runs the completions. Batches submitted
+// meanwhile wait in queue_ and form the next group, so the group size adapts to the fsync
+// latency: the slower the disk, the more publishers share each fsync.
+#include <chrono>
+#include <deque>
+#include <future>
+
+#include <rocksdb/db.h>
+
+#include "storage/store.h"
+
+namespace warren::storage {
+
+namespace {
+
+// Batches at least this large are written on their own rather than copied into the merged
+// batch: past this size the copy costs more than the extra (unsynced) write call.
+constexpr size_t kDirectWriteBytes = 64 * 1024;
+
+// Replays a batch's records into another batch, mapping each column family id to its handle.
+class AppendTo final : public rocksdb::WriteBatch::Handler {
+ public:
+  AppendTo(rocksdb::WriteBatch* dst, const std::vector<rocksdb::ColumnFamilyHandle*>& handles)
+      : dst_(dst), handles_(handles) {}
+
+  rocksdb::Status PutCF(uint32_t cf, const rocksdb::Slice& k, const rocksdb::Slice& v) override {
+    if (cf >= handles_.size()) return Bad(cf);
+    return dst_->Put(handles_[cf], k, v);
+  }
+  rocksdb::Status DeleteCF(uint32_t cf, const rocksdb::Slice& k) override {
+    if (cf >= handles_.size()) return Bad(cf);
+    return dst_->Delete(handles_[cf], k);
+  }
+  rocksdb::Status SingleDeleteCF(uint32_t cf, const rocksdb::Slice& k) override {
+    if (cf >= handles_.size()) return Bad(cf);
+    return dst_->SingleDelete(handles_[cf], k);
+  }
+  rocksdb::Status DeleteRangeCF(uint32_t cf, const rocksdb::Slice& b, const rocksdb::Slice& e) override {
+    if (cf >= handles_.size()) return Bad(cf);
+    return dst_->DeleteRange(handles_[cf], b, e);
+  }
+
+ private:
+  static rocksdb::Status Bad(uint32_t cf) {
+    return rocksdb::Status::InvalidArgument("unknown column family id " + std::to_string(cf));
+  }
+  rocksdb::WriteBatch* dst_;
+  const std::vector<rocksdb::ColumnFamilyHandle*>& handles_;
+};
+
+int HistogramBucket(uint64_t micros) {
+  int b = 0;
+  for (uint64_t limit = 64; micros >= limit && b < 15; limit <<= 1) ++b;
+  return b;
+}
+
+}  // namespace
+
+void Store::StartWriter() {
+  writer_ = std::thread([this] { WriterLoop(); });
+  writer_id_ = writer_.get_id();
+}
+
+void Store::StopWriter() {
+  if (!writer_.joinable()) return;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_one();
+  writer_.join();
+}
+
+void Store::Submit(WriteBatch batch, std::function<void(const Status&)> on_done) {
+  if (options_.read_only) {
+    if (on_done) on_done(Status::InvalidArgument("store " + options_.dir + " is open read-only"));
+    return;
+  }
+  bool was_empty;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    was_empty = queue_.empty();
+    queue_.push_back(Pending{std::move(batch), std::move(on_done)});
+  }
+  // A non-empty queue means the writer is busy and will look again before sleeping.
+  if (was_empty) cv_.notify_one();
+}
+
+Status Store::Write(WriteBatch batch) {
+  if (std::this_thread::get_id() == writer_id_) {
+    return Status::InvalidArgument("Store::Write called on the store's writer thread");
+  }
+  std::promise<Status> done;
+  std::future<Status> result = done.get_future();
+  Submit(std::move(batch), [&done](const Status& s) { done.set_value(s); });
+  return result.get();
+}
+
+Store::Stats Store::stats() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return stats_;
+}
+
+void Store::WriterLoop() {
+  std::vector<Pending> group;
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> l(mu_);
+      cv_.wait(l, [this] { return !queue_.empty() || stopping_; });
+      if (queue_.empty()) return;  // stopping, and everything submitted is written
+      group.swap(queue_);
+    }
+    Status s = WriteGroup(group);
+    for (Pending& p : group) {
+      if (p.on_done) p.on_done(s);
+    }
+    group.clear();
+  }
+}
+
+Status Store::WriteGroup(std::vector<Pending>& group) {
+  if (needs_resume_) {
+    // After a failed write RocksDB refuses writes until its background error is cleared. For a
+    // full disk it recovers by itself once space is free (Resume says Busy meanwhile); for
+    // other I/O errors on the WAL it stays read-only until reopened. Either way, while the
+    // error lasts the write below fails and names it.
+    needs_resume_ = !db_->Resume().ok();
+  }
+  bool want_sync = false;
+  for (const Pending& p : group) want_sync |= p.batch.sync();
+  want_sync &= options_.sync_writes;
+
+  // The RocksDB writes of this group, in submission order: merged runs of small batches, and
+  // large batches as they are. Only the group's last write (or a SyncWAL after it) syncs.
+  std::vector<rocksdb::WriteBatch*> writes;
+  std::deque<rocksdb::WriteBatch> merged;  // deque: stable addresses
+  rocksdb::Status s;
+  if (group.size() == 1) {
+    writes.push_back(&group[0].batch.rep_);
+  } else {
+    rocksdb::WriteBatch* open = nullptr;  // the merged batch still taking records
+    for (Pending& p : group) {
+      if (p.batch.empty()) continue;
+      if (p.batch.ByteSize() >= kDirectWriteBytes) {
+        writes.push_back(&p.batch.rep_);
+        open = nullptr;  // later batches must not jump ahead of this one
+        continue;
+      }
+      if (open == nullptr) {
+        open = &merged.emplace_back();
+        writes.push_back(open);
+      }
+      AppendTo append(open, handles_);
+      s = p.batch.rep_.Iterate(&append);
+      if (!s.ok()) break;
+    }
+  }
+
+  uint64_t sync_micros = 0;
+  size_t written = 0;
+  for (size_t i = 0; s.ok() && i < writes.size(); ++i) {
+    rocksdb::WriteOptions wo;
+    wo.sync = want_sync && writes.size() == 1;
+    auto t0 = std::chrono::steady_clock::now();
+    s = db_->Write(wo, writes[i]);
+    if (wo.sync) {
+      sync_micros = std::chrono::duration_cast<std::chrono::microseconds>(
+                        std::chrono::steady_clock::now() - t0).count();
+    }
+    ++written;
+  }
+  bool synced = want_sync && s.ok() && writes.size() == 1;
+  if (s.ok() && want_sync && writes.size() > 1) {
+    auto t0 = std::chrono::steady_clock::now();
+    s = db_->SyncWAL();
+    sync_micros = std::chrono::duration_cast<std::chrono::microseconds>(
+                      std::chrono::steady_clock::now() - t0).count();
+    synced = s.ok();
+  }
+  if (!s.ok()) needs_resume_ = true;
+
+  std::lock_guard<std::mutex> l(mu_);
+  stats_.batches += group.size();
+  stats_.groups += 1;
+  stats_.max_group_batches = std::max<uint64_t>(stats_.max_group_batches, group.size());
+  if (synced) {
+    stats_.syncs += 1;
+    stats_.sync_micros_total += sync_micros;
+    stats_.sync_micros_histogram[HistogramBucket(sync_micros)] += 1;
+  }
+  if (!s.ok()) stats_.failed_groups += 1;
+  return Status::FromRocksDB(s, "write");
+}
+
+}  // namespace warren::storage

@@ -1,0 +1,98 @@
+// WriteBatch: a set of updates the store applies atomically (all or none, also across a crash).
+//
+// Built by one thread (the broker thread), then moved into Store::Submit or Store::Write; it is
+// not thread-safe and needs no Store to be built. Every Put copies its arguments into the batch
+// once (a message body goes straight from the caller's buffer into the batch), so views passed
+// in need only outlive the call.
+//
+// Deletes do not cascade: DeleteVhost does not delete the vhost's exchanges, DeleteExchange does
+// not delete its bindings. The broker deletes what it deletes. The one exception is DeleteQueue,
+// which also drops the queue's messages because it can do so with one range tombstone.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include <rocksdb/write_batch.h>
+
+#include "proto/warren.pb.h"
+#include "storage/format.h"
+#include "storage/message.h"
+
+namespace warren::storage {
+
+class WriteBatch {
+ public:
+  WriteBatch() = default;
+  WriteBatch(WriteBatch&&) noexcept = default;
+  WriteBatch& operator=(WriteBatch&&) noexcept = default;
+  // Not copyable: a copy would duplicate every body in the batch.
+  WriteBatch(const WriteBatch&) = delete;
+  WriteBatch& operator=(const WriteBatch&) = delete;
+
+  // ---- Definitions (replace any record with the same identity) ----
+  void PutVhost(const proto::VhostRecord& r);
+  void DeleteVhost(std::string_view name);
+  void PutUser(const proto::UserRecord& r);
+  void DeleteUser(std::string_view name);
+  void PutPermission(const proto::PermissionRecord& r);
+  void DeletePermission(std::string_view user, std::string_view vhost);
+  void PutExchange(const proto::ExchangeRecord& r);
+  void DeleteExchange(std::string_view vhost, std::string_view name);
+  // REQUIRES: r.id() != 0 and never used by another queue of this store.
+  void PutQueue(const proto::QueueRecord& r);
+  // Deletes the queue record and every index entry and delivery state of queue_id. Shared bodies
+  // the queue referenced stay; the caller deletes those whose last reference this was (or the
+  // next Recover does).
+  void DeleteQueue(std::string_view vhost, std::string_view name, uint64_t queue_id);
+  // Identity: vhost, source, destination and its kind, routing key, arguments bytes.
+  void PutBinding(const proto::BindingRecord& r);
+  void DeleteBinding(const proto::BindingRecord& r);
+
+  // ---- Messages ----
+  // A message in one queue, body inlined in its index entry (one key per message).
+  // REQUIRES: (queue_id, seq) is written at most once (by PutMessage or PutMessageRef) for the
+  // life of the queue: index entries are removed with RocksDB SingleDelete, which lets a put and
+  // its delete cancel out in a memtable flush instead of leaving a tombstone on disk.
+  void PutMessage(uint64_t queue_id, uint64_t seq, const MessageData& m);
+  // A body shared by several queues, stored once. REQUIRES: body_id != 0, not reused.
+  void PutBody(uint64_t body_id, const MessageData& m);
+  // An index entry pointing at a body written by PutBody (in this batch or an earlier one).
+  // Same REQUIRES as PutMessage.
+  void PutMessageRef(uint64_t queue_id, uint64_t seq, uint64_t body_id);
+  // Deletes a shared body; the caller does so when its last index entry goes.
+  void DeleteBody(uint64_t body_id);
+  // Delivery state: a small record written on delivery and on requeue; never rewrites the body.
+  void PutDeliveryState(uint64_t queue_id, uint64_t seq, uint32_t delivery_count, bool redelivered);
+  // Removes the index entry and its delivery state (an ack). Does not delete a shared body.
+  void DeleteMessage(uint64_t queue_id, uint64_t seq);
+
+  // Raw access bypassing the typed layout: for Recover's cleanup and for tests that need records
+  // the typed API cannot produce (e.g. corrupt ones). Not for the broker.
+  void PutRaw(Family family, std::string_view key, std::string_view value);
+  void DeleteRaw(Family family, std::string_view key);
+
+  // sync (the default): when the store has sync_writes, the batch's on_done runs only after an
+  // fsync made it durable. false: written to the OS only (may be lost by a power failure or
+  // kill -9 of the machine, not by a crash of the process).
+  void set_sync(bool sync) { sync_ = sync; }
+  bool sync() const { return sync_; }
+  bool empty() const { return rep_.Count() == 0; }
+  // Number of updates (each Put/Delete; DeleteQueue and DeleteMessage count several).
+  size_t count() const { return rep_.Count(); }
+  // Approximate encoded size in bytes, e.g. for flow control.
+  size_t ByteSize() const { return rep_.GetDataSize(); }
+  void Clear();
+
+ private:
+  friend class Store;
+  void PutDefinition(const std::string& key, const google::protobuf::MessageLite& record);
+
+  rocksdb::WriteBatch rep_;
+  std::string scratch_;  // header encoding buffer, reused so a put does not allocate
+  bool sync_ = true;
+};
+
+}  // namespace warren::storage
