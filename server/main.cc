@@ -27,6 +27,7 @@ struct Settings {
   std::string default_pass = "guest";
   std::string log_level = "info";
   bool sync_writes = true;
+  size_t queue_memory_window = 20000;
   uint16_t heartbeat = 60;
   uint32_t frame_max = 131072;
   uint16_t channel_max = 2047;
@@ -52,6 +53,9 @@ int main(int argc, char** argv) {
                  "fsync the store before confirming persistent messages (false: OS-buffered writes, "
                  "faster, may lose the last confirmed messages on power loss)")
       ->envname("WARREN_SYNC_WRITES")->capture_default_str();
+  app.add_option("--queue-memory-window", s.queue_memory_window,
+                 "ready messages a durable queue keeps in memory; the rest of a backlog stays on disk")
+      ->envname("WARREN_QUEUE_MEMORY_WINDOW")->check(CLI::Range(size_t{2}, size_t{100000000}))->capture_default_str();
   app.add_option("--heartbeat", s.heartbeat, "heartbeat interval proposed to clients, seconds (0 = off)")
       ->envname("WARREN_HEARTBEAT")->capture_default_str();
   app.add_option("--frame-max", s.frame_max, "largest frame accepted, bytes")
@@ -82,6 +86,7 @@ int main(int argc, char** argv) {
   }
   warren::broker::Broker broker;
   warren::broker::Persister persister(store.get(), [&io](std::function<void()> fn) { asio::post(io, std::move(fn)); });
+  persister.set_memory_window(s.queue_memory_window);
   warren::broker::RecoveryStats recovered;
   if (auto status = warren::broker::RecoverBroker(*store, broker, persister, {s.default_user, s.default_pass}, &recovered);
       !status.ok()) {

@@ -10,6 +10,7 @@
 // and are handed back to the broker thread through the `post` function.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -37,6 +38,11 @@ class Persister {
   Persister(storage::Store* store, Post post);
 
   bool enabled() const { return store_ != nullptr; }
+  storage::Store* store() const { return store_; }
+  // Ready messages a durable queue keeps in memory; the rest of its backlog lives only in the
+  // store and is read back as consumers drain the queue.
+  size_t memory_window() const { return memory_window_; }
+  void set_memory_window(size_t messages) { memory_window_ = std::max<size_t>(messages, 2); }
   // The batch being filled in this turn; it is submitted at the end of the turn.
   storage::WriteBatch& batch();
   uint64_t open_ticket() const { return submitted_ticket_ + 1; }
@@ -79,6 +85,7 @@ class Persister {
   std::unordered_map<uint64_t, uint32_t> body_refs_;
   std::vector<std::weak_ptr<DurabilityListener>> listeners_;
   Stats stats_;
+  size_t memory_window_ = 20000;
 };
 
 }  // namespace warren::broker

@@ -2,7 +2,9 @@
 
 #include <algorithm>
 
-#include "server/broker/persister.h"
+#include <spdlog/spdlog.h>
+
+#include "server/amqp/properties.h"
 
 namespace warren::broker {
 
@@ -14,9 +16,28 @@ storage::MessageData DataOf(const Message& m) {
 
 }  // namespace
 
+bool Queue::ShouldPageOut() const {
+  return persister_ != nullptr && persister_->enabled() && on_disk() &&
+         (paged_count_ > 0 || ready_.size() >= persister_->memory_window());
+}
+
+bool Queue::memory_window_full() const { return ShouldPageOut(); }
+
 bool Queue::Enqueue(MessageRef message) {
-  const bool store = persister_ != nullptr && persister_->enabled() && on_disk() && message->persistent();
   const uint64_t seq = next_seq_++;
+  if (ShouldPageOut()) {
+    // Transient messages are written too, to be read back; recovery discards them.
+    if (message->body_id() != 0) {
+      persister_->batch().PutMessageRef(id_, seq, message->body_id());
+    } else {
+      persister_->batch().PutMessage(id_, seq, DataOf(*message));
+    }
+    if (paged_count_++ == 0) paged_next_seq_ = seq;
+    page_ticket_ = persister_->open_ticket();
+    Dispatch();
+    return message->persistent();
+  }
+  const bool store = persister_ != nullptr && persister_->enabled() && on_disk() && message->persistent();
   if (store) {
     // Written before Enqueue can deliver (and an auto-ack delete it) so the batch stays ordered.
     if (message->body_id() != 0) {
@@ -35,6 +56,59 @@ void Queue::Restore(QueuedMessage message) {
   ready_.push_back(std::move(message));
 }
 
+void Queue::RestorePaged(uint64_t seq) {
+  next_seq_ = std::max(next_seq_, seq + 1);
+  if (paged_count_++ == 0) paged_next_seq_ = seq;
+}
+
+void Queue::MaybePageIn() {
+  if (paged_count_ == 0 || deleted_ || page_in_waiting_) return;
+  const size_t window = persister_->memory_window();
+  if (ready_.size() > window / 2) return;
+  if (persister_->durable_ticket() < page_ticket_) {
+    // The newest paged-out messages are still on their way to the store.
+    page_in_waiting_ = true;
+    persister_->WaitForDurable(weak_from_this());
+    return;
+  }
+  const size_t want = std::min(paged_count_, window - ready_.size());
+  size_t got = 0;
+  storage::Status status =
+      persister_->store()->ScanQueue(id_, paged_next_seq_, [&](const storage::StoredMessage& m) {
+        MessageRef msg = Message::Create(m.exchange, m.routing_key, m.properties, m.body.size());
+        msg->FillBody(m.body);
+        msg->set_body_id(m.body_id);
+        ready_.push_back(QueuedMessage{std::move(msg), m.seq, m.delivery_count,
+                                       m.redelivered || m.delivery_count > 0, true});
+        paged_next_seq_ = m.seq + 1;
+        return ++got < want;
+      });
+  paged_count_ -= std::min(got, paged_count_);
+  if (!status.ok()) {
+    spdlog::error("queue '{}': reading paged messages back failed: {}", name_, status.ToString());
+  } else if (got < want) {
+    spdlog::error("queue '{}': {} paged messages are missing from the store", name_, paged_count_);
+    paged_count_ = 0;
+  }
+}
+
+void Queue::OnDurable(uint64_t, bool) {
+  page_in_waiting_ = false;
+  Dispatch();
+}
+
+void Queue::DropPaged() {
+  if (paged_count_ == 0) return;
+  storage::Status status =
+      persister_->store()->ScanQueue(id_, paged_next_seq_, [&](const storage::StoredMessage& m) {
+        persister_->batch().DeleteMessage(id_, m.seq);
+        if (m.body_id != 0) persister_->ReleaseBody(m.body_id);
+        return true;
+      });
+  if (!status.ok()) spdlog::error("queue '{}': purging paged messages failed: {}", name_, status.ToString());
+  paged_count_ = 0;
+}
+
 void Queue::OnDelivered(const QueuedMessage& m, bool no_ack) {
   if (!m.stored) return;
   if (no_ack) {
@@ -51,6 +125,7 @@ void Queue::Forget(const QueuedMessage& m) {
 }
 
 std::optional<QueuedMessage> Queue::Get(bool no_ack) {
+  MaybePageIn();
   if (ready_.empty()) return std::nullopt;
   QueuedMessage m = std::move(ready_.front());
   ready_.pop_front();
@@ -82,9 +157,10 @@ void Queue::Requeue(QueuedMessage message) {
 }
 
 uint32_t Queue::Purge() {
-  auto n = static_cast<uint32_t>(ready_.size());
+  auto n = static_cast<uint32_t>(ready_count());
   for (const QueuedMessage& m : ready_) Forget(m);
   ready_.clear();
+  DropPaged();
   ResumePublishersIfDrained();
   return n;
 }
@@ -107,7 +183,9 @@ void Queue::RemoveConsumer(Consumer* consumer) {
 void Queue::Dispatch() {
   if (dispatching_ || deleted_) return;
   dispatching_ = true;
-  while (!ready_.empty() && !consumers_.empty()) {
+  while (!consumers_.empty()) {
+    if (paged_count_ > 0) MaybePageIn();
+    if (ready_.empty()) break;
     Consumer* chosen = nullptr;
     const size_t n = consumers_.size();
     for (size_t i = 0; i < n; ++i) {
@@ -147,6 +225,7 @@ void Queue::ResumePublishersIfDrained() {
 
 void Queue::MarkDeleted() {
   deleted_ = true;
+  paged_count_ = 0;  // the store drops the queue's whole key range
   std::vector<Consumer*> consumers;
   consumers.swap(consumers_);
   for (Consumer* c : consumers) c->OnQueueDeleted(*this);

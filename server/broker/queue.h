@@ -16,6 +16,7 @@
 
 #include "server/amqp/field_table.h"
 #include "server/broker/message.h"
+#include "server/broker/persister.h"
 
 namespace warren::broker {
 
@@ -28,8 +29,6 @@ struct QueuedMessage {
   bool redelivered = false;
   bool stored = false;  // has an index entry in the store (persistent message, durable queue)
 };
-
-class Persister;
 
 // A subscriber to a queue, implemented by the channel layer. The queue holds a non-owning
 // pointer; the owner calls Queue::RemoveConsumer before destroying it.
@@ -63,7 +62,7 @@ struct QueueOptions {
   amqp::FieldTable arguments;
 };
 
-class Queue {
+class Queue : public std::enable_shared_from_this<Queue>, public DurabilityListener {
  public:
   // `persister` may be null (nothing is stored); `id` keys the queue's messages in the store.
   Queue(uint64_t id, std::string name, QueueOptions options, Persister* persister = nullptr)
@@ -84,6 +83,11 @@ class Queue {
   bool Enqueue(MessageRef message);
   // Recovery: appends a message read from the store. REQUIRES: seq ascends across calls.
   void Restore(QueuedMessage message);
+  // Recovery: the message `seq` stays in the store only (beyond the memory window).
+  // REQUIRES: seq ascends across calls and follows every Restore.
+  void RestorePaged(uint64_t seq);
+  // Whether the next recovered message should stay on disk.
+  bool memory_window_full() const;
   // basic.get: takes the head message; counted unacked unless no_ack. nullopt when empty.
   std::optional<QueuedMessage> Get(bool no_ack);
   // A delivered message was acked, or rejected without requeue: it leaves the queue for good.
@@ -106,12 +110,17 @@ class Queue {
   // consumers never pauses anyone: it buffers.
   static constexpr size_t kFlowHighWatermark = 20000;
   static constexpr size_t kFlowLowWatermark = 10000;
-  bool ShouldPausePublishers() const { return !consumers_.empty() && ready_.size() >= kFlowHighWatermark; }
+  bool ShouldPausePublishers() const { return !consumers_.empty() && ready_count() >= kFlowHighWatermark; }
   void PausePublisher(std::weak_ptr<PublisherFlow> publisher);
   // Detaches every consumer (telling each) and drops all messages. The queue is dead after this.
   void MarkDeleted();
 
-  size_t ready_count() const { return ready_.size(); }
+  size_t ready_count() const { return ready_.size() + paged_count_; }
+  // Ready messages held only in the store.
+  size_t paged_count() const { return paged_count_; }
+
+  // DurabilityListener: paged-out messages we wait to read back are now in the store.
+  void OnDurable(uint64_t ticket, bool ok) override;
   size_t unacked_count() const { return unacked_; }
   size_t consumer_count() const { return consumers_.size(); }
   // For auto-delete: a queue is deleted when its last consumer goes, not before its first.
@@ -127,6 +136,11 @@ class Queue {
   // Store bookkeeping for a message leaving the queue's hands: delivered, settled, dropped.
   void OnDelivered(const QueuedMessage& m, bool no_ack);
   void Forget(const QueuedMessage& m);
+  // Paging: a durable queue whose in-memory backlog reached the window writes new messages to
+  // the store only, and reads them back in chunks as the head drains.
+  bool ShouldPageOut() const;
+  void MaybePageIn();
+  void DropPaged();
 
   std::vector<Consumer*> consumers_;
   std::vector<std::weak_ptr<PublisherFlow>> paused_publishers_;
@@ -137,6 +151,10 @@ class Queue {
   bool had_consumers_ = false;
   bool dispatching_ = false;
   bool deleted_ = false;
+  size_t paged_count_ = 0;      // messages in the store only: the tail of the queue
+  uint64_t paged_next_seq_ = 0;  // where reading the paged tail back resumes
+  uint64_t page_ticket_ = 0;     // the store batch holding the newest paged-out message
+  bool page_in_waiting_ = false;
 };
 
 }  // namespace warren::broker

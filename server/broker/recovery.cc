@@ -135,12 +135,16 @@ Status RestoreMessages(storage::Store& store, Broker& broker, RecoveryStats* sta
           ++stats->transient_discarded;
           return true;
         }
+        ++stats->messages;
+        if (q.memory_window_full()) {
+          q.RestorePaged(m.seq);  // read back when the queue drains to it
+          return true;
+        }
         MessageRef msg = Message::Create(m.exchange, m.routing_key, m.properties, m.body.size());
         msg->FillBody(m.body);
         msg->set_body_id(m.body_id);
         // Anything that may have been delivered before the restart is flagged redelivered.
         q.Restore(QueuedMessage{std::move(msg), m.seq, m.delivery_count, m.redelivered || m.delivery_count > 0, true});
-        ++stats->messages;
         return true;
       });
       if (!s.ok()) return s;
@@ -163,8 +167,8 @@ Status RecoverBroker(storage::Store& store, Broker& broker, Persister& persister
   stats->orphan_bodies_removed = info.orphan_bodies_removed;
   persister.SetIdFloors(max_queue_id + 1, info.max_body_id + 1);
   for (const auto& [body_id, refs] : info.shared_body_refs) persister.AddBodyRefs(body_id, refs);
+  broker.set_persister(&persister);  // before messages: queues consult its memory window
   if (Status s = RestoreMessages(store, broker, stats); !s.ok()) return s;
-  broker.set_persister(&persister);
   stats->seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return Status::OK();
 }
