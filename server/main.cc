@@ -14,6 +14,8 @@
 #include "server/broker/broker.h"
 #include "server/broker/persister.h"
 #include "server/broker/recovery.h"
+#include "server/net/asio_timers.h"
+#include "server/net/disk_monitor.h"
 #include "server/net/server.h"
 #include "storage/store.h"
 
@@ -28,6 +30,7 @@ struct Settings {
   std::string log_level = "info";
   bool sync_writes = true;
   size_t queue_memory_window = 20000;
+  uint64_t disk_free_limit = 50'000'000;  // RabbitMQ's default disk_free_limit
   uint16_t heartbeat = 60;
   uint32_t frame_max = 131072;
   uint16_t channel_max = 2047;
@@ -56,6 +59,9 @@ int main(int argc, char** argv) {
   app.add_option("--queue-memory-window", s.queue_memory_window,
                  "ready messages a durable queue keeps in memory; the rest of a backlog stays on disk")
       ->envname("WARREN_QUEUE_MEMORY_WINDOW")->check(CLI::Range(size_t{2}, size_t{100000000}))->capture_default_str();
+  app.add_option("--disk-free-limit", s.disk_free_limit,
+                 "block publishers while the data directory's file system has less free space (e.g. 50MB, 1GiB)")
+      ->envname("WARREN_DISK_FREE_LIMIT")->transform(CLI::AsSizeValue(false))->capture_default_str();
   app.add_option("--heartbeat", s.heartbeat, "heartbeat interval proposed to clients, seconds (0 = off)")
       ->envname("WARREN_HEARTBEAT")->capture_default_str();
   app.add_option("--frame-max", s.frame_max, "largest frame accepted, bytes")
@@ -85,6 +91,8 @@ int main(int argc, char** argv) {
     return 1;
   }
   warren::broker::Broker broker;
+  warren::net::AsioTimerService timers(io.get_executor());
+  broker.set_timers(&timers);  // before recovery: restored queues arm their TTL and x-expires timers
   warren::broker::Persister persister(store.get(), [&io](std::function<void()> fn) { asio::post(io, std::move(fn)); });
   persister.set_memory_window(s.queue_memory_window);
   warren::broker::RecoveryStats recovered;
@@ -112,10 +120,15 @@ int main(int argc, char** argv) {
   spdlog::info("Warren {} accepting AMQP 0-9-1 connections on {}:{} (data dir '{}')", WARREN_VERSION, s.bind,
                server.port(), s.data_dir);
 
+  warren::net::DiskMonitor disk_monitor(io, s.data_dir, s.disk_free_limit,
+                                        [&server](bool alarm) { server.SetAlarm(alarm); });
+  disk_monitor.Start();
+
   asio::signal_set signals(io, SIGINT, SIGTERM);
   signals.async_wait([&](const asio::error_code& error, int signal) {
     if (error) return;
     spdlog::info("received signal {}, shutting down", signal);
+    disk_monitor.Stop();
     server.Stop();
     io.stop();
   });

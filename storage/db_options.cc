@@ -7,6 +7,7 @@
 #include <rocksdb/cache.h>
 #include <rocksdb/env.h>
 #include <rocksdb/filter_policy.h>
+#include <rocksdb/listener.h>
 #include <rocksdb/table.h>
 #include <rocksdb/utilities/table_properties_collectors.h>
 
@@ -23,6 +24,17 @@ std::shared_ptr<rocksdb::Cache> SharedBlockCache() {
   static std::shared_ptr<rocksdb::Cache> cache = rocksdb::NewLRUCache(32 * kMiB);
   return cache;
 }
+
+// RocksDB would start its own recovery thread for a full disk, racing the writer's Resume()
+// (and, in 7.8, sometimes never finishing when space returns). With it off, the writer thread
+// is the only one resuming: before the next group after a failure.
+class NoAutoRecovery final : public rocksdb::EventListener {
+ public:
+  void OnErrorRecoveryBegin(rocksdb::BackgroundErrorReason, rocksdb::Status,
+                            bool* auto_recovery) override {
+    *auto_recovery = false;
+  }
+};
 
 }  // namespace
 
@@ -47,6 +59,7 @@ rocksdb::DBOptions MakeDBOptions(const StoreOptions& options) {
   d.db_write_buffer_size = 512 * kMiB;
   // Smooth the writeback of flushed and compacted tables instead of one large fsync at the end.
   d.bytes_per_sync = 1 * kMiB;
+  d.listeners.push_back(std::make_shared<NoAutoRecovery>());
   d.keep_log_file_num = 4;
   d.max_log_file_size = 16 * kMiB;
   return d;

@@ -18,6 +18,7 @@ class TrackedFile final : public rocksdb::FSWritableFileOwnerWrapper {
 
   IOStatus Append(const rocksdb::Slice& data, const rocksdb::IOOptions& o,
                   rocksdb::IODebugContext* dbg) override {
+    auto guard = fs_->Guard();
     IOStatus s = fs_->Check();
     if (s.ok()) s = target()->Append(data, o, dbg);
     if (s.ok()) fs_->OnAppend(path_, data.size());
@@ -36,6 +37,7 @@ class TrackedFile final : public rocksdb::FSWritableFileOwnerWrapper {
     return IOStatus::NotSupported("FaultInjectionFS: positioned append (direct I/O)");
   }
   IOStatus Truncate(uint64_t size, const rocksdb::IOOptions& o, rocksdb::IODebugContext* dbg) override {
+    auto guard = fs_->Guard();
     IOStatus s = fs_->Check();
     if (s.ok()) s = target()->Truncate(size, o, dbg);
     if (s.ok()) fs_->OnTruncate(path_, size);
@@ -62,6 +64,7 @@ class TrackedFile final : public rocksdb::FSWritableFileOwnerWrapper {
  private:
   template <typename F>
   IOStatus DoSync(F sync) {
+    auto guard = fs_->Guard();
     IOStatus s = fs_->Check();
     if (!s.ok()) return s;
     // Only what was appended before the sync started is known to be covered by it.
@@ -81,6 +84,7 @@ class TrackedDir final : public rocksdb::FSDirectoryWrapper {
       : FSDirectoryWrapper(std::move(d)), fs_(fs), path_(std::move(path)) {}
 
   IOStatus Fsync(const rocksdb::IOOptions& o, rocksdb::IODebugContext* dbg) override {
+    auto guard = fs_->Guard();
     IOStatus s = fs_->Check();
     if (s.ok()) s = FSDirectoryWrapper::Fsync(o, dbg);
     if (s.ok()) fs_->OnDirSync(path_);
@@ -88,6 +92,7 @@ class TrackedDir final : public rocksdb::FSDirectoryWrapper {
   }
   IOStatus FsyncWithDirOptions(const rocksdb::IOOptions& o, rocksdb::IODebugContext* dbg,
                                const rocksdb::DirFsyncOptions& d) override {
+    auto guard = fs_->Guard();
     IOStatus s = fs_->Check();
     if (s.ok()) s = FSDirectoryWrapper::FsyncWithDirOptions(o, dbg, d);
     if (s.ok()) fs_->OnDirSync(path_);
@@ -162,6 +167,7 @@ void FaultInjectionFS::OnDirSync(const std::string& dir) {
 IOStatus FaultInjectionFS::NewWritableFile(const std::string& f, const rocksdb::FileOptions& o,
                                            std::unique_ptr<rocksdb::FSWritableFile>* r,
                                            rocksdb::IODebugContext* dbg) {
+  auto guard = Guard();
   IOStatus s = Check();
   if (!s.ok()) return s;
   std::unique_ptr<rocksdb::FSWritableFile> file;
@@ -180,6 +186,7 @@ IOStatus FaultInjectionFS::NewWritableFile(const std::string& f, const rocksdb::
 IOStatus FaultInjectionFS::ReopenWritableFile(const std::string& f, const rocksdb::FileOptions& o,
                                               std::unique_ptr<rocksdb::FSWritableFile>* r,
                                               rocksdb::IODebugContext* dbg) {
+  auto guard = Guard();
   IOStatus s = Check();
   if (!s.ok()) return s;
   std::string path = Normalize(f);
@@ -220,6 +227,7 @@ IOStatus FaultInjectionFS::NewDirectory(const std::string& name, const rocksdb::
 
 IOStatus FaultInjectionFS::DeleteFile(const std::string& f, const rocksdb::IOOptions& o,
                                       rocksdb::IODebugContext* dbg) {
+  auto guard = Guard();
   IOStatus s = Check();
   if (!s.ok()) return s;
   s = target()->DeleteFile(f, o, dbg);
@@ -235,6 +243,7 @@ IOStatus FaultInjectionFS::DeleteFile(const std::string& f, const rocksdb::IOOpt
 
 IOStatus FaultInjectionFS::RenameFile(const std::string& src, const std::string& dst,
                                       const rocksdb::IOOptions& o, rocksdb::IODebugContext* dbg) {
+  auto guard = Guard();
   IOStatus s = Check();
   if (!s.ok()) return s;
   std::string from = Normalize(src), to = Normalize(dst);
@@ -268,37 +277,54 @@ IOStatus FaultInjectionFS::RenameFile(const std::string& src, const std::string&
   return s;
 }
 
+IOStatus FaultInjectionFS::GetFreeSpace(const std::string& path, const rocksdb::IOOptions& o,
+                                        uint64_t* diskfree, rocksdb::IODebugContext* dbg) {
+  if (no_space_) {
+    *diskfree = 0;
+    return IOStatus::OK();
+  }
+  return target()->GetFreeSpace(path, o, diskfree, dbg);
+}
+
 IOStatus FaultInjectionFS::LinkFile(const std::string&, const std::string&,
                                     const rocksdb::IOOptions&, rocksdb::IODebugContext*) {
   return IOStatus::NotSupported("FaultInjectionFS: LinkFile");
 }
 
-IOStatus FaultInjectionFS::DropUnsyncedData(std::mt19937* rng) {
+uint64_t FaultInjectionFS::KeepSize(const FileState& f, std::mt19937* rng) const {
+  uint64_t keep = f.synced;
+  if (rng != nullptr && f.written > f.synced) {
+    keep += std::uniform_int_distribution<uint64_t>(0, f.written - f.synced)(*rng);
+  }
+  return keep;
+}
+
+IOStatus FaultInjectionFS::CopyDurableState(const std::string& dir, const std::string& dst,
+                                            std::mt19937* rng) {
+  std::unique_lock<std::shared_mutex> pause(io_mu_);
   std::lock_guard<std::mutex> l(mu_);
   std::error_code ec;
-  for (const auto& [path, state] : files_) {
-    if (unsynced_entries_.count(path) || !fs::exists(path, ec)) continue;
-    uint64_t keep = state.synced;
-    if (rng != nullptr && state.written > state.synced) {
-      keep += std::uniform_int_distribution<uint64_t>(0, state.written - state.synced)(*rng);
+  fs::create_directories(dst, ec);
+  if (ec) return IOStatus::IOError("create " + dst + ": " + ec.message());
+  for (const fs::directory_entry& e : fs::directory_iterator(dir, ec)) {
+    if (!e.is_regular_file()) continue;
+    std::string path = Normalize(e.path().string());
+    std::string out_path = (fs::path(dst) / e.path().filename()).string();
+    if (unsynced_entries_.count(path)) {
+      // Its directory entry is not durable: the old file it replaced, or nothing.
+      auto r = replaced_.find(path);
+      if (r != replaced_.end()) std::ofstream(out_path, std::ios::binary) << r->second;
+      continue;
     }
-    if (fs::file_size(path, ec) > keep) {
-      fs::resize_file(path, keep, ec);
-      if (ec) return IOStatus::IOError("truncate " + path + ": " + ec.message());
-    }
+    auto f = files_.find(path);
+    uint64_t size = fs::file_size(path, ec);
+    uint64_t keep = f == files_.end() ? size : std::min(size, KeepSize(f->second, rng));
+    std::ifstream in(path, std::ios::binary);
+    std::string content(keep, '\0');
+    in.read(content.data(), static_cast<std::streamsize>(keep));
+    std::ofstream(out_path, std::ios::binary).write(content.data(), in.gcount());
   }
-  for (const std::string& path : unsynced_entries_) {
-    auto r = replaced_.find(path);
-    if (r != replaced_.end()) {
-      std::ofstream out(path, std::ios::binary | std::ios::trunc);
-      out << r->second;
-    } else {
-      fs::remove(path, ec);
-    }
-  }
-  files_.clear();
-  unsynced_entries_.clear();
-  replaced_.clear();
+  if (ec) return IOStatus::IOError("list " + dir + ": " + ec.message());
   return IOStatus::OK();
 }
 

@@ -2,15 +2,15 @@
 //
 // It forwards everything to a base FileSystem and remembers, for every file written through it,
 // how many bytes were appended and how many of those an fsync made durable, and which files were
-// created or renamed since their directory was last fsynced. A simulated machine crash is:
-//   SetActive(false)     the machine stops: every later write, sync, create, rename or delete
-//                        fails, so nothing more reaches the disk;
-//   (close the DB)       whatever the DB tries while closing fails;
-//   DropUnsyncedData()   the disk as it would be after power loss: files truncated to their
-//                        synced size (or to a random point between synced and written size, a
-//                        torn write), files whose directory entry was never synced deleted, a
-//                        file replaced by an unsynced rename restored.
-// Files that existed before this FileSystem saw them count as durable.
+// created or renamed since their directory was last fsynced. CopyDurableState pauses every write
+// for an instant and copies into another directory the disk image a power loss at that instant
+// would leave: files cut to their synced size (or, given an rng, to a random point between
+// synced and written size: a torn write), files whose directory entry was never synced left
+// out, a file replaced by an unsynced rename restored. Files that existed before this
+// FileSystem saw them count as durable. The DB then goes on and is closed normally, and the
+// test opens the image. (A variant that stops the disk in place, LevelDB style, would have to
+// close a DB whose disk failed under it, which trips an assertion in Debian's RocksDB 7.8.)
+// SetActive(false) and SetNoSpace(true) make every write fail, for error-path tests.
 //
 // Thread-safety: thread-safe; RocksDB calls it from its writer and background threads.
 #pragma once
@@ -22,6 +22,7 @@
 #include <mutex>
 #include <random>
 #include <set>
+#include <shared_mutex>
 #include <string>
 
 #include <rocksdb/file_system.h>
@@ -50,24 +51,30 @@ class FaultInjectionFS : public rocksdb::FileSystemWrapper {
                                rocksdb::IODebugContext* dbg) override;
   rocksdb::IOStatus RenameFile(const std::string& src, const std::string& dst,
                                const rocksdb::IOOptions& o, rocksdb::IODebugContext* dbg) override;
+  // 0 while SetNoSpace(true).
+  rocksdb::IOStatus GetFreeSpace(const std::string& path, const rocksdb::IOOptions& o,
+                                 uint64_t* diskfree, rocksdb::IODebugContext* dbg) override;
   rocksdb::IOStatus LinkFile(const std::string& src, const std::string& dst,
                              const rocksdb::IOOptions& o, rocksdb::IODebugContext* dbg) override;
 
-  // false: the machine has stopped (see above). Initially true.
+  // false: every write, sync, create, rename or delete fails with IOError. Initially true.
   void SetActive(bool active) { active_ = active; }
   bool active() const { return active_; }
   // true: the disk is full; what would fail while inactive fails with NoSpace instead.
   void SetNoSpace(bool no_space) { no_space_ = no_space; }
 
-  // Puts the disk in its post-crash state. rng == nullptr drops every unsynced byte; otherwise
-  // each file keeps a random prefix of its unsynced bytes. Forgets all tracking afterwards.
-  // REQUIRES: nothing has the files open (the DB is closed).
-  rocksdb::IOStatus DropUnsyncedData(std::mt19937* rng);
+  // Copies the post-crash image of directory `dir` (flat, as a RocksDB directory is) into
+  // `dst` (created), without changing `dir` or the tracking. rng == nullptr drops every
+  // unsynced byte. Writes through this FileSystem wait while it copies.
+  rocksdb::IOStatus CopyDurableState(const std::string& dir, const std::string& dst,
+                                     std::mt19937* rng);
 
   // Number of Sync/Fsync calls that reached the base FileSystem (files and directories).
   uint64_t syncs() const { return syncs_; }
 
-  // Called by the file and directory wrappers.
+  // Called by the file and directory wrappers. Every mutating operation holds Guard() for
+  // its duration, so that CopyDurableState sees no operation half done.
+  std::shared_lock<std::shared_mutex> Guard() { return std::shared_lock<std::shared_mutex>(io_mu_); }
   rocksdb::IOStatus Check() const;
   void OnAppend(const std::string& path, uint64_t size);
   void OnTruncate(const std::string& path, uint64_t size);
@@ -82,6 +89,9 @@ class FaultInjectionFS : public rocksdb::FileSystemWrapper {
   };
   static std::string DirOf(const std::string& path);
 
+  uint64_t KeepSize(const FileState& f, std::mt19937* rng) const;
+
+  std::shared_mutex io_mu_;
   std::atomic<bool> active_{true};
   std::atomic<bool> no_space_{false};
   std::atomic<uint64_t> syncs_{0};

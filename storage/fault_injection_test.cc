@@ -4,6 +4,8 @@
 //   - every batch is there in full or not at all (also across column families);
 //   - what survives is a prefix of each submitter's batches (batches apply in order).
 #include <atomic>
+#include <filesystem>
+#include <fstream>
 #include <cstdio>
 #include <map>
 #include <random>
@@ -36,11 +38,19 @@ std::string Body(int t, uint64_t i, size_t size) {
   return b;
 }
 
+// Per submitter: batches submitted, and per batch whether it asked for a sync and whether its
+// on_done reported OK. Written by the submitters and the store thread, read by the test.
 struct Written {
-  // Per thread: submitted batch count and, per batch, whether on_done said OK.
-  std::vector<uint64_t> submitted = std::vector<uint64_t>(kThreads, 0);
-  std::vector<std::vector<char>> acked = std::vector<std::vector<char>>(kThreads);
-  std::vector<std::vector<char>> synced = std::vector<std::vector<char>>(kThreads);
+  static constexpr size_t kMaxBatches = 50000;
+  Written() {
+    for (int t = 0; t < kThreads; ++t) {
+      acked[t].reset(new std::atomic<uint8_t>[kMaxBatches]());
+      synced[t].reset(new std::atomic<uint8_t>[kMaxBatches]());
+    }
+  }
+  std::atomic<uint64_t> submitted[kThreads] = {};
+  std::unique_ptr<std::atomic<uint8_t>[]> acked[kThreads];
+  std::unique_ptr<std::atomic<uint8_t>[]> synced[kThreads];
 };
 
 struct Found {
@@ -98,7 +108,7 @@ void RunCrash(const CrashParams& p) {
   auto fs = std::make_shared<FaultInjectionFS>(rocksdb::FileSystem::Default());
   std::unique_ptr<rocksdb::Env> env = rocksdb::NewCompositeEnv(fs);
   StoreOptions o;
-  o.dir = dir.path();
+  o.dir = dir.Sub("store");
   o.env = env.get();
   o.sync_writes = p.sync_writes;
   o.write_buffer_size = p.write_buffer;
@@ -106,10 +116,6 @@ void RunCrash(const CrashParams& p) {
   ASSERT_NE(store, nullptr);
 
   Written w;
-  for (int t = 0; t < kThreads; ++t) {
-    w.acked[t].assign(50000, 0);
-    w.synced[t].assign(50000, 0);
-  }
   std::atomic<bool> stop{false};
   std::atomic<uint64_t> acks{0};
   // Submitters keep at most kWindow batches in flight, as publishers with a confirm window do,
@@ -120,7 +126,7 @@ void RunCrash(const CrashParams& p) {
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&, t, seed = rng()] {
       std::mt19937 r(seed);
-      for (uint64_t i = 0; !stop && i < w.acked[t].size(); ++i) {
+      for (uint64_t i = 0; !stop && i < Written::kMaxBatches; ++i) {
         WriteBatch b;
         bool sync = r() % 4 != 0;  // a quarter of the batches do not ask for a sync
         b.set_sync(sync);
@@ -148,19 +154,25 @@ void RunCrash(const CrashParams& p) {
       }
     });
   }
-  // Crash after a random amount of acknowledged work.
+  // Crash after a random amount of acknowledged work: note what was acknowledged, then take
+  // the disk image a power loss would leave now. (Acknowledged before the image means synced
+  // before it.)
   uint64_t crash_after = 200 + rng() % 3000;
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
   while (acks < crash_after && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::microseconds(200));
   }
-  fs->SetActive(false);
+  std::vector<std::vector<char>> acked_at_crash(kThreads, std::vector<char>(Written::kMaxBatches));
+  for (int t = 0; t < kThreads; ++t) {
+    for (size_t i = 0; i < Written::kMaxBatches; ++i) acked_at_crash[t][i] = w.acked[t][i];
+  }
+  std::string image = dir.Sub("crash-image");
+  ASSERT_TRUE(fs->CopyDurableState(dir.Sub("store"), image, p.torn ? &rng : nullptr).ok());
   stop = true;
   for (auto& th : threads) th.join();
-  store.reset();  // drains: the remaining batches fail against the stopped disk
-  ASSERT_TRUE(fs->DropUnsyncedData(p.torn ? &rng : nullptr).ok());
+  store.reset();
 
-  auto reopened = OpenOrDie(dir.path());
+  auto reopened = OpenOrDie(image);
   ASSERT_NE(reopened, nullptr);
   Found f = ReadBack(reopened.get());
   uint64_t must = 0, present = 0, total = 0;
@@ -173,7 +185,7 @@ void RunCrash(const CrashParams& p) {
       ++total;
       ASSERT_TRUE(parts == 0 || parts == 5) << "batch " << t << "/" << i << " half applied: "
                                             << parts << " of 5 records";
-      if (w.acked[t][i] && w.synced[t][i]) {
+      if (acked_at_crash[t][i] && w.synced[t][i]) {
         ++must;
         ASSERT_EQ(parts, 5) << "acknowledged synced batch " << t << "/" << i << " lost";
       }
@@ -228,15 +240,40 @@ TEST(FaultInjectionTest, CrashRightAfterCreation) {
   auto fs = std::make_shared<FaultInjectionFS>(rocksdb::FileSystem::Default());
   std::unique_ptr<rocksdb::Env> env = rocksdb::NewCompositeEnv(fs);
   StoreOptions o;
-  o.dir = dir.path();
+  o.dir = dir.Sub("store");
   o.env = env.get();
   auto store = OpenOrDie(o);
-  fs->SetActive(false);
+  ASSERT_TRUE(fs->CopyDurableState(o.dir, dir.Sub("image"), nullptr).ok());
   store.reset();
-  ASSERT_TRUE(fs->DropUnsyncedData(nullptr).ok());
-  auto reopened = OpenOrDie(dir.path());
+  auto reopened = OpenOrDie(dir.Sub("image"));
   ASSERT_NE(reopened, nullptr);
   EXPECT_EQ(reopened->format_version(), kFormatVersion);
+}
+
+// The model itself: unsynced bytes and unsynced directory entries do not reach the image.
+TEST(FaultInjectionTest, ImageKeepsOnlySyncedData) {
+  TempDir dir;
+  auto fs = std::make_shared<FaultInjectionFS>(rocksdb::FileSystem::Default());
+  rocksdb::FileOptions fo;
+  rocksdb::IOOptions io;
+  std::unique_ptr<rocksdb::FSDirectory> d;
+  ASSERT_TRUE(fs->NewDirectory(dir.path(), io, &d, nullptr).ok());
+  std::unique_ptr<rocksdb::FSWritableFile> a, b;
+  ASSERT_TRUE(fs->NewWritableFile(dir.Sub("a"), fo, &a, nullptr).ok());
+  ASSERT_TRUE(a->Append("synced", io, nullptr).ok());
+  ASSERT_TRUE(a->Sync(io, nullptr).ok());
+  ASSERT_TRUE(d->Fsync(io, nullptr).ok());  // a's entry is durable
+  ASSERT_TRUE(a->Append("+lost", io, nullptr).ok());
+  ASSERT_TRUE(fs->NewWritableFile(dir.Sub("b"), fo, &b, nullptr).ok());
+  ASSERT_TRUE(b->Append("data", io, nullptr).ok());
+  ASSERT_TRUE(b->Sync(io, nullptr).ok());  // synced, but its directory entry is not
+  ASSERT_TRUE(a->Close(io, nullptr).ok());
+  ASSERT_TRUE(b->Close(io, nullptr).ok());
+  ASSERT_TRUE(fs->CopyDurableState(dir.path(), dir.Sub("image"), nullptr).ok());
+  std::ifstream in(dir.Sub("image/a"));
+  std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(content, "synced");
+  EXPECT_FALSE(std::filesystem::exists(dir.Sub("image/b")));
 }
 
 }  // namespace

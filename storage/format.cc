@@ -89,6 +89,22 @@ std::string BindingKey(std::string_view vhost, std::string_view source, std::str
   return DefKey(DefKind::kBinding, {vhost, source, destination_is_exchange ? "e" : "q",
                                     destination, routing_key, arguments});
 }
+
+std::string PrintableKey(std::string_view key) {
+  static const char kDigits[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : key) {
+    if (c >= 0x20 && c < 0x7f && c != '\\') {
+      out.push_back(static_cast<char>(c));
+    } else {
+      out += "\\x";
+      out.push_back(kDigits[c >> 4]);
+      out.push_back(kDigits[c & 15]);
+    }
+  }
+  return out;
+}
+
 std::string DefPrefix(DefKind kind) { return std::string(1, static_cast<char>(kind)); }
 std::string DefPrefixEnd(DefKind kind) { return std::string(1, static_cast<char>(kind) + 1); }
 

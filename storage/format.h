@@ -72,6 +72,9 @@ std::string BindingKey(std::string_view vhost, std::string_view source, std::str
 std::string DefPrefix(DefKind kind);
 std::string DefPrefixEnd(DefKind kind);
 
+// A key for error messages: printable ASCII kept, other bytes as \xNN.
+std::string PrintableKey(std::string_view key);
+
 // ---- Message keys (message_index and delivery_state) ----
 inline constexpr size_t kMessageKeySize = 16;
 inline constexpr size_t kBodyKeySize = 8;

@@ -228,8 +228,7 @@ TEST(GroupCommitTest, DiskFullFailsTheGroupThenResumes) {
   EXPECT_GE(store->stats().failed_groups, 1u);
 
   fs->SetNoSpace(false);  // space was freed
-  // RocksDB recovers from a full disk by itself (it polls for free space); until then Resume
-  // reports Busy and writes keep failing with NoSpace.
+  // The writer resumes before the next group.
   auto t0 = std::chrono::steady_clock::now();
   int attempts = 0;
   do {

@@ -72,7 +72,7 @@ Status Store::ListDefinitions(DefKind kind, std::vector<Record>* out) {
     Record r;
     if (!r.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
       return Status::Corruption("definitions: " + Record::descriptor()->name() +
-                                " at key " + Hex(ToView(it->key())) + " does not parse");
+                                " at key '" + PrintableKey(ToView(it->key())) + "' does not parse");
     }
     out->push_back(std::move(r));
   }

@@ -13,6 +13,7 @@
 #pragma once
 
 #include <array>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -159,6 +160,7 @@ class Store {
   void StopWriter();
   void WriterLoop();
   Status WriteGroup(std::vector<Pending>& group);
+  void TryResume();
 
   const StoreOptions options_;
   std::string secondary_dir_;  // read-only: the secondary instance's scratch dir, removed on close
@@ -174,6 +176,7 @@ class Store {
   Stats stats_;
   // Touched only by the writer thread.
   bool needs_resume_ = false;
+  std::chrono::steady_clock::time_point next_resume_;
   std::thread writer_;
   std::thread::id writer_id_;
 };

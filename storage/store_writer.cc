@@ -10,6 +10,8 @@
 #include <future>
 
 #include <rocksdb/db.h>
+#include <rocksdb/env.h>
+#include <rocksdb/file_system.h>
 
 #include "storage/store.h"
 
@@ -20,6 +22,8 @@ namespace {
 // Batches at least this large are written on their own rather than copied into the merged
 // batch: past this size the copy costs more than the extra (unsynced) write call.
 constexpr size_t kDirectWriteBytes = 64 * 1024;
+constexpr auto kResumeInterval = std::chrono::milliseconds(200);
+constexpr uint64_t kResumeHeadroomBytes = 64 << 20;
 
 // Replays a batch's records into another batch, mapping each column family id to its handle.
 class AppendTo final : public rocksdb::WriteBatch::Handler {
@@ -59,6 +63,24 @@ int HistogramBucket(uint64_t micros) {
 }
 
 }  // namespace
+
+void Store::TryResume() {
+  // After a failed write RocksDB refuses writes until its background error is cleared (its
+  // own auto-recovery is off: db_options.cc); meanwhile every write fails fast and names the
+  // error. Resume flushes the memtables, and a Resume that fails for want of space can leave
+  // the DB unrecoverable until reopened, so it is tried only when the disk has room for that
+  // flush, and at most once per kResumeInterval. Other I/O errors on the WAL are not
+  // resumable: writes fail until the store is reopened (the server restarted).
+  auto now = std::chrono::steady_clock::now();
+  if (now < next_resume_) return;
+  next_resume_ = now + kResumeInterval;
+  uint64_t memtables = 0, free_space = 0;
+  db_->GetAggregatedIntProperty(rocksdb::DB::Properties::kCurSizeAllMemTables, &memtables);
+  rocksdb::IOStatus fs = db_->GetEnv()->GetFileSystem()->GetFreeSpace(
+      options_.dir, rocksdb::IOOptions(), &free_space, nullptr);
+  if (fs.ok() && free_space < 2 * memtables + kResumeHeadroomBytes) return;
+  needs_resume_ = !db_->Resume().ok();
+}
 
 void Store::StartWriter() {
   writer_ = std::thread([this] { WriterLoop(); });
@@ -123,13 +145,7 @@ void Store::WriterLoop() {
 }
 
 Status Store::WriteGroup(std::vector<Pending>& group) {
-  if (needs_resume_) {
-    // After a failed write RocksDB refuses writes until its background error is cleared. For a
-    // full disk it recovers by itself once space is free (Resume says Busy meanwhile); for
-    // other I/O errors on the WAL it stays read-only until reopened. Either way, while the
-    // error lasts the write below fails and names it.
-    needs_resume_ = !db_->Resume().ok();
-  }
+  if (needs_resume_) TryResume();
   bool want_sync = false;
   for (const Pending& p : group) want_sync |= p.batch.sync();
   want_sync &= options_.sync_writes;

@@ -148,6 +148,35 @@ std::optional<uint8_t> PeekDeliveryMode(std::string_view raw) {
   return mode;
 }
 
+std::optional<uint8_t> PeekPriority(std::string_view raw) {
+  ByteReader r(raw);
+  uint16_t flags = 0;
+  if (!ReadFlags(r, &flags) || !(flags & kPriority)) return std::nullopt;
+  if (!SkipPropertiesAbove(r, flags, 11)) return std::nullopt;
+  const uint8_t priority = r.ReadU8();
+  if (!r.ok()) return std::nullopt;
+  return priority;
+}
+
+namespace {
+
+// A shortstr property (flag bit `bit`) as a view into raw.
+std::optional<std::string_view> PeekShortStr(std::string_view raw, int bit) {
+  ByteReader r(raw);
+  uint16_t flags = 0;
+  if (!ReadFlags(r, &flags) || !(flags & (uint16_t{1} << bit))) return std::nullopt;
+  if (!SkipPropertiesAbove(r, flags, bit)) return std::nullopt;
+  std::string_view value = r.ReadShortStr();
+  if (!r.ok()) return std::nullopt;
+  return value;
+}
+
+}  // namespace
+
+std::optional<std::string_view> PeekExpiration(std::string_view raw) { return PeekShortStr(raw, 8); }
+
+std::optional<std::string_view> PeekReplyTo(std::string_view raw) { return PeekShortStr(raw, 9); }
+
 bool PeekHeaders(std::string_view raw, std::optional<FieldTable>* headers) {
   headers->reset();
   ByteReader r(raw);

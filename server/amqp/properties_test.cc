@@ -235,6 +235,29 @@ TEST(PropertiesTest, PeekHeaders) {
   EXPECT_EQ(h, std::nullopt);
 }
 
+TEST(PropertiesTest, PeekPriorityExpirationReplyTo) {
+  const std::string all = Encode(AllSet());
+  EXPECT_EQ(PeekPriority(all), 9);
+  EXPECT_EQ(PeekExpiration(all), std::optional<std::string_view>("60000"));
+  EXPECT_EQ(PeekReplyTo(all), std::optional<std::string_view>("amq.rabbitmq.reply-to"));
+  const std::string none = Encode({});
+  EXPECT_EQ(PeekPriority(none), std::nullopt);
+  EXPECT_EQ(PeekExpiration(none), std::nullopt);
+  EXPECT_EQ(PeekReplyTo(none), std::nullopt);
+  BasicProperties p;
+  p.expiration = "";
+  EXPECT_EQ(PeekExpiration(Encode(p)), std::optional<std::string_view>(""));
+  // Flagged but missing.
+  EXPECT_EQ(PeekExpiration("\x01\x00"s), std::nullopt);
+  EXPECT_EQ(PeekPriority("\x08\x00"s), std::nullopt);
+  for (size_t n = 0; n < all.size(); ++n) {
+    const std::string_view cut = std::string_view(all).substr(0, n);
+    PeekPriority(cut);
+    PeekExpiration(cut);
+    PeekReplyTo(cut);
+  }
+}
+
 TEST(ContentHeaderTest, EncodeDecode) {
   const std::string raw = Encode(AllSet());
   std::string payload;

@@ -8,6 +8,11 @@ namespace warren::broker {
 
 Broker::Broker() { AddVhost("/"); }
 
+void Broker::set_timers(TimerService* timers) {
+  timers_ = timers;
+  for (auto& [name, vhost] : vhosts_) vhost->set_timers(timers);
+}
+
 void Broker::set_persister(Persister* persister) {
   persister_ = persister;
   for (auto& [name, vhost] : vhosts_) vhost->set_persister(persister);
@@ -23,6 +28,7 @@ Vhost& Broker::AddVhost(std::string name) {
   if (!slot) {
     slot = std::make_unique<Vhost>(std::move(name));
     slot->set_persister(persister_);
+    slot->set_timers(timers_);
   }
   return *slot;
 }

@@ -10,6 +10,8 @@
 #include <string_view>
 #include <vector>
 
+#include "server/broker/direct_reply.h"
+#include "server/broker/timers.h"
 #include "server/broker/vhost.h"
 
 namespace warren::broker {
@@ -30,6 +32,10 @@ class Broker {
   // Durable state is journaled through `persister` (null: nothing is stored).
   void set_persister(Persister* persister);
   Persister* persister() const { return persister_; }
+  // The event loop's clock and timers (TTLs, x-expires, dead-lettering); null: FallbackTimers.
+  void set_timers(TimerService* timers);
+  // Direct reply-to consumers, by reply-to name.
+  DirectReplyRegistry& direct_replies() { return direct_replies_; }
 
   Vhost* FindVhost(std::string_view name);
   Vhost& AddVhost(std::string name);
@@ -48,6 +54,8 @@ class Broker {
   std::map<std::string, User, std::less<>> users_;
   uint64_t next_connection_id_ = 1;
   Persister* persister_ = nullptr;
+  TimerService* timers_ = nullptr;
+  DirectReplyRegistry direct_replies_;
 };
 
 }  // namespace warren::broker

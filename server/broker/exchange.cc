@@ -26,7 +26,10 @@ std::string_view ExchangeTypeName(ExchangeType type) {
 }
 
 Exchange::Exchange(std::string name, ExchangeType type, ExchangeOptions options)
-    : name_(std::move(name)), type_(type), options_(std::move(options)) {}
+    : name_(std::move(name)), type_(type), options_(std::move(options)) {
+  const amqp::FieldValue* ae = options_.arguments.Find("alternate-exchange");
+  if (ae != nullptr && ae->AsString() != nullptr) alternate_exchange_ = *ae->AsString();
+}
 
 bool Exchange::Bind(Binding binding) {
   for (const Binding& b : bindings_) {

@@ -61,6 +61,8 @@ class Exchange {
   const std::vector<Binding>& bindings() const { return bindings_; }
   // Auto-delete exchanges go when their last binding does, not before their first.
   bool had_bindings() const { return had_bindings_; }
+  // The `alternate-exchange` argument: where messages this exchange cannot route go instead.
+  const std::string* alternate_exchange() const { return alternate_exchange_ ? &*alternate_exchange_ : nullptr; }
 
   // Adds a binding; false when an identical one (destination, key, arguments) exists already.
   bool Bind(Binding binding);
@@ -85,6 +87,7 @@ class Exchange {
   ExchangeOptions options_;
   std::vector<Binding> bindings_;
   bool had_bindings_ = false;
+  std::optional<std::string> alternate_exchange_;
   std::unordered_map<std::string, std::vector<Destination>, StringHash, std::equal_to<>> direct_;
   TopicTrie<Destination> topic_;
 };

@@ -4,6 +4,7 @@
 #include <new>
 
 #include "server/amqp/properties.h"
+#include "server/broker/queue_arguments.h"
 
 namespace warren::broker {
 
@@ -27,6 +28,11 @@ MessageRef Message::Create(std::string_view exchange, std::string_view routing_k
   p += routing_key.size();
   std::memcpy(p, raw_properties.data(), raw_properties.size());
   m->persistent_ = amqp::PeekDeliveryMode(raw_properties) == std::optional<uint8_t>(2);
+  if (auto expiration = amqp::PeekExpiration(raw_properties)) [[unlikely]] {
+    auto ttl = ParseExpiration(*expiration);
+    m->expiration_ = ttl ? Expiration::kValid : Expiration::kInvalid;
+    m->ttl_ = ttl.value_or(0);
+  }
   return MessageRef(m);
 }
 

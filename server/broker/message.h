@@ -56,6 +56,12 @@ class Message {
   bool complete() const { return body_filled_ == body_size_; }
   // delivery_mode == 2.
   bool persistent() const { return persistent_; }
+  // The `expiration` property: kNone when absent, kValid with ttl() in milliseconds, kInvalid
+  // when it is not a TTL RabbitMQ accepts (the publish is refused, see ParseExpiration).
+  enum class Expiration : uint8_t { kNone, kValid, kInvalid };
+  Expiration expiration() const { return expiration_; }
+  bool has_ttl() const { return expiration_ == Expiration::kValid; }
+  uint32_t ttl() const { return ttl_; }
 
   // Appends a chunk of body. REQUIRES: body_filled() + chunk.size() <= body_size().
   void FillBody(std::string_view chunk);
@@ -77,7 +83,9 @@ class Message {
   uint8_t exchange_len_ = 0;
   uint8_t routing_key_len_ = 0;
   bool persistent_ = false;
+  Expiration expiration_ = Expiration::kNone;  // fills padding: the header stays 40 bytes
   uint32_t properties_len_ = 0;
+  uint32_t ttl_ = 0;
   uint64_t body_size_ = 0;
   uint64_t body_filled_ = 0;
   uint64_t body_id_ = 0;

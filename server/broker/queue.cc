@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include "server/amqp/properties.h"
+#include "server/broker/queue_features.h"
 
 namespace warren::broker {
 
@@ -18,12 +19,15 @@ storage::MessageData DataOf(const Message& m) {
 
 bool Queue::ShouldPageOut() const {
   return persister_ != nullptr && persister_->enabled() && on_disk() &&
-         (paged_count_ > 0 || ready_.size() >= persister_->memory_window());
+         (paged_count_ > 0 || ready_.size() >= persister_->memory_window()) &&
+         (features_ == nullptr || features_->can_page());
 }
 
 bool Queue::memory_window_full() const { return ShouldPageOut(); }
 
 bool Queue::Enqueue(MessageRef message) {
+  if (features_ == nullptr && message->has_ttl()) [[unlikely]] EnableFeatures();
+  if (features_ != nullptr) [[unlikely]] features_->BeforeEnqueue(*message);  // TTL clock, byte count
   const uint64_t seq = next_seq_++;
   if (ShouldPageOut()) {
     // Transient messages are written too, to be read back; recovery discards them.
@@ -35,6 +39,7 @@ bool Queue::Enqueue(MessageRef message) {
     if (paged_count_++ == 0) paged_next_seq_ = seq;
     page_ticket_ = persister_->open_ticket();
     Dispatch();
+    if (features_ != nullptr) [[unlikely]] features_->AfterEnqueue();
     return message->persistent();
   }
   const bool store = persister_ != nullptr && persister_->enabled() && on_disk() && message->persistent();
@@ -46,6 +51,12 @@ bool Queue::Enqueue(MessageRef message) {
       persister_->batch().PutMessage(id_, seq, DataOf(*message));
     }
   }
+  if (features_ != nullptr) [[unlikely]] {
+    features_->AddReady(QueuedMessage{std::move(message), seq, 0, false, store});  // TTL, priority order
+    Dispatch();
+    features_->AfterEnqueue();  // TTL 0, x-max-length, TTL timer
+    return store;
+  }
   ready_.push_back(QueuedMessage{std::move(message), seq, 0, false, store});
   Dispatch();
   return store;
@@ -53,6 +64,7 @@ bool Queue::Enqueue(MessageRef message) {
 
 void Queue::Restore(QueuedMessage message) {
   next_seq_ = std::max(next_seq_, message.seq + 1);
+  if (features_ != nullptr) return features_->Restore(std::move(message));
   ready_.push_back(std::move(message));
 }
 
@@ -80,6 +92,7 @@ void Queue::MaybePageIn() {
         msg->set_body_id(m.body_id);
         ready_.push_back(QueuedMessage{std::move(msg), m.seq, m.delivery_count,
                                        m.redelivered || m.delivery_count > 0, true});
+        if (features_ != nullptr) features_->OnPagedIn(ready_.back());
         paged_next_seq_ = m.seq + 1;
         return ++got < want;
       });
@@ -110,6 +123,7 @@ void Queue::DropPaged() {
 }
 
 void Queue::OnDelivered(const QueuedMessage& m, bool no_ack) {
+  if (features_ != nullptr) features_->OnLeftReady(m);
   if (!m.stored) return;
   if (no_ack) {
     Forget(m);
@@ -125,6 +139,7 @@ void Queue::Forget(const QueuedMessage& m) {
 }
 
 std::optional<QueuedMessage> Queue::Get(bool no_ack) {
+  if (features_ != nullptr) features_->BeforeGet();  // x-expires lease, expired head
   MaybePageIn();
   if (ready_.empty()) return std::nullopt;
   QueuedMessage m = std::move(ready_.front());
@@ -151,6 +166,7 @@ void Queue::Requeue(QueuedMessage message) {
   if (message.stored) {
     persister_->batch().PutDeliveryState(id_, message.seq, message.delivery_count, true);
   }
+  if (features_ != nullptr) return features_->Requeue(std::move(message));  // priority order, x-max-length
   auto pos = std::upper_bound(ready_.begin(), ready_.end(), message.seq,
                               [](uint64_t seq, const QueuedMessage& m) { return seq < m.seq; });
   ready_.insert(pos, std::move(message));
@@ -161,6 +177,7 @@ uint32_t Queue::Purge() {
   for (const QueuedMessage& m : ready_) Forget(m);
   ready_.clear();
   DropPaged();
+  if (features_ != nullptr) features_->OnPurged();
   ResumePublishersIfDrained();
   return n;
 }
@@ -169,6 +186,7 @@ void Queue::AddConsumer(Consumer* consumer, bool exclusive) {
   consumers_.push_back(consumer);
   exclusive_consumer_ = exclusive;
   had_consumers_ = true;
+  if (features_ != nullptr || consumer->priority() != 0) EnableFeatures().OnConsumerAdded(consumer);
 }
 
 void Queue::RemoveConsumer(Consumer* consumer) {
@@ -177,6 +195,7 @@ void Queue::RemoveConsumer(Consumer* consumer) {
   consumers_.erase(it);
   exclusive_consumer_ = false;
   if (next_consumer_ >= consumers_.size()) next_consumer_ = 0;
+  if (features_ != nullptr) features_->OnConsumerRemoved(consumer);
   ResumePublishersIfDrained();
 }
 
@@ -184,10 +203,13 @@ void Queue::Dispatch() {
   if (dispatching_ || deleted_) return;
   dispatching_ = true;
   while (!consumers_.empty()) {
+    if (features_ != nullptr) features_->DropExpiredHead();
     if (paged_count_ > 0) MaybePageIn();
     if (ready_.empty()) break;
     Consumer* chosen = nullptr;
-    const size_t n = consumers_.size();
+    // Consumer priorities and single active consumer pick in QueueFeatures; otherwise round-robin.
+    const bool picked = features_ != nullptr && features_->PickConsumer(&chosen);
+    const size_t n = picked ? 0 : consumers_.size();
     for (size_t i = 0; i < n; ++i) {
       Consumer* c = consumers_[(next_consumer_ + i) % n];
       if (c->Ready()) {
@@ -231,6 +253,7 @@ void Queue::MarkDeleted() {
   for (Consumer* c : consumers) c->OnQueueDeleted(*this);
   for (const QueuedMessage& m : ready_) Forget(m);  // the index went with the queue; bodies may be shared
   ready_.clear();
+  if (features_ != nullptr) features_->OnDeleted();
   ResumePublishersIfDrained();
 }
 

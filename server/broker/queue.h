@@ -17,10 +17,13 @@
 #include "server/amqp/field_table.h"
 #include "server/broker/message.h"
 #include "server/broker/persister.h"
+#include "server/broker/timers.h"
 
 namespace warren::broker {
 
 class Queue;
+class QueueFeatures;
+class Vhost;
 
 struct QueuedMessage {
   MessageRef msg;
@@ -28,6 +31,8 @@ struct QueuedMessage {
   uint32_t delivery_count = 0;  // deliveries so far, including the one in progress
   bool redelivered = false;
   bool stored = false;  // has an index entry in the store (persistent message, durable queue)
+  uint8_t priority = 0;       // priority queues: the effective priority, 0..x-max-priority
+  MonoMillis expires_at = 0;  // message TTL: when it expires (0: never); see queue_features.h
 };
 
 // A subscriber to a queue, implemented by the channel layer. The queue holds a non-owning
@@ -43,6 +48,8 @@ class Consumer {
   virtual void Deliver(Queue& queue, QueuedMessage message) = 0;
   // The queue is being deleted; the consumer has already been detached.
   virtual void OnQueueDeleted(Queue& queue) = 0;
+  // Consumer priority (basic.consume argument x-priority): higher ones are served first.
+  virtual int32_t priority() const { return 0; }
 };
 
 // A publisher that a queue may ask to pause (stop reading from its socket) until the queue's
@@ -108,8 +115,8 @@ class Queue : public std::enable_shared_from_this<Queue>, public DurabilityListe
   // Publisher flow control: a queue whose consumers fall behind by kFlowHighWatermark messages
   // pauses its publishers until the backlog is down to kFlowLowWatermark. A queue without
   // consumers never pauses anyone: it buffers.
-  static constexpr size_t kFlowHighWatermark = 20000;
-  static constexpr size_t kFlowLowWatermark = 10000;
+  static constexpr size_t kFlowHighWatermark = 4000;
+  static constexpr size_t kFlowLowWatermark = 2000;
   bool ShouldPausePublishers() const { return !consumers_.empty() && ready_count() >= kFlowHighWatermark; }
   void PausePublisher(std::weak_ptr<PublisherFlow> publisher);
   // Detaches every consumer (telling each) and drops all messages. The queue is dead after this.
@@ -126,7 +133,26 @@ class Queue : public std::enable_shared_from_this<Queue>, public DurabilityListe
   // For auto-delete: a queue is deleted when its last consumer goes, not before its first.
   bool had_consumers() const { return had_consumers_; }
 
+  // ---- RabbitMQ queue arguments, message TTL, consumer priorities: see queue_features.h ----
+  // The vhost the queue lives in (timers, dead-lettering, x-expires); set by the vhost.
+  void set_vhost(Vhost* vhost) { vhost_ = vhost; }
+  Vhost* vhost() const { return vhost_; }
+  // The queue's extra state; null for a plain queue until a feature needs it.
+  QueueFeatures* features() const { return features_.get(); }
+  QueueFeatures& EnableFeatures();
+  // x-overflow=reject-publish(-dlx): the queue is full and refuses `message` (dead-lettering it
+  // for reject-publish-dlx); its publisher gets a basic.nack. Asked before Enqueue.
+  bool RejectsPublish(const MessageRef& message) { return features_ != nullptr && RejectsPublishSlow(message); }
+  // basic.reject / basic.nack without requeue: Settle, dead-lettering the message first when the
+  // queue has a dead-letter exchange.
+  void Reject(const QueuedMessage& message);
+  // A queue.declare of the existing queue: renews its x-expires lease.
+  void Touch();
+
  private:
+  friend class QueueFeatures;
+  bool RejectsPublishSlow(const MessageRef& message);
+
   uint64_t id_;
   std::string name_;
   QueueOptions options_;
@@ -155,6 +181,11 @@ class Queue : public std::enable_shared_from_this<Queue>, public DurabilityListe
   uint64_t paged_next_seq_ = 0;  // where reading the paged tail back resumes
   uint64_t page_ticket_ = 0;     // the store batch holding the newest paged-out message
   bool page_in_waiting_ = false;
+  Vhost* vhost_ = nullptr;
+  struct FeaturesDeleter {
+    void operator()(QueueFeatures* features) const;  // in queue_features.cc
+  };
+  std::unique_ptr<QueueFeatures, FeaturesDeleter> features_;
 };
 
 }  // namespace warren::broker

@@ -4,9 +4,12 @@
 #include <random>
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include "server/broker/headers_match.h"
 #include "server/broker/persister.h"
+#include "server/broker/queue_arguments.h"
+#include "server/broker/queue_features.h"
 #include "proto/warren.pb.h"
 
 namespace warren::broker {
@@ -59,6 +62,8 @@ Exchange* Vhost::RestoreExchange(std::string name, ExchangeType type, ExchangeOp
 
 std::shared_ptr<Queue> Vhost::RestoreQueue(uint64_t id, std::string name, QueueOptions options) {
   auto q = std::make_shared<Queue>(id, name, std::move(options), persister_);
+  q->set_vhost(this);
+  if (ParseValidQueueArguments(q->options().arguments).any()) q->EnableFeatures();
   queues_[std::move(name)] = q;
   return q;
 }
@@ -165,6 +170,10 @@ Result<Exchange*> Vhost::DeclareExchange(std::string_view name, std::string_view
       return Fail(r::kAccessRefused,
                   fmt::format("exchange name '{}' contains reserved prefix 'amq.*'", name));
     }
+    if (const amqp::FieldValue* ae = options.arguments.Find("alternate-exchange"); ae && !ae->AsString()) {
+      return Fail(r::kPreconditionFailed, fmt::format("invalid type '{}' for arg 'alternate-exchange' in {}",
+                                                      FieldTypeName(*ae), ExchangeLabel(name)));
+    }
     Exchange* created = AddExchange(std::string(name), *parsed, std::move(options));
     JournalExchange(*created, true);
     return created;
@@ -213,9 +222,13 @@ Result<QueueDeclareResult> Vhost::DeclareQueue(std::string_view name, bool passi
       return Fail(r::kAccessRefused, fmt::format("queue name '{}' contains reserved prefix 'amq.*'", name));
     }
     std::string qname = name.empty() ? GenerateName("amq.gen-") : std::string(name);
+    auto arguments = ParseQueueArguments(options.arguments, QueueLabel(qname));
+    if (!arguments) return std::unexpected(arguments.error());
     if (options.exclusive) options.owner_connection = connection;
     const uint64_t id = persister_ != nullptr ? persister_->NextQueueId() : next_local_queue_id_++;
     auto q = std::make_shared<Queue>(id, qname, std::move(options), persister_);
+    q->set_vhost(this);
+    if (arguments->any()) q->EnableFeatures();
     queues_[qname] = q;
     JournalQueue(*q, true);
     // Every queue is bound to the default exchange by its name; routing handles that implicitly.
@@ -255,6 +268,7 @@ Result<QueueDeclareResult> Vhost::DeclareQueue(std::string_view name, bool passi
       }
     }
   }
+  q->Touch();  // renews an x-expires lease
   return QueueDeclareResult{q, static_cast<uint32_t>(q->ready_count()),
                             static_cast<uint32_t>(q->consumer_count())};
 }
@@ -302,6 +316,11 @@ void Vhost::RemoveQueue(const std::shared_ptr<Queue>& queue) {
   JournalQueue(*keep, false);
   keep->MarkDeleted();
   CollectAutoDeleteExchanges();
+}
+
+void Vhost::ExpireQueue(Queue& queue) {
+  spdlog::debug("queue '{}' in vhost '{}' expired (x-expires)", queue.name(), name_);
+  RemoveQueue(queue.shared_from_this());
 }
 
 void Vhost::RemoveExclusiveQueues(uint64_t connection) {
@@ -410,6 +429,17 @@ void Vhost::Route(const Exchange& exchange, const Message& message, std::vector<
   for (size_t i = 0; i < route_exchanges_.size(); ++i) {
     route_destinations_.clear();
     route_exchanges_[i]->Route(message, route_destinations_);
+    if (route_destinations_.empty()) {
+      // Unroutable here: on to the alternate exchange, if it exists.
+      if (const std::string* ae = route_exchanges_[i]->alternate_exchange()) {
+        auto it = exchanges_.find(*ae);
+        if (it != exchanges_.end() && std::find(route_exchanges_.begin(), route_exchanges_.end(), it->second.get()) ==
+                                          route_exchanges_.end()) {
+          route_exchanges_.push_back(it->second.get());
+        }
+      }
+      continue;
+    }
     for (const Destination& d : route_destinations_) {
       if (d.queue != nullptr) {
         add_queue(d.queue);

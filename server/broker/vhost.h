@@ -11,9 +11,11 @@
 #include <string_view>
 #include <vector>
 
+#include "server/broker/dead_letter.h"
 #include "server/broker/error.h"
 #include "server/broker/exchange.h"
 #include "server/broker/queue.h"
+#include "server/broker/timers.h"
 
 namespace warren::broker {
 
@@ -32,6 +34,10 @@ class Vhost {
   // Durable definitions are journaled through `persister` from now on (null: none). Set after
   // recovery has restored the stored definitions.
   void set_persister(Persister* persister);
+  // The clock and timers for TTLs, x-expires and deferred dead-lettering (null: FallbackTimers).
+  void set_timers(TimerService* timers) { timers_ = timers; }
+  TimerService& timers() const { return timers_ != nullptr ? *timers_ : FallbackTimers(); }
+  DeadLetterRouter& dead_letters() { return dead_letters_; }
   // Recovery: recreate stored definitions without journaling them again.
   Exchange* RestoreExchange(std::string name, ExchangeType type, ExchangeOptions options);
   std::shared_ptr<Queue> RestoreQueue(uint64_t id, std::string name, QueueOptions options);
@@ -74,6 +80,8 @@ class Vhost {
   void RemoveQueue(const std::shared_ptr<Queue>& queue);
   // Deletes every exclusive queue owned by `connection`.
   void RemoveExclusiveQueues(uint64_t connection);
+  // x-expires: `queue` went unused for its lease; deletes it (which may destroy it).
+  void ExpireQueue(Queue& queue);
 
   const std::map<std::string, std::unique_ptr<Exchange>, std::less<>>& exchanges() const { return exchanges_; }
   const std::map<std::string, std::shared_ptr<Queue>, std::less<>>& queues() const { return queues_; }
@@ -97,6 +105,8 @@ class Vhost {
   Exchange* default_exchange_ = nullptr;
   Persister* persister_ = nullptr;
   uint64_t next_local_queue_id_ = 1;  // ids of queues when there is no persister (tests)
+  TimerService* timers_ = nullptr;
+  DeadLetterRouter dead_letters_{*this};
   // Scratch space for Route, reused so routing does not allocate per message.
   std::vector<Destination> route_destinations_;
   std::vector<const Exchange*> route_exchanges_;

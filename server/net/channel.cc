@@ -6,6 +6,7 @@
 
 #include "server/amqp/constants.h"
 #include "server/broker/persister.h"
+#include "server/broker/queue_arguments.h"
 #include "server/broker/vhost.h"
 #include "server/net/channel_consumer.h"
 #include "server/net/connection.h"
@@ -115,6 +116,18 @@ std::string_view Channel::QueueName(std::string_view name) const {
 
 template <>
 Status Channel::On(const m::QueueDeclare& d) {
+  if (d.passive && d.queue.starts_with(broker::kDirectReplyToPrefix)) {
+    // Direct reply-to: a reply-to name "exists" while its consumer does.
+    if (connection_.broker().direct_replies().Find(d.queue) == nullptr) {
+      return MethodFail(d, Error{r::kNotFound, fmt::format("no queue '{}' in vhost '{}'", d.queue,
+                                                           connection_.vhost().name())});
+    }
+    if (!d.no_wait) {
+      WriteMethodFrame(connection_.output(), id_,
+                       m::QueueDeclareOk{.queue = d.queue, .message_count = 0, .consumer_count = 1});
+    }
+    return {};
+  }
   broker::QueueOptions options{.durable = d.durable, .exclusive = d.exclusive, .auto_delete = d.auto_delete,
                                .owner_connection = 0, .arguments = d.arguments};
   auto result = connection_.vhost().DeclareQueue(d.queue, d.passive, std::move(options), connection_.id());
@@ -181,19 +194,23 @@ Status Channel::On(const m::BasicQos& q) {
 
 template <>
 Status Channel::On(const m::BasicConsume& c) {
+  if (c.queue == broker::kDirectReplyTo) return ConsumeDirectReply(c);
   auto queue = connection_.vhost().FindQueue(QueueName(c.queue), connection_.id());
   if (!queue) return MethodFail(c, queue.error());
   std::string tag = c.consumer_tag.empty() ? broker::GenerateName("amq.ctag-") : std::string(c.consumer_tag);
-  if (consumers_.contains(tag)) {
+  if (consumers_.contains(tag) || tag == reply_consumer_tag_) {
     return MethodFail(c, Error{r::kNotAllowed, fmt::format("attempt to reuse consumer tag '{}'", tag)});
   }
   broker::Queue& q = **queue;
+  auto priority = broker::ParseConsumerPriority(
+      c.arguments, fmt::format("queue '{}' in vhost '{}'", q.name(), connection_.vhost().name()));
+  if (!priority) return MethodFail(c, priority.error());
   if (q.has_exclusive_consumer() || (c.exclusive && q.consumer_count() > 0)) {
     return MethodFail(c, Error{r::kAccessRefused, fmt::format("queue '{}' in vhost '{}' in exclusive use", q.name(),
                                                               connection_.vhost().name())});
   }
   if (!c.no_wait) WriteMethodFrame(connection_.output(), id_, m::BasicConsumeOk{.consumer_tag = tag});
-  auto consumer = std::make_unique<ChannelConsumer>(*this, tag, *queue, c.no_ack, consumer_prefetch_);
+  auto consumer = std::make_unique<ChannelConsumer>(*this, tag, *queue, c.no_ack, consumer_prefetch_, *priority);
   ChannelConsumer* raw = consumer.get();
   consumers_.emplace(std::move(tag), std::move(consumer));
   q.AddConsumer(raw, c.exclusive);
@@ -201,8 +218,36 @@ Status Channel::On(const m::BasicConsume& c) {
   return {};
 }
 
+Status Channel::ConsumeDirectReply(const m::BasicConsume& c) {
+  std::string tag = c.consumer_tag.empty() ? broker::GenerateName("amq.ctag-") : std::string(c.consumer_tag);
+  if (consumers_.contains(tag) || tag == reply_consumer_tag_) {
+    return MethodFail(c, Error{r::kNotAllowed, fmt::format("attempt to reuse consumer tag '{}'", tag)});
+  }
+  if (!c.no_ack) return MethodFail(c, Error{r::kPreconditionFailed, "reply consumer cannot acknowledge"});
+  if (!reply_to_name_.empty()) return MethodFail(c, Error{r::kPreconditionFailed, "reply consumer already set"});
+  reply_to_name_ = connection_.broker().direct_replies().Register(this);
+  reply_consumer_tag_ = std::move(tag);
+  if (!c.no_wait) WriteMethodFrame(connection_.output(), id_, m::BasicConsumeOk{.consumer_tag = reply_consumer_tag_});
+  return {};
+}
+
+void Channel::DeliverReply(const broker::MessageRef& message) {
+  if (closing_) return;
+  OutputBuffer& out = connection_.output();
+  WriteMethodFrame(out, id_,
+                   m::BasicDeliver{.consumer_tag = reply_consumer_tag_, .delivery_tag = next_delivery_tag_++,
+                                   .redelivered = false, .exchange = message->exchange(),
+                                   .routing_key = message->routing_key()});
+  WriteContentFrames(out, id_, connection_.frame_max(), message);
+}
+
 template <>
 Status Channel::On(const m::BasicCancel& c) {
+  if (!reply_consumer_tag_.empty() && c.consumer_tag == reply_consumer_tag_) {
+    connection_.broker().direct_replies().Unregister(reply_to_name_);
+    reply_to_name_.clear();
+    reply_consumer_tag_.clear();
+  }
   CancelConsumer(std::string(c.consumer_tag), false);
   if (!c.no_wait) WriteMethodFrame(connection_.output(), id_, m::BasicCancelOk{.consumer_tag = c.consumer_tag});
   return {};
@@ -211,6 +256,7 @@ Status Channel::On(const m::BasicCancel& c) {
 template <>
 Status Channel::On(const m::BasicPublish& p) {
   if (p.immediate) return MethodFail<m::BasicPublish>(r::kNotImplemented, "immediate=true");
+  connection_.NotePublish();
   assembling_.emplace();
   assembling_->exchange.assign(p.exchange);
   assembling_->routing_key.assign(p.routing_key);
@@ -386,6 +432,7 @@ Status Channel::HandleContentBody(std::string_view chunk) {
 Status Channel::FinishPublish() {
   PendingPublish publish = std::move(*assembling_);
   assembling_.reset();
+  if (auto checked = CheckPublish(publish); !checked) return checked;
   if (tx_mode_) {
     // Validate now so the client hears about a missing exchange at publish time, as RabbitMQ.
     auto ex = connection_.vhost().FindExchange(publish.exchange);
@@ -396,17 +443,62 @@ Status Channel::FinishPublish() {
   return Route(publish);
 }
 
-Status Channel::Route(PendingPublish& publish) {
+std::expected<broker::Exchange*, MethodError> Channel::PublishExchange(std::string_view name) {
   broker::Vhost& vhost = connection_.vhost();
-  auto ex = vhost.FindExchange(publish.exchange);
+  auto ex = vhost.FindExchange(name);
   if (!ex) return MethodFail<m::BasicPublish>(ex.error().code, ex.error().text);
   if ((*ex)->options().internal) {
     return MethodFail<m::BasicPublish>(
-        r::kAccessRefused,
-        fmt::format("cannot publish to internal exchange '{}' in vhost '{}'", publish.exchange, vhost.name()));
+        r::kAccessRefused, fmt::format("cannot publish to internal exchange '{}' in vhost '{}'", name, vhost.name()));
   }
+  return *ex;
+}
+
+Status Channel::CheckPublish(PendingPublish& publish) {
+  const broker::Message& msg = *publish.message;
+  const bool bad_expiration = msg.expiration() == broker::Message::Expiration::kInvalid;
+  const bool direct_reply = amqp::PeekReplyTo(msg.raw_properties()) == broker::kDirectReplyTo;
+  if (!bad_expiration && !direct_reply) return {};
+  // RabbitMQ looks the exchange up before it looks at the properties.
+  if (auto ex = PublishExchange(publish.exchange); !ex) return std::unexpected(ex.error());
+  if (direct_reply) {
+    if (reply_to_name_.empty()) {
+      return MethodFail<m::BasicPublish>(r::kPreconditionFailed, "fast reply consumer does not exist");
+    }
+    broker::MessageRef rewritten = broker::WithReplyTo(msg, reply_to_name_);
+    if (rewritten) publish.message = std::move(rewritten);
+  }
+  if (bad_expiration) {
+    auto ttl = broker::ParseExpiration(amqp::PeekExpiration(publish.message->raw_properties()).value_or(""));
+    if (!ttl) return MethodFail<m::BasicPublish>(ttl.error().code, ttl.error().text);
+  }
+  return {};
+}
+
+void Channel::NackPublish(uint64_t seq) {
+  if (!unconfirmed_.empty()) {
+    unconfirmed_.push_back(Unconfirmed{seq, 0, true});  // after the confirms waiting before it
+    return;
+  }
+  FlushConfirms();
+  WriteMethodFrame(connection_.output(), id_, m::BasicNack{.delivery_tag = seq, .multiple = false, .requeue = false});
+  confirmed_upto_ = confirm_ready_upto_ = seq;
+}
+
+Status Channel::Route(PendingPublish& publish) {
+  broker::Vhost& vhost = connection_.vhost();
+  auto ex = PublishExchange(publish.exchange);
+  if (!ex) return std::unexpected(ex.error());
   vhost.Route(**ex, *publish.message, route_scratch_);
-  if (route_scratch_.empty() && publish.mandatory) {
+  bool routed = !route_scratch_.empty();
+  if (!routed && publish.exchange.empty() && publish.routing_key.starts_with(broker::kDirectReplyToPrefix)) {
+    // A direct reply: straight to the requesting channel, if it is still there.
+    if (broker::DirectReplyTarget* target = connection_.broker().direct_replies().Find(publish.routing_key)) {
+      target->DeliverReply(publish.message);
+      routed = true;
+    }
+  }
+  if (!routed && publish.mandatory) {
     OutputBuffer& out = connection_.output();
     const broker::Message& msg = *publish.message;
     WriteMethodFrame(out, id_,
@@ -414,6 +506,13 @@ Status Channel::Route(PendingPublish& publish) {
                                     .exchange = msg.exchange(), .routing_key = msg.routing_key()});
     WriteContentFrames(out, id_, connection_.frame_max(), publish.message);
   }
+  // x-overflow=reject-publish: a full queue refuses the message (routed all the same: no return).
+  bool rejected = false;
+  std::erase_if(route_scratch_, [&](broker::Queue* q) {
+    if (!q->RejectsPublish(publish.message)) return false;
+    rejected = true;
+    return true;
+  });
   broker::Persister* persister = connection_.broker().persister();
   if (persister != nullptr && persister->enabled() && publish.message->persistent()) {
     size_t durable = 0;
@@ -436,7 +535,9 @@ Status Channel::Route(PendingPublish& publish) {
   if (stored) last_store_ticket_ = persister->open_ticket();
   if (confirm_mode_) {
     const uint64_t seq = next_publish_seq_++;
-    if (stored) {
+    if (rejected) {
+      NackPublish(seq);
+    } else if (stored) {
       unconfirmed_.push_back(Unconfirmed{seq, persister->open_ticket()});
       connection_.WaitForDurable();
     } else if (unconfirmed_.empty()) {
@@ -454,6 +555,13 @@ bool Channel::OnDurable(uint64_t ticket, bool ok) {
   while (!unconfirmed_.empty() && unconfirmed_.front().ticket <= ticket) {
     const Unconfirmed u = unconfirmed_.front();
     unconfirmed_.pop_front();
+    if (u.nack) {  // refused by a queue
+      FlushConfirms();
+      WriteMethodFrame(connection_.output(), id_,
+                       m::BasicNack{.delivery_tag = u.publish_seq, .multiple = false, .requeue = false});
+      confirmed_upto_ = confirm_ready_upto_ = u.publish_seq;
+      continue;
+    }
     if (ok || u.ticket == 0) {
       confirm_ready_upto_ = u.publish_seq;
       continue;
@@ -555,6 +663,8 @@ broker::Result<> Channel::Settle(uint64_t tag, bool multiple, SettleKind kind) {
 void Channel::ApplySettle(Unacked& u, SettleKind kind) {
   if (kind == SettleKind::kRequeue) {
     u.queue->Requeue(std::move(u.message));
+  } else if (kind == SettleKind::kDrop) {
+    u.queue->Reject(u.message);  // dead-letters it when the queue has a dead-letter exchange
   } else {
     u.queue->Settle(u.message);
   }
@@ -633,6 +743,11 @@ void Channel::Shutdown() {
   shut_down_ = true;
   assembling_.reset();
   tx_publishes_.clear();
+  if (!reply_to_name_.empty()) {
+    connection_.broker().direct_replies().Unregister(reply_to_name_);
+    reply_to_name_.clear();
+    reply_consumer_tag_.clear();
+  }
   std::vector<std::string> tags;
   for (const auto& [tag, c] : consumers_) tags.push_back(tag);
   for (const std::string& tag : tags) CancelConsumer(tag, false);

@@ -15,7 +15,9 @@
 
 #include "server/amqp/methods.h"
 #include "server/amqp/properties.h"
+#include "server/broker/direct_reply.h"
 #include "server/broker/error.h"
+#include "server/broker/exchange.h"
 #include "server/broker/queue.h"
 
 namespace warren::net {
@@ -29,10 +31,10 @@ struct MethodError {
   uint16_t method_id = 0;
 };
 
-class Channel {
+class Channel final : public broker::DirectReplyTarget {
  public:
   Channel(Connection& connection, uint16_t id);
-  ~Channel();
+  ~Channel() override;
 
   uint16_t id() const { return id_; }
   bool closing() const { return closing_; }
@@ -60,6 +62,8 @@ class Channel {
   bool CanDeliver(const ChannelConsumer& consumer) const;
   void Deliver(ChannelConsumer& consumer, broker::Queue& queue, broker::QueuedMessage message);
   void OnConsumerQueueDeleted(ChannelConsumer& consumer);
+  // Direct reply-to: a reply published to this channel's reply-to name.
+  void DeliverReply(const broker::MessageRef& message) override;
 
  private:
   enum class SettleKind { kAck, kRequeue, kDrop };
@@ -84,6 +88,14 @@ class Channel {
   // The content of a publish is complete: route it now, or hold it for tx.commit.
   std::expected<void, MethodError> FinishPublish();
   std::expected<void, MethodError> Route(PendingPublish& publish);
+  // The exchange a publish goes to: 404 when missing, 403 when internal.
+  std::expected<broker::Exchange*, MethodError> PublishExchange(std::string_view name);
+  // Checks RabbitMQ makes on a complete publish: an invalid expiration (406), a direct reply-to
+  // without reply consumer (406); rewrites reply-to amq.rabbitmq.reply-to to this channel's name.
+  std::expected<void, MethodError> CheckPublish(PendingPublish& publish);
+  std::expected<void, MethodError> ConsumeDirectReply(const amqp::method::BasicConsume& consume);
+  // Sends basic.nack for publish `seq` (x-overflow reject-publish) once the confirms before it went.
+  void NackPublish(uint64_t seq);
   // An empty queue name means the last queue declared on this channel, as in the spec.
   std::string_view QueueName(std::string_view name) const;
   // Marks deliveries up to / at `tag` settled. Errors with 406 on an unknown tag.
@@ -115,6 +127,7 @@ class Channel {
   struct Unconfirmed {
     uint64_t publish_seq;
     uint64_t ticket;
+    bool nack = false;  // refused by a queue (reject-publish): basic.nack instead of basic.ack
   };
   std::deque<Unconfirmed> unconfirmed_;
   uint64_t tx_commit_ticket_ = 0;  // tx.commit-ok is sent once this batch is durable
@@ -123,6 +136,10 @@ class Channel {
   uint64_t next_publish_seq_ = 1;
   uint64_t confirmed_upto_ = 0;      // highest publish sequence acknowledged to the client
   uint64_t confirm_ready_upto_ = 0;  // highest publish sequence ready to acknowledge
+
+  // Direct reply-to: the reply consumer's tag and this channel's reply-to name (empty: none).
+  std::string reply_consumer_tag_;
+  std::string reply_to_name_;
 
   bool tx_mode_ = false;
   std::vector<PendingPublish> tx_publishes_;

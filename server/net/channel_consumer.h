@@ -15,8 +15,13 @@ namespace warren::net {
 class ChannelConsumer final : public broker::Consumer {
  public:
   ChannelConsumer(Channel& channel, std::string tag, std::shared_ptr<broker::Queue> queue, bool no_ack,
-                  uint16_t prefetch)
-      : channel_(channel), tag_(std::move(tag)), queue_(std::move(queue)), no_ack_(no_ack), prefetch_(prefetch) {}
+                  uint16_t prefetch, int32_t priority = 0)
+      : channel_(channel),
+        tag_(std::move(tag)),
+        queue_(std::move(queue)),
+        no_ack_(no_ack),
+        prefetch_(prefetch),
+        priority_(priority) {}
 
   bool Ready() const override { return channel_.CanDeliver(*this); }
   bool no_ack() const override { return no_ack_; }
@@ -24,6 +29,7 @@ class ChannelConsumer final : public broker::Consumer {
     channel_.Deliver(*this, queue, std::move(message));
   }
   void OnQueueDeleted(broker::Queue&) override { channel_.OnConsumerQueueDeleted(*this); }
+  int32_t priority() const override { return priority_; }
 
   const std::string& tag() const { return tag_; }
   const std::shared_ptr<broker::Queue>& queue() const { return queue_; }
@@ -37,6 +43,7 @@ class ChannelConsumer final : public broker::Consumer {
   std::shared_ptr<broker::Queue> queue_;
   bool no_ack_;
   uint16_t prefetch_;
+  int32_t priority_;  // x-priority
 };
 
 }  // namespace warren::net

@@ -151,7 +151,9 @@ void Connection::OnRead(size_t n) {
 
 void Connection::MaybeRead() {
   // Resumed by OnWritten once the peer drained our output, or by ResumePublishing.
-  if (terminated_ || publishing_paused_ || pending_.size() + writing_.size() > kStopReadingBytes) return;
+  if (terminated_ || publishing_paused_ || blocked_by_alarm_ || pending_.size() + writing_.size() > kStopReadingBytes) {
+    return;
+  }
   Read();
 }
 
@@ -324,6 +326,7 @@ void Connection::HandleConnectionMethod(const amqp::Method& method) {
 void Connection::HandleStartOk(const m::ConnectionStartOk& start_ok) {
   client_auth_failure_close_ = CapabilityEnabled(start_ok.client_properties, "authentication_failure_close");
   client_cancel_notify_ = CapabilityEnabled(start_ok.client_properties, "consumer_cancel_notify");
+  client_blocked_notify_ = CapabilityEnabled(start_ok.client_properties, "connection.blocked");
   std::string user, pass;
   const bool parsed = ParseCredentials(start_ok.mechanism, start_ok.response, &user, &pass);
   const broker::User* found = parsed ? broker_.Authenticate(user, pass) : nullptr;
@@ -465,6 +468,21 @@ void Connection::MarkConfirmsPending(Channel* channel) {
   }
 }
 
+void Connection::NotePublish() {
+  if (!server_.alarm() || blocked_by_alarm_) return;
+  blocked_by_alarm_ = true;  // MaybeRead stops reading after this batch of frames
+  spdlog::warn("AMQP connection {} ({}) blocked: resource alarm (low disk space)", id_, peer_);
+  if (client_blocked_notify_) WriteMethodFrame(output(), 0, m::ConnectionBlocked{.reason = "low on disk"});
+}
+
+void Connection::OnAlarmCleared() {
+  if (!blocked_by_alarm_ || terminated_) return;
+  blocked_by_alarm_ = false;
+  spdlog::info("AMQP connection {} ({}) unblocked", id_, peer_);
+  if (client_blocked_notify_) WriteMethodFrame(output(), 0, m::ConnectionUnblocked{});
+  MaybeRead();
+}
+
 void Connection::WaitForDurable() {
   broker::Persister* persister = broker_.persister();
   if (waiting_for_durable_ || persister == nullptr) return;
@@ -550,7 +568,8 @@ void Connection::OnHeartbeatTick() {
   if (terminated_) return;
   const auto now = Clock::now();
   // A connection we stopped reading from cannot be blamed for silence.
-  const bool we_read = !publishing_paused_ && pending_.size() + writing_.size() <= kStopReadingBytes;
+  const bool we_read =
+      !publishing_paused_ && !blocked_by_alarm_ && pending_.size() + writing_.size() <= kStopReadingBytes;
   if (!we_read) last_read_ = now;
   if (now - last_read_ > std::chrono::seconds(2 * heartbeat_)) {
     spdlog::warn("closing AMQP connection {} ({}): missed heartbeats from client, timeout: {}s", id_, peer_, heartbeat_);

@@ -69,6 +69,10 @@ class Connection : public std::enable_shared_from_this<Connection>,
   // Stops reading from the socket until `queue` has drained (publisher flow control).
   void PausePublishingFor(broker::Queue& queue);
   void ResumePublishing() override;
+  // A channel received basic.publish: while the server's resource alarm is on, the connection is
+  // blocked (connection.blocked, no more reading) until the alarm clears.
+  void NotePublish();
+  void OnAlarmCleared();
   // A channel has publishes (or a tx.commit) waiting for the store.
   void WaitForDurable();
   void OnDurable(uint64_t ticket, bool ok) override;
@@ -114,6 +118,8 @@ class Connection : public std::enable_shared_from_this<Connection>,
   broker::Vhost* vhost_ = nullptr;
   bool client_auth_failure_close_ = false;
   bool client_cancel_notify_ = false;
+  bool client_blocked_notify_ = false;  // understands connection.blocked/unblocked
+  bool blocked_by_alarm_ = false;
   uint16_t channel_max_;
   uint32_t frame_max_;
   uint16_t heartbeat_ = 0;

@@ -40,6 +40,14 @@ void Server::Accept() {
   });
 }
 
+void Server::SetAlarm(bool alarm) {
+  alarm_ = alarm;
+  if (alarm) return;  // connections block themselves at their next publish
+  std::vector<std::shared_ptr<Connection>> live;
+  for (auto& [id, c] : connections_) live.push_back(c);
+  for (auto& c : live) c->OnAlarmCleared();
+}
+
 void Server::Stop() {
   asio::error_code ec;
   acceptor_.close(ec);

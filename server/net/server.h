@@ -34,6 +34,9 @@ class Server {
   void Stop();
 
   uint16_t port() const { return bound_port_; }
+  // Resource alarm (low disk): publishing connections are blocked while it is on.
+  bool alarm() const { return alarm_; }
+  void SetAlarm(bool alarm);
   bool IsLoopbackOnly(std::string_view user) const { return options_.loopback_users.contains(user); }
   void Unregister(uint64_t connection_id) { connections_.erase(connection_id); }
 
@@ -45,6 +48,7 @@ class Server {
   ServerOptions options_;
   asio::ip::tcp::acceptor acceptor_;
   uint16_t bound_port_ = 0;
+  bool alarm_ = false;
   std::unordered_map<uint64_t, std::shared_ptr<Connection>> connections_;
 };
 

@@ -1,0 +1,39 @@
+#include "server/broker/direct_reply.h"
+
+#include "server/amqp/properties.h"
+#include "server/broker/vhost.h"
+
+namespace warren::broker {
+
+std::string DirectReplyRegistry::Register(DirectReplyTarget* target) {
+  std::string name;
+  do {
+    name = GenerateName(std::string(kDirectReplyToPrefix) + "g") + "." + GenerateName("");
+  } while (targets_.contains(name));
+  targets_.emplace(name, target);
+  return name;
+}
+
+void DirectReplyRegistry::Unregister(std::string_view name) {
+  auto it = targets_.find(name);
+  if (it != targets_.end()) targets_.erase(it);
+}
+
+DirectReplyTarget* DirectReplyRegistry::Find(std::string_view name) const {
+  auto it = targets_.find(name);
+  return it == targets_.end() ? nullptr : it->second;
+}
+
+MessageRef WithReplyTo(const Message& message, std::string_view reply_to) {
+  amqp::BasicProperties props;
+  if (!amqp::DecodeProperties(message.raw_properties(), &props)) return {};
+  props.reply_to = std::string(reply_to);
+  std::string raw;
+  amqp::ByteWriter w(raw);
+  amqp::EncodeProperties(props, w);
+  MessageRef copy = Message::Create(message.exchange(), message.routing_key(), raw, message.body_size());
+  copy->FillBody(message.body());
+  return copy;
+}
+
+}  // namespace warren::broker

@@ -1,0 +1,241 @@
+#include "server/broker/queue_arguments.h"
+
+#include <algorithm>
+#include <array>
+#include <charconv>
+
+#include <fmt/format.h>
+
+namespace warren::broker {
+
+namespace r = amqp::reply;
+
+namespace {
+
+// An error term as RabbitMQ prints it with ~p ("{value_negative,-1}"); nullopt when valid.
+using Problem = std::optional<std::string>;
+
+bool IsIntegerArg(const amqp::FieldValue& v) {
+  switch (v.TypeCode()) {
+    case 'b': case 'B': case 's': case 'u': case 'I': case 'i': case 'l':
+      return true;
+    default:
+      return false;
+  }
+}
+
+std::string Unacceptable(const amqp::FieldValue& v) { return fmt::format("{{unacceptable_type,{}}}", FieldTypeName(v)); }
+
+Problem CheckInt(const amqp::FieldValue& v) {
+  if (!IsIntegerArg(v)) return Unacceptable(v);
+  return std::nullopt;
+}
+
+Problem CheckExpiry(int64_t n) {
+  if (n > static_cast<int64_t>(kMaxExpiry)) return fmt::format("{{value_too_large,{}}}", n);
+  if (n < 0) return fmt::format("{{value_negative,{}}}", n);
+  return std::nullopt;
+}
+
+Problem CheckExpiresArg(const amqp::FieldValue& v, const amqp::FieldTable&) {
+  if (auto p = CheckInt(v)) return p;
+  const int64_t n = *v.AsInt();
+  if (n == 0) return std::string("{value_zero,0}");
+  return CheckExpiry(n);
+}
+
+Problem CheckMessageTtlArg(const amqp::FieldValue& v, const amqp::FieldTable&) {
+  if (auto p = CheckInt(v)) return p;
+  return CheckExpiry(*v.AsInt());
+}
+
+Problem CheckNonNegIntArg(const amqp::FieldValue& v, const amqp::FieldTable&) {
+  if (auto p = CheckInt(v)) return p;
+  const int64_t n = *v.AsInt();
+  if (n < 0) return fmt::format("{{value_negative,{}}}", n);
+  return std::nullopt;
+}
+
+Problem CheckMaxPriorityArg(const amqp::FieldValue& v, const amqp::FieldTable& args) {
+  if (auto p = CheckNonNegIntArg(v, args)) return p;
+  const int64_t n = *v.AsInt();
+  if (n > kMaxSupportedPriority) return fmt::format("{{max_value_exceeded,{}}}", n);
+  return std::nullopt;
+}
+
+Problem CheckDlxNameArg(const amqp::FieldValue& v, const amqp::FieldTable&) {
+  if (v.AsString() == nullptr) return Unacceptable(v);
+  return std::nullopt;
+}
+
+Problem CheckDlxRoutingKeyArg(const amqp::FieldValue& v, const amqp::FieldTable& args) {
+  if (v.AsString() == nullptr) return Unacceptable(v);
+  if (args.Find("x-dead-letter-exchange") == nullptr) return std::string("routing_key_but_no_dlx_defined");
+  return std::nullopt;
+}
+
+Problem CheckOneOf(const amqp::FieldValue& v, std::initializer_list<std::string_view> allowed, std::string_view error) {
+  const std::string* s = v.AsString();
+  if (s == nullptr) return Unacceptable(v);
+  if (std::find(allowed.begin(), allowed.end(), *s) == allowed.end()) return std::string(error);
+  return std::nullopt;
+}
+
+Problem CheckOverflowArg(const amqp::FieldValue& v, const amqp::FieldTable&) {
+  return CheckOneOf(v, {"drop-head", "reject-publish", "reject-publish-dlx"}, "invalid_overflow");
+}
+
+Problem CheckQueueModeArg(const amqp::FieldValue& v, const amqp::FieldTable&) {
+  return CheckOneOf(v, {"default", "lazy"}, "invalid_queue_mode");
+}
+
+Problem CheckQueueTypeArg(const amqp::FieldValue& v, const amqp::FieldTable&) {
+  return CheckOneOf(v, {"classic", "quorum", "stream"}, "invalid_queue_type");
+}
+
+Problem CheckBoolArg(const amqp::FieldValue& v, const amqp::FieldTable&) {
+  if (!v.AsBool()) return Unacceptable(v);
+  return std::nullopt;
+}
+
+struct Validator {
+  std::string_view key;
+  Problem (*check)(const amqp::FieldValue&, const amqp::FieldTable&);
+};
+
+// RabbitMQ 3.10's declare-time checks, in its order.
+constexpr std::array kQueueValidators = {
+    Validator{"x-expires", CheckExpiresArg},
+    Validator{"x-message-ttl", CheckMessageTtlArg},
+    Validator{"x-dead-letter-exchange", CheckDlxNameArg},
+    Validator{"x-dead-letter-routing-key", CheckDlxRoutingKeyArg},
+    Validator{"x-max-length", CheckNonNegIntArg},
+    Validator{"x-max-length-bytes", CheckNonNegIntArg},
+    Validator{"x-max-in-memory-length", CheckNonNegIntArg},
+    Validator{"x-max-in-memory-bytes", CheckNonNegIntArg},
+    Validator{"x-max-priority", CheckMaxPriorityArg},
+    Validator{"x-overflow", CheckOverflowArg},
+    Validator{"x-queue-mode", CheckQueueModeArg},
+    Validator{"x-single-active-consumer", CheckBoolArg},
+    Validator{"x-queue-type", CheckQueueTypeArg},
+};
+
+std::unexpected<Error> InvalidArg(std::string_view key, std::string_view label, const std::string& problem) {
+  return Fail(r::kPreconditionFailed, fmt::format("invalid arg '{}' for {}: {}", key, label, problem));
+}
+
+// Builds the parsed form; every value present is assumed valid (checked or skipped).
+QueueArguments Build(const amqp::FieldTable& args) {
+  QueueArguments out;
+  auto integer = [&](std::string_view key) -> std::optional<int64_t> {
+    const amqp::FieldValue* v = args.Find(key);
+    if (v == nullptr || !IsIntegerArg(*v)) return std::nullopt;
+    return v->AsInt();
+  };
+  auto string = [&](std::string_view key) -> const std::string* {
+    const amqp::FieldValue* v = args.Find(key);
+    return v != nullptr ? v->AsString() : nullptr;
+  };
+  if (auto n = integer("x-message-ttl"); n && *n >= 0 && *n <= static_cast<int64_t>(kMaxExpiry)) {
+    out.message_ttl = static_cast<uint32_t>(*n);
+  }
+  if (auto n = integer("x-expires"); n && *n > 0 && *n <= static_cast<int64_t>(kMaxExpiry)) {
+    out.expires = static_cast<uint32_t>(*n);
+  }
+  if (auto n = integer("x-max-length"); n && *n >= 0) out.max_length = static_cast<uint64_t>(*n);
+  if (auto n = integer("x-max-length-bytes"); n && *n >= 0) out.max_length_bytes = static_cast<uint64_t>(*n);
+  if (auto n = integer("x-max-priority"); n && *n >= 0 && *n <= kMaxSupportedPriority) {
+    out.max_priority = static_cast<uint8_t>(*n);
+  }
+  if (const std::string* s = string("x-overflow")) {
+    if (*s == "reject-publish") out.overflow = Overflow::kRejectPublish;
+    if (*s == "reject-publish-dlx") out.overflow = Overflow::kRejectPublishDlx;
+  }
+  if (const std::string* s = string("x-dead-letter-exchange")) {
+    out.dead_letter_exchange = *s;
+    if (const std::string* rk = string("x-dead-letter-routing-key")) out.dead_letter_routing_key = *rk;
+  }
+  if (const amqp::FieldValue* v = args.Find("x-single-active-consumer")) {
+    out.single_active_consumer = v->AsBool().value_or(false);
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string_view FieldTypeName(const amqp::FieldValue& value) {
+  switch (value.TypeCode()) {
+    case 't': return "bool";
+    case 'b': return "byte";
+    case 'B': return "unsignedbyte";
+    case 's': return "short";
+    case 'u': return "unsignedshort";
+    case 'I': return "signedint";
+    case 'i': return "unsignedint";
+    case 'l': return "long";
+    case 'f': return "float";
+    case 'd': return "double";
+    case 'D': return "decimal";
+    case 'S': return "longstr";
+    case 'x': return "binary";
+    case 'A': return "array";
+    case 'T': return "timestamp";
+    case 'F': return "table";
+    case 'V': return "void";
+    default: return "unknown";
+  }
+}
+
+Result<QueueArguments> ParseQueueArguments(const amqp::FieldTable& arguments, std::string_view queue_label) {
+  for (const Validator& validator : kQueueValidators) {
+    const amqp::FieldValue* v = arguments.Find(validator.key);
+    if (v == nullptr) continue;
+    if (Problem problem = validator.check(*v, arguments)) return InvalidArg(validator.key, queue_label, *problem);
+  }
+  return Build(arguments);
+}
+
+QueueArguments ParseValidQueueArguments(const amqp::FieldTable& arguments) { return Build(arguments); }
+
+Result<int32_t> ParseConsumerPriority(const amqp::FieldTable& arguments, std::string_view queue_label) {
+  if (const amqp::FieldValue* v = arguments.Find("x-cancel-on-ha-failover")) {
+    if (Problem problem = CheckBoolArg(*v, arguments)) {
+      return InvalidArg("x-cancel-on-ha-failover", queue_label, *problem);
+    }
+  }
+  const amqp::FieldValue* v = arguments.Find("x-priority");
+  if (v == nullptr) return 0;
+  if (Problem problem = CheckInt(*v)) return InvalidArg("x-priority", queue_label, *problem);
+  return static_cast<int32_t>(std::clamp<int64_t>(*v->AsInt(), INT32_MIN, INT32_MAX));
+}
+
+Result<uint32_t> ParseExpiration(std::string_view expiration) {
+  // Erlang's string:to_integer: an optional sign and digits at the start, the rest left over.
+  auto fail = [&](std::string_view problem) {
+    return Fail(r::kPreconditionFailed, fmt::format("invalid expiration '{}': {}", expiration, problem));
+  };
+  size_t pos = 0;
+  bool negative = false;
+  if (pos < expiration.size() && (expiration[pos] == '+' || expiration[pos] == '-')) {
+    negative = expiration[pos] == '-';
+    ++pos;
+  }
+  const size_t digits_begin = pos;
+  while (pos < expiration.size() && expiration[pos] >= '0' && expiration[pos] <= '9') ++pos;
+  if (pos == digits_begin) return fail("no_integer");
+  std::string_view digits = expiration.substr(digits_begin, pos - digits_begin);
+  while (digits.size() > 1 && digits.front() == '0') digits.remove_prefix(1);
+  if (pos != expiration.size()) {
+    return fail(fmt::format("{{leftover_string,\"{}\"}}", expiration.substr(pos)));
+  }
+  const bool zero = digits == "0";
+  if (negative && !zero) return fail(fmt::format("{{value_negative,-{}}}", digits));
+  uint64_t value = 0;
+  auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), value);
+  if (ec != std::errc() || end != digits.data() + digits.size() || value > kMaxExpiry) {
+    return fail(fmt::format("{{value_too_large,{}}}", digits));
+  }
+  return static_cast<uint32_t>(value);
+}
+
+}  // namespace warren::broker

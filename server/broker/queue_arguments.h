@@ -1,0 +1,63 @@
+// RabbitMQ's optional queue arguments (x-message-ttl, x-expires, x-max-length, x-overflow,
+// x-dead-letter-*, x-max-priority, x-single-active-consumer, ...), consumer arguments
+// (x-priority) and the per-message `expiration` property: parsing and validation with
+// RabbitMQ 3.10's checks and PRECONDITION_FAILED texts.
+//
+// Pure functions; no broker state.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "server/amqp/field_table.h"
+#include "server/broker/error.h"
+
+namespace warren::broker {
+
+// What a queue over its length limit does with the next message.
+enum class Overflow : uint8_t { kDropHead, kRejectPublish, kRejectPublishDlx };
+
+// The largest TTL or expiry RabbitMQ accepts, in milliseconds.
+inline constexpr uint64_t kMaxExpiry = 4294967295ull;
+// The highest x-max-priority.
+inline constexpr int64_t kMaxSupportedPriority = 255;
+
+struct QueueArguments {
+  std::optional<uint32_t> message_ttl;  // x-message-ttl, ms
+  std::optional<uint32_t> expires;      // x-expires, ms (> 0)
+  std::optional<uint64_t> max_length;
+  std::optional<uint64_t> max_length_bytes;
+  Overflow overflow = Overflow::kDropHead;
+  std::optional<std::string> dead_letter_exchange;
+  std::optional<std::string> dead_letter_routing_key;
+  std::optional<uint8_t> max_priority;  // set: a priority queue with levels 0..max
+  bool single_active_consumer = false;
+
+  // Whether a queue with these arguments behaves differently from a plain queue.
+  bool any() const {
+    return message_ttl || expires || max_length || max_length_bytes || dead_letter_exchange ||
+           (max_priority && *max_priority > 0) || single_active_consumer;
+  }
+};
+
+// Validates and parses queue.declare arguments, in RabbitMQ's order of checks. `queue_label`
+// names the queue in error texts ("queue 'q' in vhost '/'"). Unknown arguments are ignored.
+Result<QueueArguments> ParseQueueArguments(const amqp::FieldTable& arguments, std::string_view queue_label);
+
+// Parses arguments that were validated when the queue was declared (recovery, lazily built
+// queue state): anything invalid is treated as absent.
+QueueArguments ParseValidQueueArguments(const amqp::FieldTable& arguments);
+
+// basic.consume arguments: the consumer priority (x-priority, 0 by default).
+Result<int32_t> ParseConsumerPriority(const amqp::FieldTable& arguments, std::string_view queue_label);
+
+// The `expiration` property as a TTL in milliseconds, or 406 with RabbitMQ's text
+// ("invalid expiration 'soon': no_integer").
+Result<uint32_t> ParseExpiration(std::string_view expiration);
+
+// RabbitMQ's name of a field value's type ("longstr", "signedint", ...), used in error texts.
+std::string_view FieldTypeName(const amqp::FieldValue& value);
+
+}  // namespace warren::broker

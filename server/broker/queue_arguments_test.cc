@@ -1,0 +1,165 @@
+#include "server/broker/queue_arguments.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "server/broker/message.h"
+
+namespace warren::broker {
+namespace {
+
+using amqp::FieldTable;
+using amqp::FieldValue;
+using namespace std::string_literals;
+
+constexpr std::string_view kLabel = "queue 'q' in vhost '/'";
+
+FieldTable Args(std::vector<std::pair<std::string, FieldValue>> entries) { return FieldTable{std::move(entries)}; }
+
+std::string ErrorText(const FieldTable& args) {
+  auto parsed = ParseQueueArguments(args, kLabel);
+  if (parsed) return "ok";
+  EXPECT_EQ(parsed.error().code, amqp::reply::kPreconditionFailed);
+  return parsed.error().text;
+}
+
+TEST(QueueArgumentsTest, EmptyMeansPlainQueue) {
+  auto parsed = ParseQueueArguments({}, kLabel);
+  ASSERT_TRUE(parsed);
+  EXPECT_FALSE(parsed->any());
+  // Unknown and purely informational arguments do not make a queue special.
+  parsed = ParseQueueArguments(Args({{"x-custom", FieldValue("v"s)}, {"x-queue-mode", FieldValue("lazy"s)}}), kLabel);
+  ASSERT_TRUE(parsed);
+  EXPECT_FALSE(parsed->any());
+}
+
+TEST(QueueArgumentsTest, ParsesEveryKnownArgument) {
+  auto parsed = ParseQueueArguments(Args({{"x-message-ttl", FieldValue(int32_t{1500})},
+                                          {"x-expires", FieldValue(int64_t{60000})},
+                                          {"x-max-length", FieldValue(uint16_t{10})},
+                                          {"x-max-length-bytes", FieldValue(int8_t{100})},
+                                          {"x-overflow", FieldValue("reject-publish-dlx"s)},
+                                          {"x-dead-letter-exchange", FieldValue("dlx"s)},
+                                          {"x-dead-letter-routing-key", FieldValue("rk"s)},
+                                          {"x-max-priority", FieldValue(uint8_t{9})},
+                                          {"x-single-active-consumer", FieldValue(true)}}),
+                                    kLabel);
+  ASSERT_TRUE(parsed) << parsed.error().text;
+  EXPECT_TRUE(parsed->any());
+  EXPECT_EQ(parsed->message_ttl, 1500u);
+  EXPECT_EQ(parsed->expires, 60000u);
+  EXPECT_EQ(parsed->max_length, 10u);
+  EXPECT_EQ(parsed->max_length_bytes, 100u);
+  EXPECT_EQ(parsed->overflow, Overflow::kRejectPublishDlx);
+  EXPECT_EQ(parsed->dead_letter_exchange, "dlx");
+  EXPECT_EQ(parsed->dead_letter_routing_key, "rk");
+  EXPECT_EQ(parsed->max_priority, 9);
+  EXPECT_TRUE(parsed->single_active_consumer);
+}
+
+TEST(QueueArgumentsTest, RabbitMQErrorTexts) {
+  EXPECT_EQ(ErrorText(Args({{"x-message-ttl", FieldValue(int32_t{-1})}})),
+            "invalid arg 'x-message-ttl' for queue 'q' in vhost '/': {value_negative,-1}");
+  EXPECT_EQ(ErrorText(Args({{"x-message-ttl", FieldValue(int64_t{4294967296})}})),
+            "invalid arg 'x-message-ttl' for queue 'q' in vhost '/': {value_too_large,4294967296}");
+  EXPECT_EQ(ErrorText(Args({{"x-message-ttl", FieldValue(int64_t{4294967295})}})), "ok");
+  EXPECT_EQ(ErrorText(Args({{"x-max-length", FieldValue(int32_t{-1})}})),
+            "invalid arg 'x-max-length' for queue 'q' in vhost '/': {value_negative,-1}");
+  EXPECT_EQ(ErrorText(Args({{"x-max-length", FieldValue("ten"s)}})),
+            "invalid arg 'x-max-length' for queue 'q' in vhost '/': {unacceptable_type,longstr}");
+  EXPECT_EQ(ErrorText(Args({{"x-max-length-bytes", FieldValue(1.5)}})),
+            "invalid arg 'x-max-length-bytes' for queue 'q' in vhost '/': {unacceptable_type,double}");
+  EXPECT_EQ(ErrorText(Args({{"x-expires", FieldValue(int32_t{0})}})),
+            "invalid arg 'x-expires' for queue 'q' in vhost '/': {value_zero,0}");
+  EXPECT_EQ(ErrorText(Args({{"x-expires", FieldValue(amqp::Timestamp{5})}})),
+            "invalid arg 'x-expires' for queue 'q' in vhost '/': {unacceptable_type,timestamp}");
+  EXPECT_EQ(ErrorText(Args({{"x-overflow", FieldValue("drop-everything"s)}})),
+            "invalid arg 'x-overflow' for queue 'q' in vhost '/': invalid_overflow");
+  EXPECT_EQ(ErrorText(Args({{"x-overflow", FieldValue(true)}})),
+            "invalid arg 'x-overflow' for queue 'q' in vhost '/': {unacceptable_type,bool}");
+  EXPECT_EQ(ErrorText(Args({{"x-dead-letter-routing-key", FieldValue("rk"s)}})),
+            "invalid arg 'x-dead-letter-routing-key' for queue 'q' in vhost '/': routing_key_but_no_dlx_defined");
+  EXPECT_EQ(ErrorText(Args({{"x-dead-letter-exchange", FieldValue(int32_t{1})}})),
+            "invalid arg 'x-dead-letter-exchange' for queue 'q' in vhost '/': {unacceptable_type,signedint}");
+  EXPECT_EQ(ErrorText(Args({{"x-max-priority", FieldValue(int32_t{256})}})),
+            "invalid arg 'x-max-priority' for queue 'q' in vhost '/': {max_value_exceeded,256}");
+  EXPECT_EQ(ErrorText(Args({{"x-single-active-consumer", FieldValue("yes"s)}})),
+            "invalid arg 'x-single-active-consumer' for queue 'q' in vhost '/': {unacceptable_type,longstr}");
+  EXPECT_EQ(ErrorText(Args({{"x-queue-mode", FieldValue("fast"s)}})),
+            "invalid arg 'x-queue-mode' for queue 'q' in vhost '/': invalid_queue_mode");
+  EXPECT_EQ(ErrorText(Args({{"x-queue-type", FieldValue("magic"s)}})),
+            "invalid arg 'x-queue-type' for queue 'q' in vhost '/': invalid_queue_type");
+}
+
+TEST(QueueArgumentsTest, ChecksInRabbitMQOrder) {
+  // x-expires is checked before x-message-ttl whatever the order in the table.
+  EXPECT_EQ(ErrorText(Args({{"x-message-ttl", FieldValue(int32_t{-1})}, {"x-expires", FieldValue(int32_t{0})}})),
+            "invalid arg 'x-expires' for queue 'q' in vhost '/': {value_zero,0}");
+}
+
+TEST(QueueArgumentsTest, ParseValidIgnoresWhatIsInvalid) {
+  QueueArguments a = ParseValidQueueArguments(
+      Args({{"x-message-ttl", FieldValue("soon"s)}, {"x-max-length", FieldValue(int32_t{-3})},
+            {"x-dead-letter-routing-key", FieldValue("rk"s)}, {"x-max-priority", FieldValue(int32_t{0})}}));
+  EXPECT_FALSE(a.any());
+  EXPECT_FALSE(a.dead_letter_routing_key);  // only with an exchange
+}
+
+TEST(QueueArgumentsTest, ConsumerPriority) {
+  EXPECT_EQ(ParseConsumerPriority({}, kLabel), 0);
+  EXPECT_EQ(ParseConsumerPriority(Args({{"x-priority", FieldValue(int32_t{10})}}), kLabel), 10);
+  EXPECT_EQ(ParseConsumerPriority(Args({{"x-priority", FieldValue(int16_t{-5})}}), kLabel), -5);
+  EXPECT_EQ(ParseConsumerPriority(Args({{"x-priority", FieldValue(int64_t{1} << 40)}}), kLabel), INT32_MAX);
+  auto bad = ParseConsumerPriority(Args({{"x-priority", FieldValue("high"s)}}), kLabel);
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().code, amqp::reply::kPreconditionFailed);
+  EXPECT_EQ(bad.error().text, "invalid arg 'x-priority' for queue 'q' in vhost '/': {unacceptable_type,longstr}");
+}
+
+TEST(QueueArgumentsTest, Expiration) {
+  EXPECT_EQ(ParseExpiration("0"), 0u);
+  EXPECT_EQ(ParseExpiration("60000"), 60000u);
+  EXPECT_EQ(ParseExpiration("+5"), 5u);
+  EXPECT_EQ(ParseExpiration("007"), 7u);
+  EXPECT_EQ(ParseExpiration("4294967295"), 4294967295u);
+  auto text = [](std::string_view e) {
+    auto r = ParseExpiration(e);
+    EXPECT_FALSE(r);
+    return r ? std::string() : r.error().text;
+  };
+  EXPECT_EQ(text("soon"), "invalid expiration 'soon': no_integer");
+  EXPECT_EQ(text(""), "invalid expiration '': no_integer");
+  EXPECT_EQ(text("-"), "invalid expiration '-': no_integer");
+  EXPECT_EQ(text("10s"), "invalid expiration '10s': {leftover_string,\"s\"}");
+  EXPECT_EQ(text("-5"), "invalid expiration '-5': {value_negative,-5}");
+  EXPECT_EQ(text("4294967296"), "invalid expiration '4294967296': {value_too_large,4294967296}");
+  EXPECT_EQ(text("99999999999999999999999"),
+            "invalid expiration '99999999999999999999999': {value_too_large,99999999999999999999999}");
+}
+
+TEST(QueueArgumentsTest, MessageReadsItsExpiration) {
+  // flags: expiration (bit 8); shortstr "250"
+  MessageRef valid = Message::Create("", "q", std::string_view("\x01\x00\x03" "250", 6), 0);
+  EXPECT_TRUE(valid->has_ttl());
+  EXPECT_EQ(valid->ttl(), 250u);
+  MessageRef invalid = Message::Create("", "q", std::string_view("\x01\x00\x02" "no", 5), 0);
+  EXPECT_EQ(invalid->expiration(), Message::Expiration::kInvalid);
+  EXPECT_FALSE(invalid->has_ttl());
+  MessageRef none = Message::Create("", "q", std::string_view("\x00\x00", 2), 0);
+  EXPECT_EQ(none->expiration(), Message::Expiration::kNone);
+}
+
+TEST(QueueArgumentsTest, FieldTypeNames) {
+  EXPECT_EQ(FieldTypeName(FieldValue(true)), "bool");
+  EXPECT_EQ(FieldTypeName(FieldValue(int32_t{1})), "signedint");
+  EXPECT_EQ(FieldTypeName(FieldValue(uint32_t{1})), "unsignedint");
+  EXPECT_EQ(FieldTypeName(FieldValue(int64_t{1})), "long");
+  EXPECT_EQ(FieldTypeName(FieldValue("s"s)), "longstr");
+  EXPECT_EQ(FieldTypeName(FieldValue::Table({})), "table");
+  EXPECT_EQ(FieldTypeName(FieldValue::Array({})), "array");
+  EXPECT_EQ(FieldTypeName(FieldValue(amqp::Void{})), "void");
+}
+
+}  // namespace
+}  // namespace warren::broker

@@ -1,0 +1,43 @@
+// Watches the free space of the data directory's file system and raises the disk alarm when it
+// falls below a limit, as RabbitMQ's disk_free_limit does: publishing connections are then
+// blocked (connection.blocked) until space comes back, so the store never runs out of disk in
+// the middle of a write and nothing unwritable is ever confirmed.
+//
+// Thread: the broker thread (its timer runs on the io_context the Server uses).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include <asio/io_context.hpp>
+#include <asio/steady_timer.hpp>
+
+namespace warren::net {
+
+class DiskMonitor {
+ public:
+  // `on_change(alarm)` runs whenever the alarm is raised or cleared.
+  DiskMonitor(asio::io_context& io, std::string path, uint64_t free_limit_bytes,
+              std::function<void(bool alarm)> on_change);
+
+  void Start();
+  void Stop();
+  bool alarm() const { return alarm_; }
+  // Free bytes at the last check.
+  uint64_t free_bytes() const { return free_bytes_; }
+
+ private:
+  void Check();
+  void Schedule();
+
+  asio::steady_timer timer_;
+  std::string path_;
+  uint64_t limit_;
+  std::function<void(bool)> on_change_;
+  uint64_t free_bytes_ = 0;
+  bool alarm_ = false;
+  bool stopped_ = false;
+};
+
+}  // namespace warren::net
