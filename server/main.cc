@@ -135,7 +135,14 @@ int main(int argc, char** argv) {
   std::signal(SIGPIPE, SIG_IGN);
   io.run();
   persister.Commit();  // what the closed connections requeued or acked
-  store.reset();       // drains the store's queue of batches
+  const auto store_stats = store->stats();
+  const uint64_t published = persister.stats().persistent_publishes;
+  spdlog::info("store: {} persistent publishes, {} batches in {} writes, {} fsyncs ({:.1f} publishes per fsync, "
+               "mean fsync {:.0f} us)",
+               published, store_stats.batches, store_stats.groups, store_stats.syncs,
+               store_stats.syncs ? double(published) / double(store_stats.syncs) : 0.0,
+               store_stats.syncs ? double(store_stats.sync_micros_total) / double(store_stats.syncs) : 0.0);
+  store.reset();  // drains the store's queue of batches
   spdlog::info("Warren stopped");
   return 0;
 }

@@ -70,9 +70,10 @@ std::string StoreDirFor(std::string_view data_dir);
 class Store {
  public:
   // Creates a new store or opens an existing one. Refuses, with a Status naming the problem and
-  // without modifying anything: a directory that is not a Warren store (non-empty and not
-  // RocksDB, or a RocksDB database without Warren's marker), a newer format version, and
-  // corruption RocksDB detects at open. Never starts empty over data it cannot read.
+  // without writing a record: a directory that is not a Warren store (non-empty and not
+  // RocksDB, or a RocksDB database without Warren's marker — left unmodified), a newer format
+  // version, and corruption RocksDB detects at open. Never starts empty over data it cannot
+  // read. See README.md for the exact rules.
   static Status Open(const StoreOptions& options, std::unique_ptr<Store>* out);
 
   Store(const Store&) = delete;
@@ -133,6 +134,7 @@ class Store {
   // A RocksDB integer property of a family, e.g. "rocksdb.estimate-num-keys".
   Status GetIntProperty(Family family, std::string_view name, uint64_t* value);
   // Read-only stores: catches up with the writes the server made since Open. No-op otherwise.
+  // REQUIRES: no read of this store runs concurrently (a secondary instance has no snapshots).
   Status Refresh();
   // Compacts a column family (tests: push deletions through to the bottom level).
   Status CompactForTesting(Family family);
@@ -149,7 +151,7 @@ class Store {
 
   explicit Store(const StoreOptions& options);
   Status OpenDB();  // defined in store_open.cc
-  Status CheckOrWriteMeta(bool may_initialize);
+  Status CheckOrWriteMeta();
   Status AllFamiliesEmpty(bool* empty);
   rocksdb::ColumnFamilyHandle* cf(Family f) const { return handles_[static_cast<uint32_t>(f)]; }
   template <typename Record>

@@ -207,8 +207,10 @@ Status Store::OpenDB() {
   rocksdb::DB* raw = nullptr;
   rocksdb::Status os;
   if (options_.read_only) {
-    char tmpl[] = "/tmp/warren-secondary-XXXXXX";
-    if (mkdtemp(tmpl) == nullptr) return Status::IOError("mkdtemp for the secondary instance");
+    // The secondary instance keeps its own info log there; it is removed on close.
+    const char* tmp = getenv("TMPDIR");
+    std::string tmpl = std::string(tmp != nullptr && *tmp ? tmp : "/tmp") + "/warren-secondary-XXXXXX";
+    if (mkdtemp(tmpl.data()) == nullptr) return Status::IOError("mkdtemp for the secondary instance");
     secondary_dir_ = tmpl;
     os = rocksdb::DB::OpenAsSecondary(dbo, dir, secondary_dir_, descs, &handles_, &raw);
   } else {
@@ -223,7 +225,7 @@ Status Store::OpenDB() {
                                 ", expected " + std::to_string(i));
     }
   }
-  return CheckOrWriteMeta(may_initialize);
+  return CheckOrWriteMeta();
 }
 
 Status Store::AllFamiliesEmpty(bool* empty) {
@@ -237,7 +239,7 @@ Status Store::AllFamiliesEmpty(bool* empty) {
   return Status::OK();
 }
 
-Status Store::CheckOrWriteMeta(bool may_initialize) {
+Status Store::CheckOrWriteMeta() {
   const std::string& dir = options_.dir;
   std::string value;
   rocksdb::Status g = db_->Get(rocksdb::ReadOptions(), cf(Family::kMeta),
@@ -257,8 +259,8 @@ Status Store::CheckOrWriteMeta(bool may_initialize) {
   if (!empty) {
     return Status::InvalidArgument(dir + " is not a Warren store (data without Warren's marker)");
   }
+  // Empty, with exactly our families: adopted whether we just created it or a creation crashed.
   if (options_.read_only) return Status::NotFound(dir + ": store creation did not finish");
-  (void)may_initialize;  // an empty DB with exactly our families is adopted either way
   proto::StoreMeta meta;
   meta.set_magic(std::string(kMagic));
   meta.set_format_version(kFormatVersion);

@@ -284,6 +284,26 @@ TEST(StoreTest, ReadOnlyRejectsWrites) {
   EXPECT_TRUE(store->Write(std::move(b)).IsInvalidArgument());
 }
 
+TEST(StoreTest, ReadOnlyOpenWhileTheWriterHasTheStore) {
+  TempDir dir;
+  auto writer = OpenOrDie(dir.path());
+  WriteBatch b;
+  b.PutMessage(1, 1, Msg("one"));
+  ASSERT_TRUE(writer->Write(std::move(b)).ok());
+  StoreOptions o;
+  o.dir = dir.path();
+  o.read_only = true;
+  auto reader = OpenOrDie(o);
+  ASSERT_NE(reader, nullptr);
+  EXPECT_EQ(ScanAll(reader.get(), 1).size(), 1u);
+  WriteBatch more;
+  more.PutMessage(1, 2, Msg("two"));
+  ASSERT_TRUE(writer->Write(std::move(more)).ok());
+  EXPECT_EQ(ScanAll(reader.get(), 1).size(), 1u);  // as of Open
+  ASSERT_TRUE(reader->Refresh().ok());
+  EXPECT_EQ(ScanAll(reader.get(), 1).size(), 2u);
+}
+
 TEST(StoreTest, SubmitWithoutCallbackAndEmptyBatch) {
   TempDir dir;
   auto store = OpenOrDie(dir.path());

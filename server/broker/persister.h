@@ -67,7 +67,9 @@ class Persister {
   struct Stats {
     uint64_t batches_submitted = 0;
     uint64_t batches_failed = 0;
+    uint64_t persistent_publishes = 0;  // publishes whose confirm waited for the store
   };
+  void CountPersistentPublish() { ++stats_.persistent_publishes; }
   const Stats& stats() const { return stats_; }
 
  private:

@@ -532,7 +532,10 @@ Status Channel::Route(PendingPublish& publish) {
     stored = q->Enqueue(publish.message) || stored;
     if (q->ShouldPausePublishers()) connection_.PausePublishingFor(*q);
   }
-  if (stored) last_store_ticket_ = persister->open_ticket();
+  if (stored) {
+    last_store_ticket_ = persister->open_ticket();
+    persister->CountPersistentPublish();
+  }
   if (confirm_mode_) {
     const uint64_t seq = next_publish_seq_++;
     if (rejected) {

@@ -42,21 +42,23 @@ peak_mib() { sort -n "$1" | tail -1 | awk '{printf "%.0f", $1/1024}'; }
 
 start
 sample_rss "$DATA/rss-publish" "$DATA/stop1" &
+SAMPLER=$!
 t0=$(date +%s%N)
 "$PERF" -P "$PORT" -u backlog --durable --persistent -s "$SIZE" -x 1 -y 0 -c 1000 -C "$N" -z 3600 --quiet > "$DATA/publish.json"
 t1=$(date +%s%N)
-touch "$DATA/stop1"; wait
+touch "$DATA/stop1"; wait "$SAMPLER"
 echo "published $N x $SIZE B persistent with confirms in $(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.1f", (b - a) / 1e9}') s; peak RSS while publishing: $(peak_mib "$DATA/rss-publish") MiB"
 
+echo "data dir: $(du -sh "$DATA/data" | cut -f1)"
 kill -9 "$PID"; wait "$PID" 2>/dev/null || true
 start
 grep "recovered" "$LOG" | tail -1 | sed 's/^.*\[info\] /after kill -9: /'
 
 sample_rss "$DATA/rss-drain" "$DATA/stop2" &
+SAMPLER=$!
 t0=$(date +%s%N)
 "$PERF" -P "$PORT" -u backlog --durable --predeclared -s "$SIZE" -x 0 -y 1 -q 100 -D "$N" -z 3600 --quiet > "$DATA/drain.json"
 t1=$(date +%s%N)
-touch "$DATA/stop2"; wait
+touch "$DATA/stop2"; wait "$SAMPLER"
 rate=$(/usr/bin/python3 -c 'import json,sys; print("%.0f" % json.load(open(sys.argv[1]))["consume_rate"])' "$DATA/drain.json")
 echo "drained $N in $(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.1f", (b - a) / 1e9}') s ($rate msg/s); peak RSS while draining: $(peak_mib "$DATA/rss-drain") MiB"
-echo "data dir size before drain: see the log; store stats in $LOG"
