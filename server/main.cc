@@ -1,6 +1,7 @@
 // warren-server: parses settings (flags, then WARREN_* environment variables, then defaults),
 // builds the broker and runs the AMQP listener on one io_context thread until SIGTERM/SIGINT.
 #include <csignal>
+#include <cstdlib>
 #include <filesystem>
 #include <string>
 
@@ -142,6 +143,13 @@ int main(int argc, char** argv) {
                published, store_stats.batches, store_stats.groups, store_stats.syncs,
                store_stats.syncs ? double(published) / double(store_stats.syncs) : 0.0,
                store_stats.syncs ? double(store_stats.sync_micros_total) / double(store_stats.syncs) : 0.0);
+  if (persister.failing()) {
+    // Closing RocksDB after a failed write can abort inside it; its WAL replay at the next start
+    // recovers everything that was confirmed, so leave without closing.
+    spdlog::warn("the store is failing (see above); exiting without closing it");
+    spdlog::shutdown();
+    std::_Exit(0);
+  }
   store.reset();  // drains the store's queue of batches
   spdlog::info("Warren stopped");
   return 0;

@@ -134,6 +134,14 @@ void Vhost::JournalBinding(const Exchange& source, const Binding& binding, bool 
   }
 }
 
+std::unexpected<Error> Vhost::LockedError(std::string_view queue) const {
+  return Fail(r::kResourceLocked,
+              fmt::format("cannot obtain exclusive access to locked {}. It could be originally declared on another "
+                          "connection or the exclusive property value does not match that of the original "
+                          "declaration.",
+                          QueueLabel(queue)));
+}
+
 std::string Vhost::QueueLabel(std::string_view name) const {
   return fmt::format("queue '{}' in vhost '{}'", name, name_);
 }
@@ -237,11 +245,7 @@ Result<QueueDeclareResult> Vhost::DeclareQueue(std::string_view name, bool passi
   const std::shared_ptr<Queue>& q = it->second;
   const QueueOptions& have = q->options();
   if (have.exclusive && have.owner_connection != connection) {
-    return Fail(r::kResourceLocked,
-                fmt::format("cannot obtain exclusive access to locked {}. It could be originally "
-                            "declared on another connection or the exclusive property value does "
-                            "not match that of the original declaration.",
-                            QueueLabel(name)));
+    return LockedError(name);
   }
   if (!passive) {
     auto inequivalent = [&](std::string_view arg, bool got, bool cur) {
@@ -253,11 +257,7 @@ Result<QueueDeclareResult> Vhost::DeclareQueue(std::string_view name, bool passi
     if (have.auto_delete != options.auto_delete)
       return inequivalent("auto_delete", options.auto_delete, have.auto_delete);
     if (have.exclusive != options.exclusive) {
-      return Fail(r::kResourceLocked,
-                  fmt::format("cannot obtain exclusive access to locked {}. It could be originally "
-                              "declared on another connection or the exclusive property value does "
-                              "not match that of the original declaration.",
-                              QueueLabel(name)));
+      return LockedError(name);
     }
     for (const auto& [key, value] : options.arguments.entries) {
       if (!key.starts_with("x-")) continue;
@@ -278,11 +278,7 @@ Result<std::shared_ptr<Queue>> Vhost::FindQueue(std::string_view name, uint64_t 
   if (it == queues_.end()) return Fail(r::kNotFound, "no " + QueueLabel(name));
   const QueueOptions& o = it->second->options();
   if (o.exclusive && o.owner_connection != connection) {
-    return Fail(r::kResourceLocked,
-                fmt::format("cannot obtain exclusive access to locked {}. It could be originally "
-                            "declared on another connection or the exclusive property value does "
-                            "not match that of the original declaration.",
-                            QueueLabel(name)));
+    return LockedError(name);
   }
   return it->second;
 }
@@ -356,62 +352,61 @@ void Vhost::CollectAutoDeleteExchanges() {
   }
 }
 
-Result<> Vhost::BindQueue(std::string_view queue, std::string_view exchange, std::string_view key,
-                          const amqp::FieldTable& arguments, uint64_t connection) {
-  if (exchange.empty()) return Fail(r::kAccessRefused, "operation not permitted on the default exchange");
-  auto q = FindQueue(queue, connection);
-  if (!q) return std::unexpected(q.error());
-  auto ex = FindExchange(exchange);
-  if (!ex) return std::unexpected(ex.error());
-  if ((*ex)->type() == ExchangeType::kHeaders && !ValidXMatch(arguments)) {
+Result<> Vhost::ChangeBinding(std::string_view source, const Destination& destination, std::string_view key,
+                              const amqp::FieldTable& arguments, bool add) {
+  auto src = FindExchange(source);
+  if (!src) return std::unexpected(src.error());
+  Exchange& ex = **src;
+  if (!add) {
+    if (ex.Unbind(destination, key, arguments)) {
+      JournalBinding(ex, Binding{destination, std::string(key), arguments}, false);
+    }
+    CollectAutoDeleteExchanges();
+    return {};
+  }
+  if (ex.type() == ExchangeType::kHeaders && !ValidXMatch(arguments)) {
     return Fail(r::kPreconditionFailed, "Invalid x-match field value; expected one of all, any, all-with-x, any-with-x");
   }
-  Binding binding{Destination{.queue = q->get()}, std::string(key), arguments};
-  if ((*ex)->Bind(binding)) JournalBinding(**ex, binding, true);
+  Binding binding{destination, std::string(key), arguments};
+  if (ex.Bind(binding)) JournalBinding(ex, binding, true);
   return {};
+}
+
+Result<> Vhost::BindQueue(std::string_view queue, std::string_view exchange, std::string_view key,
+                          const amqp::FieldTable& arguments, uint64_t connection) {
+  return ChangeQueueBinding(queue, exchange, key, arguments, connection, true);
 }
 
 Result<> Vhost::UnbindQueue(std::string_view queue, std::string_view exchange, std::string_view key,
                             const amqp::FieldTable& arguments, uint64_t connection) {
+  return ChangeQueueBinding(queue, exchange, key, arguments, connection, false);
+}
+
+Result<> Vhost::ChangeQueueBinding(std::string_view queue, std::string_view exchange, std::string_view key,
+                                   const amqp::FieldTable& arguments, uint64_t connection, bool add) {
   if (exchange.empty()) return Fail(r::kAccessRefused, "operation not permitted on the default exchange");
   auto q = FindQueue(queue, connection);
   if (!q) return std::unexpected(q.error());
-  auto ex = FindExchange(exchange);
-  if (!ex) return std::unexpected(ex.error());
-  Destination d{.queue = q->get()};
-  if ((*ex)->Unbind(d, key, arguments)) JournalBinding(**ex, Binding{d, std::string(key), arguments}, false);
-  CollectAutoDeleteExchanges();
-  return {};
+  return ChangeBinding(exchange, Destination{.queue = q->get()}, key, arguments, add);
 }
 
 Result<> Vhost::BindExchange(std::string_view destination, std::string_view source, std::string_view key,
                              const amqp::FieldTable& arguments) {
-  if (destination.empty() || source.empty())
-    return Fail(r::kAccessRefused, "operation not permitted on the default exchange");
-  auto dst = FindExchange(destination);
-  if (!dst) return std::unexpected(dst.error());
-  auto src = FindExchange(source);
-  if (!src) return std::unexpected(src.error());
-  if ((*src)->type() == ExchangeType::kHeaders && !ValidXMatch(arguments)) {
-    return Fail(r::kPreconditionFailed, "Invalid x-match field value; expected one of all, any, all-with-x, any-with-x");
-  }
-  Binding binding{Destination{.exchange = *dst}, std::string(key), arguments};
-  if ((*src)->Bind(binding)) JournalBinding(**src, binding, true);
-  return {};
+  return ChangeExchangeBinding(destination, source, key, arguments, true);
 }
 
 Result<> Vhost::UnbindExchange(std::string_view destination, std::string_view source, std::string_view key,
                                const amqp::FieldTable& arguments) {
+  return ChangeExchangeBinding(destination, source, key, arguments, false);
+}
+
+Result<> Vhost::ChangeExchangeBinding(std::string_view destination, std::string_view source, std::string_view key,
+                                      const amqp::FieldTable& arguments, bool add) {
   if (destination.empty() || source.empty())
     return Fail(r::kAccessRefused, "operation not permitted on the default exchange");
   auto dst = FindExchange(destination);
   if (!dst) return std::unexpected(dst.error());
-  auto src = FindExchange(source);
-  if (!src) return std::unexpected(src.error());
-  Destination d{.exchange = *dst};
-  if ((*src)->Unbind(d, key, arguments)) JournalBinding(**src, Binding{d, std::string(key), arguments}, false);
-  CollectAutoDeleteExchanges();
-  return {};
+  return ChangeBinding(source, Destination{.exchange = *dst}, key, arguments, add);
 }
 
 void Vhost::Route(const Exchange& exchange, const Message& message, std::vector<Queue*>& queues) {

@@ -89,6 +89,13 @@ class Vhost {
  private:
   Exchange* AddExchange(std::string name, ExchangeType type, ExchangeOptions options);
   void UnbindEverywhere(const Destination& destination);
+  // Adds or removes a binding from `source`; removing one that does not exist is fine.
+  Result<> ChangeBinding(std::string_view source, const Destination& destination, std::string_view key,
+                         const amqp::FieldTable& arguments, bool add);
+  Result<> ChangeQueueBinding(std::string_view queue, std::string_view exchange, std::string_view key,
+                              const amqp::FieldTable& arguments, uint64_t connection, bool add);
+  Result<> ChangeExchangeBinding(std::string_view destination, std::string_view source, std::string_view key,
+                                 const amqp::FieldTable& arguments, bool add);
   bool IsDurable(const Destination& d) const;
   // Journals a binding record when both ends are durable.
   void JournalBinding(const Exchange& source, const Binding& binding, bool add);
@@ -97,6 +104,8 @@ class Vhost {
   // Deletes auto-delete exchanges left without bindings, cascading.
   void CollectAutoDeleteExchanges();
   std::string QueueLabel(std::string_view name) const;
+  // 405 RESOURCE_LOCKED for a queue another connection owns exclusively.
+  std::unexpected<Error> LockedError(std::string_view queue) const;
   std::string ExchangeLabel(std::string_view name) const;
 
   std::string name_;
