@@ -3,6 +3,10 @@
 #include <csignal>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <functional>
+#include <set>
+#include <sstream>
 #include <string>
 
 #include <CLI/CLI.hpp>
@@ -13,8 +17,10 @@
 #include <asio/post.hpp>
 
 #include "server/broker/broker.h"
+#include "server/broker/definitions.h"
 #include "server/broker/persister.h"
 #include "server/broker/recovery.h"
+#include "server/http/management.h"
 #include "server/net/asio_timers.h"
 #include "server/net/disk_monitor.h"
 #include "server/net/server.h"
@@ -35,7 +41,24 @@ struct Settings {
   uint16_t heartbeat = 60;
   uint32_t frame_max = 131072;
   uint16_t channel_max = 2047;
+  std::string loopback_users = "guest";
+  std::string load_definitions;
+  uint16_t management_port = 15672;
+  std::string management_bind;  // empty: same as bind
 };
+
+// "a,b" -> {"a", "b"}; blanks around names are dropped, empty entries ignored.
+std::set<std::string, std::less<>> SplitNames(const std::string& list) {
+  std::set<std::string, std::less<>> names;
+  std::stringstream in(list);
+  std::string name;
+  while (std::getline(in, name, ',')) {
+    const auto first = name.find_first_not_of(' ');
+    if (first == std::string::npos) continue;
+    names.insert(name.substr(first, name.find_last_not_of(' ') - first + 1));
+  }
+  return names;
+}
 
 }  // namespace
 
@@ -69,6 +92,18 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(4096u, 1u << 24))->capture_default_str();
   app.add_option("--channel-max", s.channel_max, "most channels per connection")
       ->check(CLI::Range(1, 65535))->capture_default_str();
+  app.add_option("--loopback-users", s.loopback_users,
+                 "comma-separated users that may only connect from localhost (RabbitMQ's loopback_users; "
+                 "empty: none)")
+      ->envname("WARREN_LOOPBACK_USERS")->capture_default_str();
+  app.add_option("--load-definitions", s.load_definitions,
+                 "RabbitMQ definitions JSON file whose vhosts, users and permissions are created or updated "
+                 "at startup (RabbitMQ's load_definitions) and again on SIGHUP")
+      ->envname("WARREN_LOAD_DEFINITIONS");
+  app.add_option("--management-port", s.management_port, "management HTTP API port (RabbitMQ's /api; 0 = disabled)")
+      ->envname("WARREN_MANAGEMENT_PORT")->capture_default_str();
+  app.add_option("--management-bind", s.management_bind, "address the management API listens on (default: --bind)")
+      ->envname("WARREN_MANAGEMENT_BIND");
   CLI11_PARSE(app, argc, argv);
 
   spdlog::set_level(spdlog::level::from_str(s.log_level));
@@ -107,7 +142,33 @@ int main(int argc, char** argv) {
                recovered.vhosts, recovered.users, recovered.exchanges, recovered.queues, recovered.bindings,
                recovered.messages, recovered.seconds, recovered.transient_discarded, recovered.orphan_bodies_removed);
 
+  // --load-definitions: applied at startup (an invalid file stops the server) and again on SIGHUP
+  // (an invalid file is then logged and changes nothing).
+  auto load_definitions = [&]() -> bool {
+    std::ifstream in(s.load_definitions, std::ios::binary);
+    std::stringstream text;
+    text << in.rdbuf();
+    if (!in) {
+      spdlog::critical("cannot read the definitions file '{}'", s.load_definitions);
+      return false;
+    }
+    auto loaded = warren::broker::LoadDefinitions(broker, text.str());
+    if (!loaded) {
+      spdlog::critical("invalid definitions file '{}': {}", s.load_definitions, loaded.error().text);
+      return false;
+    }
+    spdlog::info("loaded definitions from '{}': {} vhosts, {} users, {} permissions", s.load_definitions,
+                 loaded->vhosts, loaded->users, loaded->permissions);
+    for (const auto& section : loaded->ignored) {
+      spdlog::warn("definitions file '{}': section '{}' is not imported (only vhosts, users, permissions)",
+                   s.load_definitions, section);
+    }
+    return true;
+  };
+  if (!s.load_definitions.empty() && !load_definitions()) return 1;
+
   warren::net::ServerOptions options;
+  options.loopback_users = SplitNames(s.loopback_users);
   options.bind_address = s.bind;
   options.port = s.port;
   options.limits.heartbeat = s.heartbeat;
@@ -125,11 +186,41 @@ int main(int argc, char** argv) {
                                         [&server](bool alarm) { server.SetAlarm(alarm); });
   disk_monitor.Start();
 
+  std::unique_ptr<warren::http::ManagementServer> management;
+  if (s.management_port != 0) {
+    warren::http::ManagementOptions management_options;
+    management_options.bind_address = s.management_bind.empty() ? s.bind : s.management_bind;
+    management_options.port = s.management_port;
+    management_options.amqp_port = server.port();
+    management = std::make_unique<warren::http::ManagementServer>(io, broker, server, management_options);
+    if (std::string error = management->Start(); !error.empty()) {
+      spdlog::critical("{}", error);
+      return 1;
+    }
+    spdlog::info("management HTTP API listening on {}:{}", management_options.bind_address, management->port());
+  }
+
+  asio::signal_set reload(io, SIGHUP);
+  std::function<void()> wait_reload = [&] {
+    reload.async_wait([&](const asio::error_code& error, int) {
+      if (error) return;
+      if (s.load_definitions.empty()) {
+        spdlog::info("received SIGHUP; no --load-definitions file to reload");
+      } else {
+        spdlog::info("received SIGHUP, reloading definitions from '{}'", s.load_definitions);
+        load_definitions();
+      }
+      wait_reload();
+    });
+  };
+  wait_reload();
   asio::signal_set signals(io, SIGINT, SIGTERM);
   signals.async_wait([&](const asio::error_code& error, int signal) {
     if (error) return;
     spdlog::info("received signal {}, shutting down", signal);
     disk_monitor.Stop();
+    reload.cancel();
+    if (management) management->Stop();
     server.Stop();
     io.stop();
   });

@@ -56,4 +56,9 @@ bool CheckPassword(std::string_view hash, std::string_view password) {
   return CRYPTO_memcmp(expected.data(), raw.data(), raw.size()) == 0;
 }
 
+bool IsValidPasswordHash(std::string_view hash) {
+  std::string raw;
+  return Unbase64(hash, &raw) && raw.size() == kSaltSize + SHA256_DIGEST_LENGTH;
+}
+
 }  // namespace warren::broker

@@ -15,5 +15,7 @@ std::string HashPassword(std::string_view password);
 // Whether `password` matches `hash` (as made by HashPassword or exported by RabbitMQ). False for
 // a malformed hash.
 bool CheckPassword(std::string_view hash, std::string_view password);
+// Whether `hash` has the format HashPassword produces (base64 of a 4-byte salt + SHA-256).
+bool IsValidPasswordHash(std::string_view hash);
 
 }  // namespace warren::broker

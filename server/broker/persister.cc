@@ -45,6 +45,9 @@ void Persister::Commit() {
     batch_ = std::move(empty);
   }
   ++stats_.batches_submitted;
+  const uint64_t bytes = batch_.ByteSize();
+  inflight_.emplace_back(ticket, bytes);
+  inflight_bytes_ += bytes;
   storage::WriteBatch batch = std::move(batch_);
   batch_ = storage::WriteBatch();
   batch.set_sync(true);
@@ -55,7 +58,22 @@ void Persister::Commit() {
   });
 }
 
+void Persister::PausePublisher(std::weak_ptr<PublisherFlow> publisher) {
+  paused_publishers_.push_back(std::move(publisher));
+}
+
 void Persister::OnBatchDone(uint64_t ticket, bool ok) {
+  while (!inflight_.empty() && inflight_.front().first <= ticket) {
+    inflight_bytes_ -= inflight_.front().second;
+    inflight_.pop_front();
+  }
+  if (!paused_publishers_.empty() && inflight_bytes_ <= kDrainedBytes) {
+    std::vector<std::weak_ptr<PublisherFlow>> paused;
+    paused.swap(paused_publishers_);
+    for (auto& weak : paused) {
+      if (auto p = weak.lock()) p->ResumePublishing();
+    }
+  }
   if (ticket <= durable_ticket_) return;
   durable_ticket_ = ticket;
   if (!ok) ++stats_.batches_failed;

@@ -12,11 +12,13 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <unordered_map>
 #include <vector>
 
+#include "server/broker/publisher_flow.h"
 #include "storage/store.h"
 
 namespace warren::broker {
@@ -59,6 +61,15 @@ class Persister {
   // Drops one reference; deletes the body when it was the last.
   void ReleaseBody(uint64_t body_id);
 
+  // Store backpressure: while more than kCongestedBytes are submitted and not yet written,
+  // publishers are paused (PausePublisher) until the writer is down to kDrainedBytes; otherwise
+  // a publisher without confirms could queue writes faster than the disk takes them, without
+  // bound.
+  static constexpr uint64_t kCongestedBytes = 8ull << 20;
+  static constexpr uint64_t kDrainedBytes = 2ull << 20;
+  bool congested() const { return inflight_bytes_ + batch_.ByteSize() > kCongestedBytes; }
+  void PausePublisher(std::weak_ptr<PublisherFlow> publisher);
+
   // `listener` hears OnDurable once, for the first completion after now.
   void WaitForDurable(std::weak_ptr<DurabilityListener> listener);
   // Submits the open batch now (normally done at the end of the turn).
@@ -86,6 +97,9 @@ class Persister {
   uint64_t next_body_id_ = 1;
   std::unordered_map<uint64_t, uint32_t> body_refs_;
   std::vector<std::weak_ptr<DurabilityListener>> listeners_;
+  std::deque<std::pair<uint64_t, uint64_t>> inflight_;  // (ticket, bytes) submitted, not yet written
+  uint64_t inflight_bytes_ = 0;
+  std::vector<std::weak_ptr<PublisherFlow>> paused_publishers_;
   Stats stats_;
   size_t memory_window_ = 20000;
 };

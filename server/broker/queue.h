@@ -17,6 +17,7 @@
 #include "server/amqp/field_table.h"
 #include "server/broker/message.h"
 #include "server/broker/persister.h"
+#include "server/broker/publisher_flow.h"
 #include "server/broker/timers.h"
 
 namespace warren::broker {
@@ -50,15 +51,6 @@ class Consumer {
   virtual void OnQueueDeleted(Queue& queue) = 0;
   // Consumer priority (basic.consume argument x-priority): higher ones are served first.
   virtual int32_t priority() const { return 0; }
-};
-
-// A publisher that a queue may ask to pause (stop reading from its socket) until the queue's
-// consumers catch up, as RabbitMQ's credit flow does; otherwise a fast publisher would grow a
-// consumed queue without bound.
-class PublisherFlow {
- public:
-  virtual ~PublisherFlow() = default;
-  virtual void ResumePublishing() = 0;
 };
 
 struct QueueOptions {

@@ -1,5 +1,6 @@
 #include "server/broker/recovery.h"
 
+#include <algorithm>
 #include <chrono>
 #include <map>
 #include <vector>
@@ -27,7 +28,12 @@ Status Bad(std::string what) { return Status::Corruption(std::move(what)); }
 Status RestoreDefinitions(storage::Store& store, Broker& broker, RecoveryStats* stats, uint64_t* max_queue_id) {
   std::vector<proto::VhostRecord> vhosts;
   if (Status s = store.ListVhosts(&vhosts); !s.ok()) return s;
-  for (const auto& v : vhosts) broker.AddVhost(v.name());
+  for (const auto& v : vhosts) broker.RestoreVhost(v.name());
+  // The broker starts with "/" in memory; a store that has vhost records but not "/" had it
+  // deleted. (A store without any vhost record is new: RestoreUsers creates "/".)
+  if (!vhosts.empty() && std::none_of(vhosts.begin(), vhosts.end(), [](const auto& v) { return v.name() == "/"; })) {
+    broker.ForgetVhost("/");
+  }
   stats->vhosts = vhosts.size();
 
   std::vector<proto::ExchangeRecord> exchanges;
@@ -90,11 +96,23 @@ Status RestoreUsers(storage::Store& store, Broker& broker, const DefaultUser& de
   if (Status s = store.ListUsers(&users); !s.ok()) return s;
   std::vector<proto::PermissionRecord> permissions;
   if (Status s = store.ListPermissions(&permissions); !s.ok()) return s;
-  std::map<std::string, std::vector<std::string>> vhosts_of;
-  for (const auto& p : permissions) vhosts_of[p.user()].push_back(p.vhost());
   for (const auto& u : users) {
-    User user{u.name(), u.password_hash(), {u.tags().begin(), u.tags().end()}, vhosts_of[u.name()]};
-    broker.AddUser(std::move(user));
+    if (!u.hashing_algorithm().empty() && u.hashing_algorithm() != kSha256Hashing) {
+      return Bad(fmt::format("user record '{}' uses unsupported hashing algorithm '{}'", u.name(),
+                             u.hashing_algorithm()));
+    }
+    broker.RestoreUser(User{u.name(), u.password_hash(), {u.tags().begin(), u.tags().end()}});
+  }
+  for (const auto& p : permissions) {
+    if (broker.FindUser(p.user()) == nullptr || broker.FindVhost(p.vhost()) == nullptr) {
+      return Bad(fmt::format("permission record of user '{}' in vhost '{}' names a missing user or vhost", p.user(),
+                             p.vhost()));
+    }
+    auto restored = broker.RestorePermission(Permission{p.user(), p.vhost(), p.configure(), p.write(), p.read()});
+    if (!restored) {
+      return Bad(fmt::format("permission record of user '{}' in vhost '{}' is invalid: {}", p.user(), p.vhost(),
+                             restored.error().text));
+    }
   }
   stats->users = users.size();
   if (!users.empty()) return Status::OK();
@@ -119,7 +137,11 @@ Status RestoreUsers(storage::Store& store, Broker& broker, const DefaultUser& de
   batch.PutPermission(permission);
   batch.set_sync(true);
   if (Status s = store.Write(std::move(batch)); !s.ok()) return s;
-  broker.AddUser(User{default_user.name, user.password_hash(), {"administrator"}, {"/"}});
+  broker.RestoreVhost("/");
+  broker.RestoreUser(User{default_user.name, user.password_hash(), {"administrator"}});
+  if (auto restored = broker.RestorePermission(Permission{default_user.name, "/", ".*", ".*", ".*"}); !restored) {
+    return Bad(restored.error().text);
+  }
   return Status::OK();
 }
 

@@ -222,11 +222,11 @@ Result<> Vhost::DeleteExchange(std::string_view name, bool if_unused) {
 }
 
 Result<QueueDeclareResult> Vhost::DeclareQueue(std::string_view name, bool passive, QueueOptions options,
-                                               uint64_t connection) {
+                                               uint64_t connection, bool server_named) {
   auto it = queues_.find(name);
   if (it == queues_.end()) {
     if (passive) return Fail(r::kNotFound, "no " + QueueLabel(name));
-    if (HasReservedPrefix(name)) {
+    if (!server_named && HasReservedPrefix(name)) {
       return Fail(r::kAccessRefused, fmt::format("queue name '{}' contains reserved prefix 'amq.*'", name));
     }
     std::string qname = name.empty() ? GenerateName("amq.gen-") : std::string(name);
@@ -317,6 +317,18 @@ void Vhost::RemoveQueue(const std::shared_ptr<Queue>& queue) {
 void Vhost::ExpireQueue(Queue& queue) {
   spdlog::debug("queue '{}' in vhost '{}' expired (x-expires)", queue.name(), name_);
   RemoveQueue(queue.shared_from_this());
+}
+
+void Vhost::DeleteAll() {
+  std::vector<std::shared_ptr<Queue>> all;
+  for (const auto& [name, q] : queues_) all.push_back(q);
+  for (const auto& q : all) RemoveQueue(q);
+  for (auto& [name, ex] : exchanges_) {
+    for (const Binding& b : ex->bindings()) JournalBinding(*ex, b, false);
+    JournalExchange(*ex, false);
+  }
+  default_exchange_ = nullptr;
+  exchanges_.clear();
 }
 
 void Vhost::RemoveExclusiveQueues(uint64_t connection) {

@@ -31,7 +31,25 @@ std::unexpected<MethodError> MethodFail(const M&, Error error) {
   return std::unexpected(MethodError{std::move(error), M::kClassId, M::kMethodId});
 }
 
+using broker::AccessKind;
+using broker::ResourceKind;
+
+// The string value of argument `key`, or nullptr (absent or not a string).
+const std::string* StringArgument(const amqp::FieldTable& arguments, std::string_view key) {
+  const amqp::FieldValue* v = arguments.Find(key);
+  return v == nullptr ? nullptr : v->AsString();
+}
+
 }  // namespace
+
+// Access control (RabbitMQ's table, rabbit_channel): 403 ACCESS_REFUSED for method M unless the
+// connection's user has `access` to the resource.
+template <typename M>
+Status Channel::Permit(AccessKind access, ResourceKind resource, std::string_view name) const {
+  auto allowed = connection_.CheckAccess(access, resource, name);
+  if (!allowed) return MethodFail<M>(allowed.error().code, std::move(allowed.error().text));
+  return {};
+}
 
 Channel::Channel(Connection& connection, uint16_t id) : connection_(connection), id_(id) {}
 
@@ -76,6 +94,17 @@ Status Channel::On(const m::ChannelFlow& flow) {
 
 template <>
 Status Channel::On(const m::ExchangeDeclare& d) {
+  // A passive declare needs no permission; the default exchange is refused by the vhost.
+  if (!d.passive && !d.exchange.empty()) {
+    if (auto ok = Permit<m::ExchangeDeclare>(AccessKind::kConfigure, ResourceKind::kExchange, d.exchange); !ok)
+      return ok;
+    // A new exchange with an alternate exchange: read on it, write on the alternate.
+    const std::string* ae = StringArgument(d.arguments, "alternate-exchange");
+    if (ae != nullptr && !connection_.vhost().exchanges().contains(d.exchange)) {
+      if (auto ok = Permit<m::ExchangeDeclare>(AccessKind::kRead, ResourceKind::kExchange, d.exchange); !ok) return ok;
+      if (auto ok = Permit<m::ExchangeDeclare>(AccessKind::kWrite, ResourceKind::kExchange, *ae); !ok) return ok;
+    }
+  }
   broker::ExchangeOptions options{.durable = d.durable, .auto_delete = d.auto_delete, .internal = d.internal,
                                   .arguments = d.arguments};
   auto result = connection_.vhost().DeclareExchange(d.exchange, d.type, d.passive, std::move(options));
@@ -86,6 +115,10 @@ Status Channel::On(const m::ExchangeDeclare& d) {
 
 template <>
 Status Channel::On(const m::ExchangeDelete& d) {
+  if (!d.exchange.empty()) {
+    if (auto ok = Permit<m::ExchangeDelete>(AccessKind::kConfigure, ResourceKind::kExchange, d.exchange); !ok)
+      return ok;
+  }
   auto result = connection_.vhost().DeleteExchange(d.exchange, d.if_unused);
   if (!result) return MethodFail(d, result.error());
   if (!d.no_wait) WriteMethodFrame(connection_.output(), id_, m::ExchangeDeleteOk{});
@@ -94,6 +127,12 @@ Status Channel::On(const m::ExchangeDelete& d) {
 
 template <>
 Status Channel::On(const m::ExchangeBind& b) {
+  if (auto ok = Permit<m::ExchangeBind>(AccessKind::kWrite, ResourceKind::kExchange, b.destination); !ok) return ok;
+  // (Binding to or from the default exchange is refused by the vhost, as RabbitMQ does before the
+  // read check.)
+  if (!b.source.empty()) {
+    if (auto ok = Permit<m::ExchangeBind>(AccessKind::kRead, ResourceKind::kExchange, b.source); !ok) return ok;
+  }
   auto result = connection_.vhost().BindExchange(b.destination, b.source, b.routing_key, b.arguments);
   if (!result) return MethodFail(b, result.error());
   if (!b.no_wait) WriteMethodFrame(connection_.output(), id_, m::ExchangeBindOk{});
@@ -102,6 +141,10 @@ Status Channel::On(const m::ExchangeBind& b) {
 
 template <>
 Status Channel::On(const m::ExchangeUnbind& b) {
+  if (auto ok = Permit<m::ExchangeUnbind>(AccessKind::kWrite, ResourceKind::kExchange, b.destination); !ok) return ok;
+  if (!b.source.empty()) {
+    if (auto ok = Permit<m::ExchangeUnbind>(AccessKind::kRead, ResourceKind::kExchange, b.source); !ok) return ok;
+  }
   auto result = connection_.vhost().UnbindExchange(b.destination, b.source, b.routing_key, b.arguments);
   if (!result) return MethodFail(b, result.error());
   if (!b.no_wait) WriteMethodFrame(connection_.output(), id_, m::ExchangeUnbindOk{});
@@ -130,7 +173,21 @@ Status Channel::On(const m::QueueDeclare& d) {
   }
   broker::QueueOptions options{.durable = d.durable, .exclusive = d.exclusive, .auto_delete = d.auto_delete,
                                .owner_connection = 0, .arguments = d.arguments};
-  auto result = connection_.vhost().DeclareQueue(d.queue, d.passive, std::move(options), connection_.id());
+  std::string queue_name(d.queue);
+  const bool server_named = !d.passive && queue_name.empty();
+  if (!d.passive) {
+    // Configure on the queue (a server-named one gets its name first, as in RabbitMQ); a new queue
+    // with a dead-letter exchange also needs read on the queue and write on that exchange.
+    if (queue_name.empty()) queue_name = broker::GenerateName("amq.gen-");
+    if (auto ok = Permit<m::QueueDeclare>(AccessKind::kConfigure, ResourceKind::kQueue, queue_name); !ok) return ok;
+    const std::string* dlx = StringArgument(d.arguments, "x-dead-letter-exchange");
+    if (dlx != nullptr && !connection_.vhost().queues().contains(queue_name)) {
+      if (auto ok = Permit<m::QueueDeclare>(AccessKind::kRead, ResourceKind::kQueue, queue_name); !ok) return ok;
+      if (auto ok = Permit<m::QueueDeclare>(AccessKind::kWrite, ResourceKind::kExchange, *dlx); !ok) return ok;
+    }
+  }
+  auto result =
+      connection_.vhost().DeclareQueue(queue_name, d.passive, std::move(options), connection_.id(), server_named);
   if (!result) return MethodFail(d, result.error());
   last_queue_ = result->queue->name();
   if (!d.no_wait) {
@@ -143,6 +200,10 @@ Status Channel::On(const m::QueueDeclare& d) {
 
 template <>
 Status Channel::On(const m::QueueBind& b) {
+  if (auto ok = Permit<m::QueueBind>(AccessKind::kWrite, ResourceKind::kQueue, QueueName(b.queue)); !ok) return ok;
+  if (!b.exchange.empty()) {
+    if (auto ok = Permit<m::QueueBind>(AccessKind::kRead, ResourceKind::kExchange, b.exchange); !ok) return ok;
+  }
   auto result = connection_.vhost().BindQueue(QueueName(b.queue), b.exchange, b.routing_key, b.arguments,
                                               connection_.id());
   if (!result) return MethodFail(b, result.error());
@@ -152,6 +213,10 @@ Status Channel::On(const m::QueueBind& b) {
 
 template <>
 Status Channel::On(const m::QueueUnbind& b) {
+  if (auto ok = Permit<m::QueueUnbind>(AccessKind::kWrite, ResourceKind::kQueue, QueueName(b.queue)); !ok) return ok;
+  if (!b.exchange.empty()) {
+    if (auto ok = Permit<m::QueueUnbind>(AccessKind::kRead, ResourceKind::kExchange, b.exchange); !ok) return ok;
+  }
   auto result = connection_.vhost().UnbindQueue(QueueName(b.queue), b.exchange, b.routing_key, b.arguments,
                                                 connection_.id());
   if (!result) return MethodFail(b, result.error());
@@ -161,6 +226,7 @@ Status Channel::On(const m::QueueUnbind& b) {
 
 template <>
 Status Channel::On(const m::QueuePurge& p) {
+  if (auto ok = Permit<m::QueuePurge>(AccessKind::kRead, ResourceKind::kQueue, QueueName(p.queue)); !ok) return ok;
   auto result = connection_.vhost().PurgeQueue(QueueName(p.queue), connection_.id());
   if (!result) return MethodFail(p, result.error());
   if (!p.no_wait) WriteMethodFrame(connection_.output(), id_, m::QueuePurgeOk{.message_count = *result});
@@ -169,6 +235,8 @@ Status Channel::On(const m::QueuePurge& p) {
 
 template <>
 Status Channel::On(const m::QueueDelete& d) {
+  if (auto ok = Permit<m::QueueDelete>(AccessKind::kConfigure, ResourceKind::kQueue, QueueName(d.queue)); !ok)
+    return ok;
   auto result = connection_.vhost().DeleteQueue(QueueName(d.queue), d.if_unused, d.if_empty, connection_.id());
   if (!result) return MethodFail(d, result.error());
   if (!d.no_wait) WriteMethodFrame(connection_.output(), id_, m::QueueDeleteOk{.message_count = *result});
@@ -195,6 +263,7 @@ Status Channel::On(const m::BasicQos& q) {
 template <>
 Status Channel::On(const m::BasicConsume& c) {
   if (c.queue == broker::kDirectReplyTo) return ConsumeDirectReply(c);
+  if (auto ok = Permit<m::BasicConsume>(AccessKind::kRead, ResourceKind::kQueue, QueueName(c.queue)); !ok) return ok;
   auto queue = connection_.vhost().FindQueue(QueueName(c.queue), connection_.id());
   if (!queue) return MethodFail(c, queue.error());
   std::string tag = c.consumer_tag.empty() ? broker::GenerateName("amq.ctag-") : std::string(c.consumer_tag);
@@ -266,6 +335,7 @@ Status Channel::On(const m::BasicPublish& p) {
 
 template <>
 Status Channel::On(const m::BasicGet& g) {
+  if (auto ok = Permit<m::BasicGet>(AccessKind::kRead, ResourceKind::kQueue, QueueName(g.queue)); !ok) return ok;
   auto queue = connection_.vhost().FindQueue(QueueName(g.queue), connection_.id());
   if (!queue) return MethodFail(g, queue.error());
   auto message = (*queue)->Get(g.no_ack);
@@ -432,6 +502,7 @@ Status Channel::HandleContentBody(std::string_view chunk) {
 Status Channel::FinishPublish() {
   PendingPublish publish = std::move(*assembling_);
   assembling_.reset();
+  if (auto ok = PermitPublish(publish.exchange); !ok) return ok;
   if (auto checked = CheckPublish(publish); !checked) return checked;
   if (tx_mode_) {
     // Validate now so the client hears about a missing exchange at publish time, as RabbitMQ.
@@ -441,6 +512,17 @@ Status Channel::FinishPublish() {
     return {};
   }
   return Route(publish);
+}
+
+// Write on the exchange. Publishing is the hot path: the last exchange found writable is
+// remembered until the broker's users/vhosts/permissions change.
+Status Channel::PermitPublish(std::string_view exchange) {
+  const uint64_t generation = connection_.broker().access_generation();
+  if (publish_permit_generation_ == generation && publish_permit_exchange_ == exchange) return {};
+  if (auto ok = Permit<m::BasicPublish>(AccessKind::kWrite, ResourceKind::kExchange, exchange); !ok) return ok;
+  publish_permit_generation_ = generation;
+  publish_permit_exchange_.assign(exchange);
+  return {};
 }
 
 std::expected<broker::Exchange*, MethodError> Channel::PublishExchange(std::string_view name) {
@@ -536,6 +618,7 @@ Status Channel::Route(PendingPublish& publish) {
     last_store_ticket_ = persister->open_ticket();
     persister->CountPersistentPublish();
   }
+  if (persister != nullptr && persister->congested()) connection_.PausePublishingForStore(*persister);
   if (confirm_mode_) {
     const uint64_t seq = next_publish_seq_++;
     if (rejected) {

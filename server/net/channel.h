@@ -15,6 +15,7 @@
 
 #include "server/amqp/methods.h"
 #include "server/amqp/properties.h"
+#include "server/broker/access.h"
 #include "server/broker/direct_reply.h"
 #include "server/broker/error.h"
 #include "server/broker/exchange.h"
@@ -39,6 +40,13 @@ class Channel final : public broker::DirectReplyTarget {
   uint16_t id() const { return id_; }
   bool closing() const { return closing_; }
   bool expecting_content() const { return assembling_.has_value(); }
+  // Read-only accessors for the management API.
+  const std::map<std::string, std::unique_ptr<ChannelConsumer>, std::less<>>& consumers() const { return consumers_; }
+  size_t unacked_count() const { return unacked_count_; }
+  uint16_t prefetch_count() const { return consumer_prefetch_; }
+  uint16_t global_prefetch_count() const { return channel_prefetch_; }
+  bool confirm_mode() const { return confirm_mode_; }
+  bool tx_mode() const { return tx_mode_; }
 
   // Each returns an error to close the channel (soft) or the connection (hard) with.
   std::expected<void, MethodError> HandleMethod(const amqp::Method& method);
@@ -87,6 +95,10 @@ class Channel final : public broker::DirectReplyTarget {
   std::expected<void, MethodError> On(const M& m);
   // The content of a publish is complete: route it now, or hold it for tx.commit.
   std::expected<void, MethodError> FinishPublish();
+  template <typename M>
+  std::expected<void, MethodError> Permit(broker::AccessKind access, broker::ResourceKind resource,
+                                          std::string_view name) const;
+  std::expected<void, MethodError> PermitPublish(std::string_view exchange);
   std::expected<void, MethodError> Route(PendingPublish& publish);
   // The exchange a publish goes to: 404 when missing, 403 when internal.
   std::expected<broker::Exchange*, MethodError> PublishExchange(std::string_view name);
@@ -114,6 +126,9 @@ class Channel final : public broker::DirectReplyTarget {
   std::optional<PendingPublish> assembling_;
   std::vector<broker::Queue*> route_scratch_;
   std::string last_queue_;
+  // PermitPublish's memo: `publish_permit_exchange_` was writable at this access generation.
+  uint64_t publish_permit_generation_ = 0;
+  std::string publish_permit_exchange_;
 
   std::map<std::string, std::unique_ptr<ChannelConsumer>, std::less<>> consumers_;
   std::deque<Unacked> unacked_;  // ascending tag

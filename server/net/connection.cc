@@ -163,6 +163,12 @@ void Connection::PausePublishingFor(broker::Queue& queue) {
   queue.PausePublisher(weak_from_this());
 }
 
+void Connection::PausePublishingForStore(broker::Persister& persister) {
+  if (publishing_paused_) return;
+  publishing_paused_ = true;
+  persister.PausePublisher(weak_from_this());
+}
+
 void Connection::ResumePublishing() {
   if (!publishing_paused_) return;
   publishing_paused_ = false;
@@ -355,7 +361,7 @@ void Connection::HandleStartOk(const m::ConnectionStartOk& start_ok) {
     CloseSocketAfterFlush();
     return;
   }
-  user_ = found;
+  user_name_ = found->name;
   state_ = State::kAwaitTuneOk;
   WriteMethodFrame(output(), 0,
                    m::ConnectionTune{.channel_max = limits_.channel_max, .frame_max = limits_.frame_max,
@@ -387,9 +393,9 @@ void Connection::HandleOpen(const m::ConnectionOpen& open) {
     return CloseWithError(r::kNotAllowed, fmt::format("vhost {} not found", open.virtual_host),
                           m::ConnectionOpen::kClassId, m::ConnectionOpen::kMethodId);
   }
-  if (!broker_.CanAccessVhost(*user_, open.virtual_host)) {
+  if (!broker_.HasVhostAccess(user_name_, open.virtual_host)) {
     return CloseWithError(r::kNotAllowed,
-                          fmt::format("access to vhost '{}' refused for user '{}'", open.virtual_host, user_->name),
+                          fmt::format("access to vhost '{}' refused for user '{}'", open.virtual_host, user_name_),
                           m::ConnectionOpen::kClassId, m::ConnectionOpen::kMethodId);
   }
   vhost_ = vhost;
@@ -398,7 +404,7 @@ void Connection::HandleOpen(const m::ConnectionOpen& open) {
   channels_.resize(size_t{channel_max_} + 1);
   WriteMethodFrame(output(), 0, m::ConnectionOpenOk{});
   spdlog::info("connection {} ({}): user '{}' authenticated and granted access to vhost '{}'", id_, peer_,
-               user_->name, vhost_->name());
+               user_name_, vhost_->name());
 }
 
 // ---- channels ----

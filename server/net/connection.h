@@ -50,7 +50,27 @@ class Connection : public std::enable_shared_from_this<Connection>,
   uint64_t id() const { return id_; }
   broker::Broker& broker() { return broker_; }
   broker::Vhost& vhost() { return *vhost_; }
+  // The authenticated user ("" before connection.start-ok succeeded).
+  const std::string& user_name() const { return user_name_; }
+  // The vhost opened ("" before connection.open).
+  std::string_view vhost_name() const {
+    return vhost_ != nullptr ? std::string_view(vhost_->name()) : std::string_view();
+  }
+  // OK when the user may have `access` to the resource in this connection's vhost; the 403 error
+  // otherwise. Reads the live permissions (a change applies to the next operation).
+  broker::Result<> CheckAccess(broker::AccessKind access, broker::ResourceKind resource, std::string_view name) const {
+    return broker_.CheckAccess(user_name_, vhost_name(), access, resource, name);
+  }
   const ConnectionLimits& limits() const { return limits_; }
+  // Read-only accessors for the management API.
+  // "host:port -> host:port" (peer, then local), or "unknown".
+  const std::string& peer() const { return peer_; }
+  bool is_open() const { return state_ == State::kOpen; }
+  bool blocked() const { return blocked_by_alarm_; }
+  uint16_t heartbeat() const { return heartbeat_; }
+  uint16_t channel_max() const { return channel_max_; }
+  // Channel slots indexed by number; null entries are unused numbers.
+  const std::vector<std::unique_ptr<Channel>>& channels() const { return channels_; }
   uint32_t frame_max() const { return frame_max_; }
   // The client understands basic.cancel from the server (consumer_cancel_notify capability).
   bool client_cancel_notify() const { return client_cancel_notify_; }
@@ -68,6 +88,8 @@ class Connection : public std::enable_shared_from_this<Connection>,
   void MarkConfirmsPending(Channel* channel);
   // Stops reading from the socket until `queue` has drained (publisher flow control).
   void PausePublishingFor(broker::Queue& queue);
+  // Stops reading from the socket until the store's writer has caught up.
+  void PausePublishingForStore(broker::Persister& persister);
   void ResumePublishing() override;
   // A channel received basic.publish: while the server's resource alarm is on, the connection is
   // blocked (connection.blocked, no more reading) until the alarm clears.
@@ -114,7 +136,7 @@ class Connection : public std::enable_shared_from_this<Connection>,
   uint64_t id_;
   std::string peer_;
   State state_ = State::kAwaitHeader;
-  const broker::User* user_ = nullptr;
+  std::string user_name_;  // set once authenticated; a name, since the user may be deleted
   broker::Vhost* vhost_ = nullptr;
   bool client_auth_failure_close_ = false;
   bool client_cancel_notify_ = false;

@@ -2,12 +2,38 @@
 
 #include <vector>
 
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
+
+#include "server/amqp/constants.h"
 
 namespace warren::net {
 
 Server::Server(asio::io_context& io, broker::Broker& broker, ServerOptions options)
-    : io_(io), broker_(broker), options_(std::move(options)), acceptor_(io) {}
+    : io_(io), broker_(broker), options_(std::move(options)), acceptor_(io) {
+  // As RabbitMQ (3.7+): deleting a user or a vhost force-closes the connections that use it.
+  broker_.set_on_user_deleted([this](std::string_view user) {
+    CloseConnectionsIf([&](const Connection& c) { return c.user_name() == user; },
+                       fmt::format("user '{}' is deleted", user));
+  });
+  broker_.set_on_vhost_deleted([this](std::string_view vhost) {
+    CloseConnectionsIf([&](const Connection& c) { return c.vhost_name() == vhost; },
+                       fmt::format("vhost '{}' is deleted", vhost));
+  });
+}
+
+Server::~Server() {
+  broker_.set_on_user_deleted(nullptr);
+  broker_.set_on_vhost_deleted(nullptr);
+}
+
+void Server::CloseConnectionsIf(const std::function<bool(const Connection&)>& match, std::string_view reason) {
+  std::vector<std::shared_ptr<Connection>> matching;
+  for (auto& [id, c] : connections_) {
+    if (match(*c)) matching.push_back(c);
+  }
+  for (auto& c : matching) c->CloseWithError(amqp::reply::kConnectionForced, reason);
+}
 
 std::string Server::Listen() {
   asio::error_code ec;

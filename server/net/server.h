@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <set>
 #include <string>
@@ -26,7 +27,9 @@ struct ServerOptions {
 
 class Server {
  public:
+  // Sets the broker's user-deleted and vhost-deleted hooks (cleared by the destructor).
   Server(asio::io_context& io, broker::Broker& broker, ServerOptions options);
+  ~Server();
 
   // Binds and starts accepting. Returns an error message on failure (e.g. port in use).
   std::string Listen();
@@ -39,6 +42,11 @@ class Server {
   void SetAlarm(bool alarm);
   bool IsLoopbackOnly(std::string_view user) const { return options_.loopback_users.contains(user); }
   void Unregister(uint64_t connection_id) { connections_.erase(connection_id); }
+  // Read-only view of the live connections, by id (the management API lists them).
+  const std::unordered_map<uint64_t, std::shared_ptr<Connection>>& connections() const { return connections_; }
+  // Sends connection.close 320 CONNECTION_FORCED with `reason` to every connection `match`
+  // selects (e.g. all connections of a user).
+  void CloseConnectionsIf(const std::function<bool(const Connection&)>& match, std::string_view reason);
 
  private:
   void Accept();

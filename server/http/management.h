@@ -1,0 +1,79 @@
+// The management HTTP API: a first slice of RabbitMQ's management plugin API (/api/overview,
+// vhosts, exchanges, queues, bindings, connections, channels, consumers, publish/get, purge,
+// aliveness and alarm health checks), JSON with RabbitMQ's field names, so that curl scripts and
+// `rabbitmqadmin` work against Warren.
+//
+// Threads: cpp-httplib's server runs its own listener thread and worker pool. No HTTP thread ever
+// touches broker state: a handler copies what it needs from the request (method, path segments,
+// query parameters, body, credentials), posts a function to the broker thread's io_context
+// (asio::post) and waits for its result on a std::future. The posted function authenticates the
+// user, reads or changes the broker and builds the whole JSON reply there. When the broker thread
+// does not answer within 5 s (or is stopping), the reply is 503 and the posted function, if it
+// still runs later, only fills a promise nobody reads.
+//
+// Authentication: HTTP basic auth against the broker's users. Missing or wrong credentials: 401
+// with `WWW-Authenticate: Basic realm="RabbitMQ Management"`; a user without one of the tags
+// administrator, monitoring, management: 401 {"error":"not_authorised","reason":"Not management
+// user"}. Administrators and monitoring users see every vhost; management users see the vhosts
+// they have permissions in, and need configure/write/read permissions for changes, publishing
+// and getting, as over AMQP.
+//
+// Changes go through the same Vhost methods the AMQP channel uses, with connection id 0, so they
+// are journaled to the store exactly like AMQP declarations.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include <asio/io_context.hpp>
+
+#include "server/broker/broker.h"
+
+namespace httplib {
+class Server;
+}
+
+namespace warren::net {
+class Server;
+}
+
+namespace warren::http {
+
+struct ManagementOptions {
+  std::string bind_address = "0.0.0.0";
+  uint16_t port = 15672;  // 0: pick a free port (tests)
+  uint16_t amqp_port = 5672;  // reported in /api/overview's listeners
+  std::string node_name = "warren@localhost";
+  std::string cluster_name = "warren@localhost";
+};
+
+class ManagementServer {
+ public:
+  // `io` is run by the broker thread, which owns `broker` and `server`.
+  ManagementServer(asio::io_context& io, broker::Broker& broker, net::Server& server, ManagementOptions options);
+  ~ManagementServer();
+  ManagementServer(const ManagementServer&) = delete;
+  ManagementServer& operator=(const ManagementServer&) = delete;
+
+  // Binds and starts serving on the HTTP threads. Returns an error message on failure.
+  std::string Start();
+  // Stops listening and joins the HTTP threads; requests waiting for the broker get 503. May be
+  // called from the broker thread (it does not wait for the broker).
+  void Stop();
+  uint16_t port() const { return bound_port_; }
+
+  class Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+  std::unique_ptr<httplib::Server> http_;
+  std::thread thread_;
+  std::string bind_address_;
+  uint16_t bound_port_ = 0;
+  std::shared_ptr<std::atomic<bool>> stopping_;
+};
+
+}  // namespace warren::http
