@@ -1,6 +1,6 @@
 // The management HTTP API: a first slice of RabbitMQ's management plugin API (/api/overview,
 // vhosts, exchanges, queues, bindings, connections, channels, consumers, publish/get, purge,
-// aliveness and alarm health checks), JSON with RabbitMQ's field names, so that curl scripts and
+// aliveness and alarm health checks; users, vhosts and permissions for administrators), JSON with RabbitMQ's field names, so that curl scripts and
 // `rabbitmqadmin` work against Warren.
 //
 // Threads: cpp-httplib's server runs its own listener thread and worker pool. No HTTP thread ever

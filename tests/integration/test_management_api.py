@@ -403,6 +403,13 @@ def test_alarms_ok(server):
     assert ok(server, "GET", "health/checks/alarms") == {"status": "ok"}
 
 
+def test_nodes(server):
+    nodes = ok(server, "GET", "nodes")
+    assert len(nodes) == 1 and nodes[0]["running"] is True and nodes[0]["disk_free_alarm"] is False
+    assert nodes[0]["name"] == ok(server, "GET", "overview")["node"]
+    assert ok(server, "GET", "nodes/" + q(nodes[0]["name"]))["name"] == nodes[0]["name"]
+
+
 @pytest.mark.needs_own_server
 def test_alarms_failed_while_disk_alarm_is_on(server_factory):
     srv = server_factory(extra_args=["--disk-free-limit", "1000000TB"])
@@ -412,6 +419,7 @@ def test_alarms_failed_while_disk_alarm_is_on(server_factory):
         return status == 503 and body["status"] == "failed" and body["reason"]
 
     wutil.wait_until(failed, timeout=10, what="disk alarm reported")
+    assert ok(srv, "GET", "nodes")[0]["disk_free_alarm"] is True
 
 
 # --------------------------------------------------------------------------
@@ -442,6 +450,13 @@ def test_rabbitmqadmin(server, uniq):
     admin("list", "connections")
     admin("list", "channels")
     admin("list", "consumers")
+    assert server.user in admin("list", "users")
+    ex = uniq("ex")
+    admin("declare", "exchange", "name=" + ex, "type=direct")
+    admin("declare", "binding", "source=" + ex, "destination=" + name, "routing_key=rk")
+    assert ex in admin("list", "bindings")
+    admin("delete", "exchange", "name=" + ex)
+    admin("purge", "queue", "name=" + name)
     admin("delete", "queue", "name=" + name)
     assert name not in admin("list", "queues")
 
@@ -461,3 +476,62 @@ def test_sigterm_stops_promptly_with_an_idle_http_keepalive_connection(own_serve
     assert time.monotonic() - start < 4
     conn.close()
     assert "management HTTP API listening on" in own_server.log_text()
+
+
+# --------------------------------------------------------------------------
+# users, vhosts, permissions (administrators only)
+
+@pytest.mark.needs_own_server
+def test_users_vhosts_permissions_administration(own_server, uniq):
+    srv = own_server
+    ok(srv, "PUT", "vhosts/adm-v", {})
+    status, _, _ = api(srv, "PUT", "vhosts/adm-v", {})
+    assert status == 204
+    assert "adm-v" in [v["name"] for v in ok(srv, "GET", "vhosts")]
+
+    status, _, _ = api(srv, "PUT", "users/bob", {"password": "bobpw", "tags": "management"})
+    assert status == 201
+    bob = ok(srv, "GET", "users/bob")
+    assert bob["name"] == "bob" and bob["tags"] == ["management"] and bob["password_hash"]
+    assert "bob" in [u["name"] for u in ok(srv, "GET", "users")]
+
+    status, _, _ = api(srv, "PUT", "permissions/adm-v/bob", {"configure": ".*", "write": ".*", "read": ".*"})
+    assert status == 201
+    perm = ok(srv, "GET", "permissions/adm-v/bob")
+    assert perm == {"user": "bob", "vhost": "adm-v", "configure": ".*", "write": ".*", "read": ".*"}
+    assert perm in ok(srv, "GET", "permissions")
+    assert perm in ok(srv, "GET", "users/bob/permissions")
+    assert perm in ok(srv, "GET", "vhosts/adm-v/permissions")
+    status, body, _ = api(srv, "PUT", "permissions/adm-v/bob", {"configure": "(", "write": "", "read": ""})
+    assert status == 400
+
+    # bob can log in to the API and work in his vhost, but not administer
+    assert ok(srv, "GET", "whoami", user="bob", password="bobpw")["name"] == "bob"
+    ok(srv, "PUT", "queues/adm-v/bq", {}, user="bob", password="bobpw")
+    status, body, _ = api(srv, "GET", "users", user="bob", password="bobpw")
+    assert status == 401 and body["reason"] == "Not administrator user"
+    status, _, _ = api(srv, "PUT", "vhosts/bobs", {}, user="bob", password="bobpw")
+    assert status == 401
+
+    # password change and tags update
+    status, _, _ = api(srv, "PUT", "users/bob", {"password": "newpw", "tags": ""})
+    assert status == 204
+    status, body, _ = api(srv, "GET", "whoami", user="bob", password="newpw")
+    assert status == 401 and body["reason"] == "Not management user"
+    status, _, _ = api(srv, "GET", "whoami", user="bob", password="bobpw")
+    assert status == 401
+
+    status, _, _ = api(srv, "DELETE", "permissions/adm-v/bob")
+    assert status == 204
+    status, _, _ = api(srv, "GET", "permissions/adm-v/bob")
+    assert status == 404
+    status, _, _ = api(srv, "DELETE", "users/bob")
+    assert status == 204
+    status, _, _ = api(srv, "GET", "users/bob")
+    assert status == 404
+    status, _, _ = api(srv, "DELETE", "vhosts/adm-v")
+    assert status == 204
+    status, _, _ = api(srv, "GET", "vhosts/adm-v")
+    assert status == 404
+    status, _, _ = api(srv, "DELETE", "vhosts/adm-v")
+    assert status == 404

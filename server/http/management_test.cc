@@ -1,0 +1,94 @@
+// The management API's threading contract: answers come from the broker thread, and a broker
+// thread that does not answer gives 503 rather than a hang or a data race.
+#include "server/http/management.h"
+
+#include <chrono>
+#include <thread>
+
+#include <asio/executor_work_guard.hpp>
+#include <gtest/gtest.h>
+#include <httplib.h>
+
+#include "server/broker/broker.h"
+#include "server/broker/password.h"
+#include "server/net/server.h"
+
+namespace warren::http {
+namespace {
+
+class ManagementTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    broker_.RestoreUser(broker::User{"admin", broker::HashPassword("secret"), {"administrator"}});
+    broker_.RestoreVhost("/");
+    ManagementOptions options;
+    options.bind_address = "127.0.0.1";
+    options.port = 0;
+    management_ = std::make_unique<ManagementServer>(io_, broker_, server_, options);
+    ASSERT_EQ(management_->Start(), "");
+    ASSERT_NE(management_->port(), 0);
+  }
+  void TearDown() override {
+    management_->Stop();
+    io_.stop();
+    if (broker_thread_.joinable()) broker_thread_.join();
+  }
+  void RunBrokerThread() {
+    broker_thread_ = std::thread([this] {
+      auto guard = asio::make_work_guard(io_);
+      io_.run();
+    });
+  }
+  httplib::Result Get(const std::string& path, const std::string& user = "admin", const std::string& pw = "secret") {
+    httplib::Client client("127.0.0.1", management_->port());
+    client.set_read_timeout(10, 0);
+    client.set_basic_auth(user, pw);
+    return client.Get(path);
+  }
+
+  asio::io_context io_{1};
+  broker::Broker broker_;
+  net::Server server_{io_, broker_, net::ServerOptions{}};
+  std::unique_ptr<ManagementServer> management_;
+  std::thread broker_thread_;
+};
+
+TEST_F(ManagementTest, AnswersFromTheBrokerThread) {
+  RunBrokerThread();
+  auto res = Get("/api/vhosts/%2F");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200);
+  EXPECT_NE(res->body.find("\"name\":\"/\""), std::string::npos);
+  res = Get("/api/overview", "admin", "wrong");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 401);
+  EXPECT_EQ(res->get_header_value("WWW-Authenticate"), "Basic realm=\"RabbitMQ Management\"");
+}
+
+TEST_F(ManagementTest, BrokerThreadNotAnsweringGives503) {
+  // The io_context is not run: nobody executes the posted request.
+  const auto start = std::chrono::steady_clock::now();
+  auto res = Get("/api/overview");
+  const auto waited = std::chrono::steady_clock::now() - start;
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 503);
+  EXPECT_GE(waited, std::chrono::seconds(4));
+  EXPECT_LT(waited, std::chrono::seconds(9));
+}
+
+TEST_F(ManagementTest, StopReleasesWaitingRequests) {
+  std::thread client([this] {
+    auto res = Get("/api/overview");
+    if (res) {
+      EXPECT_EQ(res->status, 503);
+    }
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  const auto start = std::chrono::steady_clock::now();
+  management_->Stop();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(3));
+  client.join();
+}
+
+}  // namespace
+}  // namespace warren::http
