@@ -1,5 +1,9 @@
 // warren-server: parses settings (flags, then WARREN_* environment variables, then defaults),
 // builds the broker and runs the AMQP listener on one io_context thread until SIGTERM/SIGINT.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <csignal>
 #include <cstdlib>
 #include <filesystem>
@@ -21,6 +25,7 @@
 #include "server/broker/persister.h"
 #include "server/broker/recovery.h"
 #include "server/http/management.h"
+#include "server/http/prometheus.h"
 #include "server/net/asio_timers.h"
 #include "server/net/disk_monitor.h"
 #include "server/net/server.h"
@@ -45,6 +50,7 @@ struct Settings {
   std::string load_definitions;
   uint16_t management_port = 15672;
   std::string management_bind;  // empty: same as bind
+  uint16_t prometheus_port = 15692;  // 0: off
 };
 
 // "a,b" -> {"a", "b"}; blanks around names are dropped, empty entries ignored.
@@ -61,6 +67,39 @@ std::set<std::string, std::less<>> SplitNames(const std::string& list) {
 }
 
 }  // namespace
+
+// A fresh random token in DATA_DIR/.warrenctl-token (mode 0600), rewritten at each start: the
+// management API accepts it as `Authorization: Bearer <token>` for an administrator, so that
+// warrenctl on this machine needs no password (like rabbitmqctl). Empty on failure (logged).
+static std::string WriteWarrenctlToken(const std::string& data_dir) {
+  unsigned char raw[32];
+  std::ifstream urandom("/dev/urandom", std::ios::binary);
+  if (!urandom.read(reinterpret_cast<char*>(raw), sizeof raw)) {
+    spdlog::warn("cannot read /dev/urandom: warrenctl token disabled");
+    return {};
+  }
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string token;
+  for (unsigned char c : raw) {
+    token += kHex[c >> 4];
+    token += kHex[c & 15];
+  }
+  const std::string path = (std::filesystem::path(data_dir) / ".warrenctl-token").string();
+  const std::string tmp = path + ".tmp";
+  ::unlink(tmp.c_str());
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_TRUNC | O_CLOEXEC, 0600);
+  bool ok = fd >= 0 && ::fchmod(fd, 0600) == 0;
+  const std::string line = token + "\n";
+  ok = ok && ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size());
+  if (fd >= 0) ok = ::close(fd) == 0 && ok;
+  ok = ok && ::rename(tmp.c_str(), path.c_str()) == 0;
+  if (!ok) {
+    spdlog::warn("cannot write {}: warrenctl token disabled", path);
+    ::unlink(tmp.c_str());
+    return {};
+  }
+  return token;
+}
 
 int main(int argc, char** argv) {
   Settings s;
@@ -97,13 +136,16 @@ int main(int argc, char** argv) {
                  "empty: none)")
       ->envname("WARREN_LOOPBACK_USERS")->capture_default_str();
   app.add_option("--load-definitions", s.load_definitions,
-                 "RabbitMQ definitions JSON file whose vhosts, users and permissions are created or updated "
+                 "RabbitMQ definitions JSON file whose vhosts, users, permissions, exchanges, queues and bindings are created or updated "
                  "at startup (RabbitMQ's load_definitions) and again on SIGHUP")
       ->envname("WARREN_LOAD_DEFINITIONS");
   app.add_option("--management-port", s.management_port, "management HTTP API port (RabbitMQ's /api; 0 = disabled)")
       ->envname("WARREN_MANAGEMENT_PORT")->capture_default_str();
   app.add_option("--management-bind", s.management_bind, "address the management API listens on (default: --bind)")
       ->envname("WARREN_MANAGEMENT_BIND");
+  app.add_option("--prometheus-port", s.prometheus_port,
+                 "Prometheus metrics port (GET /metrics, no authentication, listens on --management-bind; 0 = disabled)")
+      ->envname("WARREN_PROMETHEUS_PORT")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
   spdlog::set_level(spdlog::level::from_str(s.log_level));
@@ -157,11 +199,12 @@ int main(int argc, char** argv) {
       spdlog::critical("invalid definitions file '{}': {}", s.load_definitions, loaded.error().text);
       return false;
     }
-    spdlog::info("loaded definitions from '{}': {} vhosts, {} users, {} permissions", s.load_definitions,
-                 loaded->vhosts, loaded->users, loaded->permissions);
+    spdlog::info("loaded definitions from '{}': {} vhosts, {} users, {} permissions, {} exchanges, {} queues, "
+                 "{} bindings",
+                 s.load_definitions, loaded->vhosts, loaded->users, loaded->permissions, loaded->exchanges,
+                 loaded->queues, loaded->bindings);
     for (const auto& section : loaded->ignored) {
-      spdlog::warn("definitions file '{}': section '{}' is not imported (only vhosts, users, permissions)",
-                   s.load_definitions, section);
+      spdlog::warn("definitions file '{}': section '{}' is not imported", s.load_definitions, section);
     }
     return true;
   };
@@ -192,12 +235,26 @@ int main(int argc, char** argv) {
     management_options.bind_address = s.management_bind.empty() ? s.bind : s.management_bind;
     management_options.port = s.management_port;
     management_options.amqp_port = server.port();
+    management_options.admin_token = WriteWarrenctlToken(s.data_dir);
     management = std::make_unique<warren::http::ManagementServer>(io, broker, server, management_options);
     if (std::string error = management->Start(); !error.empty()) {
       spdlog::critical("{}", error);
       return 1;
     }
     spdlog::info("management HTTP API listening on {}:{}", management_options.bind_address, management->port());
+  }
+
+  std::unique_ptr<warren::http::PrometheusServer> prometheus;
+  if (s.prometheus_port != 0) {
+    warren::http::PrometheusOptions prometheus_options;
+    prometheus_options.bind_address = s.management_bind.empty() ? s.bind : s.management_bind;
+    prometheus_options.port = s.prometheus_port;
+    prometheus = std::make_unique<warren::http::PrometheusServer>(io, broker, &server, store.get(), prometheus_options);
+    if (std::string error = prometheus->Start(); !error.empty()) {
+      spdlog::critical("{}", error);
+      return 1;
+    }
+    spdlog::info("Prometheus metrics on {}:{}/metrics", prometheus_options.bind_address, prometheus->port());
   }
 
   asio::signal_set reload(io, SIGHUP);
@@ -221,6 +278,7 @@ int main(int argc, char** argv) {
     disk_monitor.Stop();
     reload.cancel();
     if (management) management->Stop();
+    if (prometheus) prometheus->Stop();
     server.Stop();
     io.stop();
   });

@@ -44,6 +44,14 @@ struct User {
 
 class Persister;
 
+// Message counters since start (Prometheus' warren_*_total), incremented by the channels on the
+// broker thread: one increment per message at most.
+struct MessageCounters {
+  uint64_t published = 0;  // basic.publish messages routed (whether or not a queue took them)
+  uint64_t delivered = 0;  // basic.deliver and basic.get-ok sent to clients
+  uint64_t acked = 0;      // deliveries acknowledged by clients
+};
+
 class Broker {
  public:
   Broker();
@@ -130,6 +138,9 @@ class Broker {
 
   uint64_t NextConnectionId() { return next_connection_id_++; }
 
+  MessageCounters& counters() { return counters_; }
+  const MessageCounters& counters() const { return counters_; }
+
  private:
   // The journal batch, or nullptr when nothing is stored.
   storage::WriteBatch* Journal() const;
@@ -147,6 +158,7 @@ class Broker {
   std::function<void(std::string_view)> on_user_deleted_;
   std::function<void(std::string_view)> on_vhost_deleted_;
   uint64_t next_connection_id_ = 1;
+  MessageCounters counters_;
   Persister* persister_ = nullptr;
   TimerService* timers_ = nullptr;
   DirectReplyRegistry direct_replies_;

@@ -8,6 +8,7 @@
 
 #include "server/amqp/constants.h"
 #include "server/broker/password.h"
+#include "server/broker/queue_arguments.h"
 
 namespace warren::broker {
 
@@ -97,6 +98,128 @@ Result<std::vector<UserDef>> ParseUsers(const json& users) {
   return out;
 }
 
+
+Result<bool> BoolField(const json& entry, const char* key, std::string_view what, bool fallback) {
+  auto it = entry.find(key);
+  if (it == entry.end() || it->is_null()) return fallback;
+  if (it->is_boolean()) return it->get<bool>();
+  if (it->is_string() && (*it == "true" || *it == "false")) return *it == "true";
+  return Invalid(fmt::format("{}: \"{}\" must be a boolean", what, key));
+}
+
+Result<amqp::FieldValue> JsonToValue(const json& j, std::string_view what) {
+  switch (j.type()) {
+    case json::value_t::null:
+      return amqp::FieldValue{amqp::Void{}};
+    case json::value_t::boolean:
+      return amqp::FieldValue{j.get<bool>()};
+    case json::value_t::number_integer:
+      return amqp::FieldValue{j.get<int64_t>()};
+    case json::value_t::number_unsigned:
+      return amqp::FieldValue{static_cast<int64_t>(j.get<uint64_t>())};
+    case json::value_t::number_float:
+      return amqp::FieldValue{j.get<double>()};
+    case json::value_t::string:
+      return amqp::FieldValue{j.get<std::string>()};
+    case json::value_t::array: {
+      amqp::FieldArray a;
+      for (const json& e : j) {
+        auto v = JsonToValue(e, what);
+        if (!v) return std::unexpected(v.error());
+        a.push_back(std::move(*v));
+      }
+      return amqp::FieldValue::Array(std::move(a));
+    }
+    case json::value_t::object: {
+      amqp::FieldTable t;
+      for (const auto& [k, e] : j.items()) {
+        auto v = JsonToValue(e, what);
+        if (!v) return std::unexpected(v.error());
+        t.entries.emplace_back(k, std::move(*v));
+      }
+      return amqp::FieldValue::Table(std::move(t));
+    }
+    default:
+      return Invalid(fmt::format("{}: unsupported JSON value in \"arguments\"", what));
+  }
+}
+
+Result<amqp::FieldTable> ArgumentsField(const json& entry, std::string_view what) {
+  amqp::FieldTable t;
+  auto it = entry.find("arguments");
+  if (it == entry.end() || it->is_null()) return t;
+  if (!it->is_object()) return Invalid(fmt::format("{}: \"arguments\" must be an object", what));
+  for (const auto& [k, e] : it->items()) {
+    auto v = JsonToValue(e, what);
+    if (!v) return std::unexpected(v.error());
+    t.entries.emplace_back(k, std::move(*v));
+  }
+  return t;
+}
+
+json ValueToJson(const amqp::FieldValue& value);
+
+json TableToJson(const amqp::FieldTable& table) {
+  json out = json::object();
+  for (const auto& [key, value] : table.entries) out[key] = ValueToJson(value);
+  return out;
+}
+
+json ValueToJson(const amqp::FieldValue& value) {
+  return std::visit(
+      [](const auto& x) -> json {
+        using T = std::decay_t<decltype(x)>;
+        if constexpr (std::is_same_v<T, amqp::Void>) {
+          return nullptr;
+        } else if constexpr (std::is_same_v<T, amqp::Decimal>) {
+          double v = x.value;
+          for (int i = 0; i < x.scale; ++i) v /= 10;
+          return v;
+        } else if constexpr (std::is_same_v<T, std::string>) {
+          return x;
+        } else if constexpr (std::is_same_v<T, amqp::ByteArray>) {
+          return x.bytes;
+        } else if constexpr (std::is_same_v<T, amqp::Timestamp>) {
+          return x.seconds;
+        } else if constexpr (std::is_same_v<T, std::shared_ptr<amqp::FieldArray>>) {
+          json a = json::array();
+          if (x) {
+            for (const auto& e : *x) a.push_back(ValueToJson(e));
+          }
+          return a;
+        } else if constexpr (std::is_same_v<T, std::shared_ptr<amqp::FieldTable>>) {
+          return x ? TableToJson(*x) : json::object();
+        } else {
+          return x;  // bool and numbers
+        }
+      },
+      value.v);
+}
+
+struct ExchangeDef {
+  std::string vhost, name;
+  ExchangeType type = ExchangeType::kDirect;
+  ExchangeOptions options;
+};
+
+struct QueueDef {
+  std::string vhost, name;
+  QueueOptions options;
+};
+
+struct BindingDef {
+  std::string vhost, source, destination;
+  bool to_queue = true;
+  std::string key;
+  amqp::FieldTable arguments;
+};
+
+// The metadata RabbitMQ writes at the top of an export; accepted and not reported.
+bool IsMetadata(std::string_view key) {
+  return key == "rabbit_version" || key == "rabbitmq_version" || key == "product_name" ||
+         key == "product_version";
+}
+
 }  // namespace
 
 Result<DefinitionsSummary> LoadDefinitions(Broker& broker, std::string_view text) {
@@ -108,6 +231,9 @@ Result<DefinitionsSummary> LoadDefinitions(Broker& broker, std::string_view text
   std::vector<std::string> vhosts;
   std::vector<UserDef> users;
   std::vector<Permission> permissions;
+  std::vector<ExchangeDef> exchanges;
+  std::vector<QueueDef> queues;
+  std::vector<BindingDef> bindings;
   for (const auto& [key, value] : doc.items()) {
     if (key == "vhosts") {
       if (!value.is_array()) return Invalid("\"vhosts\" must be an array");
@@ -143,6 +269,104 @@ Result<DefinitionsSummary> LoadDefinitions(Broker& broker, std::string_view text
         }
         permissions.push_back(std::move(perm));
       }
+    } else if (key == "exchanges") {
+      if (!value.is_array()) return Invalid("\"exchanges\" must be an array");
+      for (size_t i = 0; i < value.size(); ++i) {
+        const json& e = value[i];
+        std::string what = fmt::format("exchanges[{}]", i);
+        if (!e.is_object()) return Invalid(what + " must be an object");
+        ExchangeDef def;
+        auto name = StringField(e, "name", what, true);
+        if (!name) return std::unexpected(name.error());
+        auto vhost = StringField(e, "vhost", what, true);
+        if (!vhost) return std::unexpected(vhost.error());
+        if (name->empty()) return Invalid(what + ": empty name (the default exchange cannot be declared)");
+        def.name = *name;
+        def.vhost = *vhost;
+        what = fmt::format("{} (exchange '{}' in vhost '{}')", what, def.name, def.vhost);
+        auto type = StringField(e, "type", what, true);
+        if (!type) return std::unexpected(type.error());
+        auto parsed = ParseExchangeType(*type);
+        if (!parsed) return Invalid(fmt::format("{}: unknown exchange type '{}'", what, *type));
+        def.type = *parsed;
+        for (auto [field, out, fallback] : {std::tuple{"durable", &def.options.durable, true},
+                                            std::tuple{"auto_delete", &def.options.auto_delete, false},
+                                            std::tuple{"internal", &def.options.internal, false}}) {
+          auto b = BoolField(e, field, what, fallback);
+          if (!b) return std::unexpected(b.error());
+          *out = *b;
+        }
+        auto args = ArgumentsField(e, what);
+        if (!args) return std::unexpected(args.error());
+        if (const amqp::FieldValue* ae = args->Find("alternate-exchange"); ae && !ae->AsString()) {
+          return Invalid(what + ": \"alternate-exchange\" must be a string");
+        }
+        def.options.arguments = std::move(*args);
+        exchanges.push_back(std::move(def));
+      }
+    } else if (key == "queues") {
+      if (!value.is_array()) return Invalid("\"queues\" must be an array");
+      for (size_t i = 0; i < value.size(); ++i) {
+        const json& q = value[i];
+        std::string what = fmt::format("queues[{}]", i);
+        if (!q.is_object()) return Invalid(what + " must be an object");
+        QueueDef def;
+        auto name = StringField(q, "name", what, true);
+        if (!name) return std::unexpected(name.error());
+        auto vhost = StringField(q, "vhost", what, true);
+        if (!vhost) return std::unexpected(vhost.error());
+        if (name->empty()) return Invalid(what + ": empty name");
+        def.name = *name;
+        def.vhost = *vhost;
+        what = fmt::format("{} (queue '{}' in vhost '{}')", what, def.name, def.vhost);
+        for (auto [field, out, fallback] : {std::tuple{"durable", &def.options.durable, true},
+                                            std::tuple{"auto_delete", &def.options.auto_delete, false}}) {
+          auto b = BoolField(q, field, what, fallback);
+          if (!b) return std::unexpected(b.error());
+          *out = *b;
+        }
+        auto args = ArgumentsField(q, what);
+        if (!args) return std::unexpected(args.error());
+        if (auto valid = ParseQueueArguments(*args, fmt::format("queue '{}' in vhost '{}'", def.name, def.vhost));
+            !valid) {
+          return Invalid(fmt::format("{}: {}", what, valid.error().text));
+        }
+        def.options.arguments = std::move(*args);
+        queues.push_back(std::move(def));
+      }
+    } else if (key == "bindings") {
+      if (!value.is_array()) return Invalid("\"bindings\" must be an array");
+      for (size_t i = 0; i < value.size(); ++i) {
+        const json& b = value[i];
+        std::string what = fmt::format("bindings[{}]", i);
+        if (!b.is_object()) return Invalid(what + " must be an object");
+        BindingDef def;
+        for (auto [field, out] : {std::pair{"source", &def.source}, std::pair{"vhost", &def.vhost},
+                                  std::pair{"destination", &def.destination}}) {
+          auto v = StringField(b, field, what, true);
+          if (!v) return std::unexpected(v.error());
+          *out = std::move(*v);
+        }
+        auto key_field = StringField(b, "routing_key", what, false);
+        if (!key_field) return std::unexpected(key_field.error());
+        def.key = std::move(*key_field);
+        auto type = StringField(b, "destination_type", what, true);
+        if (!type) return std::unexpected(type.error());
+        if (*type != "queue" && *type != "exchange") {
+          return Invalid(fmt::format("{}: destination_type must be \"queue\" or \"exchange\", not '{}'", what, *type));
+        }
+        def.to_queue = *type == "queue";
+        if (def.source.empty()) return Invalid(what + ": cannot bind from the default exchange");
+        if (def.key.size() > 255) return Invalid(what + ": routing_key is longer than 255 bytes");
+        auto args = ArgumentsField(b, what);
+        if (!args) return std::unexpected(args.error());
+        def.arguments = std::move(*args);
+        bindings.push_back(std::move(def));
+      }
+    } else if (IsMetadata(key)) {
+      // accepted silently
+    } else if (value.is_array() && value.empty()) {
+      // an empty section (policies, parameters...) has nothing to ignore
     } else {
       summary.ignored.push_back(key);
     }
@@ -155,6 +379,68 @@ Result<DefinitionsSummary> LoadDefinitions(Broker& broker, std::string_view text
     const bool vhost_known = broker.FindVhost(p.vhost) != nullptr ||
                              std::find(vhosts.begin(), vhosts.end(), p.vhost) != vhosts.end();
     if (!vhost_known) return Invalid(fmt::format("permission in unknown vhost '{}'", p.vhost));
+  }
+
+  auto vhost_known = [&](std::string_view v) {
+    return broker.FindVhost(v) != nullptr || std::find(vhosts.begin(), vhosts.end(), v) != vhosts.end();
+  };
+  for (const ExchangeDef& e : exchanges) {
+    const std::string what = fmt::format("exchange '{}' in vhost '{}'", e.name, e.vhost);
+    if (!vhost_known(e.vhost)) return Invalid(fmt::format("{}: unknown vhost '{}'", what, e.vhost));
+    Vhost* v = broker.FindVhost(e.vhost);
+    auto it = v != nullptr ? v->exchanges().find(e.name) : decltype(v->exchanges().end()){};
+    if (v != nullptr && it != v->exchanges().end()) {
+      const Exchange& have = *it->second;
+      if (have.type() != e.type || have.options().durable != e.options.durable ||
+          have.options().auto_delete != e.options.auto_delete || have.options().internal != e.options.internal) {
+        return Invalid(fmt::format("{}: inequivalent to the existing exchange (type {}, durable {})", what,
+                                   ExchangeTypeName(have.type()), have.options().durable));
+      }
+    } else if (e.name.starts_with("amq.")) {
+      return Invalid(fmt::format("{}: name contains reserved prefix 'amq.*'", what));
+    }
+  }
+  for (const QueueDef& q : queues) {
+    const std::string what = fmt::format("queue '{}' in vhost '{}'", q.name, q.vhost);
+    if (!vhost_known(q.vhost)) return Invalid(fmt::format("{}: unknown vhost '{}'", what, q.vhost));
+    Vhost* v = broker.FindVhost(q.vhost);
+    auto it = v != nullptr ? v->queues().find(q.name) : decltype(v->queues().end()){};
+    if (v != nullptr && it != v->queues().end()) {
+      const QueueOptions& have = it->second->options();
+      if (have.exclusive) return Invalid(what + ": an exclusive queue with this name exists");
+      if (have.durable != q.options.durable || have.auto_delete != q.options.auto_delete) {
+        return Invalid(what + ": inequivalent to the existing queue (durable/auto_delete)");
+      }
+    } else if (q.name.starts_with("amq.")) {
+      return Invalid(fmt::format("{}: name contains reserved prefix 'amq.*'", what));
+    }
+  }
+  auto exchange_known = [&](const std::string& vhost, const std::string& name) {
+    if (Vhost* v = broker.FindVhost(vhost); v != nullptr && v->exchanges().contains(name)) return true;
+    if (name.starts_with("amq.") && broker.FindVhost(vhost) == nullptr) {
+      // a vhost created by this document gets the standard amq.* exchanges
+      return name == "amq.direct" || name == "amq.fanout" || name == "amq.topic" || name == "amq.headers" ||
+             name == "amq.match";
+    }
+    return std::any_of(exchanges.begin(), exchanges.end(),
+                       [&](const ExchangeDef& e) { return e.vhost == vhost && e.name == name; });
+  };
+  auto queue_known = [&](const std::string& vhost, const std::string& name) {
+    if (Vhost* v = broker.FindVhost(vhost); v != nullptr) {
+      auto it = v->queues().find(name);
+      if (it != v->queues().end()) return !it->second->options().exclusive;
+    }
+    return std::any_of(queues.begin(), queues.end(),
+                       [&](const QueueDef& q) { return q.vhost == vhost && q.name == name; });
+  };
+  for (const BindingDef& b : bindings) {
+    const std::string what = fmt::format("binding from '{}' to {} '{}' in vhost '{}'", b.source,
+                                         b.to_queue ? "queue" : "exchange", b.destination, b.vhost);
+    if (!vhost_known(b.vhost)) return Invalid(fmt::format("{}: unknown vhost '{}'", what, b.vhost));
+    if (!exchange_known(b.vhost, b.source)) return Invalid(fmt::format("{}: unknown exchange '{}'", what, b.source));
+    if (b.to_queue ? !queue_known(b.vhost, b.destination) : !exchange_known(b.vhost, b.destination)) {
+      return Invalid(fmt::format("{}: unknown {} '{}'", what, b.to_queue ? "queue" : "exchange", b.destination));
+    }
   }
 
   for (const std::string& v : vhosts) {
@@ -176,7 +462,101 @@ Result<DefinitionsSummary> LoadDefinitions(Broker& broker, std::string_view text
     }
   }
   summary.permissions = permissions.size();
+  for (ExchangeDef& e : exchanges) {
+    Vhost* v = broker.FindVhost(e.vhost);
+    if (v == nullptr) return Invalid(fmt::format("unknown vhost '{}'", e.vhost));
+    if (auto ok = v->DeclareExchange(e.name, ExchangeTypeName(e.type), false, std::move(e.options)); !ok) {
+      return std::unexpected(ok.error());
+    }
+  }
+  summary.exchanges = exchanges.size();
+  for (QueueDef& q : queues) {
+    Vhost* v = broker.FindVhost(q.vhost);
+    if (v == nullptr) return Invalid(fmt::format("unknown vhost '{}'", q.vhost));
+    if (v->queues().contains(q.name)) continue;  // kept as it is (checked equivalent above)
+    if (auto ok = v->DeclareQueue(q.name, false, std::move(q.options), 0); !ok) return std::unexpected(ok.error());
+  }
+  summary.queues = queues.size();
+  for (const BindingDef& b : bindings) {
+    Vhost* v = broker.FindVhost(b.vhost);
+    if (v == nullptr) return Invalid(fmt::format("unknown vhost '{}'", b.vhost));
+    auto ok = b.to_queue ? v->BindQueue(b.destination, b.source, b.key, b.arguments, 0)
+                         : v->BindExchange(b.destination, b.source, b.key, b.arguments);
+    if (!ok) return std::unexpected(ok.error());
+  }
+  summary.bindings = bindings.size();
   return summary;
+}
+
+std::string ExportDefinitions(Broker& broker) {
+  json users = json::array();
+  for (const User& u : broker.ListUsers()) {
+    users.push_back(json{{"name", u.name},
+                         {"password_hash", u.password_hash},
+                         {"hashing_algorithm", kSha256Hashing},
+                         {"tags", u.tags},
+                         {"limits", json::object()}});
+  }
+  json vhosts = json::array();
+  json exchanges = json::array();
+  json queues = json::array();
+  json bindings = json::array();
+  for (const std::string& name : broker.ListVhosts()) {
+    vhosts.push_back(json{{"name", name}, {"limits", json::array()}, {"metadata", {{"description", ""}, {"tags", json::array()}}}});
+    Vhost* v = broker.FindVhost(name);
+    if (v == nullptr) continue;
+    for (const auto& [qname, q] : v->queues()) {
+      if (!q->on_disk()) continue;
+      queues.push_back(json{{"name", qname},
+                            {"vhost", name},
+                            {"durable", true},
+                            {"auto_delete", q->options().auto_delete},
+                            {"arguments", TableToJson(q->options().arguments)}});
+    }
+    for (const auto& [ename, e] : v->exchanges()) {
+      if (ename.empty() || !e->options().durable) continue;
+      if (!ename.starts_with("amq.")) {
+        exchanges.push_back(json{{"name", ename},
+                                 {"vhost", name},
+                                 {"type", ExchangeTypeName(e->type())},
+                                 {"durable", true},
+                                 {"auto_delete", e->options().auto_delete},
+                                 {"internal", e->options().internal},
+                                 {"arguments", TableToJson(e->options().arguments)}});
+      }
+      for (const Binding& b : e->bindings()) {
+        const bool to_queue = b.destination.queue != nullptr;
+        if (to_queue ? !b.destination.queue->on_disk() : !b.destination.exchange->options().durable) continue;
+        bindings.push_back(json{{"source", ename},
+                                {"vhost", name},
+                                {"destination", to_queue ? b.destination.queue->name() : b.destination.exchange->name()},
+                                {"destination_type", to_queue ? "queue" : "exchange"},
+                                {"routing_key", b.key},
+                                {"arguments", TableToJson(b.arguments)}});
+      }
+    }
+  }
+  json permissions = json::array();
+  for (const Permission& p : broker.ListPermissions()) {
+    permissions.push_back(json{{"user", p.user}, {"vhost", p.vhost}, {"configure", p.configure},
+                               {"write", p.write}, {"read", p.read}});
+  }
+  json doc = json::object();
+  doc["rabbit_version"] = "3.10.8";
+  doc["rabbitmq_version"] = "3.10.8";
+  doc["product_name"] = "Warren";
+  doc["product_version"] = "0.1.0";
+  doc["users"] = std::move(users);
+  doc["vhosts"] = std::move(vhosts);
+  doc["permissions"] = std::move(permissions);
+  doc["topic_permissions"] = json::array();
+  doc["parameters"] = json::array();
+  doc["global_parameters"] = json::array();
+  doc["policies"] = json::array();
+  doc["queues"] = std::move(queues);
+  doc["exchanges"] = std::move(exchanges);
+  doc["bindings"] = std::move(bindings);
+  return doc.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
 }  // namespace warren::broker

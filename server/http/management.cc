@@ -15,6 +15,7 @@
 #include <spdlog/spdlog.h>
 
 #include "server/amqp/properties.h"
+#include "server/broker/definitions.h"
 #include "server/broker/password.h"
 #include "server/broker/persister.h"
 #include "server/broker/queue_arguments.h"
@@ -41,6 +42,7 @@ struct Request {
   std::multimap<std::string, std::string> params;
   std::string body;
   bool has_credentials = false;
+  std::string bearer;  // Authorization: Bearer <token>
   std::string remote_addr;
   std::string user;
   std::string password;
@@ -338,6 +340,13 @@ bool HasTag(const broker::User& user, std::string_view tag) {
   return false;
 }
 
+// Compares a presented secret with the expected one in time independent of where they differ.
+bool SameSecret(std::string_view given, std::string_view expected) {
+  unsigned char diff = given.size() == expected.size() ? 0 : 1;
+  for (size_t i = 0; i < given.size(); ++i) diff |= given[i] ^ expected[i % expected.size()];
+  return diff == 0;
+}
+
 bool IsLoopback(std::string_view addr) {
   return addr.starts_with("127.") || addr == "::1" || addr.starts_with("::ffff:127.");
 }
@@ -377,6 +386,7 @@ class ManagementServer::Impl {
     const broker::User& user;
     bool sees_all = false;  // administrator or monitoring: every vhost
     const std::vector<std::string>& args;  // the path segments matched by '*'
+    bool token = false;  // authenticated by the admin token: no per-vhost permission checks
   };
   using Handler = std::function<Reply(Ctx&)>;
   struct Route {
@@ -418,6 +428,15 @@ class ManagementServer::Impl {
     }
     if (found == nullptr && !path_exists) NotFound();
     // Authenticate before revealing anything else.
+    static const broker::User kTokenUser{"warrenctl", "", {"administrator"}};
+    const bool by_token = !options_.admin_token.empty() && SameSecret(req.bearer, options_.admin_token);
+    if (by_token && found == nullptr) {
+      return JsonReply(json{{"error", "method_not_allowed"}, {"reason", "Method Not Allowed"}}, 405);
+    }
+    if (by_token) {
+      Ctx ctx{req, kTokenUser, true, args, true};
+      return found->handler(ctx);
+    }
     const broker::User* user = req.has_credentials ? broker_.Authenticate(req.user, req.password) : nullptr;
     if (user == nullptr) {
       if (req.has_credentials) spdlog::warn("management API: HTTP access denied: user '{}' - invalid credentials", req.user);
@@ -437,7 +456,7 @@ class ManagementServer::Impl {
     if (found == nullptr) {
       return JsonReply(json{{"error", "method_not_allowed"}, {"reason", "Method Not Allowed"}}, 405);
     }
-    Ctx ctx{req, *user, sees_all, args};
+    Ctx ctx{req, *user, sees_all, args, false};
     return found->handler(ctx);
   }
 
@@ -459,6 +478,7 @@ class ManagementServer::Impl {
   // as the same operation over AMQP would.
   void Permit(const Ctx& ctx, const broker::Vhost& vhost, broker::AccessKind access, broker::ResourceKind resource,
               std::string_view name) {
+    if (ctx.token) return;
     if (!broker_.HasVhostAccess(ctx.user.name, vhost.name())) {
       NotAuthorised("User not authorised to access virtual host");
     }
@@ -728,6 +748,21 @@ class ManagementServer::Impl {
       }
       NotFound();
     });
+    On("DELETE", "connections/*", [this](Ctx& ctx) {
+      bool found = false;
+      for (const auto& [id, c] : server_.connections()) {
+        if (c->peer() == ctx.args[0] && ConnectionVisible(ctx, *c)) found = true;
+      }
+      if (!found) NotFound();
+      if (!HasTag(ctx.user, "administrator")) {
+        for (const auto& [id, c] : server_.connections()) {
+          if (c->peer() == ctx.args[0] && c->user_name() != ctx.user.name) NotAuthorised("Not administrator user");
+        }
+      }
+      const std::string reason = ctx.req.Param("X-Reason").value_or("Closed via management plugin");
+      server_.CloseConnectionsIf([&](const net::Connection& c) { return c.peer() == ctx.args[0]; }, reason);
+      return NoContent();
+    });
     On("GET", "channels", [this](Ctx& ctx) {
       json out = json::array();
       for (const auto& [id, c] : server_.connections()) {
@@ -860,6 +895,17 @@ class ManagementServer::Impl {
   }
 
   void AddAdminRoutes() {
+    // Definitions (RabbitMQ's export/import format; broker/definitions.*). The import is all or
+    // nothing: an invalid document is 400 naming the bad entry, and nothing changes.
+    On("GET", "definitions", [this](Ctx& ctx) {
+      RequireAdmin(ctx);
+      return Reply{200, broker::ExportDefinitions(broker_), false, {}};
+    });
+    On("POST", "definitions", [this](Ctx& ctx) {
+      RequireAdmin(ctx);
+      if (auto loaded = broker::LoadDefinitions(broker_, ctx.req.body); !loaded) BadRequest(loaded.error().text);
+      return NoContent();
+    });
     On("PUT", "vhosts/*", [this](Ctx& ctx) {
       RequireAdmin(ctx);
       if (broker_.FindVhost(ctx.args[0]) != nullptr) return NoContent();
@@ -1195,6 +1241,7 @@ class ManagementServer::Impl {
     }
     const bool routed = RouteMessage(v, **ex, msg);
     ++stats_publish_;
+    ++broker_.counters().published;  // Prometheus warren_published_total
     return JsonReply(json{{"routed", routed}});
   }
 
@@ -1404,8 +1451,13 @@ Request CopyRequest(const char* method, const httplib::Request& req) {
   for (const auto& [k, v] : req.params) r.params.emplace(k, v);
   r.body = req.body;
   r.remote_addr = req.remote_addr;
+  if (req.has_header("X-Reason")) r.params.emplace("X-Reason", req.get_header_value("X-Reason"));
   const std::string auth = req.get_header_value("Authorization");
   constexpr std::string_view kBasic = "Basic ";
+  constexpr std::string_view kBearer = "Bearer ";
+  if (auth.size() > kBearer.size() && strncasecmp(auth.c_str(), kBearer.data(), kBearer.size()) == 0) {
+    r.bearer = auth.substr(kBearer.size());
+  }
   if (auth.size() > kBasic.size() && strncasecmp(auth.c_str(), kBasic.data(), kBasic.size()) == 0) {
     if (auto decoded = DecodeBase64(std::string_view(auth).substr(kBasic.size()))) {
       const auto colon = decoded->find(':');

@@ -1,6 +1,7 @@
 // The management HTTP API: a first slice of RabbitMQ's management plugin API (/api/overview,
 // vhosts, exchanges, queues, bindings, connections, channels, consumers, publish/get, purge,
-// aliveness and alarm health checks; users, vhosts and permissions for administrators), JSON with RabbitMQ's field names, so that curl scripts and
+// aliveness and alarm health checks; users, vhosts, permissions and definitions export/import
+// (GET/POST /api/definitions, broker/definitions.h) for administrators), JSON with RabbitMQ's field names, so that curl scripts and
 // `rabbitmqadmin` work against Warren.
 //
 // Threads: cpp-httplib's server runs its own listener thread and worker pool. No HTTP thread ever
@@ -16,7 +17,9 @@
 // administrator, monitoring, management: 401 {"error":"not_authorised","reason":"Not management
 // user"}. Administrators and monitoring users see every vhost; management users see the vhosts
 // they have permissions in, and need configure/write/read permissions for changes, publishing
-// and getting, as over AMQP.
+// and getting, as over AMQP. `Authorization: Bearer <ManagementOptions::admin_token>` (the token
+// warren-server writes to DATA_DIR/.warrenctl-token at each start, for tools/warrenctl) acts as an
+// administrator with every permission in every vhost.
 //
 // Changes go through the same Vhost methods the AMQP channel uses, with connection id 0, so they
 // are journaled to the store exactly like AMQP declarations.
@@ -48,6 +51,9 @@ struct ManagementOptions {
   uint16_t amqp_port = 5672;  // reported in /api/overview's listeners
   std::string node_name = "warren@localhost";
   std::string cluster_name = "warren@localhost";
+  // Non-empty: `Authorization: Bearer <admin_token>` is accepted as an administrator with access
+  // to every vhost (warrenctl on the server's machine reads it from DATA_DIR/.warrenctl-token).
+  std::string admin_token;
 };
 
 class ManagementServer {

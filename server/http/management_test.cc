@@ -24,6 +24,7 @@ class ManagementTest : public ::testing::Test {
     ManagementOptions options;
     options.bind_address = "127.0.0.1";
     options.port = 0;
+    options.admin_token = "0123456789abcdef";
     management_ = std::make_unique<ManagementServer>(io_, broker_, server_, options);
     ASSERT_EQ(management_->Start(), "");
     ASSERT_NE(management_->port(), 0);
@@ -63,6 +64,25 @@ TEST_F(ManagementTest, AnswersFromTheBrokerThread) {
   ASSERT_TRUE(res);
   EXPECT_EQ(res->status, 401);
   EXPECT_EQ(res->get_header_value("WWW-Authenticate"), "Basic realm=\"RabbitMQ Management\"");
+}
+
+TEST_F(ManagementTest, AdminTokenIsAnAdministrator) {
+  RunBrokerThread();
+  auto with_token = [this](const std::string& token) {
+    httplib::Client client("127.0.0.1", management_->port());
+    client.set_read_timeout(10, 0);
+    client.set_bearer_token_auth(token);
+    return client.Get("/api/users");
+  };
+  auto res = with_token("0123456789abcdef");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200);
+  EXPECT_NE(res->body.find("\"name\":\"admin\""), std::string::npos);
+  for (const std::string bad : {"0123456789abcdeF", "0123456789abcde", "0123456789abcdef0", ""}) {
+    res = with_token(bad);
+    ASSERT_TRUE(res);
+    EXPECT_EQ(res->status, 401) << bad;
+  }
 }
 
 TEST_F(ManagementTest, BrokerThreadNotAnsweringGives503) {

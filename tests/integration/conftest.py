@@ -124,6 +124,7 @@ class ExternalServer:
         self.data_dir = None
         self.heartbeat = None
         self.management_port = int(os.environ.get("WARREN_TEST_EXTERNAL_MANAGEMENT_PORT", "15672"))
+        self.prometheus_port = int(os.environ.get("WARREN_TEST_EXTERNAL_PROMETHEUS_PORT", "15692"))
 
     def _unsupported(self, *a, **kw):
         pytest.skip("not possible against an external broker")
@@ -140,12 +141,14 @@ class WarrenServer:
 
     def __init__(self, binary, data_dir=None, user="guest", password="guest",
                  heartbeat=None, extra_args=(), port=None, log_level="info", bind="127.0.0.1",
-                 management_port=None):
+                 management_port=None, prometheus_port=None):
         self.binary = binary
         self.host = "127.0.0.1"  # where the tests connect (also when bound to all interfaces)
         self.bind = bind
         self.port = port or free_port()
         self.management_port = management_port or free_port()  # the management HTTP API
+        # Prometheus /metrics; 0 = off
+        self.prometheus_port = free_port() if prometheus_port is None else prometheus_port
         self._own_tmp = None
         if data_dir is None:
             self._own_tmp = tempfile.TemporaryDirectory(prefix="warren-test-")
@@ -167,7 +170,8 @@ class WarrenServer:
         cmd = [self.binary, "--port", str(self.port), "--bind", self.bind,
                "--data-dir", self.data_dir, "--default-user", self.user,
                "--default-pass", self.password, "--log-level", self.log_level,
-               "--management-port", str(self.management_port)]
+               "--management-port", str(self.management_port),
+               "--prometheus-port", str(self.prometheus_port)]
         if self.heartbeat is not None:
             cmd += ["--heartbeat", str(self.heartbeat)]
         return cmd + self.extra_args

@@ -1,0 +1,209 @@
+#include "server/http/prometheus.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <future>
+
+#include <asio/post.hpp>
+#include <fmt/format.h>
+#include <httplib.h>
+
+#include "server/net/channel.h"
+#include "server/net/connection.h"
+#include "server/net/server.h"
+#include "storage/store.h"
+
+namespace warren::http {
+
+namespace {
+
+constexpr auto kBrokerTimeout = std::chrono::seconds(5);
+constexpr const char* kContentType = "text/plain; version=0.0.4; charset=utf-8";
+
+// A label value: backslash, double quote and newline escaped.
+std::string Label(std::string_view v) {
+  std::string out;
+  out.reserve(v.size());
+  for (char c : v) {
+    if (c == '\\') {
+      out += "\\\\";
+    } else if (c == '"') {
+      out += "\\\"";
+    } else if (c == '\n') {
+      out += "\\n";
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+void Header(std::string& out, std::string_view name, std::string_view type, std::string_view help) {
+  fmt::format_to(std::back_inserter(out), "# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
+}
+
+void Sample(std::string& out, std::string_view name, uint64_t value) {
+  fmt::format_to(std::back_inserter(out), "{} {}\n", name, value);
+}
+
+uint64_t ResidentBytes() {
+  std::FILE* f = std::fopen("/proc/self/statm", "r");
+  if (f == nullptr) return 0;
+  unsigned long long size = 0, resident = 0;
+  const int n = std::fscanf(f, "%llu %llu", &size, &resident);
+  std::fclose(f);
+  if (n != 2) return 0;
+  return static_cast<uint64_t>(resident) * static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+}
+
+}  // namespace
+
+std::string RenderMetrics(broker::Broker& broker, const net::Server* server, const storage::Store* store) {
+  std::string out;
+  out.reserve(4096);
+
+  // Per queue.
+  const std::vector<std::string> vhosts = broker.ListVhosts();
+  std::string ready, unacked, consumers;
+  uint64_t queue_count = 0;
+  for (const std::string& name : vhosts) {
+    broker::Vhost* v = broker.FindVhost(name);
+    if (v == nullptr) continue;
+    const std::string vl = Label(name);
+    for (const auto& [qname, q] : v->queues()) {
+      ++queue_count;
+      const std::string labels = fmt::format("{{vhost=\"{}\",queue=\"{}\"}}", vl, Label(qname));
+      fmt::format_to(std::back_inserter(ready), "warren_queue_messages_ready{} {}\n", labels, q->ready_count());
+      fmt::format_to(std::back_inserter(unacked), "warren_queue_messages_unacked{} {}\n", labels, q->unacked_count());
+      fmt::format_to(std::back_inserter(consumers), "warren_queue_consumers{} {}\n", labels, q->consumer_count());
+    }
+  }
+  Header(out, "warren_queue_messages_ready", "gauge", "Messages ready to be delivered to consumers");
+  out += ready;
+  Header(out, "warren_queue_messages_unacked", "gauge", "Messages delivered to consumers but not yet acknowledged");
+  out += unacked;
+  Header(out, "warren_queue_consumers", "gauge", "Consumers on a queue");
+  out += consumers;
+  Header(out, "warren_queues", "gauge", "Queues");
+  Sample(out, "warren_queues", queue_count);
+  Header(out, "warren_vhosts", "gauge", "Virtual hosts");
+  Sample(out, "warren_vhosts", vhosts.size());
+
+  // Connections, channels, consumers.
+  uint64_t connections = 0, channels = 0, channel_consumers = 0;
+  if (server != nullptr) {
+    for (const auto& [id, c] : server->connections()) {
+      if (c == nullptr) continue;
+      ++connections;
+      for (const auto& ch : c->channels()) {
+        if (ch == nullptr) continue;
+        ++channels;
+        channel_consumers += ch->consumers().size();
+      }
+    }
+  }
+  Header(out, "warren_connections", "gauge", "Open AMQP connections");
+  Sample(out, "warren_connections", connections);
+  Header(out, "warren_channels", "gauge", "Open AMQP channels");
+  Sample(out, "warren_channels", channels);
+  Header(out, "warren_consumers", "gauge", "AMQP consumers");
+  Sample(out, "warren_consumers", channel_consumers);
+
+  // Message counters.
+  const broker::MessageCounters& counters = broker.counters();
+  Header(out, "warren_published_total", "counter", "Messages published by clients");
+  Sample(out, "warren_published_total", counters.published);
+  Header(out, "warren_delivered_total", "counter", "Messages delivered to clients (basic.deliver and basic.get)");
+  Sample(out, "warren_delivered_total", counters.delivered);
+  Header(out, "warren_acked_total", "counter", "Deliveries acknowledged by clients");
+  Sample(out, "warren_acked_total", counters.acked);
+
+  // The store's fsyncs.
+  if (store != nullptr) {
+    const storage::Store::Stats stats = store->stats();
+    Header(out, "warren_store_fsync_seconds", "histogram", "Duration of the store's WAL fsyncs");
+    uint64_t cumulative = 0;
+    const size_t buckets = stats.sync_micros_histogram.size();
+    for (size_t i = 0; i + 1 < buckets; ++i) {
+      cumulative += stats.sync_micros_histogram[i];
+      const double le = static_cast<double>(uint64_t{64} << i) / 1e6;
+      fmt::format_to(std::back_inserter(out), "warren_store_fsync_seconds_bucket{{le=\"{}\"}} {}\n", le, cumulative);
+    }
+    cumulative += stats.sync_micros_histogram[buckets - 1];
+    fmt::format_to(std::back_inserter(out), "warren_store_fsync_seconds_bucket{{le=\"+Inf\"}} {}\n", cumulative);
+    fmt::format_to(std::back_inserter(out), "warren_store_fsync_seconds_sum {}\n",
+                   static_cast<double>(stats.sync_micros_total) / 1e6);
+    fmt::format_to(std::back_inserter(out), "warren_store_fsync_seconds_count {}\n", stats.syncs);
+    Header(out, "warren_store_batches_total", "counter", "Write batches written to the store");
+    Sample(out, "warren_store_batches_total", stats.batches);
+  }
+
+  Header(out, "warren_process_resident_memory_bytes", "gauge", "Resident memory of the server process");
+  Sample(out, "warren_process_resident_memory_bytes", ResidentBytes());
+  return out;
+}
+
+PrometheusServer::PrometheusServer(asio::io_context& io, broker::Broker& broker, const net::Server* server,
+                                   const storage::Store* store, PrometheusOptions options)
+    : http_(std::make_unique<httplib::Server>()),
+      bind_address_(options.bind_address),
+      bound_port_(options.port),
+      stopping_(std::make_shared<std::atomic<bool>>(false)) {
+  http_->set_keep_alive_timeout(1);
+  http_->Get("/metrics", [this, &io, &broker, server, store](const httplib::Request&, httplib::Response& res) {
+    auto promise = std::make_shared<std::promise<std::string>>();
+    std::future<std::string> future = promise->get_future();
+    asio::post(io, [promise, &broker, server, store] {
+      try {
+        promise->set_value(RenderMetrics(broker, server, store));
+      } catch (...) {
+        promise->set_exception(std::current_exception());
+      }
+    });
+    const auto deadline = std::chrono::steady_clock::now() + kBrokerTimeout;
+    while (!stopping_->load() && std::chrono::steady_clock::now() < deadline) {
+      if (future.wait_for(std::chrono::milliseconds(50)) == std::future_status::ready) {
+        try {
+          res.set_content(future.get(), kContentType);
+          res.status = 200;
+        } catch (const std::exception& e) {
+          res.status = 500;
+          res.set_content(e.what(), "text/plain");
+        }
+        return;
+      }
+    }
+    res.status = 503;
+    res.set_content("the broker did not answer in time\n", "text/plain");
+  });
+}
+
+PrometheusServer::~PrometheusServer() { Stop(); }
+
+std::string PrometheusServer::Start() {
+  if (bound_port_ == 0) {
+    const int port = http_->bind_to_any_port(bind_address_);
+    if (port < 0) return fmt::format("prometheus: cannot listen on {}:0", bind_address_);
+    bound_port_ = static_cast<uint16_t>(port);
+  } else if (!http_->bind_to_port(bind_address_, bound_port_)) {
+    return fmt::format("prometheus: cannot listen on {}:{} (port in use?)", bind_address_, bound_port_);
+  }
+  thread_ = std::thread([this] { http_->listen_after_bind(); });
+  return {};
+}
+
+void PrometheusServer::Stop() {
+  stopping_->store(true);
+  if (thread_.joinable()) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+    while (!http_->is_running() && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    http_->stop();
+    thread_.join();
+  }
+}
+
+}  // namespace warren::http

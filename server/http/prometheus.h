@@ -1,0 +1,71 @@
+// Prometheus text exposition (format 0.0.4) at GET /metrics on its own port
+// (`--prometheus-port`, default 15692 as rabbitmq_prometheus; no authentication), with
+// RabbitMQ-like metric names prefixed warren_:
+//
+//   warren_queue_messages_ready{vhost,queue}, warren_queue_messages_unacked{vhost,queue},
+//   warren_queue_consumers{vhost,queue}, warren_queues, warren_vhosts, warren_connections,
+//   warren_channels, warren_consumers (gauges); warren_published_total, warren_delivered_total,
+//   warren_acked_total (counters, broker::MessageCounters); warren_store_fsync_seconds
+//   (histogram of the store's WAL fsyncs, storage::Store::Stats); warren_store_fsyncs_total;
+//   warren_process_resident_memory_bytes (/proc/self/statm).
+//
+// Threads: as the management API (management.h), httplib serves on its own threads and every
+// scrape is rendered on the broker thread (posted to its io_context, answered by a future; 503
+// when the broker does not answer within 5 s).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include <asio/io_context.hpp>
+
+#include "server/broker/broker.h"
+
+namespace httplib {
+class Server;
+}
+
+namespace warren::net {
+class Server;
+}
+
+namespace warren::storage {
+class Store;
+}
+
+namespace warren::http {
+
+struct PrometheusOptions {
+  std::string bind_address = "0.0.0.0";
+  uint16_t port = 15692;  // 0 here: pick a free port (tests); main.cc treats --prometheus-port 0 as off
+};
+
+// The whole exposition. Broker thread only. `server` and `store` may be null.
+std::string RenderMetrics(broker::Broker& broker, const net::Server* server, const storage::Store* store);
+
+class PrometheusServer {
+ public:
+  PrometheusServer(asio::io_context& io, broker::Broker& broker, const net::Server* server,
+                   const storage::Store* store, PrometheusOptions options);
+  ~PrometheusServer();
+  PrometheusServer(const PrometheusServer&) = delete;
+  PrometheusServer& operator=(const PrometheusServer&) = delete;
+
+  // Binds and starts serving. Returns an error message on failure.
+  std::string Start();
+  // Stops listening and joins the HTTP threads. May be called from the broker thread.
+  void Stop();
+  uint16_t port() const { return bound_port_; }
+
+ private:
+  std::unique_ptr<httplib::Server> http_;
+  std::thread thread_;
+  std::string bind_address_;
+  uint16_t bound_port_ = 0;
+  std::shared_ptr<std::atomic<bool>> stopping_;
+};
+
+}  // namespace warren::http
