@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include "server/amqp/constants.h"
+#include "server/broker/field_table_json.h"
 #include "server/broker/password.h"
 #include "server/broker/queue_arguments.h"
 
@@ -107,93 +108,13 @@ Result<bool> BoolField(const json& entry, const char* key, std::string_view what
   return Invalid(fmt::format("{}: \"{}\" must be a boolean", what, key));
 }
 
-Result<amqp::FieldValue> JsonToValue(const json& j, std::string_view what) {
-  switch (j.type()) {
-    case json::value_t::null:
-      return amqp::FieldValue{amqp::Void{}};
-    case json::value_t::boolean:
-      return amqp::FieldValue{j.get<bool>()};
-    case json::value_t::number_integer:
-      return amqp::FieldValue{j.get<int64_t>()};
-    case json::value_t::number_unsigned:
-      return amqp::FieldValue{static_cast<int64_t>(j.get<uint64_t>())};
-    case json::value_t::number_float:
-      return amqp::FieldValue{j.get<double>()};
-    case json::value_t::string:
-      return amqp::FieldValue{j.get<std::string>()};
-    case json::value_t::array: {
-      amqp::FieldArray a;
-      for (const json& e : j) {
-        auto v = JsonToValue(e, what);
-        if (!v) return std::unexpected(v.error());
-        a.push_back(std::move(*v));
-      }
-      return amqp::FieldValue::Array(std::move(a));
-    }
-    case json::value_t::object: {
-      amqp::FieldTable t;
-      for (const auto& [k, e] : j.items()) {
-        auto v = JsonToValue(e, what);
-        if (!v) return std::unexpected(v.error());
-        t.entries.emplace_back(k, std::move(*v));
-      }
-      return amqp::FieldValue::Table(std::move(t));
-    }
-    default:
-      return Invalid(fmt::format("{}: unsupported JSON value in \"arguments\"", what));
-  }
-}
-
 Result<amqp::FieldTable> ArgumentsField(const json& entry, std::string_view what) {
-  amqp::FieldTable t;
   auto it = entry.find("arguments");
-  if (it == entry.end() || it->is_null()) return t;
+  if (it == entry.end() || it->is_null()) return amqp::FieldTable{};
   if (!it->is_object()) return Invalid(fmt::format("{}: \"arguments\" must be an object", what));
-  for (const auto& [k, e] : it->items()) {
-    auto v = JsonToValue(e, what);
-    if (!v) return std::unexpected(v.error());
-    t.entries.emplace_back(k, std::move(*v));
-  }
-  return t;
-}
-
-json ValueToJson(const amqp::FieldValue& value);
-
-json TableToJson(const amqp::FieldTable& table) {
-  json out = json::object();
-  for (const auto& [key, value] : table.entries) out[key] = ValueToJson(value);
-  return out;
-}
-
-json ValueToJson(const amqp::FieldValue& value) {
-  return std::visit(
-      [](const auto& x) -> json {
-        using T = std::decay_t<decltype(x)>;
-        if constexpr (std::is_same_v<T, amqp::Void>) {
-          return nullptr;
-        } else if constexpr (std::is_same_v<T, amqp::Decimal>) {
-          double v = x.value;
-          for (int i = 0; i < x.scale; ++i) v /= 10;
-          return v;
-        } else if constexpr (std::is_same_v<T, std::string>) {
-          return x;
-        } else if constexpr (std::is_same_v<T, amqp::ByteArray>) {
-          return x.bytes;
-        } else if constexpr (std::is_same_v<T, amqp::Timestamp>) {
-          return x.seconds;
-        } else if constexpr (std::is_same_v<T, std::shared_ptr<amqp::FieldArray>>) {
-          json a = json::array();
-          if (x) {
-            for (const auto& e : *x) a.push_back(ValueToJson(e));
-          }
-          return a;
-        } else if constexpr (std::is_same_v<T, std::shared_ptr<amqp::FieldTable>>) {
-          return x ? TableToJson(*x) : json::object();
-        } else {
-          return x;  // bool and numbers
-        }
-      },
-      value.v);
+  auto t = FieldTableFromJson(*it);
+  if (!t) return Invalid(fmt::format("{}: {} in \"arguments\"", what, t.error()));
+  return std::move(*t);
 }
 
 struct ExchangeDef {
@@ -511,7 +432,7 @@ std::string ExportDefinitions(Broker& broker) {
                             {"vhost", name},
                             {"durable", true},
                             {"auto_delete", q->options().auto_delete},
-                            {"arguments", TableToJson(q->options().arguments)}});
+                            {"arguments", FieldTableToJson(q->options().arguments)}});
     }
     for (const auto& [ename, e] : v->exchanges()) {
       if (ename.empty() || !e->options().durable) continue;
@@ -522,7 +443,7 @@ std::string ExportDefinitions(Broker& broker) {
                                  {"durable", true},
                                  {"auto_delete", e->options().auto_delete},
                                  {"internal", e->options().internal},
-                                 {"arguments", TableToJson(e->options().arguments)}});
+                                 {"arguments", FieldTableToJson(e->options().arguments)}});
       }
       for (const Binding& b : e->bindings()) {
         const bool to_queue = b.destination.queue != nullptr;
@@ -532,7 +453,7 @@ std::string ExportDefinitions(Broker& broker) {
                                 {"destination", to_queue ? b.destination.queue->name() : b.destination.exchange->name()},
                                 {"destination_type", to_queue ? "queue" : "exchange"},
                                 {"routing_key", b.key},
-                                {"arguments", TableToJson(b.arguments)}});
+                                {"arguments", FieldTableToJson(b.arguments)}});
       }
     }
   }

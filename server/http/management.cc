@@ -16,6 +16,7 @@
 
 #include "server/amqp/properties.h"
 #include "server/broker/definitions.h"
+#include "server/broker/field_table_json.h"
 #include "server/broker/password.h"
 #include "server/broker/persister.h"
 #include "server/broker/queue_arguments.h"
@@ -182,82 +183,14 @@ bool IsUtf8(std::string_view s) {
   return true;
 }
 
-// ---- Field tables <-> JSON, as RabbitMQ renders them ----
-
-json ValueToJson(const amqp::FieldValue& value);
-
-json TableToJson(const amqp::FieldTable& table) {
-  json out = json::object();
-  for (const auto& [key, value] : table.entries) out[key] = ValueToJson(value);
-  return out;
-}
-
-json ValueToJson(const amqp::FieldValue& value) {
-  return std::visit(
-      [](const auto& x) -> json {
-        using T = std::decay_t<decltype(x)>;
-        if constexpr (std::is_same_v<T, amqp::Void>) {
-          return nullptr;
-        } else if constexpr (std::is_same_v<T, amqp::Decimal>) {
-          double v = x.value;
-          for (int i = 0; i < x.scale; ++i) v /= 10;
-          return v;
-        } else if constexpr (std::is_same_v<T, std::string>) {
-          return x;
-        } else if constexpr (std::is_same_v<T, amqp::ByteArray>) {
-          return x.bytes;
-        } else if constexpr (std::is_same_v<T, amqp::Timestamp>) {
-          return x.seconds;
-        } else if constexpr (std::is_same_v<T, std::shared_ptr<amqp::FieldArray>>) {
-          json a = json::array();
-          if (x) {
-            for (const auto& e : *x) a.push_back(ValueToJson(e));
-          }
-          return a;
-        } else if constexpr (std::is_same_v<T, std::shared_ptr<amqp::FieldTable>>) {
-          return x ? TableToJson(*x) : json::object();
-        } else {
-          return x;  // bool and numbers
-        }
-      },
-      value.v);
-}
-
-amqp::FieldValue JsonToValue(const json& j) {
-  switch (j.type()) {
-    case json::value_t::null:
-      return amqp::Void{};
-    case json::value_t::boolean:
-      return j.get<bool>();
-    case json::value_t::number_integer:
-      return j.get<int64_t>();
-    case json::value_t::number_unsigned:
-      return static_cast<int64_t>(j.get<uint64_t>());
-    case json::value_t::number_float:
-      return j.get<double>();
-    case json::value_t::string:
-      return j.get<std::string>();
-    case json::value_t::array: {
-      amqp::FieldArray a;
-      for (const auto& e : j) a.push_back(JsonToValue(e));
-      return amqp::FieldValue::Array(std::move(a));
-    }
-    case json::value_t::object: {
-      amqp::FieldTable t;
-      for (const auto& [k, v] : j.items()) t.entries.emplace_back(k, JsonToValue(v));
-      return amqp::FieldValue::Table(std::move(t));
-    }
-    default:
-      BadRequest("unsupported JSON value");
-  }
-}
+// ---- Field tables <-> JSON (server/broker/field_table_json.h) ----
 
 amqp::FieldTable JsonToTable(const json& j, std::string_view what) {
-  amqp::FieldTable t;
-  if (j.is_null()) return t;
+  if (j.is_null()) return {};
   if (!j.is_object()) BadRequest(fmt::format("{} must be an object", what));
-  for (const auto& [k, v] : j.items()) t.entries.emplace_back(k, JsonToValue(v));
-  return t;
+  auto table = broker::FieldTableFromJson(j);
+  if (!table) BadRequest(fmt::format("{}: {}", what, table.error()));
+  return std::move(*table);
 }
 
 json ParseBody(const Request& req) {
@@ -510,7 +443,7 @@ class ManagementServer::Impl {
                 {"durable", o.durable},
                 {"auto_delete", o.auto_delete},
                 {"exclusive", o.exclusive},
-                {"arguments", TableToJson(o.arguments)},
+                {"arguments", broker::FieldTableToJson(o.arguments)},
                 {"messages", q.ready_count() + q.unacked_count()},
                 {"messages_ready", q.ready_count()},
                 {"messages_unacknowledged", q.unacked_count()},
@@ -531,7 +464,7 @@ class ManagementServer::Impl {
                 {"durable", o.durable},
                 {"auto_delete", o.auto_delete},
                 {"internal", o.internal},
-                {"arguments", TableToJson(o.arguments)},
+                {"arguments", broker::FieldTableToJson(o.arguments)},
                 {"user_who_performed_action", "rmq-internal"}};
   }
 
@@ -542,7 +475,7 @@ class ManagementServer::Impl {
                 {"destination", destination},
                 {"destination_type", to_queue ? "queue" : "exchange"},
                 {"routing_key", key},
-                {"arguments", TableToJson(args)},
+                {"arguments", broker::FieldTableToJson(args)},
                 {"properties_key", PropertiesKey(key, args)}};
   }
 
@@ -1193,7 +1126,7 @@ class ManagementServer::Impl {
     };
     put("content_type", p.content_type);
     put("content_encoding", p.content_encoding);
-    if (p.headers) out["headers"] = TableToJson(*p.headers);
+    if (p.headers) out["headers"] = broker::FieldTableToJson(*p.headers);
     put("delivery_mode", p.delivery_mode);
     put("priority", p.priority);
     put("correlation_id", p.correlation_id);
