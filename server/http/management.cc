@@ -20,6 +20,7 @@
 #include "server/broker/password.h"
 #include "server/broker/persister.h"
 #include "server/broker/queue_arguments.h"
+#include "server/http/listener.h"
 #include "server/net/channel.h"
 #include "server/net/channel_consumer.h"
 #include "server/net/connection.h"
@@ -1461,29 +1462,12 @@ ManagementServer::ManagementServer(asio::io_context& io, broker::Broker& broker,
 ManagementServer::~ManagementServer() { Stop(); }
 
 std::string ManagementServer::Start() {
-  if (bound_port_ == 0) {
-    const int port = http_->bind_to_any_port(bind_address_);
-    if (port < 0) return fmt::format("management API: cannot listen on {}:0", bind_address_);
-    bound_port_ = static_cast<uint16_t>(port);
-  } else if (!http_->bind_to_port(bind_address_, bound_port_)) {
-    return fmt::format("management API: cannot listen on {}:{} (port in use?)", bind_address_, bound_port_);
-  }
-  thread_ = std::thread([this] { http_->listen_after_bind(); });
-  return {};
+  return StartListening(*http_, "management API", bind_address_, &bound_port_, &thread_);
 }
 
 void ManagementServer::Stop() {
   stopping_->store(true);
-  if (thread_.joinable()) {
-    // httplib's stop() only closes the socket of a server that is running: wait (briefly) for the
-    // listener thread to get there when Stop follows Start closely.
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
-    while (!http_->is_running() && std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    }
-    http_->stop();
-    thread_.join();
-  }
+  StopListening(*http_, thread_);
 }
 
 }  // namespace warren::http

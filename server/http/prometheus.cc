@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 #include <httplib.h>
 
+#include "server/http/listener.h"
 #include "server/net/channel.h"
 #include "server/net/connection.h"
 #include "server/net/server.h"
@@ -183,27 +184,12 @@ PrometheusServer::PrometheusServer(asio::io_context& io, broker::Broker& broker,
 PrometheusServer::~PrometheusServer() { Stop(); }
 
 std::string PrometheusServer::Start() {
-  if (bound_port_ == 0) {
-    const int port = http_->bind_to_any_port(bind_address_);
-    if (port < 0) return fmt::format("prometheus: cannot listen on {}:0", bind_address_);
-    bound_port_ = static_cast<uint16_t>(port);
-  } else if (!http_->bind_to_port(bind_address_, bound_port_)) {
-    return fmt::format("prometheus: cannot listen on {}:{} (port in use?)", bind_address_, bound_port_);
-  }
-  thread_ = std::thread([this] { http_->listen_after_bind(); });
-  return {};
+  return StartListening(*http_, "prometheus", bind_address_, &bound_port_, &thread_);
 }
 
 void PrometheusServer::Stop() {
   stopping_->store(true);
-  if (thread_.joinable()) {
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
-    while (!http_->is_running() && std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    }
-    http_->stop();
-    thread_.join();
-  }
+  StopListening(*http_, thread_);
 }
 
 }  // namespace warren::http
