@@ -1,5 +1,6 @@
 #include "tools/dump_json.h"
 
+#include <type_traits>
 #include <variant>
 
 #include "server/amqp/byte_buffer.h"
@@ -118,23 +119,16 @@ json PropertiesToJson(std::string_view raw, bool* ok) {
     return json{{"undecodable_hex", Hex(raw)}};
   }
   json o = json::object();
-  auto put = [&o](const char* name, const auto& field) {
-    if (field) o[name] = *field;
-  };
-  put("content_type", p.content_type);
-  put("content_encoding", p.content_encoding);
-  if (p.headers) o["headers"] = FieldTableToJson(*p.headers);
-  if (p.delivery_mode) o["delivery_mode"] = static_cast<int>(*p.delivery_mode);
-  if (p.priority) o["priority"] = static_cast<int>(*p.priority);
-  put("correlation_id", p.correlation_id);
-  put("reply_to", p.reply_to);
-  put("expiration", p.expiration);
-  put("message_id", p.message_id);
-  put("timestamp", p.timestamp);
-  put("type", p.type);
-  put("user_id", p.user_id);
-  put("app_id", p.app_id);
-  put("cluster_id", p.cluster_id);
+  amqp::ForEachProperty(p, [&o](const char* name, const auto& v) {
+    using T = std::decay_t<decltype(v)>;
+    if constexpr (std::is_same_v<T, amqp::FieldTable>) {
+      o[name] = FieldTableToJson(v);  // lossless, type-annotated
+    } else if constexpr (std::is_same_v<T, uint8_t>) {
+      o[name] = static_cast<int>(v);
+    } else {
+      o[name] = v;
+    }
+  });
   return o;
 }
 

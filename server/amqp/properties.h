@@ -32,6 +32,30 @@ struct BasicProperties {
   bool operator==(const BasicProperties&) const = default;
 };
 
+// Calls visit(name, value) for each property present, in flag order, with the AMQP name in
+// snake_case ("content_type", ...) and the value as stored (std::string, FieldTable, uint8_t or
+// uint64_t), so renderings (the management API, warren-dump) share one list of properties.
+template <typename F>
+void ForEachProperty(const BasicProperties& p, F&& visit) {
+  auto put = [&visit](const char* name, const auto& field) {
+    if (field) visit(name, *field);
+  };
+  put("content_type", p.content_type);
+  put("content_encoding", p.content_encoding);
+  put("headers", p.headers);
+  put("delivery_mode", p.delivery_mode);
+  put("priority", p.priority);
+  put("correlation_id", p.correlation_id);
+  put("reply_to", p.reply_to);
+  put("expiration", p.expiration);
+  put("message_id", p.message_id);
+  put("timestamp", p.timestamp);
+  put("type", p.type);
+  put("user_id", p.user_id);
+  put("app_id", p.app_id);
+  put("cluster_id", p.cluster_id);
+}
+
 // Decodes raw properties into *out (absent properties become nullopt). False when malformed.
 bool DecodeProperties(std::string_view raw, BasicProperties* out);
 // Appends raw properties: one flags word, then the present properties in flag order. Strings

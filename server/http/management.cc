@@ -7,6 +7,7 @@
 #include <map>
 #include <optional>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include <asio/post.hpp>
@@ -1122,23 +1123,13 @@ class ManagementServer::Impl {
     json out = json::object();
     amqp::BasicProperties p;
     if (!amqp::DecodeProperties(raw, &p)) return out;
-    auto put = [&](const char* key, const auto& v) {
-      if (v) out[key] = *v;
-    };
-    put("content_type", p.content_type);
-    put("content_encoding", p.content_encoding);
-    if (p.headers) out["headers"] = broker::FieldTableToJson(*p.headers);
-    put("delivery_mode", p.delivery_mode);
-    put("priority", p.priority);
-    put("correlation_id", p.correlation_id);
-    put("reply_to", p.reply_to);
-    put("expiration", p.expiration);
-    put("message_id", p.message_id);
-    put("timestamp", p.timestamp);
-    put("type", p.type);
-    put("user_id", p.user_id);
-    put("app_id", p.app_id);
-    put("cluster_id", p.cluster_id);
+    amqp::ForEachProperty(p, [&out](const char* key, const auto& v) {
+      if constexpr (std::is_same_v<std::decay_t<decltype(v)>, amqp::FieldTable>) {
+        out[key] = broker::FieldTableToJson(v);
+      } else {
+        out[key] = v;
+      }
+    });
     return out;
   }
 
