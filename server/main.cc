@@ -51,6 +51,7 @@ struct Settings {
   uint16_t management_port = 15672;
   std::string management_bind;  // empty: same as bind
   uint16_t prometheus_port = 15692;  // 0: off
+  uint32_t collect_statistics_interval = 5000;  // ms, RabbitMQ's default
 };
 
 // "a,b" -> {"a", "b"}; blanks around names are dropped, empty entries ignored.
@@ -146,6 +147,9 @@ int main(int argc, char** argv) {
   app.add_option("--prometheus-port", s.prometheus_port,
                  "Prometheus metrics port (GET /metrics, no authentication, listens on --management-bind; 0 = disabled)")
       ->envname("WARREN_PROMETHEUS_PORT")->capture_default_str();
+  app.add_option("--collect-statistics-interval", s.collect_statistics_interval,
+                 "milliseconds between samples of the message rates shown by the management API and UI")
+      ->envname("WARREN_COLLECT_STATISTICS_INTERVAL")->check(CLI::Range(100u, 3'600'000u))->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
   spdlog::set_level(spdlog::level::from_str(s.log_level));
@@ -256,6 +260,8 @@ int main(int argc, char** argv) {
     }
     spdlog::info("Prometheus metrics on {}:{}/metrics", prometheus_options.bind_address, prometheus->port());
   }
+
+  broker.StartStatsSampling(s.collect_statistics_interval);
 
   asio::signal_set reload(io, SIGHUP);
   std::function<void()> wait_reload = [&] {

@@ -124,6 +124,10 @@ class Store {
     uint64_t failed_groups = 0;
     // sync_micros_histogram[i] counts fsyncs that took < 2^i * 64 us (the last bucket: longer).
     std::array<uint64_t, 16> sync_micros_histogram{};
+    // The same for whole group writes: merging the group's batches, writing them to RocksDB and
+    // the fsync; one per group.
+    uint64_t write_micros_total = 0;
+    std::array<uint64_t, 16> write_micros_histogram{};
   };
   Stats stats() const;
 

@@ -146,6 +146,7 @@ void Store::WriterLoop() {
 
 Status Store::WriteGroup(std::vector<Pending>& group) {
   if (needs_resume_) TryResume();
+  const auto started = std::chrono::steady_clock::now();
   bool want_sync = false;
   for (const Pending& p : group) want_sync |= p.batch.sync();
   want_sync &= options_.sync_writes;
@@ -199,7 +200,11 @@ Status Store::WriteGroup(std::vector<Pending>& group) {
   }
   if (!s.ok()) needs_resume_ = true;
 
+  const uint64_t write_micros =
+      std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - started).count();
   std::lock_guard<std::mutex> l(mu_);
+  stats_.write_micros_total += write_micros;
+  stats_.write_micros_histogram[HistogramBucket(write_micros)] += 1;
   stats_.batches += group.size();
   stats_.groups += 1;
   stats_.max_group_batches = std::max<uint64_t>(stats_.max_group_batches, group.size());

@@ -25,6 +25,21 @@ void Broker::set_persister(Persister* persister) {
   for (auto& [name, vhost] : vhosts_) vhost->set_persister(persister);
 }
 
+void Broker::StartStatsSampling(MonoMillis interval) {
+  stats_interval_ = interval;
+  stats_timer_ = timers_->NewTimer([this] { SampleStats(); });
+  SampleStats();
+}
+
+void Broker::SampleStats() {
+  const MonoMillis now = timers_->Now();
+  stats_.Sample(now, stats_interval_);
+  for (auto& [name, vhost] : vhosts_) {
+    for (const auto& [queue_name, queue] : vhost->queues()) queue->stats().Sample(now, stats_interval_);
+  }
+  stats_timer_->ArmAt(now + stats_interval_);
+}
+
 storage::WriteBatch* Broker::Journal() const {
   if (persister_ == nullptr || !persister_->enabled()) return nullptr;
   return &persister_->batch();

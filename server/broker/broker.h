@@ -31,6 +31,7 @@
 #include "server/broker/access.h"
 #include "server/broker/direct_reply.h"
 #include "server/broker/error.h"
+#include "server/broker/message_stats.h"
 #include "server/broker/timers.h"
 #include "server/broker/vhost.h"
 
@@ -43,14 +44,6 @@ struct User {
 };
 
 class Persister;
-
-// Message counters since start (Prometheus' warren_*_total), incremented by the channels on the
-// broker thread: one increment per message at most.
-struct MessageCounters {
-  uint64_t published = 0;  // basic.publish messages routed (whether or not a queue took them)
-  uint64_t delivered = 0;  // basic.deliver and basic.get-ok sent to clients
-  uint64_t acked = 0;      // deliveries acknowledged by clients
-};
 
 class Broker {
  public:
@@ -138,14 +131,22 @@ class Broker {
 
   uint64_t NextConnectionId() { return next_connection_id_++; }
 
-  MessageCounters& counters() { return counters_; }
-  const MessageCounters& counters() const { return counters_; }
+  // All client traffic (counted by the channels and the management API): the overview's
+  // message_stats and Prometheus' warren_*_total counters.
+  MessageStats& stats() { return stats_; }
+  const MessageStats& stats() const { return stats_; }
+  // Samples the broker's and every queue's stats (their rates) now, then every `interval`
+  // milliseconds on the broker's timers (RabbitMQ's collect_statistics_interval, 5000 ms).
+  // REQUIRES: set_timers was called. interval > 0.
+  void StartStatsSampling(MonoMillis interval);
 
  private:
   // The journal batch, or nullptr when nothing is stored.
   storage::WriteBatch* Journal() const;
   void JournalUser(const User& user) const;
   void JournalPermission(const Permission& p) const;
+  // Samples every MessageStats and re-arms stats_timer_.
+  void SampleStats();
 
   std::map<std::string, std::unique_ptr<Vhost>, std::less<>> vhosts_;
   // Deleted vhosts, emptied but kept alive: timers and deferred dead-lettering may still point at
@@ -158,7 +159,9 @@ class Broker {
   std::function<void(std::string_view)> on_user_deleted_;
   std::function<void(std::string_view)> on_vhost_deleted_;
   uint64_t next_connection_id_ = 1;
-  MessageCounters counters_;
+  MessageStats stats_;
+  std::unique_ptr<Timer> stats_timer_;
+  MonoMillis stats_interval_ = 0;
   Persister* persister_ = nullptr;
   TimerService* timers_ = nullptr;
   DirectReplyRegistry direct_replies_;

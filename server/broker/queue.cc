@@ -26,6 +26,7 @@ bool Queue::ShouldPageOut() const {
 bool Queue::memory_window_full() const { return ShouldPageOut(); }
 
 bool Queue::Enqueue(MessageRef message) {
+  stats_.Add(MessageStat::kPublish);
   if (features_ == nullptr && message->has_ttl()) [[unlikely]] EnableFeatures();
   if (features_ != nullptr) [[unlikely]] features_->BeforeEnqueue(*message);  // TTL clock, byte count
   const uint64_t seq = next_seq_++;
@@ -146,6 +147,7 @@ std::optional<QueuedMessage> Queue::Get(bool no_ack) {
   ready_.pop_front();
   ++m.delivery_count;
   if (!no_ack) ++unacked_;
+  stats_.AddDelivery(/*by_get=*/true, no_ack, m.redelivered);
   OnDelivered(m, no_ack);
   ResumePublishersIfDrained();
   return m;
@@ -154,6 +156,11 @@ std::optional<QueuedMessage> Queue::Get(bool no_ack) {
 void Queue::Settle(const QueuedMessage& message) {
   if (unacked_ > 0) --unacked_;
   Forget(message);
+}
+
+void Queue::Ack(const QueuedMessage& message) {
+  stats_.Add(MessageStat::kAck);
+  Settle(message);
 }
 
 void Queue::Requeue(QueuedMessage message) {
@@ -224,6 +231,7 @@ void Queue::Dispatch() {
     ++m.delivery_count;
     const bool no_ack = chosen->no_ack();
     if (!no_ack) ++unacked_;
+    stats_.AddDelivery(/*by_get=*/false, no_ack, m.redelivered);
     OnDelivered(m, no_ack);
     chosen->Deliver(*this, std::move(m));
   }

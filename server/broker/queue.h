@@ -16,6 +16,7 @@
 
 #include "server/amqp/field_table.h"
 #include "server/broker/message.h"
+#include "server/broker/message_stats.h"
 #include "server/broker/persister.h"
 #include "server/broker/publisher_flow.h"
 #include "server/broker/timers.h"
@@ -91,6 +92,8 @@ class Queue : public std::enable_shared_from_this<Queue>, public DurabilityListe
   std::optional<QueuedMessage> Get(bool no_ack);
   // A delivered message was acked, or rejected without requeue: it leaves the queue for good.
   void Settle(const QueuedMessage& message);
+  // basic.ack: Settle, counted in stats() as an ack.
+  void Ack(const QueuedMessage& message);
   // A delivered message goes back to its original position, marked redelivered. Callers
   // requeueing many should go from the newest to the oldest: each insert is then O(1).
   void Requeue(QueuedMessage message);
@@ -122,6 +125,9 @@ class Queue : public std::enable_shared_from_this<Queue>, public DurabilityListe
   void OnDurable(uint64_t ticket, bool ok) override;
   size_t unacked_count() const { return unacked_; }
   size_t consumer_count() const { return consumers_.size(); }
+  // What happened to this queue's messages (publish, deliver, get, ack, ...) and the rates.
+  MessageStats& stats() { return stats_; }
+  const MessageStats& stats() const { return stats_; }
   // For auto-delete: a queue is deleted when its last consumer goes, not before its first.
   bool had_consumers() const { return had_consumers_; }
 
@@ -165,6 +171,7 @@ class Queue : public std::enable_shared_from_this<Queue>, public DurabilityListe
   size_t next_consumer_ = 0;  // round-robin cursor
   uint64_t next_seq_ = 1;
   size_t unacked_ = 0;
+  MessageStats stats_;
   bool exclusive_consumer_ = false;
   bool had_consumers_ = false;
   bool dispatching_ = false;

@@ -45,6 +45,10 @@ class Server;
 
 namespace warren::http {
 
+namespace internal {
+class Api;
+}
+
 struct ManagementOptions {
   std::string bind_address = "0.0.0.0";
   uint16_t port = 15672;  // 0: pick a free port (tests)
@@ -71,10 +75,9 @@ class ManagementServer {
   void Stop();
   uint16_t port() const { return bound_port_; }
 
-  class Impl;
 
  private:
-  std::unique_ptr<Impl> impl_;
+  std::unique_ptr<internal::Api> api_;
   std::unique_ptr<httplib::Server> http_;
   std::thread thread_;
   std::string bind_address_;

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <array>
 #include <chrono>
 #include <cstdio>
 #include <future>
@@ -47,6 +48,22 @@ void Header(std::string& out, std::string_view name, std::string_view type, std:
 
 void Sample(std::string& out, std::string_view name, uint64_t value) {
   fmt::format_to(std::back_inserter(out), "{} {}\n", name, value);
+}
+
+// `buckets[i]` counts durations < 2^i * 64 us, the last one longer (storage::Store::Stats).
+void Histogram(std::string& out, std::string_view name, std::string_view help,
+               const std::array<uint64_t, 16>& buckets, uint64_t micros_total, uint64_t count) {
+  Header(out, name, "histogram", help);
+  uint64_t cumulative = 0;
+  for (size_t i = 0; i + 1 < buckets.size(); ++i) {
+    cumulative += buckets[i];
+    const double le = static_cast<double>(uint64_t{64} << i) / 1e6;
+    fmt::format_to(std::back_inserter(out), "{}_bucket{{le=\"{}\"}} {}\n", name, le, cumulative);
+  }
+  cumulative += buckets.back();
+  fmt::format_to(std::back_inserter(out), "{}_bucket{{le=\"+Inf\"}} {}\n", name, cumulative);
+  fmt::format_to(std::back_inserter(out), "{}_sum {}\n", name, static_cast<double>(micros_total) / 1e6);
+  fmt::format_to(std::back_inserter(out), "{}_count {}\n", name, count);
 }
 
 uint64_t ResidentBytes() {
@@ -113,30 +130,22 @@ std::string RenderMetrics(broker::Broker& broker, const net::Server* server, con
   Sample(out, "warren_consumers", channel_consumers);
 
   // Message counters.
-  const broker::MessageCounters& counters = broker.counters();
+  const broker::MessageStats& stats = broker.stats();
   Header(out, "warren_published_total", "counter", "Messages published by clients");
-  Sample(out, "warren_published_total", counters.published);
+  Sample(out, "warren_published_total", stats.count(broker::MessageStat::kPublish));
   Header(out, "warren_delivered_total", "counter", "Messages delivered to clients (basic.deliver and basic.get)");
-  Sample(out, "warren_delivered_total", counters.delivered);
+  Sample(out, "warren_delivered_total", stats.deliver_get());
   Header(out, "warren_acked_total", "counter", "Deliveries acknowledged by clients");
-  Sample(out, "warren_acked_total", counters.acked);
+  Sample(out, "warren_acked_total", stats.count(broker::MessageStat::kAck));
 
-  // The store's fsyncs.
+  // The store's writes and fsyncs.
   if (store != nullptr) {
     const storage::Store::Stats stats = store->stats();
-    Header(out, "warren_store_fsync_seconds", "histogram", "Duration of the store's WAL fsyncs");
-    uint64_t cumulative = 0;
-    const size_t buckets = stats.sync_micros_histogram.size();
-    for (size_t i = 0; i + 1 < buckets; ++i) {
-      cumulative += stats.sync_micros_histogram[i];
-      const double le = static_cast<double>(uint64_t{64} << i) / 1e6;
-      fmt::format_to(std::back_inserter(out), "warren_store_fsync_seconds_bucket{{le=\"{}\"}} {}\n", le, cumulative);
-    }
-    cumulative += stats.sync_micros_histogram[buckets - 1];
-    fmt::format_to(std::back_inserter(out), "warren_store_fsync_seconds_bucket{{le=\"+Inf\"}} {}\n", cumulative);
-    fmt::format_to(std::back_inserter(out), "warren_store_fsync_seconds_sum {}\n",
-                   static_cast<double>(stats.sync_micros_total) / 1e6);
-    fmt::format_to(std::back_inserter(out), "warren_store_fsync_seconds_count {}\n", stats.syncs);
+    Histogram(out, "warren_store_fsync_seconds", "Duration of the store's WAL fsyncs", stats.sync_micros_histogram,
+              stats.sync_micros_total, stats.syncs);
+    Histogram(out, "warren_store_write_seconds",
+              "Duration of the store's group writes (merge, RocksDB write and fsync), one per group",
+              stats.write_micros_histogram, stats.write_micros_total, stats.groups);
     Header(out, "warren_store_batches_total", "counter", "Write batches written to the store");
     Sample(out, "warren_store_batches_total", stats.batches);
   }

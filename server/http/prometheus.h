@@ -5,8 +5,9 @@
 //   warren_queue_messages_ready{vhost,queue}, warren_queue_messages_unacked{vhost,queue},
 //   warren_queue_consumers{vhost,queue}, warren_queues, warren_vhosts, warren_connections,
 //   warren_channels, warren_consumers (gauges); warren_published_total, warren_delivered_total,
-//   warren_acked_total (counters, broker::MessageCounters); warren_store_fsync_seconds
-//   (histogram of the store's WAL fsyncs, storage::Store::Stats); warren_store_fsyncs_total;
+//   warren_acked_total (counters, Broker::stats()); warren_store_fsync_seconds and
+//   warren_store_write_seconds (histograms of the store's WAL fsyncs and group writes,
+//   storage::Store::Stats); warren_store_batches_total;
 //   warren_process_resident_memory_bytes (/proc/self/statm).
 //
 // Threads: as the management API (management.h), httplib serves on its own threads and every

@@ -351,7 +351,7 @@ Status Channel::On(const m::BasicGet& g) {
                                  .exchange = msg.exchange(), .routing_key = msg.routing_key(),
                                  .message_count = static_cast<uint32_t>((*queue)->ready_count())});
   WriteContentFrames(out, id_, connection_.frame_max(), message->msg);
-  ++connection_.broker().counters().delivered;
+  connection_.broker().stats().AddDelivery(/*by_get=*/true, g.no_ack, message->redelivered);
   if (!g.no_ack) {
     unacked_.push_back(Unacked{tag, *queue, std::move(*message), nullptr});
     ++unacked_count_;
@@ -572,7 +572,7 @@ Status Channel::Route(PendingPublish& publish) {
   broker::Vhost& vhost = connection_.vhost();
   auto ex = PublishExchange(publish.exchange);
   if (!ex) return std::unexpected(ex.error());
-  ++connection_.broker().counters().published;
+  connection_.broker().stats().Add(broker::MessageStat::kPublish);
   vhost.Route(**ex, *publish.message, route_scratch_);
   bool routed = !route_scratch_.empty();
   if (!routed && publish.exchange.empty() && publish.routing_key.starts_with(broker::kDirectReplyToPrefix)) {
@@ -703,7 +703,7 @@ void Channel::Deliver(ChannelConsumer& consumer, broker::Queue&, broker::QueuedM
                                    .redelivered = message.redelivered, .exchange = msg.exchange(),
                                    .routing_key = msg.routing_key()});
   WriteContentFrames(out, id_, connection_.frame_max(), message.msg);
-  ++connection_.broker().counters().delivered;
+  connection_.broker().stats().AddDelivery(/*by_get=*/false, consumer.no_ack(), message.redelivered);
   if (!consumer.no_ack()) {
     unacked_.push_back(Unacked{tag, consumer.queue(), std::move(message), &consumer});
     ++unacked_count_;
@@ -755,8 +755,8 @@ void Channel::ApplySettle(Unacked& u, SettleKind kind) {
   } else if (kind == SettleKind::kDrop) {
     u.queue->Reject(u.message);  // dead-letters it when the queue has a dead-letter exchange
   } else {
-    u.queue->Settle(u.message);
-    ++connection_.broker().counters().acked;
+    u.queue->Ack(u.message);
+    connection_.broker().stats().Add(broker::MessageStat::kAck);
   }
   u.message = {};
   u.settled = true;

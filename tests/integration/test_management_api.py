@@ -286,6 +286,59 @@ def test_publish_then_get_round_trip(server, uniq):
     assert status == 404
 
 
+STATS = ("publish", "deliver", "deliver_no_ack", "get", "get_no_ack", "ack", "redeliver", "deliver_get")
+
+
+def test_message_stats_counts_and_rates(server_factory, uniq):
+    """RabbitMQ's message_stats (rates_mode basic): counts and <stat>_details.rate per queue and
+    in the overview, the rates taken between samples every --collect-statistics-interval."""
+    srv = server_factory(extra_args=["--collect-statistics-interval", "200"])
+    name = uniq("q")
+    conn = wutil.connect(srv)
+    try:
+        ch = conn.channel()
+        ch.queue_declare(name)
+        for i in range(40):
+            ch.basic_publish("", name, b"m%d" % i)
+        for _ in range(10):
+            method, _, _ = ch.basic_get(name, auto_ack=False)
+            ch.basic_ack(method.delivery_tag)
+        method, _, _ = ch.basic_get(name, auto_ack=False)
+        ch.basic_nack(method.delivery_tag, requeue=True)
+        ch.basic_get(name, auto_ack=True)  # the requeued one: get_no_ack, redeliver
+        got = []
+        ch.basic_consume(name, lambda c, m, p, b: got.append(m), auto_ack=True)
+        wutil.wait_until(lambda: len(got) == 29, conn=conn, what="29 deliveries")
+
+        stats = ok(srv, "GET", "queues/%2F/" + q(name))["message_stats"]
+        for key in STATS:
+            assert isinstance(stats[key], int), key
+            assert isinstance(stats[key + "_details"]["rate"], (int, float)), key
+        assert stats["publish"] == 40
+        assert stats["get"] == 11 and stats["ack"] == 10
+        assert stats["get_no_ack"] == 1 and stats["redeliver"] == 1
+        assert stats["deliver_no_ack"] == 29 and stats["deliver"] == 0
+        assert stats["deliver_get"] == 41
+        overview = ok(srv, "GET", "overview")
+        assert overview["rates_mode"] == "basic"
+        assert overview["message_stats"]["publish"] >= 40
+        assert overview["message_stats"]["deliver_get"] >= 41
+        assert overview["message_stats"]["ack"] >= 10
+
+        # The sample after the burst shows its rate; later, idle samples bring it back to 0.
+        def publish_rate():
+            return ok(srv, "GET", "queues/%2F/" + q(name))["message_stats"]["publish_details"]["rate"]
+        seen = [publish_rate()]
+        wutil.wait_until(lambda: seen.append(publish_rate()) or seen[-1] == 0, timeout=5, what="rate back to 0")
+        ch.basic_publish("", name, b"late")
+        wutil.wait_until(lambda: publish_rate() > 0, timeout=5, conn=conn, what="a publish rate")
+        assert ok(srv, "GET", "overview")["message_stats"]["publish_details"]["rate"] >= 0
+        listed = [x for x in ok(srv, "GET", "queues/%2F") if x["name"] == name][0]
+        assert listed["message_stats"]["publish"] == 41
+    finally:
+        wutil.close_quietly(conn)
+
+
 def test_get_reaches_a_pika_consumer_afterwards(server, ch, uniq):
     name = uniq("q")
     ok(server, "PUT", "queues/%2F/" + q(name), {})

@@ -38,6 +38,7 @@ def test_metrics(server_factory, uniq):
     for name, kind in [("warren_connections", "gauge"), ("warren_channels", "gauge"), ("warren_consumers", "gauge"),
                        ("warren_published_total", "counter"), ("warren_delivered_total", "counter"),
                        ("warren_acked_total", "counter"), ("warren_store_fsync_seconds", "histogram"),
+                       ("warren_store_write_seconds", "histogram"),
                        ("warren_process_resident_memory_bytes", "gauge"),
                        ("warren_queue_messages_ready", "gauge"), ("warren_queue_messages_unacked", "gauge")]:
         assert types.get(name) == kind, name
@@ -60,6 +61,9 @@ def test_metrics(server_factory, uniq):
         assert samples["warren_connections"] == 1
         assert samples["warren_channels"] == 1
         assert samples["warren_store_fsync_seconds_count"] >= 1
+        assert samples["warren_store_write_seconds_count"] >= samples["warren_store_fsync_seconds_count"]
+        assert samples['warren_store_write_seconds_bucket{le="+Inf"}'] == samples["warren_store_write_seconds_count"]
+        assert samples["warren_store_write_seconds_sum"] > 0
 
         # Two deliveries unacked with a consumer, then acked.
         ch.basic_qos(prefetch_count=2)

@@ -1,0 +1,165 @@
+#include "server/http/internal/api.h"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <spdlog/spdlog.h>
+
+#include "server/net/connection.h"
+#include "server/net/server.h"
+
+namespace warren::http::internal {
+
+namespace {
+
+// Compares a presented secret with the expected one in time independent of where they differ.
+bool SameSecret(std::string_view given, std::string_view expected) {
+  unsigned char diff = given.size() == expected.size() ? 0 : 1;
+  if (expected.empty()) return false;
+  for (size_t i = 0; i < given.size(); ++i) diff |= given[i] ^ expected[i % expected.size()];
+  return diff == 0;
+}
+
+bool IsLoopback(std::string_view addr) {
+  return addr.starts_with("127.") || addr == "::1" || addr.starts_with("::ffff:127.");
+}
+
+}  // namespace
+
+bool HasTag(const broker::User& user, std::string_view tag) {
+  for (const auto& t : user.tags) {
+    if (t == tag) return true;
+  }
+  return false;
+}
+
+Api::Api(broker::Broker& broker, net::Server& server, ManagementOptions options)
+    : broker_(broker), server_(server), options_(std::move(options)) {
+  AddObjectRoutes();
+  AddMessageRoutes();
+  AddRuntimeRoutes();
+  AddAdminRoutes();
+}
+
+Reply Api::Dispatch(const Request& req) {
+  try {
+    return Serve(req);
+  } catch (const HttpError& e) {
+    return JsonReply(json{{"error", e.error}, {"reason", e.reason}}, e.status);
+  } catch (const std::exception& e) {
+    spdlog::error("management API: {} /api/{}: {}", req.method, fmt::join(req.segments, "/"), e.what());
+    return JsonReply(json{{"error", "internal_server_error"}, {"reason", e.what()}}, 500);
+  }
+}
+
+
+void Api::On(std::string method, std::string_view path, Handler handler) {
+  Route r{std::move(method), {}, std::move(handler)};
+  size_t start = 0;
+  while (start <= path.size()) {
+    const size_t slash = path.find('/', start);
+    const size_t end = slash == std::string_view::npos ? path.size() : slash;
+    r.pattern.emplace_back(path.substr(start, end - start));
+    start = end + 1;
+  }
+  routes_.push_back(std::move(r));
+}
+
+Reply Api::Serve(const Request& req) {
+  const Route* found = nullptr;
+  bool path_exists = false;
+  std::vector<std::string> args;
+  for (const Route& r : routes_) {
+    if (r.pattern.size() != req.segments.size()) continue;
+    bool match = true;
+    for (size_t i = 0; i < r.pattern.size() && match; ++i) {
+      match = r.pattern[i] == "*" || r.pattern[i] == req.segments[i];
+    }
+    if (!match) continue;
+    path_exists = true;
+    if (r.method != req.method) continue;
+    found = &r;
+    for (size_t i = 0; i < r.pattern.size(); ++i) {
+      if (r.pattern[i] == "*") args.push_back(req.segments[i]);
+    }
+    break;
+  }
+  if (found == nullptr && !path_exists) NotFound();
+  // Authenticate before revealing anything else.
+  static const broker::User kTokenUser{"warrenctl", "", {"administrator"}};
+  const bool by_token = !options_.admin_token.empty() && SameSecret(req.bearer, options_.admin_token);
+  if (by_token && found == nullptr) {
+    return JsonReply(json{{"error", "method_not_allowed"}, {"reason", "Method Not Allowed"}}, 405);
+  }
+  if (by_token) {
+    Ctx ctx{req, kTokenUser, true, args, true};
+    return found->handler(ctx);
+  }
+  const broker::User* user = req.has_credentials ? broker_.Authenticate(req.user, req.password) : nullptr;
+  if (user == nullptr) {
+    if (req.has_credentials) spdlog::warn("management API: HTTP access denied: user '{}' - invalid credentials", req.user);
+    Reply r = JsonReply(json{{"error", "not_authorised"}, {"reason", "Login failed"}}, 401);
+    r.authenticate = true;
+    return r;
+  }
+  if (server_.IsLoopbackOnly(user->name) && !IsLoopback(req.remote_addr)) {
+    spdlog::warn("management API: HTTP access denied: user '{}' - User can only log in via localhost", user->name);
+    NotAuthorised("User can only log in via localhost");
+  }
+  const bool sees_all = HasTag(*user, "administrator") || HasTag(*user, "monitoring");
+  if (!sees_all && !HasTag(*user, "management")) {
+    spdlog::warn("management API: HTTP access denied: user '{}' - Not management user", user->name);
+    NotAuthorised("Not management user");
+  }
+  if (found == nullptr) {
+    return JsonReply(json{{"error", "method_not_allowed"}, {"reason", "Method Not Allowed"}}, 405);
+  }
+  Ctx ctx{req, *user, sees_all, args, false};
+  return found->handler(ctx);
+}
+
+bool Api::Visible(const Ctx& ctx, std::string_view vhost) const {
+  return ctx.sees_all || broker_.HasVhostAccess(ctx.user.name, vhost);
+}
+
+broker::Vhost& Api::VhostFor(const Ctx& ctx, const std::string& name) {
+  broker::Vhost* v = broker_.FindVhost(name);
+  if (v == nullptr) NotFound();
+  if (!Visible(ctx, name)) NotAuthorised("User not authorised to access virtual host");
+  return *v;
+}
+
+void Api::Permit(const Ctx& ctx, const broker::Vhost& vhost, broker::AccessKind access, broker::ResourceKind resource,
+            std::string_view name) {
+  if (ctx.token) return;
+  if (!broker_.HasVhostAccess(ctx.user.name, vhost.name())) {
+    NotAuthorised("User not authorised to access virtual host");
+  }
+  if (auto ok = broker_.CheckAccess(ctx.user.name, vhost.name(), access, resource, name); !ok) {
+    NotAuthorised(ok.error().text);
+  }
+}
+
+std::vector<broker::Vhost*> Api::VhostsFor(const Ctx& ctx, const std::string* only) {
+  std::vector<broker::Vhost*> out;
+  if (only != nullptr) {
+    out.push_back(&VhostFor(ctx, *only));
+    return out;
+  }
+  for (const auto& name : broker_.ListVhosts()) {
+    if (!Visible(ctx, name)) continue;
+    if (broker::Vhost* v = broker_.FindVhost(name)) out.push_back(v);
+  }
+  return out;
+}
+
+bool Api::ConnectionVisible(const Ctx& ctx, const net::Connection& c) const {
+  return ctx.sees_all || c.user_name() == ctx.user.name;
+}
+
+broker::Queue& Api::ExistingQueue(broker::Vhost& v, const std::string& name) {
+  auto it = v.queues().find(name);
+  if (it == v.queues().end()) NotFound();
+  return *it->second;
+}
+
+}  // namespace warren::http::internal

@@ -1,0 +1,180 @@
+#include <fmt/format.h>
+
+#include "server/http/internal/api.h"
+#include "server/net/channel.h"
+#include "server/net/channel_consumer.h"
+#include "server/net/connection.h"
+#include "server/net/server.h"
+
+// The overview, connections, channels, consumers, the node and health checks.
+
+namespace warren::http::internal {
+
+namespace {
+
+constexpr char kManagementVersion[] = "3.10.8";
+
+}  // namespace
+
+void Api::AddRuntimeRoutes() {
+  On("GET", "overview", [this](Ctx& ctx) { return Overview(ctx); });
+  On("GET", "whoami", [](Ctx& ctx) {
+    return JsonReply(json{{"name", ctx.user.name}, {"tags", ctx.user.tags}});
+  });
+
+  // Connections, channels, consumers
+  On("GET", "connections", [this](Ctx& ctx) {
+    json out = json::array();
+    for (const auto& [id, c] : server_.connections()) {
+      if (ConnectionVisible(ctx, *c)) out.push_back(ConnectionJson(*c));
+    }
+    return JsonReply(out);
+  });
+  On("GET", "connections/*", [this](Ctx& ctx) {
+    for (const auto& [id, c] : server_.connections()) {
+      if (c->peer() == ctx.args[0] && ConnectionVisible(ctx, *c)) return JsonReply(ConnectionJson(*c));
+    }
+    NotFound();
+  });
+  On("DELETE", "connections/*", [this](Ctx& ctx) {
+    bool found = false;
+    for (const auto& [id, c] : server_.connections()) {
+      if (c->peer() == ctx.args[0] && ConnectionVisible(ctx, *c)) found = true;
+    }
+    if (!found) NotFound();
+    if (!HasTag(ctx.user, "administrator")) {
+      for (const auto& [id, c] : server_.connections()) {
+        if (c->peer() == ctx.args[0] && c->user_name() != ctx.user.name) NotAuthorised("Not administrator user");
+      }
+    }
+    const std::string reason = ctx.req.Param("X-Reason").value_or("Closed via management plugin");
+    server_.CloseConnectionsIf([&](const net::Connection& c) { return c.peer() == ctx.args[0]; }, reason);
+    return NoContent();
+  });
+  On("GET", "channels", [this](Ctx& ctx) {
+    json out = json::array();
+    for (const auto& [id, c] : server_.connections()) {
+      if (!ConnectionVisible(ctx, *c)) continue;
+      for (const auto& ch : c->channels()) {
+        if (ch != nullptr) out.push_back(ChannelJson(*c, *ch));
+      }
+    }
+    return JsonReply(out);
+  });
+  auto list_consumers = [this](Ctx& ctx) {
+    if (!ctx.args.empty()) VhostFor(ctx, ctx.args[0]);
+    json out = json::array();
+    for (const auto& [id, c] : server_.connections()) {
+      if (!Visible(ctx, c->vhost_name()) && !ConnectionVisible(ctx, *c)) continue;
+      if (!ctx.args.empty() && c->vhost_name() != ctx.args[0]) continue;
+      const PeerInfo p = Peer(*c);
+      for (const auto& ch : c->channels()) {
+        if (ch == nullptr) continue;
+        for (const auto& [tag, consumer] : ch->consumers()) {
+          out.push_back(json{
+              {"consumer_tag", tag},
+              {"queue", {{"name", consumer->queue()->name()}, {"vhost", std::string(c->vhost_name())}}},
+              {"channel_details",
+               {{"name", fmt::format("{} ({})", p.name, ch->id())},
+                {"number", ch->id()},
+                {"connection_name", p.name},
+                {"peer_host", p.peer_host},
+                {"peer_port", p.peer_port},
+                {"user", c->user_name()},
+                {"node", options_.node_name}}},
+              {"ack_required", !consumer->no_ack()},
+              {"prefetch_count", consumer->prefetch()},
+              {"exclusive", false},
+              {"arguments", json::object()},
+              {"active", true},
+              {"activity_status", "up"}});
+        }
+      }
+    }
+    return JsonReply(out);
+  };
+  On("GET", "consumers", list_consumers);
+  On("GET", "consumers/*", list_consumers);
+
+  // The one node
+  auto node = [this] {
+    return json{{"name", options_.node_name},
+                {"type", "disc"},
+                {"running", true},
+                {"disk_free_alarm", server_.alarm()},
+                {"mem_alarm", false},
+                {"cluster_links", json::array()}};
+  };
+  On("GET", "nodes", [node](Ctx&) { return JsonReply(json::array({node()})); });
+  On("GET", "nodes/*", [this, node](Ctx& ctx) {
+    if (ctx.args[0] != options_.node_name) NotFound();
+    return JsonReply(node());
+  });
+  On("GET", "extensions", [](Ctx&) { return JsonReply(json::array()); });
+
+  // Health
+  On("GET", "health/checks/alarms", [this](Ctx&) {
+    if (server_.alarm()) {
+      return JsonReply(json{{"status", "failed"},
+                            {"reason", "resource alarm(s) in effect in the cluster"},
+                            {"alarms", json::array({json{{"node", options_.node_name}, {"resource", "disk"}}})}},
+                       503);
+    }
+    return JsonReply(json{{"status", "ok"}});
+  });
+  On("GET", "health/checks/local-alarms", [this](Ctx&) {
+    if (server_.alarm()) {
+      return JsonReply(json{{"status", "failed"}, {"reason", "resource alarm(s) in effect on the node"}}, 503);
+    }
+    return JsonReply(json{{"status", "ok"}});
+  });
+}
+
+Reply Api::Overview(Ctx& ctx) {
+  size_t exchanges = 0, queues = 0, consumers = 0, ready = 0, unacked = 0;
+  for (broker::Vhost* v : VhostsFor(ctx, nullptr)) {
+    exchanges += v->exchanges().size();
+    queues += v->queues().size();
+    for (const auto& [name, q] : v->queues()) {
+      consumers += q->consumer_count();
+      ready += q->ready_count();
+      unacked += q->unacked_count();
+    }
+  }
+  size_t connections = 0, channels = 0;
+  for (const auto& [id, c] : server_.connections()) {
+    if (!ConnectionVisible(ctx, *c)) continue;
+    ++connections;
+    for (const auto& ch : c->channels()) channels += ch != nullptr ? 1 : 0;
+  }
+  const std::string product_version = WARREN_VERSION;
+  return JsonReply(json{
+      {"management_version", kManagementVersion},
+      {"rabbitmq_version", kManagementVersion},
+      {"product_name", "Warren"},
+      {"product_version", product_version},
+      {"erlang_version", "none"},
+      {"cluster_name", options_.cluster_name},
+      {"node", options_.node_name},
+      {"rates_mode", "basic"},
+      {"disable_stats", false},
+      {"enable_queue_totals", true},
+      {"exchange_types",
+       json::array({json{{"name", "direct"}, {"description", "AMQP direct exchange"}, {"enabled", true}},
+                    json{{"name", "fanout"}, {"description", "AMQP fanout exchange"}, {"enabled", true}},
+                    json{{"name", "headers"}, {"description", "AMQP headers exchange"}, {"enabled", true}},
+                    json{{"name", "topic"}, {"description", "AMQP topic exchange"}, {"enabled", true}}})},
+      {"object_totals",
+       {{"connections", connections},
+        {"channels", channels},
+        {"exchanges", exchanges},
+        {"queues", queues},
+        {"consumers", consumers}}},
+      {"queue_totals", {{"messages", ready + unacked}, {"messages_ready", ready}, {"messages_unacknowledged", unacked}}},
+      {"message_stats", MessageStatsJson(broker_.stats())},
+      {"listeners", json::array({json{{"node", options_.node_name}, {"protocol", "amqp"}, {"port", options_.amqp_port}},
+                                 json{{"node", options_.node_name}, {"protocol", "http"}, {"port", options_.port}}})},
+      {"contexts", json::array()}});
+}
+
+}  // namespace warren::http::internal
