@@ -35,7 +35,9 @@ void Broker::SampleStats() {
   const MonoMillis now = timers_->Now();
   stats_.Sample(now, stats_interval_);
   for (auto& [name, vhost] : vhosts_) {
-    for (const auto& [queue_name, queue] : vhost->queues()) queue->stats().Sample(now, stats_interval_);
+    for (const auto& [queue_name, queue] : vhost->queues()) {
+      queue->stats().Sample(now, stats_interval_, QueueDepth{queue->ready_count(), queue->unacked_count()});
+    }
   }
   stats_timer_->ArmAt(now + stats_interval_);
 }

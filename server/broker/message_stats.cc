@@ -14,10 +14,18 @@ const char* MessageStatName(MessageStat stat) {
       return "get";
     case MessageStat::kGetNoAck:
       return "get_no_ack";
+    case MessageStat::kGetEmpty:
+      return "get_empty";
     case MessageStat::kAck:
       return "ack";
     case MessageStat::kRedeliver:
       return "redeliver";
+    case MessageStat::kConfirm:
+      return "confirm";
+    case MessageStat::kReturnUnroutable:
+      return "return_unroutable";
+    case MessageStat::kDropUnroutable:
+      return "drop_unroutable";
     case MessageStat::kCount:
       break;
   }
@@ -34,9 +42,10 @@ double MessageStats::deliver_get_rate() const {
          rate(MessageStat::kGetNoAck);
 }
 
-void MessageStats::Sample(MonoMillis now, MonoMillis interval) {
+void MessageStats::Sample(MonoMillis now, MonoMillis interval, QueueDepth depth) {
   if (!sampled_) {
     sampled_at_ = now - interval;
+    sampled_depth_ = depth;
     sampled_ = true;
   }
   if (now <= sampled_at_) return;
@@ -44,7 +53,10 @@ void MessageStats::Sample(MonoMillis now, MonoMillis interval) {
   for (size_t i = 0; i < kMessageStatCount; ++i) {
     rates_[i] = static_cast<double>(counts_[i] - sampled_counts_[i]) / seconds;
   }
+  ready_rate_ = (static_cast<double>(depth.ready) - static_cast<double>(sampled_depth_.ready)) / seconds;
+  unacked_rate_ = (static_cast<double>(depth.unacked) - static_cast<double>(sampled_depth_.unacked)) / seconds;
   sampled_counts_ = counts_;
+  sampled_depth_ = depth;
   sampled_at_ = now;
 }
 

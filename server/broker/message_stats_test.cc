@@ -44,9 +44,20 @@ TEST(MessageStatsTest, SampleAtTheSameInstantKeepsTheRates) {
   EXPECT_DOUBLE_EQ(s.rate(MessageStat::kAck), 10.0);
 }
 
+TEST(MessageStatsTest, QueueDepthRates) {
+  MessageStats s;
+  s.Sample(0, 1000, QueueDepth{100, 0});  // a recovered backlog is the baseline, not a rate
+  EXPECT_EQ(s.ready_rate(), 0.0);
+  s.Sample(2000, 1000, QueueDepth{60, 10});
+  EXPECT_DOUBLE_EQ(s.ready_rate(), -20.0);
+  EXPECT_DOUBLE_EQ(s.unacked_rate(), 5.0);
+}
+
 TEST(MessageStatsTest, NamesAreRabbitMQFieldNames) {
   EXPECT_STREQ(MessageStatName(MessageStat::kDeliverNoAck), "deliver_no_ack");
   EXPECT_STREQ(MessageStatName(MessageStat::kRedeliver), "redeliver");
+  EXPECT_STREQ(MessageStatName(MessageStat::kGetEmpty), "get_empty");
+  EXPECT_STREQ(MessageStatName(MessageStat::kReturnUnroutable), "return_unroutable");
 }
 
 }  // namespace

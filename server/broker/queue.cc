@@ -142,7 +142,10 @@ void Queue::Forget(const QueuedMessage& m) {
 std::optional<QueuedMessage> Queue::Get(bool no_ack) {
   if (features_ != nullptr) features_->BeforeGet();  // x-expires lease, expired head
   MaybePageIn();
-  if (ready_.empty()) return std::nullopt;
+  if (ready_.empty()) {
+    stats_.Add(MessageStat::kGetEmpty);
+    return std::nullopt;
+  }
   QueuedMessage m = std::move(ready_.front());
   ready_.pop_front();
   ++m.delivery_count;

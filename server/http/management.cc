@@ -120,6 +120,7 @@ ManagementServer::ManagementServer(asio::io_context& io, broker::Broker& broker,
   http_->Put(".*", handle("PUT"));
   http_->Post(".*", handle("POST"));
   http_->Delete(".*", handle("DELETE"));
+  http_->Patch(".*", handle("PATCH"));
 }
 
 ManagementServer::~ManagementServer() { Stop(); }

@@ -341,6 +341,7 @@ Status Channel::On(const m::BasicGet& g) {
   auto message = (*queue)->Get(g.no_ack);
   OutputBuffer& out = connection_.output();
   if (!message) {
+    connection_.broker().stats().Add(broker::MessageStat::kGetEmpty);
     WriteMethodFrame(out, id_, m::BasicGetEmpty{});
     return {};
   }
@@ -582,6 +583,10 @@ Status Channel::Route(PendingPublish& publish) {
       routed = true;
     }
   }
+  if (!routed) {
+    connection_.broker().stats().Add(publish.mandatory ? broker::MessageStat::kReturnUnroutable
+                                                       : broker::MessageStat::kDropUnroutable);
+  }
   if (!routed && publish.mandatory) {
     OutputBuffer& out = connection_.output();
     const broker::Message& msg = *publish.message;
@@ -677,6 +682,7 @@ bool Channel::OnDurable(uint64_t ticket, bool ok) {
 void Channel::FlushConfirms() {
   if (closing_ || confirm_ready_upto_ <= confirmed_upto_) return;
   const bool multiple = confirm_ready_upto_ - confirmed_upto_ > 1;
+  connection_.broker().stats().Add(broker::MessageStat::kConfirm, confirm_ready_upto_ - confirmed_upto_);
   WriteMethodFrame(connection_.output(), id_, m::BasicAck{.delivery_tag = confirm_ready_upto_, .multiple = multiple});
   confirmed_upto_ = confirm_ready_upto_;
 }

@@ -12,6 +12,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
+import pika
 import pytest
 
 import wutil
@@ -50,12 +51,13 @@ def ok(srv, method, path, body=None, expect=(200, 201, 204), **kw):
 # auth
 
 def test_missing_or_wrong_credentials_get_401_with_realm(server):
+    # The bodies as Debian's RabbitMQ 3.10.8 sends them.
     status, body, headers = api(server, "GET", "overview", auth=False)
-    assert status == 401
+    assert status == 401 and body is None
     assert headers["WWW-Authenticate"] == 'Basic realm="RabbitMQ Management"'
     status, body, headers = api(server, "GET", "queues", password="wrong-password")
     assert status == 401
-    assert body["error"] == "not_authorised"
+    assert body == {"error": "not_authorized", "reason": "Login failed"}
     assert "WWW-Authenticate" in headers
     status, body, _ = api(server, "GET", "overview", user="nobody-such-user", password="x")
     assert status == 401
@@ -129,6 +131,12 @@ def test_vhosts(server):
     status, body, _ = api(server, "GET", "vhosts/no-such-vhost")
     assert status == 404
     assert body == {"error": "Object Not Found", "reason": "Not Found"}
+
+
+def test_a_method_the_path_does_not_take_is_405(server):
+    for method in ("PATCH", "DELETE", "POST"):
+        status, body, _ = api(server, method, "overview")
+        assert status == 405 and body is None, method
 
 
 def test_unknown_paths_and_objects_are_404(server):
@@ -286,7 +294,9 @@ def test_publish_then_get_round_trip(server, uniq):
     assert status == 404
 
 
-STATS = ("publish", "deliver", "deliver_no_ack", "get", "get_no_ack", "ack", "redeliver", "deliver_get")
+STATS = ("publish", "deliver", "deliver_no_ack", "get", "get_no_ack", "get_empty", "ack", "redeliver",
+         "deliver_get")
+BROKER_STATS = STATS + ("confirm", "return_unroutable", "drop_unroutable")
 
 
 def test_message_stats_counts_and_rates(server_factory, uniq):
@@ -307,8 +317,13 @@ def test_message_stats_counts_and_rates(server_factory, uniq):
         ch.basic_nack(method.delivery_tag, requeue=True)
         ch.basic_get(name, auto_ack=True)  # the requeued one: get_no_ack, redeliver
         got = []
-        ch.basic_consume(name, lambda c, m, p, b: got.append(m), auto_ack=True)
+        tag = ch.basic_consume(name, lambda c, m, p, b: got.append(m), auto_ack=True)
         wutil.wait_until(lambda: len(got) == 29, conn=conn, what="29 deliveries")
+        assert ch.basic_get(name) == (None, None, None)
+        ch.confirm_delivery()
+        ch.basic_publish("", uniq("nowhere"), b"dropped")
+        with pytest.raises(pika.exceptions.UnroutableError):
+            ch.basic_publish("", uniq("nowhere"), b"returned", mandatory=True)
 
         stats = ok(srv, "GET", "queues/%2F/" + q(name))["message_stats"]
         for key in STATS:
@@ -319,7 +334,16 @@ def test_message_stats_counts_and_rates(server_factory, uniq):
         assert stats["get_no_ack"] == 1 and stats["redeliver"] == 1
         assert stats["deliver_no_ack"] == 29 and stats["deliver"] == 0
         assert stats["deliver_get"] == 41
+        assert stats["get_empty"] == 1
+        assert "confirm" not in stats
         overview = ok(srv, "GET", "overview")
+        for key in BROKER_STATS:
+            assert isinstance(overview["message_stats"][key], int), key
+            assert isinstance(overview["message_stats"][key + "_details"]["rate"], (int, float)), key
+        assert overview["message_stats"]["confirm"] >= 2
+        assert overview["message_stats"]["drop_unroutable"] >= 1
+        assert overview["message_stats"]["return_unroutable"] >= 1
+        assert overview["message_stats"]["get_empty"] >= 1
         assert overview["rates_mode"] == "basic"
         assert overview["message_stats"]["publish"] >= 40
         assert overview["message_stats"]["deliver_get"] >= 41
@@ -332,9 +356,17 @@ def test_message_stats_counts_and_rates(server_factory, uniq):
         wutil.wait_until(lambda: seen.append(publish_rate()) or seen[-1] == 0, timeout=5, what="rate back to 0")
         ch.basic_publish("", name, b"late")
         wutil.wait_until(lambda: publish_rate() > 0, timeout=5, conn=conn, what="a publish rate")
+        ch.basic_cancel(tag)
+        for i in range(20):
+            ch.basic_publish("", name, b"backlog")
+        wutil.wait_until(lambda: ok(srv, "GET", "queues/%2F/" + q(name))["messages_ready_details"]["rate"] > 0,
+                         timeout=5, conn=conn, what="a rising queue depth")
+        totals = ok(srv, "GET", "overview")["queue_totals"]
+        for key in ("messages", "messages_ready", "messages_unacknowledged"):
+            assert isinstance(totals[key + "_details"]["rate"], (int, float)), key
         assert ok(srv, "GET", "overview")["message_stats"]["publish_details"]["rate"] >= 0
         listed = [x for x in ok(srv, "GET", "queues/%2F") if x["name"] == name][0]
-        assert listed["message_stats"]["publish"] == 41
+        assert listed["message_stats"]["publish"] == 41 + 20
     finally:
         wutil.close_quietly(conn)
 

@@ -88,7 +88,7 @@ Reply Api::Serve(const Request& req) {
   static const broker::User kTokenUser{"warrenctl", "", {"administrator"}};
   const bool by_token = !options_.admin_token.empty() && SameSecret(req.bearer, options_.admin_token);
   if (by_token && found == nullptr) {
-    return JsonReply(json{{"error", "method_not_allowed"}, {"reason", "Method Not Allowed"}}, 405);
+    return Reply{405, {}, false, {}};
   }
   if (by_token) {
     Ctx ctx{req, kTokenUser, true, args, true};
@@ -97,7 +97,9 @@ Reply Api::Serve(const Request& req) {
   const broker::User* user = req.has_credentials ? broker_.Authenticate(req.user, req.password) : nullptr;
   if (user == nullptr) {
     if (req.has_credentials) spdlog::warn("management API: HTTP access denied: user '{}' - invalid credentials", req.user);
-    Reply r = JsonReply(json{{"error", "not_authorised"}, {"reason", "Login failed"}}, 401);
+    // RabbitMQ's texts: no body without credentials, and "not_authorized" spelt so here only.
+    Reply r = req.has_credentials ? JsonReply(json{{"error", "not_authorized"}, {"reason", "Login failed"}}, 401)
+                                  : Reply{401, {}, false, {}};
     r.authenticate = true;
     return r;
   }
@@ -111,7 +113,7 @@ Reply Api::Serve(const Request& req) {
     NotAuthorised("Not management user");
   }
   if (found == nullptr) {
-    return JsonReply(json{{"error", "method_not_allowed"}, {"reason", "Method Not Allowed"}}, 405);
+    return Reply{405, {}, false, {}};
   }
   Ctx ctx{req, *user, sees_all, args, false};
   return found->handler(ctx);

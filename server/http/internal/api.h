@@ -125,7 +125,10 @@ class Api {
   std::vector<Route> routes_;
 };
 
-// RabbitMQ's message_stats object: each count and its `<name>_details: {rate}`.
-json MessageStatsJson(const broker::MessageStats& stats);
+// RabbitMQ's message_stats object: each count and its `<name>_details: {rate}`, for a queue
+// (`queue` true: the per-queue stats only) or the whole broker.
+json MessageStatsJson(const broker::MessageStats& stats, bool queue);
+// {"rate": r}
+json Details(double rate);
 
 }  // namespace warren::http::internal

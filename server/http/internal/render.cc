@@ -70,11 +70,14 @@ json Api::QueueJson(const broker::Vhost& vhost, const broker::Queue& q) const {
               {"exclusive", o.exclusive},
               {"arguments", broker::FieldTableToJson(o.arguments)},
               {"messages", q.ready_count() + q.unacked_count()},
+              {"messages_details", Details(q.stats().ready_rate() + q.stats().unacked_rate())},
               {"messages_ready", q.ready_count()},
+              {"messages_ready_details", Details(q.stats().ready_rate())},
               {"messages_unacknowledged", q.unacked_count()},
+              {"messages_unacknowledged_details", Details(q.stats().unacked_rate())},
               {"messages_paged_out", q.paged_count()},
               {"consumers", q.consumer_count()},
-              {"message_stats", MessageStatsJson(q.stats())},
+              {"message_stats", MessageStatsJson(q.stats(), /*queue=*/true)},
               {"state", "running"},
               {"type", "classic"},
               {"node", options_.node_name},
@@ -177,13 +180,16 @@ json Api::VhostJson(const broker::Vhost& v) const {
               {"cluster_state", {{options_.node_name, "running"}}}};
 }
 
-json MessageStatsJson(const broker::MessageStats& stats) {
+json Details(double rate) { return json{{"rate", rate}}; }
+
+json MessageStatsJson(const broker::MessageStats& stats, bool queue) {
   json out = json::object();
   auto put = [&out](const char* name, uint64_t count, double rate) {
     out[name] = count;
-    out[fmt::format("{}_details", name)] = json{{"rate", rate}};
+    out[fmt::format("{}_details", name)] = Details(rate);
   };
-  for (size_t i = 0; i < broker::kMessageStatCount; ++i) {
+  const size_t n = queue ? broker::kQueueMessageStatCount : broker::kMessageStatCount;
+  for (size_t i = 0; i < n; ++i) {
     const auto stat = static_cast<broker::MessageStat>(i);
     put(broker::MessageStatName(stat), stats.count(stat), stats.rate(stat));
   }

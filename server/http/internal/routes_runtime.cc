@@ -132,6 +132,7 @@ void Api::AddRuntimeRoutes() {
 
 Reply Api::Overview(Ctx& ctx) {
   size_t exchanges = 0, queues = 0, consumers = 0, ready = 0, unacked = 0;
+  double ready_rate = 0, unacked_rate = 0;
   for (broker::Vhost* v : VhostsFor(ctx, nullptr)) {
     exchanges += v->exchanges().size();
     queues += v->queues().size();
@@ -139,6 +140,8 @@ Reply Api::Overview(Ctx& ctx) {
       consumers += q->consumer_count();
       ready += q->ready_count();
       unacked += q->unacked_count();
+      ready_rate += q->stats().ready_rate();
+      unacked_rate += q->stats().unacked_rate();
     }
   }
   size_t connections = 0, channels = 0;
@@ -170,8 +173,14 @@ Reply Api::Overview(Ctx& ctx) {
         {"exchanges", exchanges},
         {"queues", queues},
         {"consumers", consumers}}},
-      {"queue_totals", {{"messages", ready + unacked}, {"messages_ready", ready}, {"messages_unacknowledged", unacked}}},
-      {"message_stats", MessageStatsJson(broker_.stats())},
+      {"queue_totals",
+       {{"messages", ready + unacked},
+        {"messages_details", Details(ready_rate + unacked_rate)},
+        {"messages_ready", ready},
+        {"messages_ready_details", Details(ready_rate)},
+        {"messages_unacknowledged", unacked},
+        {"messages_unacknowledged_details", Details(unacked_rate)}}},
+      {"message_stats", MessageStatsJson(broker_.stats(), /*queue=*/false)},
       {"listeners", json::array({json{{"node", options_.node_name}, {"protocol", "amqp"}, {"port", options_.amqp_port}},
                                  json{{"node", options_.node_name}, {"protocol", "http"}, {"port", options_.port}}})},
       {"contexts", json::array()}});
