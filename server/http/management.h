@@ -13,7 +13,8 @@
 // still runs later, only fills a promise nobody reads.
 //
 // Authentication: HTTP basic auth against the broker's users. Missing or wrong credentials: 401
-// with `WWW-Authenticate: Basic realm="RabbitMQ Management"`; a user without one of the tags
+// with `WWW-Authenticate: Basic realm="RabbitMQ Management"` (not for requests with
+// `X-Requested-With: XMLHttpRequest`, the web UI's, so browsers show no login dialog); a user without one of the tags
 // administrator, monitoring, management: 401 {"error":"not_authorised","reason":"Not management
 // user"}. Administrators and monitoring users see every vhost; management users see the vhosts
 // they have permissions in, and need configure/write/read permissions for changes, publishing
