@@ -1,5 +1,5 @@
-// How numbers, rates and flags read in tables. A missing value is "–", not 0: the server may not
-// report it (message rates come with RabbitMQ-shaped `message_stats` only where they are kept).
+// How numbers, rates and flags read in tables. A missing value is "–", not 0: a server that keeps
+// no message rates sends no `message_stats.*_details`, and "0/s" would claim it measured none.
 
 const DASH = '–';
 
