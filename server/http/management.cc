@@ -11,6 +11,7 @@
 #include "server/http/internal/api.h"
 #include "server/http/internal/codec.h"
 #include "server/http/listener.h"
+#include "server/http/web_ui.h"
 
 namespace warren::http {
 
@@ -109,13 +110,17 @@ ManagementServer::ManagementServer(asio::io_context& io, broker::Broker& broker,
         reply = JsonReply(json{{"error", "service_unavailable"}, {"reason", "the broker did not answer in time"}}, 503);
       }
       res.status = reply.status;
-      if (reply.authenticate) res.set_header("WWW-Authenticate", kRealm);
+      // Not for the web UI's fetches: the header would make the browser pop its own login dialog.
+      if (reply.authenticate && req.get_header_value("X-Requested-With") != "XMLHttpRequest") {
+        res.set_header("WWW-Authenticate", kRealm);
+      }
       if (!reply.location.empty()) res.set_header("Location", reply.location);
       res.set_header("Cache-Control", "no-cache");
       res.set_header("Vary", "accept, accept-encoding, origin");
       if (!reply.body.empty()) res.set_content(reply.body, "application/json");
     };
   };
+  MountWebUi(*http_);  // first: httplib answers with the first matching handler
   http_->Get(".*", handle("GET"));
   http_->Put(".*", handle("PUT"));
   http_->Post(".*", handle("POST"));

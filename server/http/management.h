@@ -1,25 +1,28 @@
-// The management HTTP API: a first slice of RabbitMQ's management plugin API (/api/overview,
-// vhosts, exchanges, queues, bindings, connections, channels, consumers, publish/get, purge,
-// aliveness and alarm health checks; users, vhosts, permissions and definitions export/import
-// (GET/POST /api/definitions, broker/definitions.h) for administrators), JSON with RabbitMQ's field names, so that curl scripts and
-// `rabbitmqadmin` work against Warren.
+// The management HTTP API and web UI: RabbitMQ's management plugin API (/api/overview with
+// message rates, vhosts, exchanges, queues, bindings, connections, channels, consumers,
+// publish/get, purge, aliveness and alarm health checks; users, vhosts, permissions and
+// definitions export/import for administrators), JSON with RabbitMQ's field names, so that curl
+// scripts and `rabbitmqadmin` work against Warren; and the browser UI at / (web_ui.h).
 //
 // Threads: cpp-httplib's server runs its own listener thread and worker pool. No HTTP thread ever
 // touches broker state: a handler copies what it needs from the request (method, path segments,
 // query parameters, body, credentials), posts a function to the broker thread's io_context
-// (asio::post) and waits for its result on a std::future. The posted function authenticates the
-// user, reads or changes the broker and builds the whole JSON reply there. When the broker thread
-// does not answer within 5 s (or is stopping), the reply is 503 and the posted function, if it
-// still runs later, only fills a promise nobody reads.
+// (asio::post) and waits for its result on a std::future. The posted function (internal::Api)
+// authenticates the user, reads or changes the broker and builds the whole JSON reply there. When
+// the broker thread does not answer within 5 s (or is stopping), the reply is 503 and the posted
+// function, if it still runs later, only fills a promise nobody reads.
 //
-// Authentication: HTTP basic auth against the broker's users. Missing or wrong credentials: 401
-// with `WWW-Authenticate: Basic realm="RabbitMQ Management"`; a user without one of the tags
-// administrator, monitoring, management: 401 {"error":"not_authorised","reason":"Not management
-// user"}. Administrators and monitoring users see every vhost; management users see the vhosts
-// they have permissions in, and need configure/write/read permissions for changes, publishing
-// and getting, as over AMQP. `Authorization: Bearer <ManagementOptions::admin_token>` (the token
-// warren-server writes to DATA_DIR/.warrenctl-token at each start, for tools/warrenctl) acts as an
-// administrator with every permission in every vhost.
+// Authentication: HTTP basic auth against the broker's users. Missing credentials: 401 with no
+// body, wrong ones: 401 {"error":"not_authorized","reason":"Login failed"}, both with
+// `WWW-Authenticate: Basic realm="RabbitMQ Management"` (not for requests with
+// `X-Requested-With: XMLHttpRequest`, the web UI's, so browsers show no login dialog); a user
+// without one of the tags administrator, monitoring, management: 401
+// {"error":"not_authorised","reason":"Not management user"} (RabbitMQ's texts). Administrators
+// and monitoring users see every vhost; management users see the vhosts they have permissions
+// in, and need configure/write/read permissions for changes, publishing and getting, as over
+// AMQP. `Authorization: Bearer <ManagementOptions::admin_token>` (the token warren-server writes
+// to DATA_DIR/.warrenctl-token at each start, for tools/warrenctl) acts as an administrator with
+// every permission in every vhost.
 //
 // Changes go through the same Vhost methods the AMQP channel uses, with connection id 0, so they
 // are journaled to the store exactly like AMQP declarations.

@@ -1,0 +1,22 @@
+#!/bin/bash
+# Installs what the web UI's browser test needs (tests/integration/test_web_ui.py): Debian's
+# chromium, node and npm (only when not already on PATH), and tests/ui's pinned playwright-core.
+# Idempotent: a second run costs one dpkg query and two stat calls.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PKGS=(chromium)
+command -v node > /dev/null && command -v npm > /dev/null || PKGS+=(nodejs npm)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -ne 0 ]; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+# npm ci replaces node_modules wholesale, so run it only when the lock file is newer.
+if [ ! -d tests/ui/node_modules ] || [ tests/ui/package-lock.json -nt tests/ui/node_modules ]; then
+  (cd tests/ui && npm ci --no-audit --no-fund)
+fi
