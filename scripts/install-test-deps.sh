@@ -1,10 +1,12 @@
 #!/bin/bash
-# Installs what the web UI's browser test needs (tests/integration/test_web_ui.py): Debian's
-# chromium, node and npm (only when not already on PATH), and tests/ui's pinned playwright-core.
+# Installs what the system tests need beyond the build: Debian's chromium, node and npm (only
+# when not already on PATH) and tests/ui's pinned playwright-core for the web UI's browser test
+# (tests/integration/test_web_ui.py), and Debian's rabbitmq-server for the rabbitmqadmin it ships
+# (test_management_api.py; the package's broker is not started).
 # Idempotent: a second run costs one dpkg query and two stat calls.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PKGS=(chromium)
+PKGS=(chromium rabbitmq-server)
 command -v node > /dev/null && command -v npm > /dev/null || PKGS+=(nodejs npm)
 missing=()
 for p in "${PKGS[@]}"; do

@@ -513,8 +513,10 @@ def test_alarms_failed_while_disk_alarm_is_on(server_factory):
 RABBITMQADMIN = shutil.which("rabbitmqadmin")
 
 
-@pytest.mark.skipif(RABBITMQADMIN is None, reason="rabbitmqadmin is not installed")
 def test_rabbitmqadmin(server, uniq):
+    if RABBITMQADMIN is None:
+        pytest.fail("rabbitmqadmin is not installed; run scripts/install-test-deps.sh (Debian's rabbitmq-server)",
+                    pytrace=False)
     name = uniq("q")
 
     def admin(*args):
@@ -526,6 +528,8 @@ def test_rabbitmqadmin(server, uniq):
 
     admin("declare", "queue", "name=" + name, "durable=false")
     assert name in admin("list", "queues")
+    rows = json.loads(admin("-f", "raw_json", "list", "queues", "name", "messages", "message_stats.publish_details.rate"))
+    assert [r for r in rows if r["name"] == name][0]["message_stats"]["publish_details"]["rate"] == 0
     admin("publish", "exchange=amq.default", "routing_key=" + name, "payload=from-admin")
     assert "from-admin" in admin("get", "queue=" + name, "ackmode=ack_requeue_false")
     assert "amq.topic" in admin("list", "exchanges")

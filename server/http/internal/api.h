@@ -105,6 +105,8 @@ class Api {
   json PermissionsJson(std::string_view user, std::string_view vhost) const;
 
   // ---- Handlers ----
+  // GET things or things/{vhost}: a JSON array that `append` fills for each vhost shown.
+  Reply ListPerVhost(Ctx& ctx, const std::function<void(const broker::Vhost&, json&)>& append);
   Reply Overview(Ctx& ctx);
   Reply PutExchange(Ctx& ctx);
   Reply PutQueue(Ctx& ctx);

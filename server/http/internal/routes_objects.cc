@@ -7,6 +7,12 @@
 
 namespace warren::http::internal {
 
+Reply Api::ListPerVhost(Ctx& ctx, const std::function<void(const broker::Vhost&, json&)>& append) {
+  json out = json::array();
+  for (broker::Vhost* v : VhostsFor(ctx, ctx.args.empty() ? nullptr : &ctx.args[0])) append(*v, out);
+  return JsonReply(out);
+}
+
 void Api::AddObjectRoutes() {
   On("GET", "vhosts", [this](Ctx& ctx) {
     json out = json::array();
@@ -17,11 +23,9 @@ void Api::AddObjectRoutes() {
 
   // Exchanges
   auto list_exchanges = [this](Ctx& ctx) {
-    json out = json::array();
-    for (broker::Vhost* v : VhostsFor(ctx, ctx.args.empty() ? nullptr : &ctx.args[0])) {
-      for (const auto& [name, e] : v->exchanges()) out.push_back(ExchangeJson(*v, *e));
-    }
-    return JsonReply(out);
+    return ListPerVhost(ctx, [this](const broker::Vhost& v, json& out) {
+      for (const auto& [name, e] : v.exchanges()) out.push_back(ExchangeJson(v, *e));
+    });
   };
   On("GET", "exchanges", list_exchanges);
   On("GET", "exchanges/*", list_exchanges);
@@ -45,11 +49,9 @@ void Api::AddObjectRoutes() {
 
   // Queues
   auto list_queues = [this](Ctx& ctx) {
-    json out = json::array();
-    for (broker::Vhost* v : VhostsFor(ctx, ctx.args.empty() ? nullptr : &ctx.args[0])) {
-      for (const auto& [name, q] : v->queues()) out.push_back(QueueJson(*v, *q));
-    }
-    return JsonReply(out);
+    return ListPerVhost(ctx, [this](const broker::Vhost& v, json& out) {
+      for (const auto& [name, q] : v.queues()) out.push_back(QueueJson(v, *q));
+    });
   };
   On("GET", "queues", list_queues);
   On("GET", "queues/*", list_queues);
@@ -89,9 +91,7 @@ void Api::AddObjectRoutes() {
 
   // Bindings
   auto list_bindings = [this](Ctx& ctx) {
-    json out = json::array();
-    for (broker::Vhost* v : VhostsFor(ctx, ctx.args.empty() ? nullptr : &ctx.args[0])) AppendBindings(*v, out);
-    return JsonReply(out);
+    return ListPerVhost(ctx, [this](const broker::Vhost& v, json& out) { AppendBindings(v, out); });
   };
   On("GET", "bindings", list_bindings);
   On("GET", "bindings/*", list_bindings);

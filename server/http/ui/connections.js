@@ -1,9 +1,9 @@
 // #/connections : the AMQP connections the user may see (administrators and monitoring users:
 // all of them; others: their own).
 
-import { api } from './api.js';
-import { fill, h, section, table } from './dom.js';
+import { h } from './dom.js';
 import { num } from './format.js';
+import { showList } from './view.js';
 
 const COLUMNS = [
   { title: 'Name', cell: (c) => c.name },
@@ -15,14 +15,12 @@ const COLUMNS = [
 ];
 
 export function show(view) {
-  const list = h('div', { id: 'connections-list' });
-  fill(view.root, h('h1', {}, 'Connections'), section('All connections', list));
-  view.every(async () => {
-    const connections = await api('GET', 'connections');
-    fill(list, table(COLUMNS, connections, {
-      id: 'connections-table',
-      empty: 'No open connections.',
-      rowAttrs: (c) => ({ 'data-testid': 'connection-row', 'data-name': c.name }),
-    }));
+  showList(view, {
+    name: 'connections',
+    heading: 'Connections',
+    path: 'connections',
+    columns: COLUMNS,
+    empty: 'No open connections.',
+    rowAttrs: (c) => ({ 'data-testid': 'connection-row', 'data-name': c.name }),
   });
 }

@@ -1,8 +1,7 @@
 // #/exchanges : every visible exchange.
 
-import { api } from './api.js';
-import { fill, h, section, table } from './dom.js';
 import { args, exchangeName, flag } from './format.js';
+import { showList } from './view.js';
 
 const COLUMNS = [
   { title: 'Name', cell: (e) => exchangeName(e.name) },
@@ -15,14 +14,12 @@ const COLUMNS = [
 ];
 
 export function show(view) {
-  const list = h('div', { id: 'exchanges-list' });
-  fill(view.root, h('h1', {}, 'Exchanges'), section('All exchanges', list));
-  view.every(async () => {
-    const exchanges = await api('GET', 'exchanges');
-    fill(list, table(COLUMNS, exchanges, {
-      id: 'exchanges-table',
-      empty: 'No exchanges.',
-      rowAttrs: (e) => ({ 'data-testid': 'exchange-row', 'data-vhost': e.vhost, 'data-name': e.name }),
-    }));
+  showList(view, {
+    name: 'exchanges',
+    heading: 'Exchanges',
+    path: 'exchanges',
+    columns: COLUMNS,
+    empty: 'No exchanges.',
+    rowAttrs: (e) => ({ 'data-testid': 'exchange-row', 'data-vhost': e.vhost, 'data-name': e.name }),
   });
 }

@@ -3,7 +3,7 @@
 // report their outcome in place.
 
 import { api } from './api.js';
-import { fill, h, setOptions } from './dom.js';
+import { fill, h, section, setOptions, table } from './dom.js';
 import { INTERVAL_MS } from './sampler.js';
 
 const FLASH_MS = 8000;
@@ -98,4 +98,14 @@ export function vhostSelect(attrs) {
   const el = h('select', attrs, h('option', { value: '/' }, '/'));
   api('GET', 'vhosts').then((vhosts) => setOptions(el, vhosts.map((v) => v.name)), report);
   return el;
+}
+
+// A page that is one refreshed table of GET /api/PATH: `name` is the page's heading and the id
+// prefix of its list and table (NAME-list, NAME-table).
+export function showList(view, { name, heading, path, columns, empty, rowAttrs }) {
+  const list = h('div', { id: `${name}-list` });
+  fill(view.root, h('h1', {}, heading), section(`All ${name}`, list));
+  view.every(async () => {
+    fill(list, table(columns, await api('GET', path), { id: `${name}-table`, empty, rowAttrs }));
+  });
 }
