@@ -1,0 +1,191 @@
+// Channel: deliveries to consumers, acknowledgements, rejections and requeueing.
+#include <algorithm>
+
+#include <fmt/format.h>
+
+#include "server/amqp/constants.h"
+#include "server/net/channel_consumer.h"
+#include "server/net/connection.h"
+#include "server/net/frame_writer.h"
+#include "server/net/internal/channel_methods.h"
+
+namespace warren::net {
+
+namespace r = amqp::reply;
+namespace m = amqp::method;
+using broker::Error;
+using Status = std::expected<void, MethodError>;
+
+template <>
+Status Channel::On(const m::BasicAck& a) {
+  auto result = Settle(a.delivery_tag, a.multiple, SettleKind::kAck);
+  if (!result) return MethodFail(a, result.error());
+  return {};
+}
+
+template <>
+Status Channel::On(const m::BasicReject& rj) {
+  auto result = Settle(rj.delivery_tag, false, rj.requeue ? SettleKind::kRequeue : SettleKind::kDrop);
+  if (!result) return MethodFail(rj, result.error());
+  return {};
+}
+
+template <>
+Status Channel::On(const m::BasicNack& n) {
+  auto result = Settle(n.delivery_tag, n.multiple, n.requeue ? SettleKind::kRequeue : SettleKind::kDrop);
+  if (!result) return MethodFail(n, result.error());
+  return {};
+}
+
+template <>
+Status Channel::On(const m::BasicRecoverAsync& rc) {
+  if (!rc.requeue) return MethodFail<m::BasicRecoverAsync>(r::kNotImplemented, "requeue=false");
+  RequeueAll();
+  return {};
+}
+
+template <>
+Status Channel::On(const m::BasicRecover& rc) {
+  if (!rc.requeue) return MethodFail<m::BasicRecover>(r::kNotImplemented, "requeue=false");
+  RequeueAll();
+  WriteMethodFrame(connection_.output(), id_, m::BasicRecoverOk{});
+  return {};
+}
+
+// ---- deliveries and acknowledgements ----
+
+bool Channel::CanDeliver(const ChannelConsumer& consumer) const {
+  if (closing_) return false;
+  if (connection_.congested()) {
+    connection_.NoteConsumerStalled();
+    return false;
+  }
+  if (consumer.no_ack()) return true;
+  if (consumer.prefetch() != 0 && consumer.unacked >= consumer.prefetch()) return false;
+  return channel_prefetch_ == 0 || unacked_count_ < channel_prefetch_;
+}
+
+void Channel::Deliver(ChannelConsumer& consumer, broker::Queue&, broker::QueuedMessage message) {
+  const uint64_t tag = next_delivery_tag_++;
+  OutputBuffer& out = connection_.output();
+  const broker::Message& msg = *message.msg;
+  WriteMethodFrame(out, id_,
+                   m::BasicDeliver{.consumer_tag = consumer.tag(), .delivery_tag = tag,
+                                   .redelivered = message.redelivered, .exchange = msg.exchange(),
+                                   .routing_key = msg.routing_key()});
+  WriteContentFrames(out, id_, connection_.frame_max(), message.msg);
+  connection_.broker().stats().AddDelivery(/*by_get=*/false, consumer.no_ack(), message.redelivered);
+  if (!consumer.no_ack()) {
+    unacked_.push_back(Unacked{tag, consumer.queue(), std::move(message), &consumer});
+    ++unacked_count_;
+    ++consumer.unacked;
+  }
+}
+
+broker::Result<> Channel::Settle(uint64_t tag, bool multiple, SettleKind kind) {
+  auto unknown = [&] { return broker::Fail(r::kPreconditionFailed, fmt::format("unknown delivery tag {}", tag)); };
+  auto live = [](const Unacked& u) { return !u.settled && !u.tx_pending; };
+  auto it = unacked_.end();
+  if (!(multiple && tag == 0)) {
+    it = std::lower_bound(unacked_.begin(), unacked_.end(), tag,
+                          [](const Unacked& u, uint64_t t) { return u.tag < t; });
+    if (it == unacked_.end() || it->tag != tag || !live(*it)) return unknown();
+  }
+  const size_t first = multiple ? 0 : static_cast<size_t>(it - unacked_.begin());
+  const size_t last = (multiple && tag == 0) ? unacked_.size() : static_cast<size_t>(it - unacked_.begin()) + 1;
+
+  if (tx_mode_) {
+    for (size_t i = first; i < last; ++i) {
+      if (!live(unacked_[i])) continue;
+      unacked_[i].tx_pending = true;
+      unacked_[i].tx_kind = kind;
+    }
+    tx_has_settles_ = true;
+    return {};
+  }
+  std::vector<broker::Queue*> touched;
+  // Newest first, so requeued messages each go in front of the previous one in O(1).
+  for (size_t i = last; i-- > first;) {
+    Unacked& u = unacked_[i];
+    if (!live(u)) continue;
+    if (kind == SettleKind::kRequeue &&
+        std::find(touched.begin(), touched.end(), u.queue.get()) == touched.end()) {
+      touched.push_back(u.queue.get());
+    }
+    ApplySettle(u, kind);
+  }
+  PopSettled();
+  for (broker::Queue* q : touched) q->Dispatch();
+  ResumeConsumers();
+  return {};
+}
+
+void Channel::ApplySettle(Unacked& u, SettleKind kind) {
+  if (kind == SettleKind::kRequeue) {
+    u.queue->Requeue(std::move(u.message));
+  } else if (kind == SettleKind::kDrop) {
+    u.queue->Reject(u.message);  // dead-letters it when the queue has a dead-letter exchange
+  } else {
+    u.queue->Ack(u.message);
+    connection_.broker().stats().Add(broker::MessageStat::kAck);
+  }
+  u.message = {};
+  u.settled = true;
+  --unacked_count_;
+  if (u.consumer != nullptr) --u.consumer->unacked;
+}
+
+void Channel::PopSettled() {
+  while (!unacked_.empty() && unacked_.front().settled) unacked_.pop_front();
+  // An old delivery left unacked keeps later settled ones alive; drop them when they dominate.
+  if (unacked_.size() > 64 && unacked_count_ * 2 < unacked_.size()) {
+    std::erase_if(unacked_, [](const Unacked& u) { return u.settled; });
+  }
+}
+
+void Channel::RequeueAll() {
+  std::vector<broker::Queue*> touched;
+  for (size_t i = unacked_.size(); i-- > 0;) {
+    Unacked& u = unacked_[i];
+    if (u.settled) continue;
+    if (std::find(touched.begin(), touched.end(), u.queue.get()) == touched.end()) touched.push_back(u.queue.get());
+    ApplySettle(u, SettleKind::kRequeue);
+  }
+  unacked_.clear();
+  tx_has_settles_ = false;
+  for (broker::Queue* q : touched) q->Dispatch();
+  ResumeConsumers();
+}
+
+void Channel::ResumeConsumers() {
+  if (closing_) return;
+  for (auto& [tag, consumer] : consumers_) {
+    if (consumer->queue()->ready_count() > 0 && CanDeliver(*consumer)) consumer->queue()->Dispatch();
+  }
+}
+
+void Channel::CancelConsumer(const std::string& tag, bool notify_client) {
+  auto it = consumers_.find(tag);
+  if (it == consumers_.end()) return;
+  std::unique_ptr<ChannelConsumer> consumer = std::move(it->second);
+  consumers_.erase(it);
+  for (Unacked& u : unacked_) {
+    if (u.consumer == consumer.get()) u.consumer = nullptr;
+  }
+  std::shared_ptr<broker::Queue> queue = consumer->queue();
+  queue->RemoveConsumer(consumer.get());
+  if (notify_client && connection_.client_cancel_notify()) {
+    WriteMethodFrame(connection_.output(), id_, m::BasicCancel{.consumer_tag = tag, .no_wait = true});
+  }
+  if (!queue->deleted() && queue->options().auto_delete && queue->consumer_count() == 0) {
+    connection_.vhost().RemoveQueue(queue);
+  }
+}
+
+void Channel::OnConsumerQueueDeleted(ChannelConsumer& consumer) {
+  // The queue already detached the consumer; drop our side and tell the client.
+  std::string tag = consumer.tag();
+  CancelConsumer(tag, true);
+}
+
+}  // namespace warren::net
