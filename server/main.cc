@@ -203,10 +203,10 @@ int main(int argc, char** argv) {
       spdlog::critical("invalid definitions file '{}': {}", s.load_definitions, loaded.error().text);
       return false;
     }
-    spdlog::info("loaded definitions from '{}': {} vhosts, {} users, {} permissions, {} exchanges, {} queues, "
-                 "{} bindings",
-                 s.load_definitions, loaded->vhosts, loaded->users, loaded->permissions, loaded->exchanges,
-                 loaded->queues, loaded->bindings);
+    spdlog::info("loaded definitions from '{}': {} vhosts, {} users, {} permissions, {} topic permissions, "
+                 "{} exchanges, {} queues, {} bindings",
+                 s.load_definitions, loaded->vhosts, loaded->users, loaded->permissions, loaded->topic_permissions,
+                 loaded->exchanges, loaded->queues, loaded->bindings);
     for (const auto& section : loaded->ignored) {
       spdlog::warn("definitions file '{}': section '{}' is not imported", s.load_definitions, section);
     }

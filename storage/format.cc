@@ -77,6 +77,9 @@ std::string UserKey(std::string_view name) { return DefKey(DefKind::kUser, {name
 std::string PermissionKey(std::string_view user, std::string_view vhost) {
   return DefKey(DefKind::kPermission, {user, vhost});
 }
+std::string TopicPermissionKey(std::string_view user, std::string_view vhost, std::string_view exchange) {
+  return DefKey(DefKind::kTopicPermission, {user, vhost, exchange});
+}
 std::string ExchangeKey(std::string_view vhost, std::string_view name) {
   return DefKey(DefKind::kExchange, {vhost, name});
 }

@@ -56,6 +56,7 @@ enum class DefKind : char {
   kVhost = 'v',
   kUser = 'u',
   kPermission = 'p',
+  kTopicPermission = 't',
   kExchange = 'e',
   kQueue = 'q',
   kBinding = 'b',
@@ -63,6 +64,7 @@ enum class DefKind : char {
 std::string VhostKey(std::string_view name);
 std::string UserKey(std::string_view name);
 std::string PermissionKey(std::string_view user, std::string_view vhost);
+std::string TopicPermissionKey(std::string_view user, std::string_view vhost, std::string_view exchange);
 std::string ExchangeKey(std::string_view vhost, std::string_view name);
 std::string QueueKey(std::string_view vhost, std::string_view name);
 std::string BindingKey(std::string_view vhost, std::string_view source, std::string_view destination,

@@ -88,6 +88,9 @@ Status Store::ListUsers(std::vector<proto::UserRecord>* out) {
 Status Store::ListPermissions(std::vector<proto::PermissionRecord>* out) {
   return ListDefinitions(DefKind::kPermission, out);
 }
+Status Store::ListTopicPermissions(std::vector<proto::TopicPermissionRecord>* out) {
+  return ListDefinitions(DefKind::kTopicPermission, out);
+}
 Status Store::ListExchanges(std::vector<proto::ExchangeRecord>* out) {
   return ListDefinitions(DefKind::kExchange, out);
 }

@@ -87,6 +87,7 @@ class Store {
   Status ListVhosts(std::vector<proto::VhostRecord>* out);
   Status ListUsers(std::vector<proto::UserRecord>* out);
   Status ListPermissions(std::vector<proto::PermissionRecord>* out);
+  Status ListTopicPermissions(std::vector<proto::TopicPermissionRecord>* out);
   Status ListExchanges(std::vector<proto::ExchangeRecord>* out);
   Status ListQueues(std::vector<proto::QueueRecord>* out);
   Status ListBindings(std::vector<proto::BindingRecord>* out);

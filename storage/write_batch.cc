@@ -57,6 +57,12 @@ void WriteBatch::PutPermission(const proto::PermissionRecord& r) {
 void WriteBatch::DeletePermission(std::string_view user, std::string_view vhost) {
   rep_.Delete(Handle(Family::kDefinitions), PermissionKey(user, vhost));
 }
+void WriteBatch::PutTopicPermission(const proto::TopicPermissionRecord& r) {
+  PutDefinition(TopicPermissionKey(r.user(), r.vhost(), r.exchange()), r);
+}
+void WriteBatch::DeleteTopicPermission(std::string_view user, std::string_view vhost, std::string_view exchange) {
+  rep_.Delete(Handle(Family::kDefinitions), TopicPermissionKey(user, vhost, exchange));
+}
 void WriteBatch::PutExchange(const proto::ExchangeRecord& r) {
   PutDefinition(ExchangeKey(r.vhost(), r.name()), r);
 }

@@ -39,6 +39,8 @@ class WriteBatch {
   void DeleteUser(std::string_view name);
   void PutPermission(const proto::PermissionRecord& r);
   void DeletePermission(std::string_view user, std::string_view vhost);
+  void PutTopicPermission(const proto::TopicPermissionRecord& r);
+  void DeleteTopicPermission(std::string_view user, std::string_view vhost, std::string_view exchange);
   void PutExchange(const proto::ExchangeRecord& r);
   void DeleteExchange(std::string_view vhost, std::string_view name);
   // REQUIRES: r.id() != 0 and never used by another queue of this store.

@@ -59,6 +59,9 @@ std::string UserKeyOf(const proto::UserRecord& r) { return storage::UserKey(r.na
 std::string PermissionKeyOf(const proto::PermissionRecord& r) {
   return storage::PermissionKey(r.user(), r.vhost());
 }
+std::string TopicPermissionKeyOf(const proto::TopicPermissionRecord& r) {
+  return storage::TopicPermissionKey(r.user(), r.vhost(), r.exchange());
+}
 std::string ExchangeKeyOf(const proto::ExchangeRecord& r) {
   return storage::ExchangeKey(r.vhost(), r.name());
 }
@@ -92,6 +95,10 @@ void CheckReferences(const Definitions& d, Reporter* rep) {
     if (!users.count(p.user())) rep->Warning("permission for missing user '" + p.user() + "'");
     if (!vhosts.count(p.vhost())) rep->Warning("permission on missing vhost '" + p.vhost() + "'");
   }
+  for (const auto& p : d.topic_permissions) {
+    if (!users.count(p.user())) rep->Warning("topic permission for missing user '" + p.user() + "'");
+    if (!vhosts.count(p.vhost())) rep->Warning("topic permission on missing vhost '" + p.vhost() + "'");
+  }
   for (const auto& b : d.bindings) {
     std::string name = "binding " + b.source() + " -> " + b.destination() + " ('" + b.routing_key() + "')";
     // Built-in exchanges may be recreated at startup rather than stored.
@@ -114,6 +121,7 @@ Status LoadDefinitions(storage::Store* store, Definitions* out) {
   if (s = store->ListVhosts(&out->vhosts); !s.ok()) return s;
   if (s = store->ListUsers(&out->users); !s.ok()) return s;
   if (s = store->ListPermissions(&out->permissions); !s.ok()) return s;
+  if (s = store->ListTopicPermissions(&out->topic_permissions); !s.ok()) return s;
   if (s = store->ListExchanges(&out->exchanges); !s.ok()) return s;
   if (s = store->ListQueues(&out->queues); !s.ok()) return s;
   return store->ListBindings(&out->bindings);
@@ -184,6 +192,9 @@ Status Verify(storage::Store* store, VerifyReport* report) {
       case storage::DefKind::kUser: ParseDefinition(k, v, "user", UserKeyOf, &rep, &d.users); break;
       case storage::DefKind::kPermission:
         ParseDefinition(k, v, "permission", PermissionKeyOf, &rep, &d.permissions);
+        break;
+      case storage::DefKind::kTopicPermission:
+        ParseDefinition(k, v, "topic permission", TopicPermissionKeyOf, &rep, &d.topic_permissions);
         break;
       case storage::DefKind::kExchange:
         ParseDefinition(k, v, "exchange", ExchangeKeyOf, &rep, &d.exchanges);

@@ -16,6 +16,7 @@ struct Definitions {
   std::vector<proto::VhostRecord> vhosts;
   std::vector<proto::UserRecord> users;
   std::vector<proto::PermissionRecord> permissions;
+  std::vector<proto::TopicPermissionRecord> topic_permissions;
   std::vector<proto::ExchangeRecord> exchanges;
   std::vector<proto::QueueRecord> queues;
   std::vector<proto::BindingRecord> bindings;

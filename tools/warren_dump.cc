@@ -126,8 +126,10 @@ int Vhosts(Store* store, const Args& a) {
 int Users(Store* store, const Args& a) {
   std::vector<proto::UserRecord> us;
   std::vector<proto::PermissionRecord> ps;
+  std::vector<proto::TopicPermissionRecord> tps;
   if (Status s = store->ListUsers(&us); !s.ok()) return Fail(s);
   if (Status s = store->ListPermissions(&ps); !s.ok()) return Fail(s);
+  if (Status s = store->ListTopicPermissions(&tps); !s.ok()) return Fail(s);
   json j = json::array();
   for (const auto& u : us) {
     json perms = json::array();
@@ -136,12 +138,20 @@ int Users(Store* store, const Args& a) {
         perms.push_back({{"vhost", p.vhost()}, {"configure", p.configure()}, {"write", p.write()}, {"read", p.read()}});
       }
     }
+    json topic_perms = json::array();
+    for (const auto& p : tps) {
+      if (p.user() == u.name()) {
+        topic_perms.push_back(
+            {{"vhost", p.vhost()}, {"exchange", p.exchange()}, {"write", p.write()}, {"read", p.read()}});
+      }
+    }
     // Base64, as RabbitMQ's definitions export writes password hashes.
     j.push_back({{"name", u.name()},
                  {"tags", u.tags()},
                  {"hashing_algorithm", u.hashing_algorithm()},
                  {"password_hash", tools::Base64(u.password_hash())},
-                 {"permissions", perms}});
+                 {"permissions", perms},
+                 {"topic_permissions", topic_perms}});
   }
   Print(a, j, [&] {
     for (const auto& u : j) {
@@ -152,6 +162,11 @@ int Users(Store* store, const Args& a) {
       for (const auto& p : u["permissions"]) {
         std::cout << fmt::format("  vhost {}: configure '{}' write '{}' read '{}'\n",
                                  p["vhost"].get<std::string>(), p["configure"].get<std::string>(),
+                                 p["write"].get<std::string>(), p["read"].get<std::string>());
+      }
+      for (const auto& p : u["topic_permissions"]) {
+        std::cout << fmt::format("  vhost {}: topic exchange '{}' write '{}' read '{}'\n",
+                                 p["vhost"].get<std::string>(), p["exchange"].get<std::string>(),
                                  p["write"].get<std::string>(), p["read"].get<std::string>());
       }
     }
@@ -314,7 +329,8 @@ int main(int argc, char** argv) {
   };
   add("overview", "format version, record counts, message totals and RocksDB sizes", Overview);
   add("vhosts", "virtual hosts and their tags", Vhosts);
-  add("users", "users, tags, password hashing algorithm and permissions (hashes only in --json, base64)", Users);
+  add("users", "users, tags, password hashing algorithm, permissions and topic permissions (hashes only in --json, base64)",
+      Users);
   add("exchanges", "durable exchanges: type, flags, arguments", Exchanges);
   add("queues", "durable queues: id, arguments, ready and delivered-unacked message counts, body bytes", Queues);
   add("bindings", "bindings: source -> destination, routing key, arguments", Bindings);

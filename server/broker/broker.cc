@@ -120,6 +120,7 @@ Result<> Broker::DeleteVhost(std::string_view name) {
     if (by_vhost.erase(vhost_name) > 0 && batch != nullptr) batch->DeletePermission(user, vhost_name);
   }
   std::erase_if(permissions_, [](const auto& entry) { return entry.second.empty(); });
+  RemoveTopicPermissions({}, vhost_name, {});
   if (batch != nullptr) batch->DeleteVhost(vhost_name);
   retired_vhosts_.push_back(std::move(vhost));
   ++access_generation_;
@@ -161,6 +162,7 @@ Result<> Broker::DeleteUser(std::string_view name) {
     }
     permissions_.erase(p);
   }
+  RemoveTopicPermissions(user_name, {}, {});
   if (batch != nullptr) batch->DeleteUser(user_name);
   ++access_generation_;
   if (on_user_deleted_) on_user_deleted_(user_name);
@@ -266,6 +268,70 @@ Result<> Broker::CheckAccess(std::string_view user, std::string_view vhost, Acce
   if (resource == ResourceKind::kExchange && name.empty()) name = "amq.default";
   return Fail(r::kAccessRefused, fmt::format("access to {} '{}' in vhost '{}' refused for user '{}'",
                                              ResourceKindName(resource), name, vhost, user));
+}
+
+// ---- topic permissions ----
+
+void Broker::JournalTopicPermission(const TopicPermission& p) const {
+  storage::WriteBatch* batch = Journal();
+  if (batch == nullptr) return;
+  proto::TopicPermissionRecord record;
+  record.set_user(p.user);
+  record.set_vhost(p.vhost);
+  record.set_exchange(p.exchange);
+  record.set_write(p.write);
+  record.set_read(p.read);
+  batch->PutTopicPermission(record);
+}
+
+size_t Broker::RemoveTopicPermissions(std::string_view user, std::string_view vhost, std::string_view exchange) {
+  const std::vector<TopicPermission> removed = topic_permissions_.Remove(user, vhost, exchange);
+  if (storage::WriteBatch* batch = Journal()) {
+    for (const TopicPermission& p : removed) batch->DeleteTopicPermission(p.user, p.vhost, p.exchange);
+  }
+  return removed.size();
+}
+
+Result<> Broker::RestoreTopicPermission(TopicPermission permission) {
+  if (auto set = topic_permissions_.Set(std::move(permission)); !set) return set;
+  ++access_generation_;
+  return {};
+}
+
+Result<> Broker::SetTopicPermission(TopicPermission permission) {
+  if (!users_.contains(permission.user)) {
+    return Fail(r::kNotFound, fmt::format("user '{}' not found", permission.user));
+  }
+  if (!vhosts_.contains(permission.vhost)) {
+    return Fail(r::kNotFound, fmt::format("vhost '{}' not found", permission.vhost));
+  }
+  const TopicPermission journaled = permission;
+  if (auto set = RestoreTopicPermission(std::move(permission)); !set) return set;
+  JournalTopicPermission(journaled);
+  return {};
+}
+
+Result<> Broker::ClearTopicPermissions(std::string_view user, std::string_view vhost, std::string_view exchange) {
+  if (user.empty() || vhost.empty() || RemoveTopicPermissions(user, vhost, exchange) == 0) {
+    return Fail(r::kNotFound, fmt::format("user '{}' has no topic permissions in vhost '{}'", user, vhost));
+  }
+  ++access_generation_;
+  return {};
+}
+
+std::vector<TopicPermission> Broker::ListTopicPermissions(std::string_view user, std::string_view vhost) const {
+  return topic_permissions_.List(user, vhost);
+}
+
+Result<> Broker::CheckTopicAccess(std::string_view user, std::string_view vhost, std::string_view exchange,
+                                  AccessKind access, std::string_view routing_key) const {
+  if (topic_permissions_.empty() || topic_permissions_.Allows(user, vhost, exchange, access, routing_key)) return {};
+  auto v = vhosts_.find(vhost);
+  if (v == vhosts_.end()) return {};
+  auto e = v->second->exchanges().find(exchange);
+  if (e == v->second->exchanges().end() || e->second->type() != ExchangeType::kTopic) return {};
+  return Fail(r::kAccessRefused, fmt::format("access to topic '{}' in exchange '{}' in vhost '{}' refused for user '{}'",
+                                             routing_key, exchange, vhost, user));
 }
 
 }  // namespace warren::broker

@@ -33,6 +33,7 @@
 #include "server/broker/error.h"
 #include "server/broker/message_stats.h"
 #include "server/broker/timers.h"
+#include "server/broker/topic_permissions.h"
 #include "server/broker/vhost.h"
 
 namespace warren::broker {
@@ -111,6 +112,21 @@ class Broker {
   // Recovery and tests: sets a permission without journaling. Fails on an invalid regex.
   Result<> RestorePermission(Permission permission);
 
+  // ---- Topic permissions (topic_permissions.h) ----
+  // Sets (creates or replaces) the user's topic permission for one exchange of a vhost. 404 when
+  // the user or vhost is missing, 406 for an invalid regex (nothing changes then). The exchange
+  // need not exist (RabbitMQ does not ask either).
+  Result<> SetTopicPermission(TopicPermission permission);
+  // Removes the user's topic permissions in `vhost` for `exchange`, or for all exchanges when it
+  // is empty. 404 when there are none.
+  Result<> ClearTopicPermissions(std::string_view user, std::string_view vhost, std::string_view exchange = {});
+  // Sorted by user, vhost, exchange; `user`/`vhost` non-empty filter.
+  std::vector<TopicPermission> ListTopicPermissions(std::string_view user = {}, std::string_view vhost = {}) const;
+  // Recovery and tests: sets a topic permission without journaling. Fails on an invalid regex.
+  Result<> RestoreTopicPermission(TopicPermission permission);
+  // Whether any topic permission exists (publishing skips the lookup otherwise).
+  bool has_topic_permissions() const { return !topic_permissions_.empty(); }
+
   // ---- Enforcement ----
   // Whether `user` may open a connection to `vhost` (has a permission there).
   bool HasVhostAccess(std::string_view user, std::string_view vhost) const;
@@ -119,6 +135,12 @@ class Broker {
   // is named "amq.default", as in RabbitMQ).
   Result<> CheckAccess(std::string_view user, std::string_view vhost, AccessKind access, ResourceKind resource,
                        std::string_view name) const;
+  // Topic permissions: OK unless `exchange` is a topic exchange of `vhost` on which `user`'s topic
+  // permission refuses publishing with (kWrite) or binding with (kRead) `routing_key`; then 403
+  // "access to topic 'k' in exchange 'x' in vhost 'v' refused for user 'u'". Costs nothing
+  // while no topic permission exists. REQUIRES: access is kWrite or kRead.
+  Result<> CheckTopicAccess(std::string_view user, std::string_view vhost, std::string_view exchange,
+                            AccessKind access, std::string_view routing_key) const;
   // Changes whenever a user, vhost or permission changes: a cache of CheckAccess answers is
   // valid while this stays the same.
   uint64_t access_generation() const { return access_generation_; }
@@ -145,6 +167,9 @@ class Broker {
   storage::WriteBatch* Journal() const;
   void JournalUser(const User& user) const;
   void JournalPermission(const Permission& p) const;
+  void JournalTopicPermission(const TopicPermission& p) const;
+  // Removes matching topic permissions (see TopicPermissionTable::Remove) and journals it.
+  size_t RemoveTopicPermissions(std::string_view user, std::string_view vhost, std::string_view exchange);
   // Samples every MessageStats and re-arms stats_timer_.
   void SampleStats();
 
@@ -155,6 +180,7 @@ class Broker {
   std::map<std::string, User, std::less<>> users_;
   // user -> vhost -> permission (regexes compiled when set).
   std::map<std::string, std::map<std::string, CompiledPermission, std::less<>>, std::less<>> permissions_;
+  TopicPermissionTable topic_permissions_;
   uint64_t access_generation_ = 1;
   std::function<void(std::string_view)> on_user_deleted_;
   std::function<void(std::string_view)> on_vhost_deleted_;

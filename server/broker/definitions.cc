@@ -1,6 +1,8 @@
 #include "server/broker/definitions.h"
 
 #include <algorithm>
+#include <array>
+#include <utility>
 
 #include <nlohmann/json.hpp>
 
@@ -50,6 +52,26 @@ std::vector<std::string> SplitTags(std::string_view text) {
     start = comma + 1;
   }
   return tags;
+}
+
+// A section that is an array of objects whose fields are all required strings: `fields(record)`
+// gives the (name, destination) pairs of one record.
+template <typename Record, typename Fields>
+Result<std::vector<Record>> ParseRecords(const json& section, std::string_view name, Fields fields) {
+  if (!section.is_array()) return Invalid(fmt::format("\"{}\" must be an array", name));
+  std::vector<Record> out;
+  for (size_t i = 0; i < section.size(); ++i) {
+    const std::string what = fmt::format("{}[{}]", name, i);
+    if (!section[i].is_object()) return Invalid(what + " must be an object");
+    Record record;
+    for (auto [field, destination] : fields(record)) {
+      auto v = StringField(section[i], field, what, true);
+      if (!v) return std::unexpected(v.error());
+      *destination = std::move(*v);
+    }
+    out.push_back(std::move(record));
+  }
+  return out;
 }
 
 Result<std::vector<UserDef>> ParseUsers(const json& users) {
@@ -152,6 +174,7 @@ Result<DefinitionsSummary> LoadDefinitions(Broker& broker, std::string_view text
   std::vector<std::string> vhosts;
   std::vector<UserDef> users;
   std::vector<Permission> permissions;
+  std::vector<TopicPermission> topic_permissions;
   std::vector<ExchangeDef> exchanges;
   std::vector<QueueDef> queues;
   std::vector<BindingDef> bindings;
@@ -170,25 +193,36 @@ Result<DefinitionsSummary> LoadDefinitions(Broker& broker, std::string_view text
       if (!parsed) return std::unexpected(parsed.error());
       users = std::move(*parsed);
     } else if (key == "permissions") {
-      if (!value.is_array()) return Invalid("\"permissions\" must be an array");
-      for (size_t i = 0; i < value.size(); ++i) {
-        const json& p = value[i];
-        const std::string what = fmt::format("permissions[{}]", i);
-        if (!p.is_object()) return Invalid(what + " must be an object");
-        Permission perm;
-        for (auto [field, out] : {std::pair{"user", &perm.user}, std::pair{"vhost", &perm.vhost},
-                                  std::pair{"configure", &perm.configure}, std::pair{"write", &perm.write},
-                                  std::pair{"read", &perm.read}}) {
-          auto v = StringField(p, field, what, true);
-          if (!v) return std::unexpected(v.error());
-          *out = std::move(*v);
-        }
+      auto parsed = ParseRecords<Permission>(value, key, [](Permission& p) {
+        return std::array{std::pair{"user", &p.user}, std::pair{"vhost", &p.vhost},
+                          std::pair{"configure", &p.configure}, std::pair{"write", &p.write},
+                          std::pair{"read", &p.read}};
+      });
+      if (!parsed) return std::unexpected(parsed.error());
+      permissions = std::move(*parsed);
+      for (size_t i = 0; i < permissions.size(); ++i) {
         // Validate the regexes before changing anything.
+        const Permission& perm = permissions[i];
         if (auto compiled = CompiledPermission::Compile(perm); !compiled) {
-          return Invalid(fmt::format("{} (user '{}', vhost '{}'): {}", what, perm.user, perm.vhost,
+          return Invalid(fmt::format("permissions[{}] (user '{}', vhost '{}'): {}", i, perm.user, perm.vhost,
                                      compiled.error().text));
         }
-        permissions.push_back(std::move(perm));
+      }
+    } else if (key == "topic_permissions") {
+      auto parsed = ParseRecords<TopicPermission>(value, key, [](TopicPermission& p) {
+        return std::array{std::pair{"user", &p.user}, std::pair{"vhost", &p.vhost},
+                          std::pair{"exchange", &p.exchange}, std::pair{"write", &p.write},
+                          std::pair{"read", &p.read}};
+      });
+      if (!parsed) return std::unexpected(parsed.error());
+      topic_permissions = std::move(*parsed);
+      TopicPermissionTable scratch;  // validates the regexes
+      for (size_t i = 0; i < topic_permissions.size(); ++i) {
+        const TopicPermission& perm = topic_permissions[i];
+        if (auto ok = scratch.Set(perm); !ok) {
+          return Invalid(fmt::format("topic_permissions[{}] (user '{}', vhost '{}', exchange '{}'): {}", i,
+                                     perm.user, perm.vhost, perm.exchange, ok.error().text));
+        }
       }
     } else if (key == "exchanges") {
       if (!value.is_array()) return Invalid("\"exchanges\" must be an array");
@@ -292,19 +326,24 @@ Result<DefinitionsSummary> LoadDefinitions(Broker& broker, std::string_view text
       summary.ignored.push_back(key);
     }
   }
-  // Every permission must name a user and vhost that exist or are defined here.
-  for (const Permission& p : permissions) {
-    const bool user_known = broker.FindUser(p.user) != nullptr ||
-                            std::any_of(users.begin(), users.end(), [&](const UserDef& u) { return u.name == p.user; });
-    if (!user_known) return Invalid(fmt::format("permission for unknown user '{}'", p.user));
-    const bool vhost_known = broker.FindVhost(p.vhost) != nullptr ||
-                             std::find(vhosts.begin(), vhosts.end(), p.vhost) != vhosts.end();
-    if (!vhost_known) return Invalid(fmt::format("permission in unknown vhost '{}'", p.vhost));
-  }
-
   auto vhost_known = [&](std::string_view v) {
     return broker.FindVhost(v) != nullptr || std::find(vhosts.begin(), vhosts.end(), v) != vhosts.end();
   };
+  // Every permission must name a user and vhost that exist or are defined here.
+  auto check_grant = [&](std::string_view kind, const std::string& user, const std::string& vhost) -> Result<> {
+    const bool user_known = broker.FindUser(user) != nullptr ||
+                            std::any_of(users.begin(), users.end(), [&](const UserDef& u) { return u.name == user; });
+    if (!user_known) return Invalid(fmt::format("{} for unknown user '{}'", kind, user));
+    if (!vhost_known(vhost)) return Invalid(fmt::format("{} in unknown vhost '{}'", kind, vhost));
+    return {};
+  };
+  for (const Permission& p : permissions) {
+    if (auto ok = check_grant("permission", p.user, p.vhost); !ok) return std::unexpected(ok.error());
+  }
+  for (const TopicPermission& p : topic_permissions) {
+    if (auto ok = check_grant("topic permission", p.user, p.vhost); !ok) return std::unexpected(ok.error());
+  }
+
   for (const ExchangeDef& e : exchanges) {
     const std::string what = fmt::format("exchange '{}' in vhost '{}'", e.name, e.vhost);
     if (!vhost_known(e.vhost)) return Invalid(fmt::format("{}: unknown vhost '{}'", what, e.vhost));
@@ -383,6 +422,10 @@ Result<DefinitionsSummary> LoadDefinitions(Broker& broker, std::string_view text
     }
   }
   summary.permissions = permissions.size();
+  for (const TopicPermission& p : topic_permissions) {
+    if (auto set = broker.SetTopicPermission(p); !set) return std::unexpected(set.error());
+  }
+  summary.topic_permissions = topic_permissions.size();
   for (ExchangeDef& e : exchanges) {
     Vhost* v = broker.FindVhost(e.vhost);
     if (v == nullptr) return Invalid(fmt::format("unknown vhost '{}'", e.vhost));
@@ -462,6 +505,11 @@ std::string ExportDefinitions(Broker& broker) {
     permissions.push_back(json{{"user", p.user}, {"vhost", p.vhost}, {"configure", p.configure},
                                {"write", p.write}, {"read", p.read}});
   }
+  json topic_permissions = json::array();
+  for (const TopicPermission& p : broker.ListTopicPermissions()) {
+    topic_permissions.push_back(json{{"user", p.user}, {"vhost", p.vhost}, {"exchange", p.exchange},
+                                     {"write", p.write}, {"read", p.read}});
+  }
   json doc = json::object();
   doc["rabbit_version"] = "3.10.8";
   doc["rabbitmq_version"] = "3.10.8";
@@ -470,7 +518,7 @@ std::string ExportDefinitions(Broker& broker) {
   doc["users"] = std::move(users);
   doc["vhosts"] = std::move(vhosts);
   doc["permissions"] = std::move(permissions);
-  doc["topic_permissions"] = json::array();
+  doc["topic_permissions"] = std::move(topic_permissions);
   doc["parameters"] = json::array();
   doc["global_parameters"] = json::array();
   doc["policies"] = json::array();

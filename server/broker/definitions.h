@@ -5,7 +5,8 @@
 //
 // Imported: "vhosts" [{name}], "users" [{name, password_hash + hashing_algorithm (only
 // rabbit_password_hashing_sha256), or password (plain text, hashed here), tags: "a,b" or
-// ["a","b"]}], "permissions" [{user, vhost, configure, write, read}], "exchanges" [{name, vhost,
+// ["a","b"]}], "permissions" [{user, vhost, configure, write, read}], "topic_permissions" [{user,
+// vhost, exchange, write, read}], "exchanges" [{name, vhost,
 // type, durable, auto_delete, internal, arguments}], "queues" [{name, vhost, durable,
 // auto_delete, arguments}], "bindings" [{source, vhost, destination, destination_type
 // (queue|exchange), routing_key, arguments}]. Exchanges and queues that already exist are kept
@@ -30,6 +31,7 @@ struct DefinitionsSummary {
   size_t vhosts = 0;
   size_t users = 0;
   size_t permissions = 0;
+  size_t topic_permissions = 0;
   size_t exchanges = 0;
   size_t queues = 0;
   size_t bindings = 0;
@@ -41,7 +43,7 @@ struct DefinitionsSummary {
 Result<DefinitionsSummary> LoadDefinitions(Broker& broker, std::string_view json);
 
 // The broker's definitions in RabbitMQ's export format (GET /api/definitions): metadata, users
-// (password_hash, hashing_algorithm, tags), vhosts, permissions, empty topic_permissions /
+// (password_hash, hashing_algorithm, tags), vhosts, permissions, topic_permissions, empty
 // parameters / global_parameters / policies, durable non-exclusive queues, durable exchanges
 // other than the default and amq.*, and bindings between durable ends from non-default
 // exchanges. LoadDefinitions accepts the result.

@@ -96,6 +96,8 @@ Status RestoreUsers(storage::Store& store, Broker& broker, const DefaultUser& de
   if (Status s = store.ListUsers(&users); !s.ok()) return s;
   std::vector<proto::PermissionRecord> permissions;
   if (Status s = store.ListPermissions(&permissions); !s.ok()) return s;
+  std::vector<proto::TopicPermissionRecord> topic_permissions;
+  if (Status s = store.ListTopicPermissions(&topic_permissions); !s.ok()) return s;
   for (const auto& u : users) {
     if (!u.hashing_algorithm().empty() && u.hashing_algorithm() != kSha256Hashing) {
       return Bad(fmt::format("user record '{}' uses unsupported hashing algorithm '{}'", u.name(),
@@ -112,6 +114,18 @@ Status RestoreUsers(storage::Store& store, Broker& broker, const DefaultUser& de
     if (!restored) {
       return Bad(fmt::format("permission record of user '{}' in vhost '{}' is invalid: {}", p.user(), p.vhost(),
                              restored.error().text));
+    }
+  }
+  for (const auto& p : topic_permissions) {
+    if (broker.FindUser(p.user()) == nullptr || broker.FindVhost(p.vhost()) == nullptr) {
+      return Bad(fmt::format("topic permission record of user '{}' in vhost '{}' names a missing user or vhost",
+                             p.user(), p.vhost()));
+    }
+    auto restored =
+        broker.RestoreTopicPermission(TopicPermission{p.user(), p.vhost(), p.exchange(), p.write(), p.read()});
+    if (!restored) {
+      return Bad(fmt::format("topic permission record of user '{}' in vhost '{}' is invalid: {}", p.user(),
+                             p.vhost(), restored.error().text));
     }
   }
   stats->users = users.size();

@@ -115,6 +115,7 @@ Status Channel::On(const m::ExchangeBind& b) {
   if (!b.source.empty()) {
     if (auto ok = Permit<m::ExchangeBind>(AccessKind::kRead, ResourceKind::kExchange, b.source); !ok) return ok;
   }
+  if (auto ok = PermitTopic<m::ExchangeBind>(connection_, AccessKind::kRead, b.source, b.routing_key); !ok) return ok;
   auto result = connection_.vhost().BindExchange(b.destination, b.source, b.routing_key, b.arguments);
   if (!result) return MethodFail(b, result.error());
   if (!b.no_wait) WriteMethodFrame(connection_.output(), id_, m::ExchangeBindOk{});
@@ -126,6 +127,9 @@ Status Channel::On(const m::ExchangeUnbind& b) {
   if (auto ok = Permit<m::ExchangeUnbind>(AccessKind::kWrite, ResourceKind::kExchange, b.destination); !ok) return ok;
   if (!b.source.empty()) {
     if (auto ok = Permit<m::ExchangeUnbind>(AccessKind::kRead, ResourceKind::kExchange, b.source); !ok) return ok;
+  }
+  if (auto ok = PermitTopic<m::ExchangeUnbind>(connection_, AccessKind::kRead, b.source, b.routing_key); !ok) {
+    return ok;
   }
   auto result = connection_.vhost().UnbindExchange(b.destination, b.source, b.routing_key, b.arguments);
   if (!result) return MethodFail(b, result.error());
@@ -186,6 +190,7 @@ Status Channel::On(const m::QueueBind& b) {
   if (!b.exchange.empty()) {
     if (auto ok = Permit<m::QueueBind>(AccessKind::kRead, ResourceKind::kExchange, b.exchange); !ok) return ok;
   }
+  if (auto ok = PermitTopic<m::QueueBind>(connection_, AccessKind::kRead, b.exchange, b.routing_key); !ok) return ok;
   auto result = connection_.vhost().BindQueue(QueueName(b.queue), b.exchange, b.routing_key, b.arguments,
                                               connection_.id());
   if (!result) return MethodFail(b, result.error());
@@ -199,6 +204,7 @@ Status Channel::On(const m::QueueUnbind& b) {
   if (!b.exchange.empty()) {
     if (auto ok = Permit<m::QueueUnbind>(AccessKind::kRead, ResourceKind::kExchange, b.exchange); !ok) return ok;
   }
+  if (auto ok = PermitTopic<m::QueueUnbind>(connection_, AccessKind::kRead, b.exchange, b.routing_key); !ok) return ok;
   auto result = connection_.vhost().UnbindQueue(QueueName(b.queue), b.exchange, b.routing_key, b.arguments,
                                                 connection_.id());
   if (!result) return MethodFail(b, result.error());

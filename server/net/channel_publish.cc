@@ -207,6 +207,10 @@ Status Channel::Route(PendingPublish& publish) {
   broker::Vhost& vhost = connection_.vhost();
   auto ex = PublishExchange(publish.exchange);
   if (!ex) return std::unexpected(ex.error());
+  if (connection_.broker().has_topic_permissions() && (*ex)->type() == broker::ExchangeType::kTopic) {
+    auto ok = PermitTopic<m::BasicPublish>(connection_, AccessKind::kWrite, publish.exchange, publish.routing_key);
+    if (!ok) return ok;
+  }
   connection_.broker().stats().Add(broker::MessageStat::kPublish);
   vhost.Route(**ex, *publish.message, route_scratch_);
   bool routed = !route_scratch_.empty();

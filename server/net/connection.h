@@ -61,6 +61,11 @@ class Connection : public std::enable_shared_from_this<Connection>,
   broker::Result<> CheckAccess(broker::AccessKind access, broker::ResourceKind resource, std::string_view name) const {
     return broker_.CheckAccess(user_name_, vhost_name(), access, resource, name);
   }
+  // The user's topic permission for `routing_key` on `exchange` (Broker::CheckTopicAccess).
+  broker::Result<> CheckTopicAccess(broker::AccessKind access, std::string_view exchange,
+                                    std::string_view routing_key) const {
+    return broker_.CheckTopicAccess(user_name_, vhost_name(), exchange, access, routing_key);
+  }
   const ConnectionLimits& limits() const { return limits_; }
   // Read-only accessors for the management API.
   // "host:port -> host:port" (peer, then local), or "unknown".

@@ -72,16 +72,16 @@ def test_list_users(server):
 def test_add_user(server, uname):
     assert ctl(server, "add_user", uname, "pw1") == 'Adding user "%s" ...\n' % uname
     assert any(r["user"] == uname and r["tags"] == [] for r in rows(server, "list_users"))
-    code, _, err = ctl(server, "add_user", uname, "pw1", expect=65)
-    assert "user_already_exists" in err
+    code, _, err = ctl(server, "add_user", uname, "pw1", expect=70)  # rabbitmqctl's codes and texts
+    assert 'User "%s" already exists' % uname in err
 
 
 def test_delete_user(server, uname):
     ctl(server, "add_user", uname, "pw")
     ctl(server, "delete_user", uname)
     assert not any(r["user"] == uname for r in rows(server, "list_users"))
-    code, _, err = ctl(server, "delete_user", uname, expect=65)
-    assert "does not exist" in err
+    code, _, err = ctl(server, "delete_user", uname, expect=67)
+    assert "User %s does not exist" % uname in err
 
 
 def test_change_password(server, uname):
@@ -91,7 +91,7 @@ def test_change_password(server, uname):
     ctl(server, "--user", uname, "--password", "new", "list_vhosts")
     ctl(server, "--user", uname, "--password", "old", "list_vhosts", expect=77)
     assert any(r["user"] == uname and r["tags"] == ["management"] for r in rows(server, "list_users"))
-    ctl(server, "change_password", uname + "-none", "x", expect=65)
+    ctl(server, "change_password", uname + "-none", "x", expect=67)
 
 
 def test_set_user_tags(server, uname):
@@ -107,7 +107,7 @@ def test_list_vhosts_add_delete_vhost(server, uname):
     assert table(ctl(server, "list_vhosts"))[0] == ["name"]
     ctl(server, "add_vhost", uname)
     assert {"name": uname} in rows(server, "list_vhosts")
-    ctl(server, "add_vhost", uname, expect=65)
+    ctl(server, "add_vhost", uname)  # exists already: nothing to do, as rabbitmqctl
     ctl(server, "delete_vhost", uname)
     assert {"name": uname} not in rows(server, "list_vhosts")
     ctl(server, "delete_vhost", uname, expect=65)
@@ -127,7 +127,9 @@ def test_set_list_clear_permissions(server, uname):
         ctl(server, "clear_permissions", "-p", uname, uname)
         assert rows(server, "list_permissions", "-p", uname) == []
         ctl(server, "list_permissions", "-p", uname + "-none", expect=65)
-        ctl(server, "set_permissions", uname + "-none", ".*", ".*", ".*", expect=65)
+        ctl(server, "set_permissions", uname + "-none", ".*", ".*", ".*", expect=67)
+        ctl(server, "set_permissions", "-p", uname + "-none", uname, ".*", ".*", ".*", expect=69)
+        ctl(server, "list_user_permissions", uname + "-none", expect=69)
     finally:
         ctl(server, "delete_vhost", uname)
 
@@ -180,7 +182,7 @@ def test_list_connections_and_close_connection(server, connect):
     assert [name, server.user, "127.0.0.1", str(mine[0]["peer_port"]), "running"] in t
     ctl(server, "close_connection", name, "bye")
     wutil.wait_until(lambda: name not in [c["name"] for c in rows(server, "list_connections")], timeout=5)
-    ctl(server, "close_connection", "no such connection", "x", expect=65)
+    ctl(server, "close_connection", "no such connection", "x", expect=69)
 
 
 def test_list_channels(server, conn):
@@ -210,7 +212,7 @@ def test_purge_queue(server, conn, uniq):
     out = ctl(server, "purge_queue", q)
     assert out == "Purging queue '%s' in vhost '/' ...\n" % q
     wutil.wait_count(ch, q, 0)
-    ctl(server, "purge_queue", q + "-none", expect=65)
+    ctl(server, "purge_queue", q + "-none", expect=69)
 
 
 def test_delete_queue(server, conn, uniq):
@@ -222,7 +224,7 @@ def test_delete_queue(server, conn, uniq):
     out = ctl(server, "delete_queue", "-p", "/", q)
     assert "Queue was successfully deleted with 1 messages" in out
     assert not any(r["name"] == q for r in rows(server, "list_queues"))
-    ctl(server, "delete_queue", q, expect=65)
+    ctl(server, "delete_queue", q, expect=64)
 
 
 def test_status(server):

@@ -30,6 +30,7 @@ using nlohmann::json;
 constexpr int kOk = 0;
 constexpr int kUsage = 64;
 constexpr int kDataErr = 65;
+constexpr int kNoUser = 67;
 constexpr int kUnavailable = 69;
 constexpr int kSoftware = 70;
 constexpr int kNoPerm = 77;
@@ -249,7 +250,11 @@ int Run(const std::string& verb, Options& o, Args& x) {
     if (r.status < 200 || r.status >= 300) throw api.ErrorFor(r);
     return r.Json();
   };
-  auto no_such_user = [&](const std::string& name) { return Exit{kDataErr, "Error:\nUser " + Quoted(name) + " does not exist"}; };
+  // rabbitmqctl's exit codes and texts (Debian's RabbitMQ 3.10.8) for the usual failures.
+  auto no_such_user = [&](const std::string& name) { return Exit{kNoUser, "Error:\nUser " + name + " does not exist"}; };
+  auto no_such_user_to_list = [&](const std::string& name) {
+    return Exit{kUnavailable, "Error:\n{:no_such_user, " + Quoted(name) + "}"};
+  };
 
   if (verb == "list_users") {
     out.Banner("Listing users ...");
@@ -259,7 +264,7 @@ int Run(const std::string& verb, Options& o, Args& x) {
   }
   if (verb == "add_user") {
     out.Banner("Adding user " + Quoted(x.a) + " ...");
-    if (user_json(x.a)) throw Exit{kDataErr, "Error:\nuser_already_exists: " + x.a};
+    if (user_json(x.a)) throw Exit{kSoftware, "Error:\nUser " + Quoted(x.a) + " already exists"};
     api.Call("PUT", "users/" + Encode(x.a), json{{"password", x.b}, {"tags", ""}}.dump());
     return kOk;
   }
@@ -290,27 +295,29 @@ int Run(const std::string& verb, Options& o, Args& x) {
   }
   if (verb == "add_vhost") {
     out.Banner("Adding vhost " + Quoted(x.a) + " ...");
-    Response r = api.Send("GET", "vhosts/" + Encode(x.a));
-    if (r.status == 200) throw Exit{kDataErr, "Error:\nvhost_already_exists: " + x.a};
-    api.Call("PUT", "vhosts/" + Encode(x.a), "{}");
+    api.Call("PUT", "vhosts/" + Encode(x.a), "{}");  // an existing vhost is left as it is
     return kOk;
   }
   if (verb == "delete_vhost") {
     out.Banner("Deleting vhost " + Quoted(x.a) + " ...");
     Response r = api.Send("DELETE", "vhosts/" + Encode(x.a));
-    if (r.status == 404) throw Exit{kDataErr, "Error:\nVirtual host " + Quoted(x.a) + " does not exist"};
+    if (r.status == 404) throw Exit{kDataErr, "Error:\nVirtual host '" + x.a + "' does not exist"};
     if (r.status < 200 || r.status >= 300) throw api.ErrorFor(r);
     return kOk;
   }
-  auto require_vhost = [&] {
+  // Listing answers 65 for a missing vhost, changing permissions 69 (as rabbitmqctl).
+  auto require_vhost = [&](int code = kDataErr) {
     Response r = api.Send("GET", "vhosts/" + vh);
-    if (r.status == 404) throw Exit{kDataErr, "Error:\nVirtual host " + Quoted(o.vhost) + " does not exist"};
+    if (r.status == 404) {
+      throw Exit{code, code == kDataErr ? "Error:\nVirtual host '" + o.vhost + "' does not exist"
+                                        : "Error:\nVirtual host " + o.vhost + " does not exist"};
+    }
     if (r.status < 200 || r.status >= 300) throw api.ErrorFor(r);
   };
   if (verb == "set_permissions") {
     out.Banner("Setting permissions for user " + Quoted(x.a) + " in vhost " + Quoted(o.vhost) + " ...");
     if (!user_json(x.a)) throw no_such_user(x.a);
-    require_vhost();
+    require_vhost(kUnavailable);
     api.Call("PUT", "permissions/" + vh + "/" + Encode(x.a),
              json{{"configure", x.b}, {"write", x.c}, {"read", x.d}}.dump());
     return kOk;
@@ -318,7 +325,7 @@ int Run(const std::string& verb, Options& o, Args& x) {
   if (verb == "clear_permissions") {
     out.Banner("Clearing permissions for user " + Quoted(x.a) + " in vhost " + Quoted(o.vhost) + " ...");
     if (!user_json(x.a)) throw no_such_user(x.a);
-    require_vhost();
+    require_vhost(kUnavailable);
     Response r = api.Send("DELETE", "permissions/" + vh + "/" + Encode(x.a));
     if (r.status != 404 && (r.status < 200 || r.status >= 300)) throw api.ErrorFor(r);  // none: nothing to clear
     return kOk;
@@ -331,8 +338,41 @@ int Run(const std::string& verb, Options& o, Args& x) {
   }
   if (verb == "list_user_permissions") {
     out.Banner("Listing permissions for user " + Quoted(x.a) + " ...");
-    if (!user_json(x.a)) throw no_such_user(x.a);
+    if (!user_json(x.a)) throw no_such_user_to_list(x.a);
     out.Table(api.GetJson("users/" + Encode(x.a) + "/permissions"), {Field("vhost"), Field("configure"), Field("write"), Field("read")});
+    return kOk;
+  }
+  if (verb == "set_topic_permissions") {
+    out.Banner("Setting topic permissions on " + Quoted(x.b) + " for user " + Quoted(x.a) + " in vhost " +
+               Quoted(o.vhost) + " ...");
+    if (!user_json(x.a)) throw no_such_user(x.a);
+    require_vhost(kUnavailable);
+    api.Call("PUT", "topic-permissions/" + vh + "/" + Encode(x.a),
+             json{{"exchange", x.b}, {"write", x.c}, {"read", x.d}}.dump());
+    return kOk;
+  }
+  if (verb == "clear_topic_permissions") {
+    out.Banner("Clearing topic permissions" + (x.b.empty() ? "" : " on " + Quoted(x.b)) + " for user " +
+               Quoted(x.a) + " in vhost " + Quoted(o.vhost) + " ...");
+    if (!user_json(x.a)) throw no_such_user(x.a);
+    require_vhost(kUnavailable);
+    const std::string query = x.b.empty() ? "" : "?exchange=" + Encode(x.b);
+    Response r = api.Send("DELETE", "topic-permissions/" + vh + "/" + Encode(x.a) + query);
+    if (r.status != 404 && (r.status < 200 || r.status >= 300)) throw api.ErrorFor(r);  // none: nothing to clear
+    return kOk;
+  }
+  if (verb == "list_topic_permissions") {
+    out.Banner("Listing topic permissions for vhost " + Quoted(o.vhost) + " ...");
+    require_vhost();
+    out.Table(api.GetJson("vhosts/" + vh + "/topic-permissions"),
+              {Field("user"), Field("exchange"), Field("write"), Field("read")});
+    return kOk;
+  }
+  if (verb == "list_user_topic_permissions") {
+    out.Banner("Listing topic permissions for user " + Quoted(x.a) + " ...");
+    if (!user_json(x.a)) throw no_such_user_to_list(x.a);
+    out.Table(api.GetJson("users/" + Encode(x.a) + "/topic-permissions"),
+              {Field("vhost"), Field("exchange"), Field("write"), Field("read")});
     return kOk;
   }
   if (verb == "list_queues") {
@@ -393,24 +433,22 @@ int Run(const std::string& verb, Options& o, Args& x) {
     return kOk;
   }
   auto queue_path = [&] { return "queues/" + vh + "/" + Encode(x.a); };
-  auto no_such_queue = [&] {
-    return Exit{kDataErr, "Error:\nQueue " + x.a + " in vhost " + o.vhost + " not found."};
-  };
+  auto no_such_queue = [&](int code, const char* text) { return Exit{code, std::string("Error:\n") + text}; };
   if (verb == "purge_queue") {
     out.Banner("Purging queue '" + x.a + "' in vhost '" + o.vhost + "' ...");
     Response r = api.Send("DELETE", queue_path() + "/contents");
-    if (r.status == 404) throw no_such_queue();
+    if (r.status == 404) throw no_such_queue(kUnavailable, "not_found");
     if (r.status < 200 || r.status >= 300) throw api.ErrorFor(r);
     return kOk;
   }
   if (verb == "delete_queue") {
     out.Banner("Deleting queue '" + x.a + "' on vhost '" + o.vhost + "' ...");
     Response q = api.Send("GET", queue_path());
-    if (q.status == 404) throw no_such_queue();
+    if (q.status == 404) throw no_such_queue(kUsage, "Queue not found");
     if (q.status < 200 || q.status >= 300) throw api.ErrorFor(q);
     const json info = q.Json();
     Response r = api.Send("DELETE", queue_path());
-    if (r.status == 404) throw no_such_queue();
+    if (r.status == 404) throw no_such_queue(kUsage, "Queue not found");
     if (r.status < 200 || r.status >= 300) throw api.ErrorFor(r);
     const json messages = info.is_object() ? info.value("messages", json(0)) : json(0);
     if (out.json_mode()) {
@@ -423,7 +461,7 @@ int Run(const std::string& verb, Options& o, Args& x) {
   if (verb == "close_connection") {
     out.Banner("Closing connection " + x.a + ", reason: " + x.b + "...");
     Response r = api.Send("DELETE", "connections/" + Encode(x.a), {}, {{"X-Reason", x.b}});
-    if (r.status == 404) throw Exit{kDataErr, "Error:\nConnection " + Quoted(x.a) + " not found"};
+    if (r.status == 404) throw Exit{kUnavailable, "Error:\nConnection " + Quoted(x.a) + " not found"};
     if (r.status < 200 || r.status >= 300) throw api.ErrorFor(r);
     return kOk;
   }
@@ -561,6 +599,20 @@ int main(int argc, char** argv) {
   s = sub("list_permissions", "list the permissions in a vhost");
   vhost(s);
   s = sub("list_user_permissions", "list a user's permissions");
+  s->add_option("username", x.a)->required();
+  s = sub("set_topic_permissions", "set a user's routing-key regexes for a topic exchange of a vhost");
+  vhost(s);
+  s->add_option("username", x.a)->required();
+  s->add_option("exchange", x.b)->required();
+  s->add_option("write", x.c)->required();
+  s->add_option("read", x.d)->required();
+  s = sub("clear_topic_permissions", "clear a user's topic permissions in a vhost (one exchange's, or all)");
+  vhost(s);
+  s->add_option("username", x.a)->required();
+  s->add_option("exchange", x.b);
+  s = sub("list_topic_permissions", "list the topic permissions in a vhost");
+  vhost(s);
+  s = sub("list_user_topic_permissions", "list a user's topic permissions");
   s->add_option("username", x.a)->required();
   s = sub("list_queues", "list queues (columns: name messages messages_ready messages_unacknowledged consumers durable "
                          "auto_delete exclusive arguments state type vhost)");

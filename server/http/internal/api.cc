@@ -141,6 +141,14 @@ void Api::Permit(const Ctx& ctx, const broker::Vhost& vhost, broker::AccessKind 
   }
 }
 
+void Api::PermitTopic(const Ctx& ctx, const broker::Vhost& vhost, broker::AccessKind access, std::string_view exchange,
+                      std::string_view routing_key) {
+  if (ctx.token) return;
+  if (auto ok = broker_.CheckTopicAccess(ctx.user.name, vhost.name(), exchange, access, routing_key); !ok) {
+    NotAuthorised(ok.error().text);
+  }
+}
+
 std::vector<broker::Vhost*> Api::VhostsFor(const Ctx& ctx, const std::string* only) {
   std::vector<broker::Vhost*> out;
   if (only != nullptr) {

@@ -74,6 +74,7 @@ class Api {
   void AddMessageRoutes();
   void AddRuntimeRoutes();
   void AddAdminRoutes();
+  void AddTopicPermissionRoutes();
   // 401 "Not administrator user" unless the user is tagged administrator.
   static void RequireAdmin(const Ctx& ctx);
 
@@ -85,6 +86,10 @@ class Api {
   // as the same operation over AMQP would; 401 otherwise.
   void Permit(const Ctx& ctx, const broker::Vhost& vhost, broker::AccessKind access, broker::ResourceKind resource,
               std::string_view name);
+  // The user's topic permission for `routing_key` on `exchange` (only topic exchanges are
+  // checked; broker/topic_permissions.h); 401 otherwise.
+  void PermitTopic(const Ctx& ctx, const broker::Vhost& vhost, broker::AccessKind access, std::string_view exchange,
+                   std::string_view routing_key);
   // Vhosts the user may see: all of them, or the one named (`only` non-null).
   std::vector<broker::Vhost*> VhostsFor(const Ctx& ctx, const std::string* only);
   bool ConnectionVisible(const Ctx& ctx, const net::Connection& c) const;

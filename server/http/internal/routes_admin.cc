@@ -22,6 +22,15 @@ json PermissionJson(const broker::Permission& p) {
   return json{{"user", p.user}, {"vhost", p.vhost}, {"configure", p.configure}, {"write", p.write}, {"read", p.read}};
 }
 
+json TopicPermissionsJson(const std::vector<broker::TopicPermission>& permissions) {
+  json out = json::array();
+  for (const auto& p : permissions) {
+    out.push_back(json{{"user", p.user}, {"vhost", p.vhost}, {"exchange", p.exchange}, {"write", p.write},
+                       {"read", p.read}});
+  }
+  return out;
+}
+
 std::vector<std::string> TagsFromJson(const json& body) {
   std::vector<std::string> tags;
   auto it = body.find("tags");
@@ -167,6 +176,49 @@ void Api::AddAdminRoutes() {
     RequireAdmin(ctx);
     if (broker_.FindPermission(ctx.args[1], ctx.args[0]) == nullptr) NotFound();
     if (auto ok = broker_.ClearPermissions(ctx.args[1], ctx.args[0]); !ok) BrokerError(ok.error());
+    return NoContent();
+  });
+  AddTopicPermissionRoutes();
+}
+
+// RabbitMQ's /api/topic-permissions: one entry per user, vhost and topic exchange.
+void Api::AddTopicPermissionRoutes() {
+  On("GET", "topic-permissions", [this](Ctx& ctx) {
+    RequireAdmin(ctx);
+    return JsonReply(TopicPermissionsJson(broker_.ListTopicPermissions()));
+  });
+  On("GET", "users/*/topic-permissions", [this](Ctx& ctx) {
+    RequireAdmin(ctx);
+    if (broker_.FindUser(ctx.args[0]) == nullptr) NotFound();
+    return JsonReply(TopicPermissionsJson(broker_.ListTopicPermissions(ctx.args[0], {})));
+  });
+  On("GET", "vhosts/*/topic-permissions", [this](Ctx& ctx) {
+    RequireAdmin(ctx);
+    if (broker_.FindVhost(ctx.args[0]) == nullptr) NotFound();
+    return JsonReply(TopicPermissionsJson(broker_.ListTopicPermissions({}, ctx.args[0])));
+  });
+  On("GET", "topic-permissions/*/*", [this](Ctx& ctx) {
+    RequireAdmin(ctx);
+    if (broker_.FindVhost(ctx.args[0]) == nullptr || broker_.FindUser(ctx.args[1]) == nullptr) NotFound();
+    return JsonReply(TopicPermissionsJson(broker_.ListTopicPermissions(ctx.args[1], ctx.args[0])));
+  });
+  On("PUT", "topic-permissions/*/*", [this](Ctx& ctx) {
+    RequireAdmin(ctx);
+    const json body = ParseBody(ctx.req);
+    if (broker_.FindVhost(ctx.args[0]) == nullptr || broker_.FindUser(ctx.args[1]) == nullptr) NotFound();
+    if (!body.contains("exchange")) BadRequest("[{key_missing,exchange}]");
+    auto ok = broker_.SetTopicPermission(broker::TopicPermission{
+        ctx.args[1], ctx.args[0], StringField(body, "exchange", std::nullopt),
+        StringField(body, "write", std::nullopt), StringField(body, "read", std::nullopt)});
+    if (!ok) BrokerError(ok.error());
+    return NoContent();
+  });
+  // ?exchange=X clears that exchange's only; otherwise all of the user's in the vhost.
+  On("DELETE", "topic-permissions/*/*", [this](Ctx& ctx) {
+    RequireAdmin(ctx);
+    if (broker_.FindVhost(ctx.args[0]) == nullptr || broker_.FindUser(ctx.args[1]) == nullptr) NotFound();
+    auto ok = broker_.ClearTopicPermissions(ctx.args[1], ctx.args[0], ctx.req.Param("exchange").value_or(""));
+    if (!ok) BrokerError(ok.error());
     return NoContent();
   });
 }

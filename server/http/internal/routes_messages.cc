@@ -133,6 +133,7 @@ Reply Api::Publish(Ctx& ctx) {
   auto ex = v.FindExchange(name);
   if (!ex) NotFound();
   Permit(ctx, v, broker::AccessKind::kWrite, broker::ResourceKind::kExchange, name);
+  PermitTopic(ctx, v, broker::AccessKind::kWrite, name, key);
   if ((*ex)->options().internal) {
     NotAuthorised(fmt::format("cannot publish to internal exchange '{}' in vhost '{}'", name, v.name()));
   }

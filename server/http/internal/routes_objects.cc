@@ -189,6 +189,7 @@ Reply Api::PostBinding(Ctx& ctx, bool to_queue) {
   Permit(ctx, v, broker::AccessKind::kWrite, to_queue ? broker::ResourceKind::kQueue : broker::ResourceKind::kExchange,
          dest);
   Permit(ctx, v, broker::AccessKind::kRead, broker::ResourceKind::kExchange, source);
+  PermitTopic(ctx, v, broker::AccessKind::kRead, source, key);
   auto ok = to_queue ? v.BindQueue(dest, source, key, args, 0) : v.BindExchange(dest, source, key, args);
   if (!ok) BrokerError(ok.error());
   Reply r{201, {}, false, {}};
@@ -220,6 +221,7 @@ Reply Api::DeleteBinding(Ctx& ctx, bool to_queue) {
   Permit(ctx, v, broker::AccessKind::kWrite, to_queue ? broker::ResourceKind::kQueue : broker::ResourceKind::kExchange,
          dest);
   Permit(ctx, v, broker::AccessKind::kRead, broker::ResourceKind::kExchange, source);
+  PermitTopic(ctx, v, broker::AccessKind::kRead, source, key);
   auto ok = to_queue ? v.UnbindQueue(dest, source, key, args, 0) : v.UnbindExchange(dest, source, key, args);
   if (!ok) BrokerError(ok.error());
   return NoContent();

@@ -38,6 +38,16 @@ std::expected<void, MethodError> Channel::Permit(broker::AccessKind access, brok
   return {};
 }
 
+// Topic permissions for method M: 403 ACCESS_REFUSED unless the user may use `routing_key` on
+// `exchange` (checked only for topic exchanges; see broker/topic_permissions.h).
+template <typename M>
+std::expected<void, MethodError> PermitTopic(const Connection& connection, broker::AccessKind access,
+                                             std::string_view exchange, std::string_view routing_key) {
+  auto allowed = connection.CheckTopicAccess(access, exchange, routing_key);
+  if (!allowed) return MethodFail<M>(allowed.error().code, std::move(allowed.error().text));
+  return {};
+}
+
 // channel_publish.cc
 template <>
 std::expected<void, MethodError> Channel::On(const amqp::method::BasicPublish&);
