@@ -96,6 +96,13 @@ class WarrenDumpTest : public ::testing::Test {
     perm.set_write(".*");
     perm.set_read(".*");
     b.PutPermission(perm);
+    proto::TopicPermissionRecord topic;
+    topic.set_user("guest");
+    topic.set_vhost("/");
+    topic.set_exchange("events");
+    topic.set_write("^orders\\.");
+    topic.set_read(".*");
+    b.PutTopicPermission(topic);
     proto::ExchangeRecord e;
     e.set_vhost("/");
     e.set_name("events");
@@ -186,6 +193,8 @@ TEST_F(WarrenDumpTest, DefinitionCommands) {
   EXPECT_EQ(u[0]["password_hash"], "AQID");
   EXPECT_EQ(u[0]["hashing_algorithm"], "rabbit_password_hashing_sha256");
   EXPECT_EQ(u[0]["permissions"][0]["configure"], ".*");
+  EXPECT_EQ(u[0]["topic_permissions"][0]["exchange"], "events");
+  EXPECT_EQ(u[0]["topic_permissions"][0]["write"], "^orders\\.");
 
   json e = RunJson(DataDir() + " --json exchanges");
   ASSERT_EQ(e.size(), 1u);
