@@ -593,6 +593,9 @@ def test_users_vhosts_permissions_administration(own_server, uniq):
     assert perm in ok(srv, "GET", "vhosts/adm-v/permissions")
     status, body, _ = api(srv, "PUT", "permissions/adm-v/bob", {"configure": "(", "write": "", "read": ""})
     assert status == 400
+    for path in ("permissions/adm-v/nobody", "permissions/no-vhost/bob"):  # RabbitMQ's answer
+        status, body, _ = api(srv, "PUT", path, {"configure": ".*", "write": ".*", "read": ".*"})
+        assert status == 400 and body == {"error": "bad_request", "reason": "vhost_or_user_not_found"}, path
 
     # bob can log in to the API and work in his vhost, but not administer
     assert ok(srv, "GET", "whoami", user="bob", password="bobpw")["name"] == "bob"

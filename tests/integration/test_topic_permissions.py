@@ -162,8 +162,9 @@ def test_management_api(srv):
     assert status == 400 and "regular expression" in body["reason"]
     status, body, _ = api(srv, "PUT", base, {"write": "^w", "read": ".*"})
     assert status == 400 and body["reason"] == "[{key_missing,exchange}]"
-    assert api(srv, "PUT", "topic-permissions/%2F/nobody", {"exchange": "x", "write": "", "read": ""})[0] == 404
-    assert api(srv, "PUT", "topic-permissions/nowhere/t", {"exchange": "x", "write": "", "read": ""})[0] == 404
+    for path in ("topic-permissions/%2F/nobody", "topic-permissions/nowhere/t"):
+        status, body, _ = api(srv, "PUT", path, {"exchange": "x", "write": "", "read": ""})
+        assert status == 400 and body["reason"] == "vhost_or_user_not_found", path
     assert ok(srv, "GET", base)[0]["write"] == r"^a\."  # the bad ones changed nothing
 
     # Publishing and binding through the API are checked like AMQP.
@@ -182,8 +183,10 @@ def test_management_api(srv):
     ok(srv, "POST", "bindings/%2F/e/amq.topic/q/tq-api", {"routing_key": "r.ok"}, **as_t)
 
     assert api(srv, "DELETE", base)[0] == 204
-    assert ok(srv, "GET", base) == []
+    assert api(srv, "GET", base)[0] == 404  # none left
     assert api(srv, "DELETE", base)[0] == 404
+    assert api(srv, "PUT", base, {"exchange": "amq.topic", "write": ".*", "read": ".*"})[0] == 201
+    assert api(srv, "PUT", base, {"exchange": "amq.topic", "write": ".*", "read": ".*"})[0] == 204
 
 
 def test_definitions_round_trip_and_all_or_nothing(srv):

@@ -77,6 +77,8 @@ class Api {
   void AddTopicPermissionRoutes();
   // 401 "Not administrator user" unless the user is tagged administrator.
   static void RequireAdmin(const Ctx& ctx);
+  // 400 "vhost_or_user_not_found" (RabbitMQ's answer to setting a permission) unless both exist.
+  void RequireVhostAndUser(std::string_view vhost, std::string_view user) const;
 
   // ---- Access (api.cc) ----
   bool Visible(const Ctx& ctx, std::string_view vhost) const;

@@ -58,6 +58,10 @@ std::vector<std::string> TagsFromJson(const json& body) {
 
 }  // namespace
 
+void Api::RequireVhostAndUser(std::string_view vhost, std::string_view user) const {
+  if (broker_.FindVhost(vhost) == nullptr || broker_.FindUser(user) == nullptr) BadRequest("vhost_or_user_not_found");
+}
+
 void Api::RequireAdmin(const Ctx& ctx) {
   if (!HasTag(ctx.user, "administrator")) NotAuthorised("Not administrator user");
 }
@@ -164,7 +168,7 @@ void Api::AddAdminRoutes() {
     const json body = ParseBody(ctx.req);
     const std::string& vhost = ctx.args[0];
     const std::string& user = ctx.args[1];
-    if (broker_.FindVhost(vhost) == nullptr || broker_.FindUser(user) == nullptr) NotFound();
+    RequireVhostAndUser(vhost, user);
     const bool existed = broker_.FindPermission(user, vhost) != nullptr;
     auto ok = broker_.SetPermissions(user, vhost, StringField(body, "configure", std::nullopt),
                                      StringField(body, "write", std::nullopt),
@@ -197,21 +201,24 @@ void Api::AddTopicPermissionRoutes() {
     if (broker_.FindVhost(ctx.args[0]) == nullptr) NotFound();
     return JsonReply(TopicPermissionsJson(broker_.ListTopicPermissions({}, ctx.args[0])));
   });
+  // As RabbitMQ: 404 when the user has none in the vhost; PUT is 201 for the user's first one there.
   On("GET", "topic-permissions/*/*", [this](Ctx& ctx) {
     RequireAdmin(ctx);
-    if (broker_.FindVhost(ctx.args[0]) == nullptr || broker_.FindUser(ctx.args[1]) == nullptr) NotFound();
-    return JsonReply(TopicPermissionsJson(broker_.ListTopicPermissions(ctx.args[1], ctx.args[0])));
+    auto permissions = broker_.ListTopicPermissions(ctx.args[1], ctx.args[0]);
+    if (permissions.empty()) NotFound();
+    return JsonReply(TopicPermissionsJson(permissions));
   });
   On("PUT", "topic-permissions/*/*", [this](Ctx& ctx) {
     RequireAdmin(ctx);
     const json body = ParseBody(ctx.req);
-    if (broker_.FindVhost(ctx.args[0]) == nullptr || broker_.FindUser(ctx.args[1]) == nullptr) NotFound();
     if (!body.contains("exchange")) BadRequest("[{key_missing,exchange}]");
+    RequireVhostAndUser(ctx.args[0], ctx.args[1]);
+    const bool first = broker_.ListTopicPermissions(ctx.args[1], ctx.args[0]).empty();
     auto ok = broker_.SetTopicPermission(broker::TopicPermission{
         ctx.args[1], ctx.args[0], StringField(body, "exchange", std::nullopt),
         StringField(body, "write", std::nullopt), StringField(body, "read", std::nullopt)});
     if (!ok) BrokerError(ok.error());
-    return NoContent();
+    return first ? Created() : NoContent();
   });
   // ?exchange=X clears that exchange's only; otherwise all of the user's in the vhost.
   On("DELETE", "topic-permissions/*/*", [this](Ctx& ctx) {
