@@ -114,6 +114,7 @@ async function checkOtherPages(page) {
   await page.click('[data-testid=nav-users]');
   await page.locator(`[data-testid=user-row][data-name=${JSON.stringify(user)}]`).waitFor();
   await page.locator('[data-testid=permission-row]').first().waitFor();
+  await page.locator('#topic-permissions-table').waitFor();
   step('exchanges, connections and users pages list their objects');
 }
 

@@ -1,5 +1,5 @@
-// #/users : users and their tags, permissions per vhost, and forms to add a user and set a
-// user's permissions (administrators only, as in the API).
+// #/users : users and their tags, permissions per vhost, topic permissions, and forms to add a
+// user and set a user's permissions (administrators only, as in the API).
 
 import { api, seg } from './api.js';
 import { field, fill, h, section, setOptions, table } from './dom.js';
@@ -13,6 +13,13 @@ const PERMISSION_COLUMNS = [
   { title: 'User', cell: (p) => p.user },
   { title: 'Virtual host', cell: (p) => p.vhost },
   { title: 'Configure', cell: (p) => h('code', {}, p.configure) },
+  { title: 'Write', cell: (p) => h('code', {}, p.write) },
+  { title: 'Read', cell: (p) => h('code', {}, p.read) },
+];
+const TOPIC_PERMISSION_COLUMNS = [
+  { title: 'User', cell: (p) => p.user },
+  { title: 'Virtual host', cell: (p) => p.vhost },
+  { title: 'Exchange', cell: (p) => p.exchange },
   { title: 'Write', cell: (p) => h('code', {}, p.write) },
   { title: 'Read', cell: (p) => h('code', {}, p.read) },
 ];
@@ -50,9 +57,11 @@ function permissionsForm(users, refresh) {
 export function show(view) {
   const userList = h('div', { id: 'users-list' });
   const permissionList = h('div', { id: 'permissions-list' });
+  const topicPermissionList = h('div', { id: 'topic-permissions-list' });
   const userChoice = h('select', { id: 'permissions-user', name: 'user', required: true });
   const refresh = view.every(async () => {
-    const [users, permissions] = await Promise.all([api('GET', 'users'), api('GET', 'permissions')]);
+    const [users, permissions, topicPermissions] = await Promise.all(
+      [api('GET', 'users'), api('GET', 'permissions'), api('GET', 'topic-permissions')]);
     fill(userList, table(USER_COLUMNS, users, {
       id: 'users-table', rowAttrs: (u) => ({ 'data-testid': 'user-row', 'data-name': u.name }),
     }));
@@ -61,9 +70,15 @@ export function show(view) {
       empty: 'No permissions set.',
       rowAttrs: (p) => ({ 'data-testid': 'permission-row', 'data-user': p.user, 'data-vhost': p.vhost }),
     }));
+    fill(topicPermissionList, table(TOPIC_PERMISSION_COLUMNS, topicPermissions, {
+      id: 'topic-permissions-table',
+      empty: 'No topic permissions set: every routing key is allowed.',
+      rowAttrs: (p) => ({ 'data-testid': 'topic-permission-row', 'data-user': p.user, 'data-exchange': p.exchange }),
+    }));
     setOptions(userChoice, users.map((u) => u.name));
   });
   fill(view.root, h('h1', {}, 'Users'),
     section('Users', userList, h('h3', {}, 'Add a user'), addUserForm(refresh)),
-    section('Permissions', permissionList, h('h3', {}, 'Set permissions'), permissionsForm(userChoice, refresh)));
+    section('Permissions', permissionList, h('h3', {}, 'Set permissions'), permissionsForm(userChoice, refresh)),
+    section('Topic permissions', topicPermissionList));
 }
