@@ -15,14 +15,6 @@
 
 namespace warren::net {
 
-namespace r = amqp::reply;
-namespace m = amqp::method;
-using broker::Error;
-using Status = std::expected<void, MethodError>;
-
-using broker::AccessKind;
-using broker::ResourceKind;
-
 namespace {
 
 // The string value of argument `key`, or nullptr (absent or not a string).

@@ -11,11 +11,6 @@
 
 namespace warren::net {
 
-namespace r = amqp::reply;
-namespace m = amqp::method;
-using broker::Error;
-using Status = std::expected<void, MethodError>;
-
 template <>
 Status Channel::On(const m::BasicAck& a) {
   auto result = Settle(a.delivery_tag, a.multiple, SettleKind::kAck);

@@ -11,14 +11,6 @@
 
 namespace warren::net {
 
-namespace r = amqp::reply;
-namespace m = amqp::method;
-using broker::Error;
-using Status = std::expected<void, MethodError>;
-
-using broker::AccessKind;
-using broker::ResourceKind;
-
 template <>
 Status Channel::On(const m::BasicPublish& p) {
   if (p.immediate) return MethodFail<m::BasicPublish>(r::kNotImplemented, "immediate=true");
@@ -143,7 +135,7 @@ Status Channel::FinishPublish() {
   if (tx_mode_) {
     // Validate now so the client hears about a missing exchange at publish time, as RabbitMQ.
     auto ex = connection_.vhost().FindExchange(publish.exchange);
-    if (!ex) return MethodFail<m::BasicPublish>(ex.error().code, ex.error().text);
+    if (!ex) return MethodFail<m::BasicPublish>(ex.error());
     tx_publishes_.push_back(std::move(publish));
     return {};
   }
@@ -164,7 +156,7 @@ Status Channel::PermitPublish(std::string_view exchange) {
 std::expected<broker::Exchange*, MethodError> Channel::PublishExchange(std::string_view name) {
   broker::Vhost& vhost = connection_.vhost();
   auto ex = vhost.FindExchange(name);
-  if (!ex) return MethodFail<m::BasicPublish>(ex.error().code, ex.error().text);
+  if (!ex) return MethodFail<m::BasicPublish>(ex.error());
   if ((*ex)->options().internal) {
     return MethodFail<m::BasicPublish>(
         r::kAccessRefused, fmt::format("cannot publish to internal exchange '{}' in vhost '{}'", name, vhost.name()));
@@ -188,7 +180,7 @@ Status Channel::CheckPublish(PendingPublish& publish) {
   }
   if (bad_expiration) {
     auto ttl = broker::ParseExpiration(amqp::PeekExpiration(publish.message->raw_properties()).value_or(""));
-    if (!ttl) return MethodFail<m::BasicPublish>(ttl.error().code, ttl.error().text);
+    if (!ttl) return MethodFail<m::BasicPublish>(ttl.error());
   }
   return {};
 }

@@ -88,7 +88,7 @@ void Api::AddAdminRoutes() {
     RequireAdmin(ctx);
     if (broker_.FindVhost(ctx.args[0]) != nullptr) return NoContent();
     if (auto ok = broker_.AddVhost(ctx.args[0]); !ok) BrokerError(ok.error());
-    return Reply{201, {}, false, {}};
+    return Created();
   });
   On("DELETE", "vhosts/*", [this](Ctx& ctx) {
     RequireAdmin(ctx);
@@ -134,7 +134,7 @@ void Api::AddAdminRoutes() {
     std::vector<std::string> tags = TagsFromJson(body);
     if (broker_.FindUser(name) == nullptr) {
       if (auto ok = broker_.AddUser(name, hash.value_or(""), std::move(tags)); !ok) BrokerError(ok.error());
-      return Reply{201, {}, false, {}};
+      return Created();
     }
     if (hash) {
       if (auto ok = broker_.ChangePassword(name, *hash); !ok) BrokerError(ok.error());
@@ -174,7 +174,7 @@ void Api::AddAdminRoutes() {
                                      StringField(body, "write", std::nullopt),
                                      StringField(body, "read", std::nullopt));
     if (!ok) BrokerError(ok.error());
-    return existed ? NoContent() : Reply{201, {}, false, {}};
+    return existed ? NoContent() : Created();
   });
   On("DELETE", "permissions/*/*", [this](Ctx& ctx) {
     RequireAdmin(ctx);

@@ -125,7 +125,7 @@ Reply Api::PutExchange(Ctx& ctx) {
   Permit(ctx, v, broker::AccessKind::kConfigure, broker::ResourceKind::kExchange, name);
   const bool existed = v.exchanges().contains(name);
   if (auto ok = v.DeclareExchange(name, type, false, std::move(options)); !ok) BrokerError(ok.error());
-  return existed ? NoContent() : Reply{201, {}, false, {}};
+  return existed ? NoContent() : Created();
 }
 
 Reply Api::PutQueue(Ctx& ctx) {
@@ -139,7 +139,7 @@ Reply Api::PutQueue(Ctx& ctx) {
   Permit(ctx, v, broker::AccessKind::kConfigure, broker::ResourceKind::kQueue, name);
   const bool existed = v.queues().contains(name);
   if (auto ok = v.DeclareQueue(name, false, std::move(options), 0); !ok) BrokerError(ok.error());
-  return existed ? NoContent() : Reply{201, {}, false, {}};
+  return existed ? NoContent() : Created();
 }
 
 Reply Api::ExchangeBindings(Ctx& ctx, bool as_source) {

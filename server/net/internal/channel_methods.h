@@ -18,57 +18,70 @@
 
 namespace warren::net {
 
+// The names the channel files write their handlers in (this header is theirs alone).
+namespace r = amqp::reply;
+namespace m = amqp::method;
+using broker::AccessKind;
+using broker::Error;
+using broker::ResourceKind;
+using Status = std::expected<void, MethodError>;
+
+// A broker error as the failure of method M.
 template <typename M>
-std::unexpected<MethodError> MethodFail(uint16_t code, std::string text) {
-  return std::unexpected(MethodError{broker::Error{code, std::move(text)}, M::kClassId, M::kMethodId});
+std::unexpected<MethodError> MethodFail(Error error) {
+  return std::unexpected(MethodError{std::move(error), M::kClassId, M::kMethodId});
 }
 
 template <typename M>
-std::unexpected<MethodError> MethodFail(const M&, broker::Error error) {
-  return std::unexpected(MethodError{std::move(error), M::kClassId, M::kMethodId});
+std::unexpected<MethodError> MethodFail(uint16_t code, std::string text) {
+  return MethodFail<M>(Error{code, std::move(text)});
+}
+
+template <typename M>
+std::unexpected<MethodError> MethodFail(const M&, Error error) {
+  return MethodFail<M>(std::move(error));
 }
 
 // Access control (RabbitMQ's table, rabbit_channel): 403 ACCESS_REFUSED for method M unless the
 // connection's user has `access` to the resource.
 template <typename M>
-std::expected<void, MethodError> Channel::Permit(broker::AccessKind access, broker::ResourceKind resource,
-                                                 std::string_view name) const {
+Status Channel::Permit(AccessKind access, ResourceKind resource, std::string_view name) const {
   auto allowed = connection_.CheckAccess(access, resource, name);
-  if (!allowed) return MethodFail<M>(allowed.error().code, std::move(allowed.error().text));
+  if (!allowed) return MethodFail<M>(std::move(allowed.error()));
   return {};
 }
 
 // Topic permissions for method M: 403 ACCESS_REFUSED unless the user may use `routing_key` on
 // `exchange` (checked only for topic exchanges; see broker/topic_permissions.h).
 template <typename M>
-std::expected<void, MethodError> PermitTopic(const Connection& connection, broker::AccessKind access,
-                                             std::string_view exchange, std::string_view routing_key) {
+Status PermitTopic(const Connection& connection, AccessKind access, std::string_view exchange,
+                   std::string_view routing_key) {
   auto allowed = connection.CheckTopicAccess(access, exchange, routing_key);
-  if (!allowed) return MethodFail<M>(allowed.error().code, std::move(allowed.error().text));
+  if (!allowed) return MethodFail<M>(std::move(allowed.error()));
   return {};
 }
 
 // channel_publish.cc
 template <>
-std::expected<void, MethodError> Channel::On(const amqp::method::BasicPublish&);
+Status Channel::On(const m::BasicPublish&);
 template <>
-std::expected<void, MethodError> Channel::On(const amqp::method::ConfirmSelect&);
+Status Channel::On(const m::ConfirmSelect&);
 template <>
-std::expected<void, MethodError> Channel::On(const amqp::method::TxSelect&);
+Status Channel::On(const m::TxSelect&);
 template <>
-std::expected<void, MethodError> Channel::On(const amqp::method::TxCommit&);
+Status Channel::On(const m::TxCommit&);
 template <>
-std::expected<void, MethodError> Channel::On(const amqp::method::TxRollback&);
+Status Channel::On(const m::TxRollback&);
 // channel_delivery.cc
 template <>
-std::expected<void, MethodError> Channel::On(const amqp::method::BasicAck&);
+Status Channel::On(const m::BasicAck&);
 template <>
-std::expected<void, MethodError> Channel::On(const amqp::method::BasicReject&);
+Status Channel::On(const m::BasicReject&);
 template <>
-std::expected<void, MethodError> Channel::On(const amqp::method::BasicNack&);
+Status Channel::On(const m::BasicNack&);
 template <>
-std::expected<void, MethodError> Channel::On(const amqp::method::BasicRecoverAsync&);
+Status Channel::On(const m::BasicRecoverAsync&);
 template <>
-std::expected<void, MethodError> Channel::On(const amqp::method::BasicRecover&);
+Status Channel::On(const m::BasicRecover&);
 
 }  // namespace warren::net
