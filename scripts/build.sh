@@ -1,7 +1,12 @@
 #!/bin/bash
 # Installs the Debian packages Warren needs (once) and builds everything into build/.
+# BUILD_DIR, BUILD_TYPE and SANITIZE (address,undefined / thread) select other builds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
-cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE="${BUILD_TYPE:-RelWithDebInfo}" > /dev/null
-cmake --build build -j "${JOBS:-2}"
+launcher=()
+command -v ccache > /dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache)
+export CCACHE_BASEDIR="${CCACHE_BASEDIR:-$(dirname "$PWD")}"
+cmake -S . -B "${BUILD_DIR:-build}" -G Ninja -DCMAKE_BUILD_TYPE="${BUILD_TYPE:-RelWithDebInfo}" \
+  -DWARREN_SANITIZE="${SANITIZE:-}" "${launcher[@]}" > /dev/null
+cmake --build "${BUILD_DIR:-build}" -j "${JOBS:-2}"
