@@ -8,6 +8,7 @@
 #include <spdlog/spdlog.h>
 
 #include "server/amqp/constants.h"
+#include "server/amqp/frame_parser.h"
 #include "server/amqp/properties.h"
 #include "server/net/channel.h"
 #include "server/net/frame_writer.h"
@@ -193,22 +194,12 @@ bool Connection::ProcessFrames() {
       state_ = State::kAwaitStartOk;
       continue;
     }
-    if (avail < amqp::kFrameHeaderSize) break;
-    amqp::ByteReader header(std::string_view(p, amqp::kFrameHeaderSize));
-    const uint8_t type = header.ReadU8();
-    const uint16_t channel = header.ReadU16();
-    const uint32_t size = header.ReadU32();
-    const uint64_t frame_size = uint64_t{size} + amqp::kFrameOverhead;
     const uint32_t limit = state_ >= State::kAwaitOpen ? frame_max_ : limits_.frame_max;
-    // Like RabbitMQ, tolerate a payload of up to frame_max: some old clients forget the 8
-    // octets of frame overhead.
-    if (size > limit) {
-      CloseWithError(r::kFrameError, fmt::format("type {}, all octets = <<>>: {{frame_too_large,{},{}}}", type,
-                                                 size, limit - amqp::kFrameOverhead));
-      return false;
-    }
-    if (avail < frame_size) {
-      if (read_begin_ + frame_size > read_buffer_.size()) {
+    amqp::Frame frame;
+    size_t frame_size = 0;
+    const amqp::FrameParse parsed = amqp::ParseFrame(std::string_view(p, avail), limit, &frame, &frame_size);
+    if (parsed == amqp::FrameParse::kNeedMore) {
+      if (frame_size != 0 && read_begin_ + frame_size > read_buffer_.size()) {
         // Make room for the whole frame: compact, then grow if still short.
         std::memmove(read_buffer_.data(), p, avail);
         read_begin_ = 0;
@@ -217,13 +208,18 @@ bool Connection::ProcessFrames() {
       }
       break;
     }
-    if (static_cast<uint8_t>(p[frame_size - 1]) != amqp::kFrameEnd) {
-      CloseWithError(r::kFrameError, fmt::format("type {}, frame end octet mismatch: {:#04x}", type,
+    if (parsed == amqp::FrameParse::kTooLarge) {
+      CloseWithError(r::kFrameError, fmt::format("type {}, all octets = <<>>: {{frame_too_large,{},{}}}", frame.type,
+                                                 frame_size - amqp::kFrameOverhead, limit - amqp::kFrameOverhead));
+      return false;
+    }
+    if (parsed == amqp::FrameParse::kBadFrameEnd) {
+      CloseWithError(r::kFrameError, fmt::format("type {}, frame end octet mismatch: {:#04x}", frame.type,
                                                  static_cast<uint8_t>(p[frame_size - 1])));
       return false;
     }
     read_begin_ += frame_size;
-    if (!HandleFrame(type, channel, std::string_view(p + amqp::kFrameHeaderSize, size))) return false;
+    if (!HandleFrame(frame.type, frame.channel, frame.payload)) return false;
   }
   if (read_begin_ == read_end_) read_begin_ = read_end_ = 0;
   return !terminated_;
