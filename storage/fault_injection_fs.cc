@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <vector>
 
 namespace warren::storage {
 
@@ -299,6 +300,21 @@ uint64_t FaultInjectionFS::KeepSize(const FileState& f, std::mt19937* rng) const
   return keep;
 }
 
+FaultInjectionFS::Survivor FaultInjectionFS::SurvivorOf(const std::string& path, uint64_t size,
+                                                        std::mt19937* rng) const {
+  Survivor s;
+  if (unsynced_entries_.count(path)) {
+    // Its directory entry is not durable: the old file it replaced, or nothing.
+    auto r = replaced_.find(path);
+    s.exists = r != replaced_.end();
+    if (s.exists) s.replaced = &r->second;
+    return s;
+  }
+  auto f = files_.find(path);
+  s.keep = f == files_.end() ? size : std::min(size, KeepSize(f->second, rng));
+  return s;
+}
+
 IOStatus FaultInjectionFS::CopyDurableState(const std::string& dir, const std::string& dst,
                                             std::mt19937* rng) {
   std::unique_lock<std::shared_mutex> pause(io_mu_);
@@ -310,21 +326,62 @@ IOStatus FaultInjectionFS::CopyDurableState(const std::string& dir, const std::s
     if (!e.is_regular_file()) continue;
     std::string path = Normalize(e.path().string());
     std::string out_path = (fs::path(dst) / e.path().filename()).string();
-    if (unsynced_entries_.count(path)) {
-      // Its directory entry is not durable: the old file it replaced, or nothing.
-      auto r = replaced_.find(path);
-      if (r != replaced_.end()) std::ofstream(out_path, std::ios::binary) << r->second;
-      continue;
+    const Survivor s = SurvivorOf(path, fs::file_size(path, ec), rng);
+    if (s.replaced != nullptr) {
+      std::ofstream(out_path, std::ios::binary) << *s.replaced;
+    } else if (s.exists) {
+      std::ifstream in(path, std::ios::binary);
+      std::string content(s.keep, '\0');
+      in.read(content.data(), static_cast<std::streamsize>(s.keep));
+      std::ofstream(out_path, std::ios::binary).write(content.data(), in.gcount());
     }
-    auto f = files_.find(path);
-    uint64_t size = fs::file_size(path, ec);
-    uint64_t keep = f == files_.end() ? size : std::min(size, KeepSize(f->second, rng));
-    std::ifstream in(path, std::ios::binary);
-    std::string content(keep, '\0');
-    in.read(content.data(), static_cast<std::streamsize>(keep));
-    std::ofstream(out_path, std::ios::binary).write(content.data(), in.gcount());
   }
   if (ec) return IOStatus::IOError("list " + dir + ": " + ec.message());
+  return IOStatus::OK();
+}
+
+IOStatus FaultInjectionFS::CutPower(const std::string& dir, std::mt19937* rng, CutStats* stats,
+                                    std::unique_lock<std::shared_mutex>* stopped) {
+  std::unique_lock<std::shared_mutex> pause(io_mu_);
+  std::lock_guard<std::mutex> l(mu_);
+  *stats = CutStats();
+  std::error_code ec;
+  std::vector<fs::path> entries;
+  for (const fs::directory_entry& e : fs::directory_iterator(dir, ec)) {
+    if (e.is_regular_file()) entries.push_back(e.path());
+  }
+  if (ec) return IOStatus::IOError("list " + dir + ": " + ec.message());
+  for (const fs::path& p : entries) {
+    const std::string path = Normalize(p.string());
+    const uint64_t size = fs::file_size(path, ec);
+    if (ec) return IOStatus::IOError("stat " + path + ": " + ec.message());
+    const Survivor s = SurvivorOf(path, size, rng);
+    uint64_t now = s.keep;
+    if (s.replaced != nullptr) {
+      std::ofstream out(path, std::ios::binary | std::ios::trunc);
+      out << *s.replaced;
+      if (!out) return IOStatus::IOError("restore " + path);
+      now = s.replaced->size();
+      ++stats->files_restored;
+    } else if (!s.exists) {
+      fs::remove(path, ec);
+      if (ec) return IOStatus::IOError("remove " + path + ": " + ec.message());
+      files_.erase(path);
+      ++stats->files_removed;
+      continue;
+    } else if (s.keep < size) {
+      fs::resize_file(path, s.keep, ec);
+      if (ec) return IOStatus::IOError("truncate " + path + ": " + ec.message());
+      ++stats->files_cut;
+      stats->bytes_dropped += size - s.keep;
+    }
+    auto f = files_.find(path);
+    if (f != files_.end()) f->second = FileState{now, now};
+  }
+  const std::string d = Normalize(dir);
+  std::erase_if(unsynced_entries_, [&](const std::string& path) { return DirOf(path) == d; });
+  std::erase_if(replaced_, [&](const auto& entry) { return DirOf(entry.first) == d; });
+  *stopped = std::move(pause);
   return IOStatus::OK();
 }
 

@@ -8,8 +8,11 @@
 // synced and written size: a torn write), files whose directory entry was never synced left
 // out, a file replaced by an unsynced rename restored. Files that existed before this
 // FileSystem saw them count as durable. The DB then goes on and is closed normally, and the
-// test opens the image. (A variant that stops the disk in place, LevelDB style, would have to
-// close a DB whose disk failed under it, which trips an assertion in Debian's RocksDB 7.8.)
+// test opens the image. (Closing a DB whose disk failed under it trips an assertion in
+// Debian's RocksDB 7.8, so a test that stops the disk in place must not close the DB.)
+// CutPower does that for a whole process (the power-cut server build, tests/power_cut/):
+// it applies the same image in place and stops every later write; the process then exits
+// without closing anything.
 // SetActive(false) and SetNoSpace(true) make every write fail, for error-path tests.
 //
 // Thread-safety: thread-safe; RocksDB calls it from its writer and background threads.
@@ -69,6 +72,19 @@ class FaultInjectionFS : public rocksdb::FileSystemWrapper {
   rocksdb::IOStatus CopyDurableState(const std::string& dir, const std::string& dst,
                                      std::mt19937* rng);
 
+  struct CutStats {
+    uint64_t files_cut = 0;      // files that lost unsynced bytes
+    uint64_t bytes_dropped = 0;  // unsynced bytes dropped from them
+    uint64_t files_removed = 0;  // files whose directory entry was not durable
+    uint64_t files_restored = 0; // files an unsynced rename had replaced, put back
+  };
+  // A power cut of directory `dir` now: rewrites it in place to what CopyDurableState would copy
+  // (rng as there), after which the tracking matches the disk. *stopped receives the lock that
+  // keeps every later write through this FileSystem waiting: hold it until the process ends
+  // (releasing it lets writes go on against files the DB no longer matches).
+  rocksdb::IOStatus CutPower(const std::string& dir, std::mt19937* rng, CutStats* stats,
+                             std::unique_lock<std::shared_mutex>* stopped);
+
   // Number of Sync/Fsync calls that reached the base FileSystem (files and directories).
   uint64_t syncs() const { return syncs_; }
 
@@ -90,6 +106,14 @@ class FaultInjectionFS : public rocksdb::FileSystemWrapper {
   static std::string DirOf(const std::string& path);
 
   uint64_t KeepSize(const FileState& f, std::mt19937* rng) const;
+  // What a power loss now leaves at `path`, a regular file of `size` bytes in a watched
+  // directory: nothing, the content an unsynced rename replaced, or the first `keep` bytes.
+  struct Survivor {
+    bool exists = true;
+    const std::string* replaced = nullptr;
+    uint64_t keep = 0;
+  };
+  Survivor SurvivorOf(const std::string& path, uint64_t size, std::mt19937* rng) const;  // REQUIRES: mu_ held
 
   std::shared_mutex io_mu_;
   std::atomic<bool> active_{true};

@@ -10,6 +10,7 @@
 #include <map>
 #include <random>
 #include <set>
+#include <shared_mutex>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -98,6 +99,7 @@ struct CrashParams {
   bool torn;              // keep a random part of unsynced data instead of none
   bool sync_writes;       // store option
   size_t write_buffer;    // small: flushes and WAL switches during the run
+  bool in_place = false;  // CutPower (as the power-cut server does) instead of CopyDurableState
 };
 
 void RunCrash(const CrashParams& p) {
@@ -167,7 +169,16 @@ void RunCrash(const CrashParams& p) {
     for (size_t i = 0; i < Written::kMaxBatches; ++i) acked_at_crash[t][i] = w.acked[t][i];
   }
   std::string image = dir.Sub("crash-image");
-  ASSERT_TRUE(fs->CopyDurableState(dir.Sub("store"), image, p.torn ? &rng : nullptr).ok());
+  if (p.in_place) {
+    FaultInjectionFS::CutStats cut;
+    std::unique_lock<std::shared_mutex> stopped;
+    ASSERT_TRUE(fs->CutPower(o.dir, p.torn ? &rng : nullptr, &cut, &stopped).ok());
+    // What the disk holds after the cut is the image. Releasing the lock lets the store go on
+    // writing to the cut files, which nobody opens again.
+    std::filesystem::copy(o.dir, image);
+  } else {
+    ASSERT_TRUE(fs->CopyDurableState(o.dir, image, p.torn ? &rng : nullptr).ok());
+  }
   stop = true;
   for (auto& th : threads) th.join();
   store.reset();
@@ -235,6 +246,13 @@ TEST(FaultInjectionTest, UnsyncedStoreStaysConsistent) {
   }
 }
 
+TEST(FaultInjectionTest, PowerCutInPlace) {
+  for (uint32_t seed = 41; seed <= 42; ++seed) {
+    RunCrash({seed, /*torn=*/seed % 2 == 0, /*sync_writes=*/true, /*write_buffer=*/256 << 10, /*in_place=*/true});
+    if (HasFatalFailure()) return;
+  }
+}
+
 TEST(FaultInjectionTest, CrashRightAfterCreation) {
   TempDir dir;
   auto fs = std::make_shared<FaultInjectionFS>(rocksdb::FileSystem::Default());
@@ -274,6 +292,73 @@ TEST(FaultInjectionTest, ImageKeepsOnlySyncedData) {
   std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   EXPECT_EQ(content, "synced");
   EXPECT_FALSE(std::filesystem::exists(dir.Sub("image/b")));
+}
+
+// CutPower leaves in place what CopyDurableState copies, stops writes while its lock is held,
+// and afterwards tracks the cut files as durable.
+TEST(FaultInjectionTest, CutPowerInPlace) {
+  TempDir dir;
+  auto fs = std::make_shared<FaultInjectionFS>(rocksdb::FileSystem::Default());
+  rocksdb::FileOptions fo;
+  rocksdb::IOOptions io;
+  std::filesystem::create_directories(dir.Sub("d"));
+  { std::ofstream(dir.Sub("d/old")) << "before"; }  // not written through fs: durable
+  std::unique_ptr<rocksdb::FSDirectory> d;
+  ASSERT_TRUE(fs->NewDirectory(dir.Sub("d"), io, &d, nullptr).ok());
+  std::unique_ptr<rocksdb::FSWritableFile> a, b, c;
+  ASSERT_TRUE(fs->NewWritableFile(dir.Sub("d/a"), fo, &a, nullptr).ok());
+  ASSERT_TRUE(a->Append("synced", io, nullptr).ok());
+  ASSERT_TRUE(a->Sync(io, nullptr).ok());
+  ASSERT_TRUE(d->Fsync(io, nullptr).ok());
+  ASSERT_TRUE(a->Append("+lost", io, nullptr).ok());
+  ASSERT_TRUE(fs->NewWritableFile(dir.Sub("d/b"), fo, &b, nullptr).ok());
+  ASSERT_TRUE(b->Append("data", io, nullptr).ok());
+  ASSERT_TRUE(b->Sync(io, nullptr).ok());  // its directory entry is not durable
+  ASSERT_TRUE(fs->NewWritableFile(dir.Sub("d/c.tmp"), fo, &c, nullptr).ok());
+  ASSERT_TRUE(c->Append("after", io, nullptr).ok());
+  ASSERT_TRUE(c->Sync(io, nullptr).ok());
+  ASSERT_TRUE(c->Close(io, nullptr).ok());
+  ASSERT_TRUE(fs->RenameFile(dir.Sub("d/c.tmp"), dir.Sub("d/old"), io, nullptr).ok());  // not synced
+  ASSERT_TRUE(fs->CopyDurableState(dir.Sub("d"), dir.Sub("image"), nullptr).ok());
+
+  FaultInjectionFS::CutStats cut;
+  std::unique_lock<std::shared_mutex> stopped;
+  ASSERT_TRUE(fs->CutPower(dir.Sub("d"), nullptr, &cut, &stopped).ok());
+  EXPECT_TRUE(stopped.owns_lock());
+  EXPECT_EQ(cut.files_cut, 1u);
+  EXPECT_EQ(cut.bytes_dropped, 5u);
+  EXPECT_EQ(cut.files_removed, 1u);
+  EXPECT_EQ(cut.files_restored, 1u);
+  auto read = [](const std::string& path) {
+    std::ifstream in(path);
+    return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  };
+  EXPECT_EQ(read(dir.Sub("d/a")), "synced");
+  EXPECT_FALSE(std::filesystem::exists(dir.Sub("d/b")));
+  EXPECT_EQ(read(dir.Sub("d/old")), "before");
+  for (const char* name : {"a", "b", "old"}) {
+    EXPECT_EQ(std::filesystem::exists(dir.Sub(std::string("d/") + name)),
+              std::filesystem::exists(dir.Sub(std::string("image/") + name))) << name;
+  }
+
+  std::atomic<bool> appended{false};
+  std::thread writer([&] {
+    EXPECT_TRUE(a->Append("+later", io, nullptr).ok());
+    appended = true;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_FALSE(appended) << "a write went through after the cut";
+  stopped.unlock();
+  writer.join();
+  EXPECT_TRUE(appended);
+  ASSERT_TRUE(a->Close(io, nullptr).ok());
+  ASSERT_TRUE(b->Close(io, nullptr).ok());
+  // The cut sizes are now the durable ones: a second cut drops only what came after.
+  ASSERT_TRUE(fs->CutPower(dir.Sub("d"), nullptr, &cut, &stopped).ok());
+  EXPECT_EQ(read(dir.Sub("d/a")), "synced");
+  EXPECT_EQ(cut.files_cut, 1u);
+  EXPECT_EQ(cut.files_removed, 0u);
+  EXPECT_EQ(cut.files_restored, 0u);
 }
 
 }  // namespace
