@@ -29,6 +29,7 @@
 #include "server/net/asio_timers.h"
 #include "server/net/disk_monitor.h"
 #include "server/net/server.h"
+#include "server/store_env.h"
 #include "storage/store.h"
 
 namespace {
@@ -167,6 +168,7 @@ int main(int argc, char** argv) {
   warren::storage::StoreOptions store_options;
   store_options.dir = warren::storage::StoreDirFor(s.data_dir);
   store_options.sync_writes = s.sync_writes;
+  store_options.env = warren::server::StoreEnv(store_options.dir);
   if (auto status = warren::storage::Store::Open(store_options, &store); !status.ok()) {
     spdlog::critical("cannot open the data directory '{}': {}", s.data_dir, status.ToString());
     spdlog::critical("refusing to start; move the directory away to start empty, or fix the problem above");

@@ -89,7 +89,8 @@ class FaultInjectionFS : public rocksdb::FileSystemWrapper {
   uint64_t syncs() const { return syncs_; }
 
   // Called by the file and directory wrappers. Every mutating operation holds Guard() for
-  // its duration, so that CopyDurableState sees no operation half done.
+  // its duration, so that CopyDurableState sees no operation half done; a file sync holds it
+  // before and after the sync, not during it (a cut does not wait for an fsync to finish).
   std::shared_lock<std::shared_mutex> Guard() { return std::shared_lock<std::shared_mutex>(io_mu_); }
   rocksdb::IOStatus Check() const;
   void OnAppend(const std::string& path, uint64_t size);
