@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include "server/broker/headers_match.h"
+#include "server/broker/limits.h"
 #include "server/broker/persister.h"
 #include "server/broker/queue_arguments.h"
 #include "server/broker/queue_features.h"
@@ -166,6 +167,7 @@ Result<Exchange*> Vhost::FindExchange(std::string_view name) {
 Result<Exchange*> Vhost::DeclareExchange(std::string_view name, std::string_view type, bool passive,
                                          ExchangeOptions options) {
   if (name.empty()) return Fail(r::kAccessRefused, "operation not permitted on the default exchange");
+  if (auto ok = CheckNameLength("exchange", name); !ok) return std::unexpected(ok.error());
   auto it = exchanges_.find(name);
   if (passive) {
     if (it == exchanges_.end()) return Fail(r::kNotFound, "no " + ExchangeLabel(name));
@@ -223,6 +225,7 @@ Result<> Vhost::DeleteExchange(std::string_view name, bool if_unused) {
 
 Result<QueueDeclareResult> Vhost::DeclareQueue(std::string_view name, bool passive, QueueOptions options,
                                                uint64_t connection, bool server_named) {
+  if (auto ok = CheckNameLength("queue", name); !ok) return std::unexpected(ok.error());
   auto it = queues_.find(name);
   if (it == queues_.end()) {
     if (passive) return Fail(r::kNotFound, "no " + QueueLabel(name));
@@ -366,6 +369,7 @@ void Vhost::CollectAutoDeleteExchanges() {
 
 Result<> Vhost::ChangeBinding(std::string_view source, const Destination& destination, std::string_view key,
                               const amqp::FieldTable& arguments, bool add) {
+  if (auto ok = CheckNameLength("routing_key", key); !ok) return std::unexpected(ok.error());
   auto src = FindExchange(source);
   if (!src) return std::unexpected(src.error());
   Exchange& ex = **src;
