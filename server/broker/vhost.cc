@@ -344,10 +344,7 @@ void Vhost::RemoveExclusiveQueues(uint64_t connection) {
 
 void Vhost::UnbindEverywhere(const Destination& destination) {
   for (auto& [name, ex] : exchanges_) {
-    for (const Binding& b : ex->bindings()) {
-      if (b.destination == destination) JournalBinding(*ex, b, false);
-    }
-    ex->UnbindAll(destination);
+    for (const Binding& b : ex->UnbindAll(destination)) JournalBinding(*ex, b, false);
   }
 }
 
@@ -427,16 +424,17 @@ Result<> Vhost::ChangeExchangeBinding(std::string_view destination, std::string_
 
 void Vhost::Route(const Exchange& exchange, const Message& message, std::vector<Queue*>& queues) {
   queues.clear();
-  auto add_queue = [&](Queue* q) {
-    if (std::find(queues.begin(), queues.end(), q) == queues.end()) queues.push_back(q);
-  };
   if (&exchange == default_exchange_) {
     auto it = queues_.find(message.routing_key());
     if (it != queues_.end()) queues.push_back(it->second.get());
     return;
   }
+  // Each queue and exchange reached is stamped with this pass's number: one copy per queue and
+  // no exchange visited twice (cycles, diamonds), at O(1) per destination and no allocation.
+  const uint64_t pass = ++route_pass_;
   route_exchanges_.clear();
   route_exchanges_.push_back(&exchange);
+  exchange.MarkRouted(pass);
   for (size_t i = 0; i < route_exchanges_.size(); ++i) {
     route_destinations_.clear();
     route_exchanges_[i]->Route(message, route_destinations_);
@@ -444,18 +442,14 @@ void Vhost::Route(const Exchange& exchange, const Message& message, std::vector<
       // Unroutable here: on to the alternate exchange, if it exists.
       if (const std::string* ae = route_exchanges_[i]->alternate_exchange()) {
         auto it = exchanges_.find(*ae);
-        if (it != exchanges_.end() && std::find(route_exchanges_.begin(), route_exchanges_.end(), it->second.get()) ==
-                                          route_exchanges_.end()) {
-          route_exchanges_.push_back(it->second.get());
-        }
+        if (it != exchanges_.end() && it->second->MarkRouted(pass)) route_exchanges_.push_back(it->second.get());
       }
       continue;
     }
     for (const Destination& d : route_destinations_) {
       if (d.queue != nullptr) {
-        add_queue(d.queue);
-      } else if (std::find(route_exchanges_.begin(), route_exchanges_.end(), d.exchange) ==
-                 route_exchanges_.end()) {
+        if (d.queue->MarkRouted(pass)) queues.push_back(d.queue);
+      } else if (d.exchange->MarkRouted(pass)) {
         route_exchanges_.push_back(d.exchange);
       }
     }
