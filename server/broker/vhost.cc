@@ -1,9 +1,11 @@
 #include "server/broker/vhost.h"
 
 #include <algorithm>
-#include <random>
+#include <array>
+#include <cstdlib>
 
 #include <fmt/format.h>
+#include <openssl/rand.h>
 #include <spdlog/spdlog.h>
 
 #include "server/broker/headers_match.h"
@@ -28,14 +30,16 @@ bool HasReservedPrefix(std::string_view name) { return name.starts_with("amq.");
 std::string GenerateName(std::string_view prefix) {
   static constexpr char kAlphabet[] =
       "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-  static thread_local std::mt19937_64 rng{std::random_device{}()};
-  std::string out(prefix);
-  uint64_t bits = 0;
-  for (int i = 0; i < 22; ++i) {
-    if (i % 10 == 0) bits = rng();
-    out.push_back(kAlphabet[bits & 63]);
-    bits >>= 6;
+  // From a CSPRNG (OpenSSL's, as the password salts): reply-to names are capabilities, and queue
+  // and consumer names must not be predictable from earlier ones either.
+  std::array<unsigned char, 22> random;
+  if (RAND_bytes(random.data(), static_cast<int>(random.size())) != 1) {
+    // Only when OpenSSL cannot seed its generator from the kernel: nothing safe to fall back to.
+    spdlog::critical("RAND_bytes failed: no random source for names");
+    std::abort();
   }
+  std::string out(prefix);
+  for (unsigned char byte : random) out.push_back(kAlphabet[byte & 63]);
   return out;
 }
 
