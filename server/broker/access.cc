@@ -1,6 +1,7 @@
 #include "server/broker/access.h"
 
 #include <fmt/format.h>
+#include <re2/re2.h>
 
 #include "server/amqp/constants.h"
 
@@ -34,11 +35,20 @@ Result<PermissionPattern> PermissionPattern::Compile(std::string_view pattern) {
     p.shortcut_ = Shortcut::kAll;  // the common case costs no regex search on the hot path
     return p;
   }
-  try {
-    p.regex_ = std::regex(p.source_, std::regex::ECMAScript | std::regex::optimize);
-  } catch (const std::regex_error& e) {
-    return Fail(r::kPreconditionFailed, fmt::format("invalid regular expression '{}': {}", pattern, e.what()));
+  RE2::Options options;
+  options.set_encoding(RE2::Options::EncodingLatin1);
+  options.set_log_errors(false);
+  auto regex = std::make_shared<const RE2>(re2::StringPiece(pattern.data(), pattern.size()), options);
+  if (!regex->ok()) {
+    const RE2::ErrorCode code = regex->error_code();
+    const bool unsupported = code == RE2::ErrorBadPerlOp || code == RE2::ErrorBadEscape || code == RE2::ErrorRepeatOp;
+    return Fail(r::kPreconditionFailed,
+                fmt::format("invalid regular expression '{}': {}{}", pattern, regex->error(),
+                            unsupported ? " (RE2 syntax: backreferences, lookaround, atomic groups and possessive "
+                                          "quantifiers are not supported)"
+                                        : ""));
   }
+  p.regex_ = std::move(regex);
   return p;
 }
 
@@ -48,7 +58,7 @@ bool PermissionPattern::Matches(std::string_view name) const {
     case Shortcut::kNothingButEmpty: return name.empty();
     case Shortcut::kNone: break;
   }
-  return std::regex_search(name.begin(), name.end(), regex_);
+  return RE2::PartialMatch(re2::StringPiece(name.data(), name.size()), *regex_);
 }
 
 Result<CompiledPermission> CompiledPermission::Compile(Permission permission) {

@@ -7,16 +7,24 @@
 // everything. The default exchange "" is checked under the name "amq.default"
 // (rabbit_access_control does the same), so "^amq\.default$" grants publishing to it.
 //
-// Regexes are compiled once, when the permission is set (std::regex, ECMAScript grammar — close
-// to the PCRE that RabbitMQ uses for the usual patterns: anchors, classes, alternation,
-// quantifiers; PCRE-only syntax such as possessive quantifiers is rejected as invalid).
+// Regexes are compiled once, when the permission is set, with RE2: matching takes time linear in
+// the name and no recursion, whatever the pattern, so no pattern can stall or crash the broker
+// thread. RE2's syntax is PCRE's for the usual patterns (anchors, classes, alternation,
+// quantifiers, \d \w \s \b); what it cannot run in linear time — backreferences, lookahead and
+// lookbehind, possessive quantifiers, atomic groups — is refused when the pattern is set (406),
+// never silently matched differently. Names are matched as bytes (Latin-1), as RabbitMQ's re:run
+// without the unicode option: "." is one byte.
 #pragma once
 
-#include <regex>
+#include <memory>
 #include <string>
 #include <string_view>
 
 #include "server/broker/error.h"
+
+namespace re2 {
+class RE2;
+}
 
 namespace warren::broker {
 
@@ -40,7 +48,7 @@ class PermissionPattern {
   enum class Shortcut { kNone, kAll, kNothingButEmpty };
   std::string source_;
   Shortcut shortcut_ = Shortcut::kNone;
-  std::regex regex_;
+  std::shared_ptr<const re2::RE2> regex_;  // immutable, shared by copies
 };
 
 // The permission a user has in one vhost, as set by SetPermissions.

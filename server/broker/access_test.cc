@@ -55,6 +55,39 @@ TEST(PermissionPatternTest, InvalidRegexIsAnError) {
   EXPECT_FALSE(PermissionPattern::Compile("[z-a]").has_value());
 }
 
+// std::regex backtracked exponentially on this pattern (hours for 40 characters) and recursed
+// once per character of the name (a 100 KB name overflowed the stack); RE2 is linear.
+TEST(PermissionPatternTest, CatastrophicPatternsMatchInLinearTime) {
+  const std::string name = std::string(40, 'a') + "!";
+  EXPECT_FALSE(Match("^([a-z0-9]+[._-]?)+$", name));
+  EXPECT_TRUE(Match("^([a-z0-9]+[._-]?)+$", "orders.eu-1_x"));
+  EXPECT_FALSE(Match("^(a|aa)+$", std::string(5000, 'a') + "b"));
+  const std::string huge(100 * 1024, 'k');
+  EXPECT_TRUE(Match("^(k|kk)+$", huge));
+  EXPECT_TRUE(Match("^k.*k$", huge));
+  EXPECT_FALSE(Match("^([a-z0-9]+[._-]?)+$", huge + "!"));
+}
+
+TEST(PermissionPatternTest, PcreOnlySyntaxIsRefusedNotMismatched) {
+  for (const char* pattern : {"^(?=a)a", "(?!x)y", "(?<=a)b", "(?<!a)b", "^(a)\\1$", "a++", "(?>a)"}) {
+    auto p = PermissionPattern::Compile(pattern);
+    ASSERT_FALSE(p.has_value()) << pattern;
+    EXPECT_EQ(p.error().code, r::kPreconditionFailed);
+    EXPECT_NE(p.error().text.find("invalid regular expression"), std::string::npos) << p.error().text;
+  }
+  EXPECT_NE(PermissionPattern::Compile("(?=a)").error().text.find("lookaround"), std::string::npos);
+  // The PCRE escapes people use in permissions still work.
+  EXPECT_TRUE(Match("^q\\d+\\b", "q42"));
+  EXPECT_TRUE(Match("^\\w+\\s?$", "ab_1"));
+  EXPECT_TRUE(Match("^(?i)ORDERS$", "orders"));
+}
+
+TEST(PermissionPatternTest, NamesAreMatchedAsBytes) {
+  // RabbitMQ's re:run without the unicode option: "." is one byte, invalid UTF-8 is fine.
+  EXPECT_TRUE(Match("^..$", "\xc3\xa9"));  // "é" in UTF-8: two bytes
+  EXPECT_TRUE(Match("^q.$", std::string("q\xff")));
+}
+
 TEST(CompiledPermissionTest, DefaultExchangeIsAmqDefault) {
   auto p = CompiledPermission::Compile(Permission{"u", "/", "^$", "^amq\\.default$", "^$"});
   ASSERT_TRUE(p.has_value());
@@ -173,6 +206,40 @@ TEST(BrokerAccessTest, PermissionsAreLiveAndChecked) {
   ASSERT_TRUE(b.ClearPermissions("u", "/").has_value());
   EXPECT_FALSE(b.HasVhostAccess("u", "/"));
   EXPECT_EQ(b.ClearPermissions("u", "/").error().code, r::kNotFound);
+}
+
+TEST(BrokerAccessTest, VhostAndUserNamesAreShortStrings) {
+  Broker broker;
+  const std::string too_long(256, 'n');
+  auto v = broker.AddVhost(too_long);
+  ASSERT_FALSE(v);
+  EXPECT_EQ(v.error().text, "vhost should be less than 255 bytes, actually was 256");
+  auto u = broker.AddUser(too_long, HashPassword("p"));
+  ASSERT_FALSE(u);
+  EXPECT_EQ(u.error().text, "user should be less than 255 bytes, actually was 256");
+  ASSERT_TRUE(broker.AddVhost(std::string(255, 'n')));
+  ASSERT_TRUE(broker.AddUser("u", HashPassword("p")));
+  EXPECT_FALSE(broker.SetTopicPermission({"u", "/", too_long, ".*", ".*"}));
+}
+
+TEST(DefinitionsTest, OverlongNamesAreRefusedBeforeAnyChange) {
+  const std::string too_long(300, 'z');
+  for (const std::string& doc : {
+           R"({"vhosts": [{"name": ")" + too_long + R"("}]})",
+           R"({"queues": [{"name": ")" + too_long + R"(", "vhost": "/"}], "vhosts": [{"name": "new"}]})",
+           R"({"vhosts": [{"name": "new"}], "exchanges": [{"name": ")" + too_long +
+               R"(", "vhost": "/", "type": "direct"}]})",
+           R"({"vhosts": [{"name": "new"}], "bindings": [{"source": "amq.direct", "vhost": "/", "destination": "q",
+               "destination_type": "queue", "routing_key": ")" + too_long + R"("}]})",
+           R"({"vhosts": [{"name": "new"}], "users": [{"name": ")" + too_long + R"(", "password": "p"}]})"}) {
+    Broker broker;
+    broker.RestoreVhost("/");
+    auto loaded = LoadDefinitions(broker, doc);
+    ASSERT_FALSE(loaded) << doc;
+    EXPECT_NE(loaded.error().text.find("should be less than 255 bytes, actually was 300"), std::string::npos)
+        << loaded.error().text;
+    EXPECT_EQ(broker.FindVhost("new"), nullptr);
+  }
 }
 
 TEST(BrokerAccessTest, DeleteUserDropsPermissions) {

@@ -6,6 +6,7 @@
 
 #include "proto/warren.pb.h"
 #include "server/amqp/constants.h"
+#include "server/broker/limits.h"
 #include "server/broker/password.h"
 #include "server/broker/persister.h"
 
@@ -94,6 +95,7 @@ void Broker::ForgetVhost(std::string_view name) {
 
 Result<> Broker::AddVhost(std::string_view name) {
   if (name.empty()) return Fail(r::kPreconditionFailed, "vhost name must not be empty");
+  if (auto ok = CheckNameLength("vhost", name); !ok) return ok;
   if (vhosts_.contains(name)) return Fail(r::kPreconditionFailed, fmt::format("vhost '{}' already exists", name));
   RestoreVhost(std::string(name));
   if (storage::WriteBatch* batch = Journal()) {
@@ -143,6 +145,7 @@ void Broker::RestoreUser(User user) {
 
 Result<> Broker::AddUser(std::string_view name, std::string password_hash, std::vector<std::string> tags) {
   if (name.empty()) return Fail(r::kPreconditionFailed, "user name must not be empty");
+  if (auto ok = CheckNameLength("user", name); !ok) return ok;
   if (users_.contains(name)) return Fail(r::kPreconditionFailed, fmt::format("user '{}' already exists", name));
   User user{std::string(name), std::move(password_hash), std::move(tags)};
   JournalUser(user);
@@ -299,6 +302,7 @@ Result<> Broker::RestoreTopicPermission(TopicPermission permission) {
 }
 
 Result<> Broker::SetTopicPermission(TopicPermission permission) {
+  if (auto ok = CheckNameLength("exchange", permission.exchange); !ok) return ok;
   if (!users_.contains(permission.user)) {
     return Fail(r::kNotFound, fmt::format("user '{}' not found", permission.user));
   }

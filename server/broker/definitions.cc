@@ -10,6 +10,7 @@
 
 #include "server/amqp/constants.h"
 #include "server/broker/field_table_json.h"
+#include "server/broker/limits.h"
 #include "server/broker/password.h"
 #include "server/broker/queue_arguments.h"
 
@@ -28,7 +29,14 @@ struct UserDef {
   std::vector<std::string> tags;
 };
 
-// A string member; `required` missing or a non-string value is an error.
+// Members that are not names: passwords and permission regexes may be longer than a short string.
+bool IsFreeText(std::string_view key) {
+  return key == "password" || key == "password_hash" || key == "configure" || key == "write" || key == "read";
+}
+
+// A string member; `required` missing or a non-string value is an error, and so is a name longer
+// than a short string (the check that the broker functions applying it make, done before anything
+// changes).
 Result<std::string> StringField(const json& entry, const char* key, std::string_view what, bool required) {
   auto it = entry.find(key);
   if (it == entry.end() || it->is_null()) {
@@ -36,7 +44,11 @@ Result<std::string> StringField(const json& entry, const char* key, std::string_
     return std::string();
   }
   if (!it->is_string()) return Invalid(fmt::format("{}: \"{}\" must be a string", what, key));
-  return it->get<std::string>();
+  const std::string& value = it->get_ref<const std::string&>();
+  if (!IsFreeText(key)) {
+    if (auto ok = CheckNameLength(key, value); !ok) return Invalid(fmt::format("{}: {}", what, ok.error().text));
+  }
+  return value;
 }
 
 std::vector<std::string> SplitTags(std::string_view text) {
@@ -312,7 +324,6 @@ Result<DefinitionsSummary> LoadDefinitions(Broker& broker, std::string_view text
         }
         def.to_queue = *type == "queue";
         if (def.source.empty()) return Invalid(what + ": cannot bind from the default exchange");
-        if (def.key.size() > 255) return Invalid(what + ": routing_key is longer than 255 bytes");
         auto args = ArgumentsField(b, what);
         if (!args) return std::unexpected(args.error());
         def.arguments = std::move(*args);

@@ -5,12 +5,12 @@
 
 namespace warren::broker {
 
-std::string DirectReplyRegistry::Register(DirectReplyTarget* target) {
+std::string DirectReplyRegistry::Register(std::string_view vhost, DirectReplyTarget* target) {
   std::string name;
   do {
     name = GenerateName(std::string(kDirectReplyToPrefix) + "g") + "." + GenerateName("");
   } while (targets_.contains(name));
-  targets_.emplace(name, target);
+  targets_.emplace(name, Entry{std::string(vhost), target});
   return name;
 }
 
@@ -19,9 +19,9 @@ void DirectReplyRegistry::Unregister(std::string_view name) {
   if (it != targets_.end()) targets_.erase(it);
 }
 
-DirectReplyTarget* DirectReplyRegistry::Find(std::string_view name) const {
+DirectReplyTarget* DirectReplyRegistry::Find(std::string_view vhost, std::string_view name) const {
   auto it = targets_.find(name);
-  return it == targets_.end() ? nullptr : it->second;
+  return it == targets_.end() || it->second.vhost != vhost ? nullptr : it->second.target;
 }
 
 MessageRef WithReplyTo(const Message& message, std::string_view reply_to) {

@@ -32,52 +32,58 @@ Exchange::Exchange(std::string name, ExchangeType type, ExchangeOptions options)
 }
 
 bool Exchange::Bind(Binding binding) {
-  for (const Binding& b : bindings_) {
-    if (b.destination == binding.destination && b.key == binding.key && b.arguments == binding.arguments) {
-      return false;
-    }
+  KeyIndex& keys = by_destination_[binding.destination];
+  auto [slot, fresh_key] = keys.try_emplace(binding.key);
+  for (BindingList::iterator b : slot->second) {
+    if (b->arguments == binding.arguments) return false;
   }
-  IndexAdd(binding);
+  // Bindings differing only in arguments share one routing index entry.
+  if (fresh_key) IndexAdd(binding);
   had_bindings_ = true;
-  bindings_.push_back(std::move(binding));
+  slot->second.push_back(bindings_.insert(bindings_.end(), std::move(binding)));
   return true;
 }
 
 bool Exchange::Unbind(const Destination& destination, std::string_view key,
                       const amqp::FieldTable& arguments) {
-  auto it = std::find_if(bindings_.begin(), bindings_.end(), [&](const Binding& b) {
-    return b.destination == destination && b.key == key && b.arguments == arguments;
-  });
-  if (it == bindings_.end()) return false;
-  Binding removed = std::move(*it);
-  bindings_.erase(it);
-  // Bindings differing only in arguments share one index entry: keep it while one remains.
-  bool still_indexed = std::any_of(bindings_.begin(), bindings_.end(), [&](const Binding& b) {
-    return b.destination == destination && b.key == removed.key;
-  });
-  if (!still_indexed) IndexRemove(destination, removed.key);
+  auto dest = by_destination_.find(destination);
+  if (dest == by_destination_.end()) return false;
+  auto slot = dest->second.find(key);
+  if (slot == dest->second.end()) return false;
+  std::vector<BindingList::iterator>& same_key = slot->second;
+  auto it = std::find_if(same_key.begin(), same_key.end(),
+                         [&](BindingList::iterator b) { return b->arguments == arguments; });
+  if (it == same_key.end()) return false;
+  bindings_.erase(*it);
+  same_key.erase(it);
+  if (same_key.empty()) {
+    IndexRemove(destination, key);
+    dest->second.erase(slot);
+    if (dest->second.empty()) by_destination_.erase(dest);
+  }
   return true;
 }
 
-size_t Exchange::UnbindAll(const Destination& destination) {
-  size_t removed = 0;
-  for (size_t i = bindings_.size(); i-- > 0;) {
-    if (bindings_[i].destination == destination) {
-      IndexRemove(destination, bindings_[i].key);
-      bindings_.erase(bindings_.begin() + static_cast<std::ptrdiff_t>(i));
-      ++removed;
+std::vector<Binding> Exchange::UnbindAll(const Destination& destination) {
+  std::vector<Binding> removed;
+  auto dest = by_destination_.find(destination);
+  if (dest == by_destination_.end()) return removed;
+  for (auto& [key, same_key] : dest->second) {
+    IndexRemove(destination, key);
+    for (BindingList::iterator b : same_key) {
+      removed.push_back(std::move(*b));
+      bindings_.erase(b);
     }
   }
+  by_destination_.erase(dest);
   return removed;
 }
 
 void Exchange::IndexAdd(const Binding& b) {
   switch (type_) {
-    case ExchangeType::kDirect: {
-      auto& dests = direct_[b.key];
-      if (std::find(dests.begin(), dests.end(), b.destination) == dests.end()) dests.push_back(b.destination);
+    case ExchangeType::kDirect:
+      direct_[b.key].Insert(b.destination);
       break;
-    }
     case ExchangeType::kTopic:
       topic_.Add(b.key, b.destination);
       break;
@@ -92,7 +98,7 @@ void Exchange::IndexRemove(const Destination& d, std::string_view key) {
     case ExchangeType::kDirect: {
       auto it = direct_.find(key);
       if (it == direct_.end()) return;
-      std::erase(it->second, d);
+      it->second.Erase(d);
       if (it->second.empty()) direct_.erase(it);
       break;
     }

@@ -2,6 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
+#include "server/broker/indexed_set.h"
+#include "server/broker/queue.h"
 #include "server/broker/vhost.h"
 
 namespace warren::broker {
@@ -68,6 +72,161 @@ TEST(VhostTest, ExchangeToExchangeBindingsWithCycle) {
   ASSERT_TRUE(v.BindExchange("x1", "x2", "", {}));  // a cycle must not loop
   ASSERT_TRUE(v.BindQueue("q", "x2", "", {}, 1));
   EXPECT_EQ(RoutedNames(v, "x1", "k"), std::vector<std::string>{"q"});
+}
+
+TEST(VhostTest, EachRouteCountsItsOwnVisits) {
+  // Diamond x1 -> {x2, x3} -> q, plus x1 -> q directly and an x3 -> x1 cycle: q gets one copy per
+  // publish, and every publish reaches it again (the visit marks of one pass do not leak into the
+  // next).
+  Vhost v("/");
+  for (const char* x : {"x1", "x2", "x3"}) ASSERT_TRUE(v.DeclareExchange(x, "fanout", false, {}));
+  ASSERT_TRUE(v.DeclareQueue("q", false, {}, 1));
+  ASSERT_TRUE(v.DeclareQueue("r", false, {}, 1));
+  ASSERT_TRUE(v.BindExchange("x2", "x1", "", {}));
+  ASSERT_TRUE(v.BindExchange("x3", "x1", "", {}));
+  ASSERT_TRUE(v.BindExchange("x1", "x3", "", {}));
+  ASSERT_TRUE(v.BindQueue("q", "x2", "", {}, 1));
+  ASSERT_TRUE(v.BindQueue("q", "x3", "", {}, 1));
+  ASSERT_TRUE(v.BindQueue("q", "x1", "", {}, 1));
+  ASSERT_TRUE(v.BindQueue("r", "x3", "", {}, 1));
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(RoutedNames(v, "x1", "k"), (std::vector<std::string>{"q", "r"}));
+    EXPECT_EQ(RoutedNames(v, "x3", "k"), (std::vector<std::string>{"q", "r"}));
+  }
+}
+
+TEST(VhostTest, AlternateExchangeAlsoBoundIsVisitedOnce) {
+  Vhost v("/");
+  ExchangeOptions with_ae;
+  with_ae.arguments.entries.emplace_back("alternate-exchange", amqp::FieldValue(std::string("ae")));
+  ASSERT_TRUE(v.DeclareExchange("ae", "fanout", false, {}));
+  ASSERT_TRUE(v.DeclareExchange("x", "direct", false, with_ae));
+  ASSERT_TRUE(v.DeclareQueue("q", false, {}, 1));
+  ASSERT_TRUE(v.BindQueue("q", "ae", "", {}, 1));
+  ASSERT_TRUE(v.BindExchange("ae", "x", "k", {}));
+  EXPECT_EQ(RoutedNames(v, "x", "k"), std::vector<std::string>{"q"});      // by the binding
+  EXPECT_EQ(RoutedNames(v, "x", "other"), std::vector<std::string>{"q"});  // by the alternate
+}
+
+TEST(VhostTest, ManyQueuesOnOneFanout) {
+  Vhost v("/");
+  constexpr int kQueues = 50000;
+  for (int i = 0; i < kQueues; ++i) {
+    const std::string name = "q" + std::to_string(i);
+    ASSERT_TRUE(v.DeclareQueue(name, false, {}, 1));
+    ASSERT_TRUE(v.BindQueue(name, "amq.fanout", "", {}, 1));
+    if (i % 2 == 0) ASSERT_TRUE(v.BindQueue(name, "amq.fanout", "again", {}, 1));  // reached twice
+  }
+  auto ex = v.FindExchange("amq.fanout");
+  ASSERT_TRUE(ex);
+  std::vector<Queue*> queues;
+  for (int round = 0; round < 3; ++round) {
+    v.Route(**ex, *Msg("amq.fanout", ""), queues);
+    ASSERT_EQ(queues.size(), size_t{kQueues});
+    std::sort(queues.begin(), queues.end());
+    EXPECT_EQ(std::adjacent_find(queues.begin(), queues.end()), queues.end());
+  }
+  for (int i = 0; i < kQueues; i += 2) ASSERT_TRUE(v.DeleteQueue("q" + std::to_string(i), false, false, 1));
+  EXPECT_EQ((*ex)->bindings().size(), size_t{kQueues / 2});
+  v.Route(**ex, *Msg("amq.fanout", ""), queues);
+  EXPECT_EQ(queues.size(), size_t{kQueues / 2});
+}
+
+TEST(ExchangeTest, ManyKeysOnOneQueue) {
+  Queue q(1, "q", {});
+  Exchange direct("d", ExchangeType::kDirect, {});
+  Exchange topic("t", ExchangeType::kTopic, {});
+  const Destination to_q{.queue = &q};
+  constexpr int kKeys = 50000;
+  for (int i = 0; i < kKeys; ++i) {
+    ASSERT_TRUE(direct.Bind(Binding{to_q, "k" + std::to_string(i), {}}));
+    ASSERT_TRUE(topic.Bind(Binding{to_q, "k" + std::to_string(i) + ".#", {}}));
+  }
+  EXPECT_FALSE(direct.Bind(Binding{to_q, "k7", {}}));
+  std::vector<Destination> out;
+  direct.Route(*Msg("d", "k49999"), out);
+  topic.Route(*Msg("t", "k123.x"), out);
+  EXPECT_EQ(out.size(), 2u);
+  for (int i = 0; i < kKeys; i += 2) {
+    ASSERT_TRUE(direct.Unbind(to_q, "k" + std::to_string(i), {}));
+    ASSERT_TRUE(topic.Unbind(to_q, "k" + std::to_string(i) + ".#", {}));
+  }
+  EXPECT_FALSE(direct.Unbind(to_q, "k0", {}));
+  out.clear();
+  direct.Route(*Msg("d", "k0"), out);
+  direct.Route(*Msg("d", "k1"), out);
+  EXPECT_EQ(out.size(), 1u);
+  EXPECT_EQ(direct.UnbindAll(to_q).size(), size_t{kKeys / 2});
+  EXPECT_EQ(topic.UnbindAll(to_q).size(), size_t{kKeys / 2});
+  EXPECT_TRUE(direct.bindings().empty());
+  out.clear();
+  topic.Route(*Msg("t", "k1.x"), out);
+  EXPECT_TRUE(out.empty());
+}
+
+TEST(ExchangeTest, BindingsDifferingInArgumentsShareTheIndex) {
+  Queue q(1, "q", {});
+  Exchange direct("d", ExchangeType::kDirect, {});
+  const Destination to_q{.queue = &q};
+  amqp::FieldTable a, b;
+  a.entries.emplace_back("x", amqp::FieldValue(int32_t{1}));
+  b.entries.emplace_back("x", amqp::FieldValue(int32_t{2}));
+  ASSERT_TRUE(direct.Bind(Binding{to_q, "k", a}));
+  ASSERT_TRUE(direct.Bind(Binding{to_q, "k", b}));
+  ASSERT_FALSE(direct.Bind(Binding{to_q, "k", b}));
+  ASSERT_TRUE(direct.Bind(Binding{to_q, "j", {}}));
+  std::vector<std::string> keys;
+  for (const Binding& binding : direct.bindings()) keys.push_back(binding.key);
+  EXPECT_EQ(keys, (std::vector<std::string>{"k", "k", "j"}));  // in the order made
+  std::vector<Destination> out;
+  direct.Route(*Msg("d", "k"), out);
+  EXPECT_EQ(out.size(), 1u);
+  ASSERT_TRUE(direct.Unbind(to_q, "k", a));
+  out.clear();
+  direct.Route(*Msg("d", "k"), out);
+  EXPECT_EQ(out.size(), 1u);  // the binding with `b` still routes
+  ASSERT_TRUE(direct.Unbind(to_q, "k", b));
+  out.clear();
+  direct.Route(*Msg("d", "k"), out);
+  EXPECT_TRUE(out.empty());
+}
+
+TEST(IndexedSetTest, InsertEraseAcrossTheIndexThreshold) {
+  IndexedSet<int> set;
+  for (int i = 0; i < 100; ++i) EXPECT_TRUE(set.Insert(i));
+  EXPECT_FALSE(set.Insert(42));
+  for (int i = 0; i < 100; i += 3) EXPECT_TRUE(set.Erase(i));
+  EXPECT_FALSE(set.Erase(0));
+  for (int i = 0; i < 100; ++i) EXPECT_EQ(set.Contains(i), i % 3 != 0) << i;
+  std::vector<int> items(set.begin(), set.end());
+  std::sort(items.begin(), items.end());
+  EXPECT_EQ(items.size(), set.size());
+  EXPECT_EQ(std::adjacent_find(items.begin(), items.end()), items.end());
+  IndexedSet<int> small;
+  EXPECT_TRUE(small.Insert(1));
+  EXPECT_TRUE(small.Insert(2));
+  EXPECT_TRUE(small.Erase(1));
+  EXPECT_EQ(std::vector<int>(small.begin(), small.end()), std::vector<int>{2});
+}
+
+TEST(VhostTest, NamesAndKeysAreShortStrings) {
+  Vhost v("/");
+  const std::string fits(255, 'n'), too_long(256, 'n');
+  ASSERT_TRUE(v.DeclareQueue(fits, false, {}, 1));
+  ASSERT_TRUE(v.DeclareExchange(fits, "direct", false, {}));
+  ASSERT_TRUE(v.BindQueue(fits, fits, fits, {}, 1));
+  auto q = v.DeclareQueue(too_long, false, {}, 1);
+  ASSERT_FALSE(q);
+  EXPECT_EQ(q.error().code, amqp::reply::kPreconditionFailed);
+  EXPECT_EQ(q.error().text, "queue should be less than 255 bytes, actually was 256");
+  auto e = v.DeclareExchange(std::string(100 * 1024, 'e'), "direct", false, {});
+  ASSERT_FALSE(e);
+  EXPECT_EQ(e.error().text, "exchange should be less than 255 bytes, actually was 102400");
+  auto b = v.BindQueue(fits, fits, too_long, {}, 1);
+  ASSERT_FALSE(b);
+  EXPECT_EQ(b.error().text, "routing_key should be less than 255 bytes, actually was 256");
+  EXPECT_FALSE(v.BindExchange(fits, "amq.direct", too_long, {}));
+  EXPECT_FALSE(v.queues().contains(too_long));
 }
 
 TEST(VhostTest, ExchangeDeclareChecks) {

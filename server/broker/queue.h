@@ -146,6 +146,12 @@ class Queue : public std::enable_shared_from_this<Queue>, public DurabilityListe
   void Reject(const QueuedMessage& message);
   // A queue.declare of the existing queue: renews its x-expires lease.
   void Touch();
+  // Vhost::Route's de-duplication mark: true the first time it is called with `pass`.
+  bool MarkRouted(uint64_t pass) {
+    if (route_pass_ == pass) return false;
+    route_pass_ = pass;
+    return true;
+  }
 
  private:
   friend class QueueFeatures;
@@ -181,6 +187,7 @@ class Queue : public std::enable_shared_from_this<Queue>, public DurabilityListe
   uint64_t page_ticket_ = 0;     // the store batch holding the newest paged-out message
   bool page_in_waiting_ = false;
   Vhost* vhost_ = nullptr;
+  uint64_t route_pass_ = 0;
   struct FeaturesDeleter {
     void operator()(QueueFeatures* features) const;  // in queue_features.cc
   };

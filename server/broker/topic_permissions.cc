@@ -1,5 +1,7 @@
 #include "server/broker/topic_permissions.h"
 
+#include <re2/re2.h>
+
 namespace warren::broker {
 
 namespace {
@@ -14,8 +16,8 @@ void ReplaceAll(std::string& s, std::string_view from, std::string_view to) {
 
 std::string ExpandTopicPattern(std::string_view pattern, std::string_view user, std::string_view vhost) {
   std::string out(pattern);
-  ReplaceAll(out, "{username}", user);
-  ReplaceAll(out, "{vhost}", vhost);
+  ReplaceAll(out, "{username}", RE2::QuoteMeta(re2::StringPiece(user.data(), user.size())));
+  ReplaceAll(out, "{vhost}", RE2::QuoteMeta(re2::StringPiece(vhost.data(), vhost.size())));
   return out;
 }
 

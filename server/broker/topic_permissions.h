@@ -4,7 +4,8 @@
 // exchange (queue.bind, exchange.bind and their unbinds) checks the binding key against `read`.
 // Where a user has no topic permission for an exchange, every routing key is allowed; exchanges
 // of other types are never checked. "{username}" and "{vhost}" in a pattern stand for the
-// permission's user and vhost, as in RabbitMQ. Matching is PermissionPattern's (access.h).
+// permission's user and vhost, as in RabbitMQ, escaped so that they match only themselves (a user
+// called "a.*" gets "a\.\*", not a wildcard). Matching is PermissionPattern's (access.h).
 //
 // Thread: owned by the broker thread (Broker holds the table and journals its changes).
 #pragma once
@@ -56,7 +57,7 @@ class TopicPermissionTable {
   std::map<Key, Compiled, std::less<>> entries_;
 };
 
-// "{username}" and "{vhost}" replaced in `pattern`.
+// "{username}" and "{vhost}" replaced in `pattern` by the regex-escaped user and vhost names.
 std::string ExpandTopicPattern(std::string_view pattern, std::string_view user, std::string_view vhost);
 
 }  // namespace warren::broker

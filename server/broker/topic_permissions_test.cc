@@ -28,6 +28,20 @@ TEST(TopicPermissionsTest, UsernameAndVhostVariablesExpand) {
   EXPECT_EQ(t.List()[0].write, "^{username}\\.");  // listed as set, not expanded
 }
 
+TEST(TopicPermissionsTest, VariablesAreRegexEscaped) {
+  // A user called "a.*" must get exactly their own prefix, not a wildcard.
+  EXPECT_EQ(ExpandTopicPattern("^{username}\\.", "a.*", "/"), "^a\\.\\*\\.");
+  TopicPermissionTable t;
+  ASSERT_TRUE(t.Set({"a.*", "v(1", "x", "^{username}\\.", "^{vhost}$"}));
+  EXPECT_TRUE(t.Allows("a.*", "v(1", "x", AccessKind::kWrite, "a.*.orders"));
+  EXPECT_FALSE(t.Allows("a.*", "v(1", "x", AccessKind::kWrite, "anything.orders"));
+  EXPECT_FALSE(t.Allows("a.*", "v(1", "x", AccessKind::kWrite, "ab.orders"));
+  EXPECT_TRUE(t.Allows("a.*", "v(1", "x", AccessKind::kRead, "v(1"));  // "(" would not even compile raw
+  EXPECT_FALSE(t.Allows("a.*", "v(1", "x", AccessKind::kRead, "v1"));
+  // A name that spells a variable is not expanded again.
+  EXPECT_EQ(ExpandTopicPattern("{username}{vhost}", "{vhost}", "v"), "\\{vhost\\}v");
+}
+
 TEST(TopicPermissionsTest, InvalidRegexChangesNothing) {
   TopicPermissionTable t;
   ASSERT_TRUE(t.Set({"u", "/", "x", "^a", "^a"}));

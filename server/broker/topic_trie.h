@@ -34,10 +34,14 @@
 #include <utility>
 #include <vector>
 
+#include "server/broker/indexed_set.h"
+
 namespace warren::broker {
 
-// T must be copyable and equality-comparable (e.g. a pointer, an id, a small struct).
-template <typename T>
+// T must be copyable, equality-comparable and hashable by Hash (e.g. a pointer, an id, a small
+// struct). Adding or removing a destination costs O(words) however many destinations share
+// the key.
+template <typename T, typename Hash = std::hash<T>>
 class TopicTrie {
  public:
   TopicTrie() = default;
@@ -67,11 +71,7 @@ class TopicTrie {
         node = it->second.get();
       }
     });
-    for (const T& d : node->dests) {
-      if (d == dest) return;
-    }
-    node->dests.push_back(dest);
-    ++size_;
+    if (node->dests.Insert(dest)) ++size_;
   }
 
   // Unbinds the (binding_key, dest) pair; returns false when it was not bound. Nodes left with
@@ -102,12 +102,7 @@ class TopicTrie {
     });
     if (!found) return false;
 
-    std::vector<T>& dests = path.back()->dests;
-    size_t i = 0;
-    while (i < dests.size() && !(dests[i] == dest)) ++i;
-    if (i == dests.size()) return false;
-    if (i + 1 != dests.size()) dests[i] = std::move(dests.back());
-    dests.pop_back();
+    if (!path.back()->dests.Erase(dest)) return false;
     --size_;
 
     // Prune from the leaf upwards; the root is never freed.
@@ -154,7 +149,7 @@ class TopicTrie {
     std::unique_ptr<Node> star;
     std::unique_ptr<Node> hash;
     // Destinations whose binding key ends at this node.
-    std::vector<T> dests;
+    IndexedSet<T, Hash> dests;
 
     bool Empty() const { return dests.empty() && words.empty() && !star && !hash; }
   };

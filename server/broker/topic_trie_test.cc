@@ -362,7 +362,10 @@ TEST(TopicTrieTest, StructDestinations) {
     int exchange = 0;
     bool operator==(const Dest&) const = default;
   };
-  TopicTrie<Dest> trie;
+  struct DestHash {
+    size_t operator()(const Dest& d) const { return std::hash<int>{}(d.queue * 31 + d.exchange); }
+  };
+  TopicTrie<Dest, DestHash> trie;
   trie.Add("a.#", Dest{1, 0});
   trie.Add("a.#", Dest{0, 1});
   trie.Add("a.#", Dest{1, 0});
@@ -370,6 +373,19 @@ TEST(TopicTrieTest, StructDestinations) {
   int count = 0;
   trie.Match("a.b", [&count](const Dest&) { ++count; });
   EXPECT_EQ(count, 2);
+}
+
+TEST(TopicTrieTest, ManyDestinationsOnOneKey) {
+  // Adding and removing stays O(1) per destination (an indexed set at each node).
+  TopicTrie<int> trie;
+  for (int i = 0; i < 50000; ++i) trie.Add("a.#", i);
+  trie.Add("a.#", 7);
+  EXPECT_EQ(trie.size(), 50000u);
+  for (int i = 0; i < 50000; i += 2) EXPECT_TRUE(trie.Remove("a.#", i));
+  EXPECT_FALSE(trie.Remove("a.#", 0));
+  std::vector<int> got = MatchAll(trie, "a.b");
+  ASSERT_EQ(got.size(), 25000u);
+  for (int d : got) EXPECT_EQ(d % 2, 1);
 }
 
 TEST(TopicTrieTest, MoveKeepsBindings) {

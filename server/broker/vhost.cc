@@ -1,12 +1,15 @@
 #include "server/broker/vhost.h"
 
 #include <algorithm>
-#include <random>
+#include <array>
+#include <cstdlib>
 
 #include <fmt/format.h>
+#include <openssl/rand.h>
 #include <spdlog/spdlog.h>
 
 #include "server/broker/headers_match.h"
+#include "server/broker/limits.h"
 #include "server/broker/persister.h"
 #include "server/broker/queue_arguments.h"
 #include "server/broker/queue_features.h"
@@ -27,14 +30,16 @@ bool HasReservedPrefix(std::string_view name) { return name.starts_with("amq.");
 std::string GenerateName(std::string_view prefix) {
   static constexpr char kAlphabet[] =
       "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-  static thread_local std::mt19937_64 rng{std::random_device{}()};
-  std::string out(prefix);
-  uint64_t bits = 0;
-  for (int i = 0; i < 22; ++i) {
-    if (i % 10 == 0) bits = rng();
-    out.push_back(kAlphabet[bits & 63]);
-    bits >>= 6;
+  // From a CSPRNG (OpenSSL's, as the password salts): reply-to names are capabilities, and queue
+  // and consumer names must not be predictable from earlier ones either.
+  std::array<unsigned char, 22> random;
+  if (RAND_bytes(random.data(), static_cast<int>(random.size())) != 1) {
+    // Only when OpenSSL cannot seed its generator from the kernel: nothing safe to fall back to.
+    spdlog::critical("RAND_bytes failed: no random source for names");
+    std::abort();
   }
+  std::string out(prefix);
+  for (unsigned char byte : random) out.push_back(kAlphabet[byte & 63]);
   return out;
 }
 
@@ -166,6 +171,7 @@ Result<Exchange*> Vhost::FindExchange(std::string_view name) {
 Result<Exchange*> Vhost::DeclareExchange(std::string_view name, std::string_view type, bool passive,
                                          ExchangeOptions options) {
   if (name.empty()) return Fail(r::kAccessRefused, "operation not permitted on the default exchange");
+  if (auto ok = CheckNameLength("exchange", name); !ok) return std::unexpected(ok.error());
   auto it = exchanges_.find(name);
   if (passive) {
     if (it == exchanges_.end()) return Fail(r::kNotFound, "no " + ExchangeLabel(name));
@@ -223,6 +229,7 @@ Result<> Vhost::DeleteExchange(std::string_view name, bool if_unused) {
 
 Result<QueueDeclareResult> Vhost::DeclareQueue(std::string_view name, bool passive, QueueOptions options,
                                                uint64_t connection, bool server_named) {
+  if (auto ok = CheckNameLength("queue", name); !ok) return std::unexpected(ok.error());
   auto it = queues_.find(name);
   if (it == queues_.end()) {
     if (passive) return Fail(r::kNotFound, "no " + QueueLabel(name));
@@ -341,10 +348,7 @@ void Vhost::RemoveExclusiveQueues(uint64_t connection) {
 
 void Vhost::UnbindEverywhere(const Destination& destination) {
   for (auto& [name, ex] : exchanges_) {
-    for (const Binding& b : ex->bindings()) {
-      if (b.destination == destination) JournalBinding(*ex, b, false);
-    }
-    ex->UnbindAll(destination);
+    for (const Binding& b : ex->UnbindAll(destination)) JournalBinding(*ex, b, false);
   }
 }
 
@@ -366,6 +370,7 @@ void Vhost::CollectAutoDeleteExchanges() {
 
 Result<> Vhost::ChangeBinding(std::string_view source, const Destination& destination, std::string_view key,
                               const amqp::FieldTable& arguments, bool add) {
+  if (auto ok = CheckNameLength("routing_key", key); !ok) return std::unexpected(ok.error());
   auto src = FindExchange(source);
   if (!src) return std::unexpected(src.error());
   Exchange& ex = **src;
@@ -423,16 +428,17 @@ Result<> Vhost::ChangeExchangeBinding(std::string_view destination, std::string_
 
 void Vhost::Route(const Exchange& exchange, const Message& message, std::vector<Queue*>& queues) {
   queues.clear();
-  auto add_queue = [&](Queue* q) {
-    if (std::find(queues.begin(), queues.end(), q) == queues.end()) queues.push_back(q);
-  };
   if (&exchange == default_exchange_) {
     auto it = queues_.find(message.routing_key());
     if (it != queues_.end()) queues.push_back(it->second.get());
     return;
   }
+  // Each queue and exchange reached is stamped with this pass's number: one copy per queue and
+  // no exchange visited twice (cycles, diamonds), at O(1) per destination and no allocation.
+  const uint64_t pass = ++route_pass_;
   route_exchanges_.clear();
   route_exchanges_.push_back(&exchange);
+  exchange.MarkRouted(pass);
   for (size_t i = 0; i < route_exchanges_.size(); ++i) {
     route_destinations_.clear();
     route_exchanges_[i]->Route(message, route_destinations_);
@@ -440,18 +446,14 @@ void Vhost::Route(const Exchange& exchange, const Message& message, std::vector<
       // Unroutable here: on to the alternate exchange, if it exists.
       if (const std::string* ae = route_exchanges_[i]->alternate_exchange()) {
         auto it = exchanges_.find(*ae);
-        if (it != exchanges_.end() && std::find(route_exchanges_.begin(), route_exchanges_.end(), it->second.get()) ==
-                                          route_exchanges_.end()) {
-          route_exchanges_.push_back(it->second.get());
-        }
+        if (it != exchanges_.end() && it->second->MarkRouted(pass)) route_exchanges_.push_back(it->second.get());
       }
       continue;
     }
     for (const Destination& d : route_destinations_) {
       if (d.queue != nullptr) {
-        add_queue(d.queue);
-      } else if (std::find(route_exchanges_.begin(), route_exchanges_.end(), d.exchange) ==
-                 route_exchanges_.end()) {
+        if (d.queue->MarkRouted(pass)) queues.push_back(d.queue);
+      } else if (d.exchange->MarkRouted(pass)) {
         route_exchanges_.push_back(d.exchange);
       }
     }

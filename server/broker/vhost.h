@@ -122,6 +122,7 @@ class Vhost {
   // Scratch space for Route, reused so routing does not allocate per message.
   std::vector<Destination> route_destinations_;
   std::vector<const Exchange*> route_exchanges_;
+  uint64_t route_pass_ = 0;  // numbers Route's passes, for Queue/Exchange::MarkRouted
 };
 
 // RabbitMQ-style random names: "amq.gen-" / "amq.ctag-" followed by 22 URL-safe base64 chars.

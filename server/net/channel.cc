@@ -139,7 +139,7 @@ template <>
 Status Channel::On(const m::QueueDeclare& d) {
   if (d.passive && d.queue.starts_with(broker::kDirectReplyToPrefix)) {
     // Direct reply-to: a reply-to name "exists" while its consumer does.
-    if (connection_.broker().direct_replies().Find(d.queue) == nullptr) {
+    if (connection_.broker().direct_replies().Find(connection_.vhost_name(), d.queue) == nullptr) {
       return MethodFail(d, Error{r::kNotFound, fmt::format("no queue '{}' in vhost '{}'", d.queue,
                                                            connection_.vhost().name())});
     }
@@ -274,20 +274,21 @@ Status Channel::ConsumeDirectReply(const m::BasicConsume& c) {
   }
   if (!c.no_ack) return MethodFail(c, Error{r::kPreconditionFailed, "reply consumer cannot acknowledge"});
   if (!reply_to_name_.empty()) return MethodFail(c, Error{r::kPreconditionFailed, "reply consumer already set"});
-  reply_to_name_ = connection_.broker().direct_replies().Register(this);
+  reply_to_name_ = connection_.broker().direct_replies().Register(connection_.vhost_name(), this);
   reply_consumer_tag_ = std::move(tag);
   if (!c.no_wait) WriteMethodFrame(connection_.output(), id_, m::BasicConsumeOk{.consumer_tag = reply_consumer_tag_});
   return {};
 }
 
-void Channel::DeliverReply(const broker::MessageRef& message) {
-  if (closing_) return;
+bool Channel::DeliverReply(const broker::MessageRef& message) {
+  if (closing_ || connection_.unsent_bytes() > broker::kDirectReplyBacklogBytes) return false;
   OutputBuffer& out = connection_.output();
   WriteMethodFrame(out, id_,
                    m::BasicDeliver{.consumer_tag = reply_consumer_tag_, .delivery_tag = next_delivery_tag_++,
                                    .redelivered = false, .exchange = message->exchange(),
                                    .routing_key = message->routing_key()});
   WriteContentFrames(out, id_, connection_.frame_max(), message);
+  return true;
 }
 
 template <>

@@ -71,7 +71,7 @@ class Channel final : public broker::DirectReplyTarget {
   void Deliver(ChannelConsumer& consumer, broker::Queue& queue, broker::QueuedMessage message);
   void OnConsumerQueueDeleted(ChannelConsumer& consumer);
   // Direct reply-to: a reply published to this channel's reply-to name.
-  void DeliverReply(const broker::MessageRef& message) override;
+  bool DeliverReply(const broker::MessageRef& message) override;
 
  private:
   enum class SettleKind { kAck, kRequeue, kDrop };

@@ -208,10 +208,9 @@ Status Channel::Route(PendingPublish& publish) {
   bool routed = !route_scratch_.empty();
   if (!routed && publish.exchange.empty() && publish.routing_key.starts_with(broker::kDirectReplyToPrefix)) {
     // A direct reply: straight to the requesting channel, if it is still there.
-    if (broker::DirectReplyTarget* target = connection_.broker().direct_replies().Find(publish.routing_key)) {
-      target->DeliverReply(publish.message);
-      routed = true;
-    }
+    broker::DirectReplyTarget* target =
+        connection_.broker().direct_replies().Find(connection_.vhost_name(), publish.routing_key);
+    routed = target != nullptr && target->DeliverReply(publish.message);
   }
   if (!routed) {
     connection_.broker().stats().Add(publish.mandatory ? broker::MessageStat::kReturnUnroutable

@@ -85,6 +85,8 @@ class Connection : public std::enable_shared_from_this<Connection>,
     ScheduleFlush();
     return pending_;
   }
+  // Output not yet written to the socket (queued and in flight), in bytes.
+  size_t unsent_bytes() const { return pending_.size() + writing_.size(); }
   // True while unsent output is above the high watermark: consumers stop taking messages.
   bool congested() const { return pending_.size() + writing_.size() > kCongestedBytes; }
   // A consumer was held back by congestion: resume consumers once output drains.

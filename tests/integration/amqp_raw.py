@@ -50,6 +50,8 @@ METHODS = {
     (50, 30): ("queue.purge", "hsb"),
     (50, 31): ("queue.purge_ok", "l"),
     (50, 40): ("queue.delete", "hsbbb"),
+    (50, 50): ("queue.unbind", "hssst"),
+    (50, 51): ("queue.unbind_ok", ""),
     (50, 41): ("queue.delete_ok", "l"),
     (60, 10): ("basic.qos", "lhb"),
     (60, 11): ("basic.qos_ok", ""),

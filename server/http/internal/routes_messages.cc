@@ -4,6 +4,7 @@
 
 #include "server/amqp/properties.h"
 #include "server/broker/field_table_json.h"
+#include "server/broker/limits.h"
 #include "server/broker/persister.h"
 #include "server/broker/queue_arguments.h"
 #include "server/http/internal/api.h"
@@ -125,7 +126,7 @@ Reply Api::Publish(Ctx& ctx) {
     BadRequest(fmt::format("unsupported payload_encoding '{}'", encoding));
   }
   amqp::BasicProperties props = PropertiesFromJson(body.contains("properties") ? body["properties"] : json());
-  if (key.size() > 255) BadRequest("routing_key is longer than 255 bytes");
+  if (auto ok = broker::CheckNameLength("routing_key", key); !ok) BrokerError(ok.error());
   if (props.user_id && *props.user_id != ctx.user.name) {
     BadRequest(fmt::format("user_id property set to '{}' but authenticated user was '{}'", *props.user_id,
                            ctx.user.name));
