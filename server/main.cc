@@ -51,6 +51,7 @@ struct Settings {
   std::string load_definitions;
   uint16_t management_port = 15672;
   std::string management_bind;  // empty: same as bind
+  std::string management_allowed_hosts;
   uint16_t prometheus_port = 15692;  // 0: off
   uint32_t collect_statistics_interval = 5000;  // ms, RabbitMQ's default
 };
@@ -145,6 +146,10 @@ int main(int argc, char** argv) {
       ->envname("WARREN_MANAGEMENT_PORT")->capture_default_str();
   app.add_option("--management-bind", s.management_bind, "address the management API listens on (default: --bind)")
       ->envname("WARREN_MANAGEMENT_BIND");
+  app.add_option("--management-allowed-hosts", s.management_allowed_hosts,
+                 "comma-separated host names the management API answers to besides IP addresses, localhost and this "
+                 "machine's hostname (a request with another Host header is 403: DNS rebinding)")
+      ->envname("WARREN_MANAGEMENT_ALLOWED_HOSTS");
   app.add_option("--prometheus-port", s.prometheus_port,
                  "Prometheus metrics port (GET /metrics, no authentication, listens on --management-bind; 0 = disabled)")
       ->envname("WARREN_PROMETHEUS_PORT")->capture_default_str();
@@ -242,6 +247,7 @@ int main(int argc, char** argv) {
     management_options.port = s.management_port;
     management_options.amqp_port = server.port();
     management_options.admin_token = WriteWarrenctlToken(s.data_dir);
+    for (const std::string& host : SplitNames(s.management_allowed_hosts)) management_options.allowed_hosts.push_back(host);
     management = std::make_unique<warren::http::ManagementServer>(io, broker, server, management_options);
     if (std::string error = management->Start(); !error.empty()) {
       spdlog::critical("{}", error);

@@ -1,16 +1,18 @@
 #include "server/http/management.h"
 
 #include <strings.h>
+#include <unistd.h>
 
 #include <chrono>
-#include <future>
 
-#include <asio/post.hpp>
+#include <fmt/format.h>
 #include <httplib.h>
 
+#include "server/http/handoff.h"
 #include "server/http/internal/api.h"
 #include "server/http/internal/codec.h"
 #include "server/http/listener.h"
+#include "server/http/origin.h"
 #include "server/http/web_ui.h"
 
 namespace warren::http {
@@ -69,6 +71,51 @@ Request CopyRequest(const char* method, const httplib::Request& req) {
   return r;
 }
 
+// Security headers for every reply, the UI's pages and the API's JSON alike. The UI loads
+// only its own files (the data: URL is its empty favicon) and may not be framed.
+void SecurityHeaders(httplib::Response& res) {
+  res.set_header("Content-Security-Policy",
+                 "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
+                 "form-action 'self'; frame-ancestors 'none'");
+  res.set_header("X-Frame-Options", "DENY");
+  res.set_header("X-Content-Type-Options", "nosniff");
+  res.set_header("Referrer-Policy", "no-referrer");
+}
+
+void Answer(const Reply& reply, const httplib::Request& req, httplib::Response& res) {
+  res.status = reply.status;
+  // Not for the web UI's fetches: the header would make the browser pop its own login dialog.
+  if (reply.authenticate && req.get_header_value("X-Requested-With") != "XMLHttpRequest") {
+    res.set_header("WWW-Authenticate", kRealm);
+  }
+  if (!reply.location.empty()) res.set_header("Location", reply.location);
+  res.set_header("Cache-Control", "no-cache");
+  res.set_header("Vary", "accept, accept-encoding, origin");
+  if (!reply.body.empty()) res.set_content(reply.body, "application/json");
+}
+
+Reply Refused(int status, std::string_view error, std::string reason) {
+  return JsonReply(json{{"error", error}, {"reason", std::move(reason)}}, status);
+}
+
+Reply Unavailable() {
+  return Refused(503, "service_unavailable", "the broker did not start the request in time; it was not applied");
+}
+
+bool IsWrite(const std::string& method) { return method != "GET" && method != "HEAD" && method != "OPTIONS"; }
+
+size_t BodyLimit(const Request& r) {
+  const auto& s = r.segments;
+  const bool large = (!s.empty() && s[0] == "definitions") || (s.size() == 4 && s[0] == "exchanges" && s[3] == "publish");
+  return large ? kMaxBody : kMaxObjectBody;
+}
+
+std::string Hostname() {
+  char name[256] = {};
+  if (gethostname(name, sizeof(name) - 1) != 0) return {};
+  return name;
+}
+
 }  // namespace
 
 ManagementServer::ManagementServer(asio::io_context& io, broker::Broker& broker, net::Server& server,
@@ -76,48 +123,68 @@ ManagementServer::ManagementServer(asio::io_context& io, broker::Broker& broker,
     : stopping_(std::make_shared<std::atomic<bool>>(false)) {
   const std::string bind = options.bind_address;
   const uint16_t port = options.port;
+  const std::vector<std::string> allowed_hosts = options.allowed_hosts;
   api_ = std::make_unique<internal::Api>(broker, server, std::move(options));
-  http_ = std::make_unique<httplib::Server>();
-  http_->set_payload_max_length(size_t{64} << 20);
-  // An idle keep-alive connection holds a worker thread this long; Stop() waits for it.
-  http_->set_keep_alive_timeout(1);
+  http_ = std::make_unique<HttpServer>();
+  http_->set_payload_max_length(kMaxBody);
   bind_address_ = bind;
   bound_port_ = port;
 
-  auto handle = [this, &io](const char* method) {
-    return [this, &io, method](const httplib::Request& req, httplib::Response& res) {
-      auto promise = std::make_shared<std::promise<Reply>>();
-      std::future<Reply> future = promise->get_future();
-      internal::Api* api = api_.get();
-      asio::post(io, [api, promise, request = CopyRequest(method, req)] {
-        promise->set_value(api->Dispatch(request));
-      });
-      const auto deadline = std::chrono::steady_clock::now() + kBrokerTimeout;
+  internal::Api* api = api_.get();
+  std::shared_ptr<std::atomic<bool>> stopping = stopping_;
+  auto on_broker = [&io, stopping](std::function<Reply()> fn) {
+    return CallOnBroker<Reply>(io, std::move(fn), kBrokerTimeout, *stopping);
+  };
+
+  // Runs on the HTTP thread once the head has arrived and before any body is read.
+  http_->set_pre_routing_handler([api, &io, stopping, allowed_hosts, hostname = Hostname()](
+                                     const httplib::Request& req, httplib::Response& res) {
+    const auto refuse = [&](const Reply& reply) {
+      Answer(reply, req, res);
+      SecurityHeaders(res);
+      return httplib::Server::HandlerResponse::Handled;
+    };
+    const std::string host = req.get_header_value("Host");
+    if (!HostAllowed(host, hostname, allowed_hosts)) {
+      return refuse(Refused(403, "forbidden",
+                            fmt::format("Host '{}' is not this server's address, hostname or one of "
+                                        "--management-allowed-hosts",
+                                        host)));
+    }
+    if (IsWrite(req.method) && req.has_header("Origin") && !SameOrigin(req.get_header_value("Origin"), host)) {
+      return refuse(Refused(403, "forbidden",
+                            fmt::format("cross-origin request from '{}' refused", req.get_header_value("Origin"))));
+    }
+    const size_t length = req.get_header_value<uint64_t>("Content-Length");
+    if (length == 0) return httplib::Server::HandlerResponse::Unhandled;
+    Request head = CopyRequest(req.method.c_str(), req);
+    const std::optional<std::optional<Reply>> refusal =
+        CallOnBroker<std::optional<Reply>>(io, [api, head] { return api->Refusal(head); }, kBrokerTimeout, *stopping);
+    if (!refusal) return refuse(Unavailable());
+    if (*refusal) return refuse(**refusal);
+    if (!IsJsonContentType(req.get_header_value("Content-Type"))) {
+      return refuse(Refused(415, "unsupported_media_type",
+                            fmt::format("a request body must be sent as Content-Type: application/json, not '{}'",
+                                        req.get_header_value("Content-Type"))));
+    }
+    if (const size_t limit = BodyLimit(head); length > limit) {
+      return refuse(Refused(413, "payload_too_large",
+                            fmt::format("request body of {} bytes exceeds this endpoint's limit of {} bytes", length, limit)));
+    }
+    return httplib::Server::HandlerResponse::Unhandled;
+  });
+  http_->set_post_routing_handler([](const httplib::Request&, httplib::Response& res) { SecurityHeaders(res); });
+
+  auto handle = [api, on_broker](const char* method) {
+    return [api, on_broker, method](const httplib::Request& req, httplib::Response& res) {
       Reply reply;
-      bool answered = false;
-      while (!stopping_->load()) {
-        if (future.wait_for(std::chrono::milliseconds(50)) == std::future_status::ready) {
-          try {
-            reply = future.get();
-            answered = true;
-          } catch (const std::exception&) {
-          }
-          break;
-        }
-        if (std::chrono::steady_clock::now() > deadline) break;
+      try {
+        reply = on_broker([api, request = CopyRequest(method, req)] { return api->Dispatch(request); })
+                    .value_or(Unavailable());
+      } catch (const std::exception& e) {
+        reply = Refused(500, "internal_server_error", e.what());
       }
-      if (!answered) {
-        reply = JsonReply(json{{"error", "service_unavailable"}, {"reason", "the broker did not answer in time"}}, 503);
-      }
-      res.status = reply.status;
-      // Not for the web UI's fetches: the header would make the browser pop its own login dialog.
-      if (reply.authenticate && req.get_header_value("X-Requested-With") != "XMLHttpRequest") {
-        res.set_header("WWW-Authenticate", kRealm);
-      }
-      if (!reply.location.empty()) res.set_header("Location", reply.location);
-      res.set_header("Cache-Control", "no-cache");
-      res.set_header("Vary", "accept, accept-encoding, origin");
-      if (!reply.body.empty()) res.set_content(reply.body, "application/json");
+      Answer(reply, req, res);
     };
   };
   MountWebUi(*http_);  // first: httplib answers with the first matching handler
@@ -130,13 +197,11 @@ ManagementServer::ManagementServer(asio::io_context& io, broker::Broker& broker,
 
 ManagementServer::~ManagementServer() { Stop(); }
 
-std::string ManagementServer::Start() {
-  return StartListening(*http_, "management API", bind_address_, &bound_port_, &thread_);
-}
+std::string ManagementServer::Start() { return http_->Start("management API", bind_address_, &bound_port_); }
 
 void ManagementServer::Stop() {
   stopping_->store(true);
-  StopListening(*http_, thread_);
+  http_->Stop();
 }
 
 }  // namespace warren::http

@@ -4,13 +4,20 @@
 // definitions export/import for administrators), JSON with RabbitMQ's field names, so that curl
 // scripts and `rabbitmqadmin` work against Warren; and the browser UI at / (web_ui.h).
 //
-// Threads: cpp-httplib's server runs its own listener thread and worker pool. No HTTP thread ever
-// touches broker state: a handler copies what it needs from the request (method, path segments,
-// query parameters, body, credentials), posts a function to the broker thread's io_context
-// (asio::post) and waits for its result on a std::future. The posted function (internal::Api)
-// authenticates the user, reads or changes the broker and builds the whole JSON reply there. When
-// the broker thread does not answer within 5 s (or is stopping), the reply is 503 and the posted
-// function, if it still runs later, only fills a promise nobody reads.
+// Threads: an HttpServer (listener.h: the front door that bounds slow and idle clients) serves
+// on its own threads. No HTTP thread ever touches broker state: a handler copies what it needs
+// from the request (method, path segments, query parameters, body, credentials), posts a
+// function to the broker thread's io_context and waits for it (handoff.h). The posted function
+// (internal::Api) authenticates the user, reads or changes the broker and builds the whole JSON
+// reply there. When the broker thread has not started the function within 5 s (or the server is
+// stopping), the reply is 503 and the function is never run; one that has started is waited for.
+//
+// Before a body is read: the Host must be allowed and a write's Origin must match it
+// (origin.h: 403); a request that announces a body is authenticated first (a posted
+// Api::Refusal: 401/404/405 without reading it), then needs `Content-Type: application/json`
+// (415) and a Content-Length within its route's limit (413: kMaxBody for publish and
+// definitions, kMaxObjectBody for the rest). Every reply carries a Content-Security-Policy
+// (self only), X-Frame-Options: DENY, X-Content-Type-Options: nosniff and Referrer-Policy.
 //
 // Authentication: HTTP basic auth against the broker's users. Missing credentials: 401 with no
 // body, wrong ones: 401 {"error":"not_authorized","reason":"Login failed"}, both with
@@ -22,25 +29,22 @@
 // in, and need configure/write/read permissions for changes, publishing and getting, as over
 // AMQP. `Authorization: Bearer <ManagementOptions::admin_token>` (the token warren-server writes
 // to DATA_DIR/.warrenctl-token at each start, for tools/warrenctl) acts as an administrator with
-// every permission in every vhost.
+// every permission in every vhost, when it comes from a loopback peer (loopback.h).
 //
 // Changes go through the same Vhost methods the AMQP channel uses, with connection id 0, so they
 // are journaled to the store exactly like AMQP declarations.
 #pragma once
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
-#include <thread>
+#include <vector>
 
 #include <asio/io_context.hpp>
 
 #include "server/broker/broker.h"
-
-namespace httplib {
-class Server;
-}
 
 namespace warren::net {
 class Server;
@@ -51,6 +55,12 @@ namespace warren::http {
 namespace internal {
 class Api;
 }
+class HttpServer;
+
+// Request bodies: publish and definitions import (RabbitMQ's management.http_max_body_size
+// default), and every other route.
+inline constexpr size_t kMaxBody = 20'000'000;
+inline constexpr size_t kMaxObjectBody = size_t{1} << 20;
 
 struct ManagementOptions {
   std::string bind_address = "0.0.0.0";
@@ -61,6 +71,9 @@ struct ManagementOptions {
   // Non-empty: `Authorization: Bearer <admin_token>` is accepted as an administrator with access
   // to every vhost (warrenctl on the server's machine reads it from DATA_DIR/.warrenctl-token).
   std::string admin_token;
+  // Host header names accepted besides IP literals, localhost and this machine's hostname
+  // (--management-allowed-hosts).
+  std::vector<std::string> allowed_hosts;
 };
 
 class ManagementServer {
@@ -78,11 +91,9 @@ class ManagementServer {
   void Stop();
   uint16_t port() const { return bound_port_; }
 
-
  private:
   std::unique_ptr<internal::Api> api_;
-  std::unique_ptr<httplib::Server> http_;
-  std::thread thread_;
+  std::unique_ptr<HttpServer> http_;
   std::string bind_address_;
   uint16_t bound_port_ = 0;
   std::shared_ptr<std::atomic<bool>> stopping_;

@@ -11,6 +11,7 @@
 
 #include "server/broker/broker.h"
 #include "server/broker/password.h"
+#include "server/http/internal/api.h"
 #include "server/net/server.h"
 
 namespace warren::http {
@@ -83,6 +84,39 @@ TEST_F(ManagementTest, AdminTokenIsAnAdministrator) {
     ASSERT_TRUE(res);
     EXPECT_EQ(res->status, 401) << bad;
   }
+}
+
+// The token file is readable on this machine only, so the token is refused from any other peer.
+TEST_F(ManagementTest, AdminTokenOnlyFromLoopbackPeers) {
+  ManagementOptions options;
+  options.admin_token = "0123456789abcdef";
+  internal::Api api(broker_, server_, options);
+  internal::Request req;
+  req.method = "GET";
+  req.segments = {"users"};
+  req.bearer = "0123456789abcdef";
+  for (const char* peer : {"127.0.0.1", "127.0.0.2", "::1", "::ffff:127.0.0.1"}) {
+    req.remote_addr = peer;
+    EXPECT_EQ(api.Dispatch(req).status, 200) << peer;
+  }
+  for (const char* peer : {"192.0.2.7", "10.0.0.1", "::ffff:192.0.2.7", "2001:db8::1", ""}) {
+    req.remote_addr = peer;
+    EXPECT_EQ(api.Dispatch(req).status, 401) << peer;
+  }
+}
+
+// A request the broker thread did not start in time is answered 503 and is never applied, even
+// when the broker thread gets to it later.
+TEST_F(ManagementTest, TimedOutRequestIsNotAppliedLater) {
+  httplib::Client client("127.0.0.1", management_->port());
+  client.set_read_timeout(10, 0);
+  client.set_basic_auth("admin", "secret");
+  auto res = client.Put("/api/vhosts/late", "", "application/json");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 503);
+  EXPECT_NE(res->body.find("not applied"), std::string::npos) << res->body;
+  io_.poll();  // the broker thread catches up
+  EXPECT_EQ(broker_.FindVhost("late"), nullptr);
 }
 
 TEST_F(ManagementTest, BrokerThreadNotAnsweringGives503) {

@@ -5,12 +5,12 @@
 #include <array>
 #include <chrono>
 #include <cstdio>
-#include <future>
+#include <optional>
 
-#include <asio/post.hpp>
 #include <fmt/format.h>
 #include <httplib.h>
 
+#include "server/http/handoff.h"
 #include "server/http/listener.h"
 #include "server/net/channel.h"
 #include "server/net/connection.h"
@@ -157,48 +157,44 @@ std::string RenderMetrics(broker::Broker& broker, const net::Server* server, con
 
 PrometheusServer::PrometheusServer(asio::io_context& io, broker::Broker& broker, const net::Server* server,
                                    const storage::Store* store, PrometheusOptions options)
-    : http_(std::make_unique<httplib::Server>()),
+    : http_(std::make_unique<HttpServer>()),
       bind_address_(options.bind_address),
       bound_port_(options.port),
       stopping_(std::make_shared<std::atomic<bool>>(false)) {
-  http_->set_keep_alive_timeout(1);
+  // A scrape has no body: nothing else is read, whatever a request announces.
+  http_->set_payload_max_length(0);
+  http_->set_pre_routing_handler([](const httplib::Request& req, httplib::Response& res) {
+    if (req.method == "GET" || req.method == "HEAD") return httplib::Server::HandlerResponse::Unhandled;
+    res.status = 405;
+    res.set_header("Allow", "GET, HEAD");
+    res.set_content("Method Not Allowed: the metrics endpoint only answers GET\n", "text/plain");
+    return httplib::Server::HandlerResponse::Handled;
+  });
   http_->Get("/metrics", [this, &io, &broker, server, store](const httplib::Request&, httplib::Response& res) {
-    auto promise = std::make_shared<std::promise<std::string>>();
-    std::future<std::string> future = promise->get_future();
-    asio::post(io, [promise, &broker, server, store] {
-      try {
-        promise->set_value(RenderMetrics(broker, server, store));
-      } catch (...) {
-        promise->set_exception(std::current_exception());
-      }
-    });
-    const auto deadline = std::chrono::steady_clock::now() + kBrokerTimeout;
-    while (!stopping_->load() && std::chrono::steady_clock::now() < deadline) {
-      if (future.wait_for(std::chrono::milliseconds(50)) == std::future_status::ready) {
-        try {
-          res.set_content(future.get(), kContentType);
-          res.status = 200;
-        } catch (const std::exception& e) {
-          res.status = 500;
-          res.set_content(e.what(), "text/plain");
-        }
+    try {
+      const std::optional<std::string> text = CallOnBroker<std::string>(
+          io, [&broker, server, store] { return RenderMetrics(broker, server, store); }, kBrokerTimeout, *stopping_);
+      if (!text) {
+        res.status = 503;
+        res.set_content("the broker did not answer in time\n", "text/plain");
         return;
       }
+      res.status = 200;
+      res.set_content(*text, kContentType);
+    } catch (const std::exception& e) {
+      res.status = 500;
+      res.set_content(e.what(), "text/plain");
     }
-    res.status = 503;
-    res.set_content("the broker did not answer in time\n", "text/plain");
   });
 }
 
 PrometheusServer::~PrometheusServer() { Stop(); }
 
-std::string PrometheusServer::Start() {
-  return StartListening(*http_, "prometheus", bind_address_, &bound_port_, &thread_);
-}
+std::string PrometheusServer::Start() { return http_->Start("prometheus", bind_address_, &bound_port_); }
 
 void PrometheusServer::Stop() {
   stopping_->store(true);
-  StopListening(*http_, thread_);
+  http_->Stop();
 }
 
 }  // namespace warren::http

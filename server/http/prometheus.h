@@ -10,24 +10,20 @@
 //   storage::Store::Stats); warren_store_batches_total;
 //   warren_process_resident_memory_bytes (/proc/self/statm).
 //
-// Threads: as the management API (management.h), httplib serves on its own threads and every
-// scrape is rendered on the broker thread (posted to its io_context, answered by a future; 503
-// when the broker does not answer within 5 s).
+// Threads: as the management API (management.h), an HttpServer (listener.h, with its limits on
+// slow and idle clients) serves on its own threads and every scrape is rendered on the broker
+// thread (handoff.h; 503 when the broker has not started it within 5 s). Any method but GET or
+// HEAD is 405 before a body is read; a body is never read.
 #pragma once
 
 #include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
-#include <thread>
 
 #include <asio/io_context.hpp>
 
 #include "server/broker/broker.h"
-
-namespace httplib {
-class Server;
-}
 
 namespace warren::net {
 class Server;
@@ -38,6 +34,8 @@ class Store;
 }
 
 namespace warren::http {
+
+class HttpServer;
 
 struct PrometheusOptions {
   std::string bind_address = "0.0.0.0";
@@ -62,8 +60,7 @@ class PrometheusServer {
   uint16_t port() const { return bound_port_; }
 
  private:
-  std::unique_ptr<httplib::Server> http_;
-  std::thread thread_;
+  std::unique_ptr<HttpServer> http_;
   std::string bind_address_;
   uint16_t bound_port_ = 0;
   std::shared_ptr<std::atomic<bool>> stopping_;

@@ -2,8 +2,6 @@
 // nothing else (other paths are left to the handlers behind it, here none: 404).
 #include "server/http/web_ui.h"
 
-#include <thread>
-
 #include <gtest/gtest.h>
 #include <httplib.h>
 
@@ -16,9 +14,9 @@ class WebUiTest : public ::testing::Test {
  protected:
   void SetUp() override {
     MountWebUi(server_);
-    ASSERT_EQ(StartListening(server_, "web UI test", "127.0.0.1", &port_, &thread_), "");
+    ASSERT_EQ(server_.Start("web UI test", "127.0.0.1", &port_), "");
   }
-  void TearDown() override { StopListening(server_, thread_); }
+  void TearDown() override { server_.Stop(); }
 
   httplib::Result Get(const std::string& path) {
     httplib::Client client("127.0.0.1", port_);
@@ -34,9 +32,8 @@ class WebUiTest : public ::testing::Test {
     return WebUiAssets().front();
   }
 
-  httplib::Server server_;
+  HttpServer server_;
   uint16_t port_ = 0;
-  std::thread thread_;
 };
 
 TEST_F(WebUiTest, RootIsTheIndexPage) {

@@ -196,8 +196,11 @@ class WarrenServer:
                 pytest.fail("warren-server exited with code %s during start-up; log:\n%s"
                             % (code, self.log_text()[-6000:]), pytrace=False)
             try:
-                with socket.create_connection((self.host, self.port), timeout=0.5):
-                    return self
+                # The management API starts listening just after AMQP: tests call it at once.
+                for port in (self.port, self.management_port):
+                    with socket.create_connection((self.host, port), timeout=0.5):
+                        pass
+                return self
             except OSError:
                 pass
             if time.monotonic() > deadline:

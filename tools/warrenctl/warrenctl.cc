@@ -23,6 +23,8 @@
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
+#include "server/http/loopback.h"
+
 namespace {
 
 using nlohmann::json;
@@ -45,6 +47,15 @@ struct Exit {
 std::string EnvOr(const char* name, std::string fallback) {
   const char* v = std::getenv(name);
   return v != nullptr && *v != '\0' ? std::string(v) : fallback;
+}
+
+// The host of a URL: "http://[::1]:15672/x" -> "[::1]", "http://u@h:1" -> "h".
+std::string UrlHost(std::string_view url) {
+  if (const size_t scheme = url.find("://"); scheme != std::string_view::npos) url.remove_prefix(scheme + 3);
+  url = url.substr(0, url.find_first_of("/?#"));
+  if (const size_t at = url.rfind('@'); at != std::string_view::npos) url.remove_prefix(at + 1);
+  if (!url.empty() && url.front() == '[') return std::string(url.substr(0, url.find(']') + 1));
+  return std::string(url.substr(0, url.find(':')));
 }
 
 struct Options {
@@ -136,6 +147,12 @@ class Api {
     if (!o_.user.empty()) {
       cli.set_basic_auth(o_.user, o_.password);
       return;
+    }
+    // The token is an administrator's credential of this machine: a URL naming anything but the
+    // loopback could hand it to another host (or to a name that resolves elsewhere).
+    if (!warren::http::IsLoopbackHost(UrlHost(o_.url))) {
+      throw Exit{kNoPerm, "Error: --url " + o_.url + " is not a loopback address: the local admin token is only sent "
+                          "to 127.0.0.1, ::1 or localhost; pass --user and --password for another host"};
     }
     if (token_.empty()) {
       const std::string path = o_.data_dir + "/.warrenctl-token";

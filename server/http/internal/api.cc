@@ -4,6 +4,7 @@
 #include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
 
+#include "server/http/loopback.h"
 #include "server/net/connection.h"
 #include "server/net/server.h"
 
@@ -17,10 +18,6 @@ bool SameSecret(std::string_view given, std::string_view expected) {
   if (expected.empty()) return false;
   for (size_t i = 0; i < given.size(); ++i) diff |= given[i] ^ expected[i % expected.size()];
   return diff == 0;
-}
-
-bool IsLoopback(std::string_view addr) {
-  return addr.starts_with("127.") || addr == "::1" || addr.starts_with("::ffff:127.");
 }
 
 }  // namespace
@@ -64,10 +61,9 @@ void Api::On(std::string method, std::string_view path, Handler handler) {
   routes_.push_back(std::move(r));
 }
 
-Reply Api::Serve(const Request& req) {
-  const Route* found = nullptr;
+std::variant<Reply, Api::Admission> Api::Admit(const Request& req) {
+  Admission a;
   bool path_exists = false;
-  std::vector<std::string> args;
   for (const Route& r : routes_) {
     if (r.pattern.size() != req.segments.size()) continue;
     bool match = true;
@@ -77,22 +73,27 @@ Reply Api::Serve(const Request& req) {
     if (!match) continue;
     path_exists = true;
     if (r.method != req.method) continue;
-    found = &r;
+    a.route = &r;
     for (size_t i = 0; i < r.pattern.size(); ++i) {
-      if (r.pattern[i] == "*") args.push_back(req.segments[i]);
+      if (r.pattern[i] == "*") a.args.push_back(req.segments[i]);
     }
     break;
   }
-  if (found == nullptr && !path_exists) NotFound();
+  if (a.route == nullptr && !path_exists) NotFound();
   // Authenticate before revealing anything else.
   static const broker::User kTokenUser{"warrenctl", "", {"administrator"}};
-  const bool by_token = !options_.admin_token.empty() && SameSecret(req.bearer, options_.admin_token);
-  if (by_token && found == nullptr) {
-    return Reply{405, {}, false, {}};
+  const bool token_given = !options_.admin_token.empty() && SameSecret(req.bearer, options_.admin_token);
+  // The token file is readable on this machine only; from elsewhere it is not a credential.
+  const bool by_token = token_given && IsLoopbackAddress(req.remote_addr);
+  if (token_given && !by_token) {
+    spdlog::warn("management API: HTTP access denied: the local admin token presented from {}", req.remote_addr);
   }
   if (by_token) {
-    Ctx ctx{req, kTokenUser, true, args, true};
-    return found->handler(ctx);
+    if (a.route == nullptr) return Reply{405, {}, false, {}};
+    a.user = &kTokenUser;
+    a.sees_all = true;
+    a.token = true;
+    return a;
   }
   const broker::User* user = req.has_credentials ? broker_.Authenticate(req.user, req.password) : nullptr;
   if (user == nullptr) {
@@ -103,7 +104,7 @@ Reply Api::Serve(const Request& req) {
     r.authenticate = true;
     return r;
   }
-  if (server_.IsLoopbackOnly(user->name) && !IsLoopback(req.remote_addr)) {
+  if (server_.IsLoopbackOnly(user->name) && !IsLoopbackAddress(req.remote_addr)) {
     spdlog::warn("management API: HTTP access denied: user '{}' - User can only log in via localhost", user->name);
     NotAuthorised("User can only log in via localhost");
   }
@@ -112,11 +113,30 @@ Reply Api::Serve(const Request& req) {
     spdlog::warn("management API: HTTP access denied: user '{}' - Not management user", user->name);
     NotAuthorised("Not management user");
   }
-  if (found == nullptr) {
-    return Reply{405, {}, false, {}};
+  if (a.route == nullptr) return Reply{405, {}, false, {}};
+  a.user = user;
+  a.sees_all = sees_all;
+  return a;
+}
+
+Reply Api::Serve(const Request& req) {
+  auto admitted = Admit(req);
+  if (Reply* refused = std::get_if<Reply>(&admitted)) return std::move(*refused);
+  Admission& a = std::get<Admission>(admitted);
+  Ctx ctx{req, *a.user, a.sees_all, a.args, a.token};
+  return a.route->handler(ctx);
+}
+
+std::optional<Reply> Api::Refusal(const Request& req) {
+  try {
+    auto admitted = Admit(req);
+    if (Reply* refused = std::get_if<Reply>(&admitted)) return std::move(*refused);
+    return std::nullopt;
+  } catch (const HttpError& e) {
+    return JsonReply(json{{"error", e.error}, {"reason", e.reason}}, e.status);
+  } catch (const std::exception& e) {
+    return JsonReply(json{{"error", "internal_server_error"}, {"reason", e.what()}}, 500);
   }
-  Ctx ctx{req, *user, sees_all, args, false};
-  return found->handler(ctx);
 }
 
 bool Api::Visible(const Ctx& ctx, std::string_view vhost) const {

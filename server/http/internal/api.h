@@ -13,8 +13,10 @@
 #pragma once
 
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <variant>
 #include <vector>
 
 #include "server/broker/broker.h"
@@ -50,6 +52,10 @@ class Api {
 
   // Never throws: errors become JSON error replies.
   Reply Dispatch(const Request& req);
+  // The reply that refuses `req` on what its head says alone (unknown path 404, credentials
+  // 401, method 405), or nullopt when Dispatch would run its handler: ManagementServer asks
+  // before it reads a body, so an unauthenticated client never gets one read. Never throws.
+  std::optional<Reply> Refusal(const Request& req);
 
  private:
   struct Ctx {
@@ -66,8 +72,20 @@ class Api {
     Handler handler;
   };
 
+  // Who may run which route: what Serve and Refusal both decide first.
+  struct Admission {
+    const Route* route = nullptr;
+    std::vector<std::string> args;
+    const broker::User* user = nullptr;
+    bool sees_all = false;
+    bool token = false;
+  };
+
   // `path` is relative to /api, with "*" for a segment the handler gets in ctx.args.
   void On(std::string method, std::string_view path, Handler handler);
+  // The route and the authenticated user, or the reply that refuses the request (may throw
+  // HttpError).
+  std::variant<Reply, Admission> Admit(const Request& req);
   Reply Serve(const Request& req);
 
   void AddObjectRoutes();

@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <type_traits>
 
 #include <fmt/format.h>
@@ -15,6 +16,12 @@
 namespace warren::http::internal {
 
 namespace {
+
+// One /get reply takes at most this many messages, and stops taking more once their payloads
+// reach kMaxGetBytes (so a reply holds at most that plus one message): it is built on the broker
+// thread and held in memory whole, and every message in it is paged in from the store.
+constexpr int64_t kMaxGetCount = 10'000;
+constexpr size_t kMaxGetBytes = size_t{16} << 20;
 
 // Builds a message as a publish over AMQP would carry it.
 broker::MessageRef BuildMessage(std::string_view exchange, std::string_view key,
@@ -154,7 +161,8 @@ Reply Api::Get(Ctx& ctx) {
   const json body = ParseBody(ctx.req);
   const std::optional<int64_t> count_field = IntField(body, "count");
   if (!count_field) BadRequest("count not found");
-  const int64_t count = *count_field;
+  // RabbitMQ gets `count` messages whatever it is, and so pages a whole backlog into one reply.
+  const int64_t count = std::min<int64_t>(*count_field, kMaxGetCount);
   const std::string ackmode = StringField(body, "ackmode", std::nullopt);
   const std::string encoding = StringField(body, "encoding", "auto");
   if (encoding != "auto" && encoding != "base64") BadRequest(fmt::format("unsupported encoding '{}'", encoding));
@@ -177,7 +185,8 @@ Reply Api::Get(Ctx& ctx) {
   std::shared_ptr<broker::Queue> queue = *found;
   std::vector<broker::QueuedMessage> taken;
   json out = json::array();
-  for (int64_t i = 0; i < count; ++i) {
+  size_t reply_bytes = 0;
+  for (int64_t i = 0; i < count && reply_bytes < kMaxGetBytes; ++i) {
     auto m = queue->Get(false);
     if (!m) break;
     broker_.stats().AddDelivery(/*by_get=*/true, /*no_ack=*/false, m->redelivered);
@@ -185,6 +194,7 @@ Reply Api::Get(Ctx& ctx) {
     std::string_view payload = msg.body();
     if (truncate && static_cast<uint64_t>(*truncate) < payload.size()) payload = payload.substr(0, *truncate);
     const bool as_string = encoding == "auto" && IsUtf8(payload);
+    reply_bytes += payload.size();
     out.push_back(json{{"payload_bytes", msg.body_size()},
                        {"redelivered", m->redelivered},
                        {"exchange", std::string(msg.exchange())},
