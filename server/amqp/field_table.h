@@ -26,7 +26,7 @@ struct FieldTable {
 
   // Returns the first entry named `key`, or nullptr.
   const FieldValue* Find(std::string_view key) const;
-  bool empty() const { return entries.empty(); }
+  bool empty() const;
   bool operator==(const FieldTable&) const;
 };
 
@@ -79,6 +79,9 @@ struct FieldValue {
   // Deep equality (nested tables/arrays compared by content).
   bool operator==(const FieldValue&) const;
 };
+
+// Defined once FieldValue is complete (clang instantiates the vector's members here otherwise).
+inline bool FieldTable::empty() const { return entries.empty(); }
 
 // Encodes `table` as a field table (u32 byte length + entries).
 void EncodeFieldTable(const FieldTable& table, ByteWriter& w);

@@ -24,9 +24,17 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 EXTERNAL = os.environ.get("WARREN_TEST_EXTERNAL", "").strip()
 SERVER_BIN = os.environ.get("WARREN_SERVER") or os.path.join(REPO, "build", "bin", "warren-server")
 SEED_DIR = os.environ.get("WARREN_SEED_DIR") or os.path.join(os.path.dirname(REPO), "shared", "seed")
+# Sanitizer builds (scripts/test.sh sets WARREN_SANITIZER) run several times slower: every time
+# limit is scaled, and tests marked `soak` are skipped there.
+SANITIZER = bool(os.environ.get("WARREN_SANITIZER"))
+SLOWDOWN = 3 if SANITIZER else 1
 DEFAULT_TIMEOUT = 60  # seconds per test unless @pytest.mark.timeout(N)
-START_TIMEOUT = 10.0
+START_TIMEOUT = 10.0 * SLOWDOWN
 _LIVE = []  # WarrenServer objects alive right now (their logs are attached to failures)
+# Sanitizer builds (scripts/test.sh) write each process's report to "<log_path>.<pid>".
+SANITIZER_LOGS = list(dict.fromkeys(
+    opt.split("=", 1)[1] for var in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "TSAN_OPTIONS")
+    for opt in os.environ.get(var, "").split(":") if opt.startswith("log_path=")))
 
 
 def _die_with_parent():
@@ -47,10 +55,16 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "needs_own_server: needs a Warren server started by the test "
                             "(custom flags, restarts, seed users); skipped in external mode")
     config.addinivalue_line("markers", "slow: takes noticeably longer than the rest (still run)")
+    config.addinivalue_line("markers", "soak: a long load test; skipped in sanitizer builds (WARREN_SANITIZER)")
     config.addinivalue_line("markers", "timeout(seconds): per-test time limit (default %d)" % DEFAULT_TIMEOUT)
 
 
 def pytest_collection_modifyitems(config, items):
+    if SANITIZER:
+        soak = pytest.mark.skip(reason="soak test; skipped in sanitizer builds")
+        for item in items:
+            if "soak" in item.keywords:
+                item.add_marker(soak)
     if not EXTERNAL:
         return
     skip = pytest.mark.skip(reason="needs its own Warren server; skipped in external mode")
@@ -85,7 +99,7 @@ class TestTimeout(Exception):
 @pytest.fixture(autouse=True)
 def _time_limit(request):
     marker = request.node.get_closest_marker("timeout")
-    seconds = int(marker.args[0]) if marker else DEFAULT_TIMEOUT
+    seconds = (int(marker.args[0]) if marker else DEFAULT_TIMEOUT) * SLOWDOWN
 
     def on_alarm(signum, frame):
         raise TestTimeout("test exceeded its %d s time limit" % seconds)
@@ -164,6 +178,7 @@ class WarrenServer:
         self.log_path = os.path.join(os.path.dirname(data_dir.rstrip("/")) or ".",
                                      "warren-%d.log" % self.port)
         self.starts = 0
+        self.pids = []
         _LIVE.append(self)
 
     def command(self):
@@ -187,6 +202,7 @@ class WarrenServer:
         self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, start_new_session=True,
                                      preexec_fn=_die_with_parent)
+        self.pids.append(self.proc.pid)
         log.close()
         deadline = time.monotonic() + START_TIMEOUT
         while True:
@@ -212,6 +228,7 @@ class WarrenServer:
 
     def stop(self, grace=5.0):
         """SIGTERM, then SIGKILL after `grace` seconds.  Returns the exit code (or None)."""
+        grace *= SLOWDOWN
         proc, self.proc = self.proc, None
         if proc is None:
             return None
@@ -225,6 +242,10 @@ class WarrenServer:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(timeout=10)
+        report = self.sanitizer_report(proc.pid)
+        if report:
+            pytest.fail("warren-server (pid %d) exited with a sanitizer report:\n%s"
+                        % (proc.pid, report[-8000:]), pytrace=False)
         return proc.returncode
 
     def kill9(self):
@@ -244,11 +265,24 @@ class WarrenServer:
         return self.proc is not None and self.proc.poll() is None
 
     def log_text(self):
+        """The server's log, followed by the sanitizer reports of its processes."""
         try:
             with open(self.log_path, "rb") as f:
-                return f.read().decode("utf-8", "replace")
+                text = f.read().decode("utf-8", "replace")
         except OSError:
-            return ""
+            text = ""
+        return text + "".join(self.sanitizer_report(pid) for pid in self.pids)
+
+    @staticmethod
+    def sanitizer_report(pid):
+        text = ""
+        for prefix in SANITIZER_LOGS:
+            try:
+                with open("%s.%d" % (prefix, pid), "rb") as f:
+                    text += "\n===== sanitizer report %s.%d\n" % (prefix, pid) + f.read().decode("utf-8", "replace")
+            except OSError:
+                pass
+        return text
 
     def cleanup(self):
         try:
