@@ -25,7 +25,7 @@ CUTS = int(os.environ.get("WARREN_POWER_CUTS", "5"))
 SYNC_WRITES = os.environ.get("WARREN_POWER_CUT_SYNC_WRITES", "true")
 QUEUE = "power-cut"
 
-pytestmark = [pytest.mark.needs_own_server, pytest.mark.timeout(60 + 10 * CUTS)]
+pytestmark = [pytest.mark.needs_own_server, pytest.mark.soak, pytest.mark.timeout(60 + 10 * CUTS)]
 
 
 def power_cut_binary(server_binary):

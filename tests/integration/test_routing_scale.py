@@ -39,6 +39,7 @@ def sync(c):
     c.call(1, "basic.qos", 0, 0, False, expect="basic.qos_ok")
 
 
+@pytest.mark.soak
 @pytest.mark.timeout(420)
 def test_publish_to_50000_queues_on_one_fanout(own_server, uniq):
     c = raw(own_server)

@@ -26,7 +26,7 @@ BUDGET = 45.0 if "WARREN_SOAK_CYCLES" not in os.environ else None
 QUEUE = "soak"
 HERE = os.path.dirname(os.path.abspath(__file__))
 
-pytestmark = [pytest.mark.needs_own_server, pytest.mark.timeout(120 + 10 * CYCLES)]
+pytestmark = [pytest.mark.needs_own_server, pytest.mark.soak, pytest.mark.timeout(120 + 10 * CYCLES)]
 
 
 def forever(stop, fn, *args):
