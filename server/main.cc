@@ -47,6 +47,7 @@ struct Settings {
   uint16_t heartbeat = 60;
   uint32_t frame_max = 131072;
   uint16_t channel_max = 2047;
+  uint64_t max_message_size = 128ull << 20;  // RabbitMQ's max_message_size
   std::string loopback_users = "guest";
   std::string load_definitions;
   uint16_t management_port = 15672;
@@ -134,6 +135,10 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(4096u, 1u << 24))->capture_default_str();
   app.add_option("--channel-max", s.channel_max, "most channels per connection")
       ->check(CLI::Range(1, 65535))->capture_default_str();
+  app.add_option("--max-message-size", s.max_message_size,
+                 "largest message body accepted, bytes (RabbitMQ's max_message_size); a connection may hold "
+                 "twice this in publishes being assembled")
+      ->check(CLI::Range(uint64_t{1}, uint64_t{512} << 20))->capture_default_str();
   app.add_option("--loopback-users", s.loopback_users,
                  "comma-separated users that may only connect from localhost (RabbitMQ's loopback_users; "
                  "empty: none)")
@@ -194,6 +199,10 @@ int main(int argc, char** argv) {
                "({} paged transient messages discarded, {} orphan bodies removed)",
                recovered.vhosts, recovered.users, recovered.exchanges, recovered.queues, recovered.bindings,
                recovered.messages, recovered.seconds, recovered.transient_discarded, recovered.orphan_bodies_removed);
+  if (recovered.quarantined > 0) {
+    spdlog::error("{} stored records could not be recovered and were quarantined (see the errors above; "
+                  "`warren-dump quarantine` lists them)", recovered.quarantined);
+  }
 
   // --load-definitions: applied at startup (an invalid file stops the server) and again on SIGHUP
   // (an invalid file is then logged and changes nothing).
@@ -228,6 +237,8 @@ int main(int argc, char** argv) {
   options.limits.heartbeat = s.heartbeat;
   options.limits.frame_max = s.frame_max;
   options.limits.channel_max = s.channel_max;
+  options.limits.max_message_size = s.max_message_size;
+  options.limits.max_assembly_bytes = 2 * s.max_message_size;
   warren::net::Server server(io, broker, options);
   if (std::string error = server.Listen(); !error.empty()) {
     spdlog::critical("{}", error);

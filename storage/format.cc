@@ -227,4 +227,34 @@ Status DecodeDeliveryState(std::string_view value, DeliveryState* out) {
   return Status::OK();
 }
 
+std::string QuarantineKey(Family family, std::string_view key) {
+  std::string out(kQuarantinePrefix);
+  out.push_back(static_cast<char>(family));
+  out.append(key);
+  return out;
+}
+
+bool DecodeQuarantineKey(std::string_view qkey, Family* family, std::string_view* key) {
+  if (!qkey.starts_with(kQuarantinePrefix) || qkey.size() == kQuarantinePrefix.size()) return false;
+  const auto id = static_cast<uint8_t>(qkey[kQuarantinePrefix.size()]);
+  if (id >= kNumFamilies) return false;
+  *family = static_cast<Family>(id);
+  *key = qkey.substr(kQuarantinePrefix.size() + 1);
+  return true;
+}
+
+std::string EncodeQuarantineValue(std::string_view reason, std::string_view value) {
+  std::string out;
+  AppendVarint32(&out, static_cast<uint32_t>(reason.size()));
+  out.append(reason);
+  out.append(value);
+  return out;
+}
+
+Status DecodeQuarantineValue(std::string_view encoded, std::string_view* reason, std::string_view* value) {
+  if (!GetLengthPrefixed(&encoded, reason)) return Status::Corruption("quarantined record: bad reason length");
+  *value = encoded;
+  return Status::OK();
+}
+
 }  // namespace warren::storage

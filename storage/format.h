@@ -3,6 +3,7 @@
 // Column families (their RocksDB ids are fixed: the store creates them in this order, and
 // WriteBatch encodes ids without a DB at hand — Store::Open checks the ids match):
 //   0 "default"        kMetaKey -> proto::StoreMeta (magic + format version)
+//                      kQuarantinePrefix, u8 family, original key -> quarantined record
 //   1 "definitions"    kind byte + escaped components -> proto::*Record
 //   2 "message_index"  be64(queue id) be64(seq) -> inline message | body reference
 //   3 "message_bodies" be64(body id) -> shared body
@@ -116,6 +117,17 @@ Status DecodeIndexValue(std::string_view value, MessageView* out);
 Status DecodeBodyValue(std::string_view value, MessageView* out);
 
 std::string EncodeBodyRef(uint64_t body_id);
+
+// ---- Quarantine (in the default family) ----
+// A record recovery could not use, moved aside (so it is neither lost nor read again at the next
+// start): the key is kQuarantinePrefix, the family's id byte and the original key; the value is
+// varint32 reason length, reason, original value.
+inline constexpr std::string_view kQuarantinePrefix = "quarantine/";
+std::string QuarantineKey(Family family, std::string_view key);
+// False when `qkey` is not a quarantine key.
+bool DecodeQuarantineKey(std::string_view qkey, Family* family, std::string_view* key);
+std::string EncodeQuarantineValue(std::string_view reason, std::string_view value);
+Status DecodeQuarantineValue(std::string_view encoded, std::string_view* reason, std::string_view* value);
 
 struct DeliveryState {
   uint32_t delivery_count = 0;

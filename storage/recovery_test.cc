@@ -88,30 +88,85 @@ TEST(RecoveryTest, LastReferenceAckedThenBodyDeleted) {
   EXPECT_EQ(info.orphan_bodies_removed, 0u);
 }
 
-TEST(RecoveryTest, MissingBodyIsCorruption) {
+TEST(RecoveryTest, EntryReferencingMissingBodyIsQuarantined) {
   TempDir dir;
   auto store = OpenOrDie(dir.path());
   WriteBatch b;
   b.PutMessageRef(1, 1, 77);
+  b.PutMessage(1, 2, Msg("fine"));
   ASSERT_TRUE(store->Write(std::move(b)).ok());
   RecoveryInfo info;
   Status s = store->Recover(&info);
-  EXPECT_TRUE(s.IsCorruption()) << s.ToString();
-  EXPECT_NE(s.ToString().find("77"), std::string::npos) << s.ToString();
-  s = store->ScanQueue(1, 0, [](const StoredMessage&) { return true; });
-  EXPECT_TRUE(s.IsCorruption()) << s.ToString();
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  ASSERT_EQ(info.quarantined.size(), 1u);
+  EXPECT_NE(info.quarantined[0].reason.find("body 77"), std::string::npos) << info.quarantined[0].reason;
+  EXPECT_EQ(info.messages, 1u);
+  EXPECT_TRUE(info.shared_body_refs.empty());
+  auto left = ScanAll(store.get(), 1);
+  ASSERT_EQ(left.size(), 1u);
+  EXPECT_EQ(left[0].body, "fine");
+  std::vector<QuarantinedRecord> q;
+  ASSERT_TRUE(store->ListQuarantined(&q).ok());
+  ASSERT_EQ(q.size(), 1u);
+  EXPECT_EQ(q[0].family, Family::kIndex);
+  EXPECT_EQ(q[0].key, MessageKey(1, 1));
+  EXPECT_EQ(q[0].value, EncodeBodyRef(77));
 }
 
-TEST(RecoveryTest, GarbageIndexEntryIsCorruption) {
+TEST(RecoveryTest, GarbageRecordsAreQuarantinedNotFatal) {
+  TempDir dir;
+  {
+    auto store = OpenOrDie(dir.path());
+    WriteBatch b;
+    b.PutRaw(Family::kIndex, MessageKey(3, 4), "\x09garbage");
+    b.PutMessage(3, 5, Msg("kept"));
+    b.PutRaw(Family::kDelivery, MessageKey(3, 5), "\x07");
+    b.PutBody(9, Msg("shared"));
+    b.PutRaw(Family::kBodies, BodyKey(10), "\x01" "bad");
+    b.PutMessageRef(3, 6, 9);
+    b.PutMessageRef(3, 7, 10);
+    ASSERT_TRUE(store->Write(std::move(b)).ok());
+    RecoveryInfo info;
+    Status s = store->Recover(&info);
+    ASSERT_TRUE(s.ok()) << s.ToString();
+    // The index entry, the delivery state, the body and the entry pointing at that body.
+    ASSERT_EQ(info.quarantined.size(), 4u);
+    EXPECT_NE(info.quarantined[0].reason.find("queue 3 seq 4"), std::string::npos) << info.quarantined[0].reason;
+  }
+  auto store = OpenOrDie(dir.path());
+  RecoveryInfo again;
+  ASSERT_TRUE(store->Recover(&again).ok());
+  EXPECT_TRUE(again.quarantined.empty()) << "a quarantined record is not read again";
+  auto left = ScanAll(store.get(), 3);
+  ASSERT_EQ(left.size(), 2u);
+  EXPECT_EQ(left[0].body, "kept");
+  EXPECT_EQ(left[1].body, "shared");
+  std::vector<QuarantinedRecord> q;
+  ASSERT_TRUE(store->ListQuarantined(&q).ok());
+  EXPECT_EQ(q.size(), 4u);
+}
+
+TEST(RecoveryTest, QuarantineMovesADefinition) {
   TempDir dir;
   auto store = OpenOrDie(dir.path());
   WriteBatch b;
-  b.PutRaw(Family::kIndex, MessageKey(3, 4), "\x09garbage");
+  b.PutRaw(Family::kDefinitions, QueueKey("/", "q"), "\xff\xff not a record");
   ASSERT_TRUE(store->Write(std::move(b)).ok());
-  RecoveryInfo info;
-  Status s = store->Recover(&info);
-  EXPECT_TRUE(s.IsCorruption()) << s.ToString();
-  EXPECT_NE(s.ToString().find("queue 3 seq 4"), std::string::npos) << s.ToString();
+  std::vector<proto::QueueRecord> queues;
+  EXPECT_TRUE(store->ListQueues(&queues).IsCorruption());
+  std::vector<QuarantinedRecord> bad;
+  ASSERT_TRUE(store->ListQueues(&queues, &bad).ok());
+  EXPECT_TRUE(queues.empty());
+  ASSERT_EQ(bad.size(), 1u);
+  ASSERT_TRUE(store->Quarantine(Family::kDefinitions, bad[0].key, bad[0].reason).ok());
+  ASSERT_TRUE(store->ListQueues(&queues).ok());
+  std::vector<QuarantinedRecord> q;
+  ASSERT_TRUE(store->ListQuarantined(&q).ok());
+  ASSERT_EQ(q.size(), 1u);
+  EXPECT_EQ(q[0].family, Family::kDefinitions);
+  EXPECT_EQ(q[0].key, QueueKey("/", "q"));
+  EXPECT_NE(q[0].reason.find("does not parse"), std::string::npos);
+  EXPECT_TRUE(store->Quarantine(Family::kDefinitions, "nothing", "x").IsNotFound());
 }
 
 TEST(RecoveryTest, ReadOnlyRecoverCountsWithoutRemoving) {

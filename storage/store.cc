@@ -60,7 +60,7 @@ Store::~Store() {
 }
 
 template <typename Record>
-Status Store::ListDefinitions(DefKind kind, std::vector<Record>* out) {
+Status Store::ListDefinitions(DefKind kind, std::vector<Record>* out, std::vector<QuarantinedRecord>* unparsable) {
   out->clear();
   std::string lo = DefPrefix(kind), hi = DefPrefixEnd(kind);
   rocksdb::Slice lo_s(lo), hi_s(hi);
@@ -71,34 +71,74 @@ Status Store::ListDefinitions(DefKind kind, std::vector<Record>* out) {
   for (it->Seek(lo_s); it->Valid(); it->Next()) {
     Record r;
     if (!r.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
-      return Status::Corruption("definitions: " + Record::descriptor()->name() +
-                                " at key '" + PrintableKey(ToView(it->key())) + "' does not parse");
+      std::string problem = "definitions: " + Record::descriptor()->name() + " at key '" +
+                            PrintableKey(ToView(it->key())) + "' does not parse";
+      if (unparsable == nullptr) return Status::Corruption(problem);
+      unparsable->push_back(QuarantinedRecord{Family::kDefinitions, std::string(ToView(it->key())),
+                                              std::move(problem), std::string(ToView(it->value()))});
+      continue;
     }
     out->push_back(std::move(r));
   }
   return Status::FromRocksDB(it->status(), "list definitions");
 }
 
-Status Store::ListVhosts(std::vector<proto::VhostRecord>* out) {
-  return ListDefinitions(DefKind::kVhost, out);
+Status Store::ListVhosts(std::vector<proto::VhostRecord>* out, std::vector<QuarantinedRecord>* unparsable) {
+  return ListDefinitions(DefKind::kVhost, out, unparsable);
 }
-Status Store::ListUsers(std::vector<proto::UserRecord>* out) {
-  return ListDefinitions(DefKind::kUser, out);
+Status Store::ListUsers(std::vector<proto::UserRecord>* out, std::vector<QuarantinedRecord>* unparsable) {
+  return ListDefinitions(DefKind::kUser, out, unparsable);
 }
-Status Store::ListPermissions(std::vector<proto::PermissionRecord>* out) {
-  return ListDefinitions(DefKind::kPermission, out);
+Status Store::ListPermissions(std::vector<proto::PermissionRecord>* out, std::vector<QuarantinedRecord>* unparsable) {
+  return ListDefinitions(DefKind::kPermission, out, unparsable);
 }
-Status Store::ListTopicPermissions(std::vector<proto::TopicPermissionRecord>* out) {
-  return ListDefinitions(DefKind::kTopicPermission, out);
+Status Store::ListTopicPermissions(std::vector<proto::TopicPermissionRecord>* out,
+                                   std::vector<QuarantinedRecord>* unparsable) {
+  return ListDefinitions(DefKind::kTopicPermission, out, unparsable);
 }
-Status Store::ListExchanges(std::vector<proto::ExchangeRecord>* out) {
-  return ListDefinitions(DefKind::kExchange, out);
+Status Store::ListExchanges(std::vector<proto::ExchangeRecord>* out, std::vector<QuarantinedRecord>* unparsable) {
+  return ListDefinitions(DefKind::kExchange, out, unparsable);
 }
-Status Store::ListQueues(std::vector<proto::QueueRecord>* out) {
-  return ListDefinitions(DefKind::kQueue, out);
+Status Store::ListQueues(std::vector<proto::QueueRecord>* out, std::vector<QuarantinedRecord>* unparsable) {
+  return ListDefinitions(DefKind::kQueue, out, unparsable);
 }
-Status Store::ListBindings(std::vector<proto::BindingRecord>* out) {
-  return ListDefinitions(DefKind::kBinding, out);
+Status Store::ListBindings(std::vector<proto::BindingRecord>* out, std::vector<QuarantinedRecord>* unparsable) {
+  return ListDefinitions(DefKind::kBinding, out, unparsable);
+}
+
+Status Store::Quarantine(Family family, std::string_view key, std::string_view reason) {
+  std::string value;
+  rocksdb::Status g = db_->Get(rocksdb::ReadOptions(), cf(family), ToSlice(key), &value);
+  if (g.IsNotFound()) return Status::NotFound("no record at key '" + PrintableKey(key) + "' to quarantine");
+  if (!g.ok()) return Status::FromRocksDB(g, "read a record to quarantine");
+  WriteBatch batch;
+  batch.Quarantine(family, key, value, reason);
+  return Write(std::move(batch));
+}
+
+Status Store::ListQuarantined(std::vector<QuarantinedRecord>* out) {
+  out->clear();
+  const std::string lo(kQuarantinePrefix);
+  std::string hi = lo;
+  hi.back() = static_cast<char>(hi.back() + 1);
+  rocksdb::Slice lo_s(lo), hi_s(hi);
+  rocksdb::ReadOptions ro;
+  ro.iterate_lower_bound = &lo_s;
+  ro.iterate_upper_bound = &hi_s;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cf(Family::kMeta)));
+  for (it->Seek(lo_s); it->Valid(); it->Next()) {
+    QuarantinedRecord r;
+    std::string_view key, reason, value;
+    if (!DecodeQuarantineKey(ToView(it->key()), &r.family, &key) ||
+        !DecodeQuarantineValue(ToView(it->value()), &reason, &value).ok()) {
+      return Status::Corruption("quarantine entry at key '" + PrintableKey(ToView(it->key())) + "' is malformed");
+    }
+    r.key.assign(key);
+    r.reason.assign(reason);
+    r.value.assign(value);
+    out->push_back(std::move(r));
+  }
+  return Status::FromRocksDB(it->status(), "list quarantine");
 }
 
 Status Store::ScanQueue(uint64_t queue_id, uint64_t from_seq,
@@ -179,6 +219,10 @@ Status Store::Recover(RecoveryInfo* info) {
   ro.snapshot = snap.get();
   ro.fill_cache = false;
   WriteBatch cleanup;
+  auto quarantine = [&](Family family, std::string_view key, std::string_view value, std::string reason) {
+    cleanup.Quarantine(family, key, value, reason);
+    info->quarantined.push_back(QuarantinedRecord{family, std::string(key), std::move(reason), std::string(value)});
+  };
 
   // Pass 1: index entries, with delivery states walked in step (same key space).
   {
@@ -195,56 +239,82 @@ Status Store::Recover(RecoveryInfo* info) {
     for (; it->Valid(); it->Next()) {
       uint64_t qid = 0, seq = 0;
       if (!DecodeMessageKey(ToView(it->key()), &qid, &seq)) {
-        return Status::Corruption("message index key " + Hex(ToView(it->key())) + " has a bad size");
+        quarantine(Family::kIndex, ToView(it->key()), ToView(it->value()),
+                   "message index key " + Hex(ToView(it->key())) + " has a bad size");
+        continue;
       }
       MessageView v;
-      Status s = DecodeIndexValue(ToView(it->value()), &v);
-      if (!s.ok()) return Status::Corruption(MessageName(qid, seq) + ": " + s.message());
+      if (Status s = DecodeIndexValue(ToView(it->value()), &v); !s.ok()) {
+        quarantine(Family::kIndex, ToView(it->key()), ToView(it->value()), MessageName(qid, seq) + ": " + s.message());
+        continue;
+      }
       ++info->messages;
       if (v.kind == kBodyRef) {
         ++info->shared_body_refs[v.body_id];
       }
       rocksdb::Slice key = it->key();
       drop_delivery_before(&key);
-      if (dit->Valid() && dit->key() == it->key()) dit->Next();
+      if (dit->Valid() && dit->key() == it->key()) {
+        DeliveryState d;
+        if (Status s = DecodeDeliveryState(ToView(dit->value()), &d); !s.ok()) {
+          quarantine(Family::kDelivery, ToView(dit->key()), ToView(dit->value()),
+                     MessageName(qid, seq) + " delivery state: " + s.message());
+        }
+        dit->Next();
+      }
     }
     if (!it->status().ok()) return Status::FromRocksDB(it->status(), "recover: scan index");
     drop_delivery_before(nullptr);
     if (!dit->status().ok()) return Status::FromRocksDB(dit->status(), "recover: scan delivery state");
   }
 
-  // Pass 2: bodies. Present and referenced: keep; present and unreferenced: orphan.
-  size_t referenced_present = 0;
+  // Pass 2: bodies. Present, decodable and referenced: keep; unreferenced: orphan; referenced but
+  // undecodable: quarantined, and so are the index entries pointing at it (pass 3).
+  std::unordered_set<uint64_t> usable;
   {
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cf(Family::kBodies)));
     for (it->SeekToFirst(); it->Valid(); it->Next()) {
       uint64_t body_id = 0;
       if (!DecodeBodyKey(ToView(it->key()), &body_id)) {
-        return Status::Corruption("body key " + Hex(ToView(it->key())) + " has a bad size");
+        quarantine(Family::kBodies, ToView(it->key()), ToView(it->value()),
+                   "body key " + Hex(ToView(it->key())) + " has a bad size");
+        continue;
       }
       info->max_body_id = std::max(info->max_body_id, body_id);
-      if (info->shared_body_refs.count(body_id)) {
-        ++referenced_present;
-      } else {
+      if (!info->shared_body_refs.count(body_id)) {
         cleanup.DeleteBody(body_id);
         ++info->orphan_bodies_removed;
+        continue;
       }
+      MessageView v;
+      if (Status s = DecodeBodyValue(ToView(it->value()), &v); !s.ok()) {
+        quarantine(Family::kBodies, ToView(it->key()), ToView(it->value()),
+                   "body " + std::to_string(body_id) + ": " + s.message());
+        continue;
+      }
+      usable.insert(body_id);
     }
     if (!it->status().ok()) return Status::FromRocksDB(it->status(), "recover: scan bodies");
   }
-  if (referenced_present != info->shared_body_refs.size()) {
-    // Name one missing body; the operator runs warren-dump verify for the full list.
-    for (const auto& [body_id, refs] : info->shared_body_refs) {
-      std::string value;
-      rocksdb::Status g = db_->Get(ro, cf(Family::kBodies), BodyKey(body_id), &value);
-      if (g.IsNotFound()) {
-        return Status::Corruption(std::to_string(info->shared_body_refs.size() - referenced_present) +
-                                  " shared bodies are referenced but missing, e.g. body " +
-                                  std::to_string(body_id) + " (" + std::to_string(refs) +
-                                  " references)");
+
+  // Pass 3 (only when a referenced body is missing or was quarantined): the entries that point
+  // at one cannot be delivered; they go to quarantine too.
+  if (usable.size() != info->shared_body_refs.size()) {
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cf(Family::kIndex)));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      uint64_t qid = 0, seq = 0;
+      MessageView v;
+      if (!DecodeMessageKey(ToView(it->key()), &qid, &seq) || !DecodeIndexValue(ToView(it->value()), &v).ok() ||
+          v.kind != kBodyRef || usable.count(v.body_id)) {
+        continue;
       }
+      quarantine(Family::kIndex, ToView(it->key()), ToView(it->value()),
+                 MessageName(qid, seq) + " references missing or unreadable body " + std::to_string(v.body_id));
+      cleanup.DeleteRaw(Family::kDelivery, ToView(it->key()));
+      --info->messages;
     }
-    return Status::Corruption("shared bodies referenced but missing");
+    if (!it->status().ok()) return Status::FromRocksDB(it->status(), "recover: rescan index");
+    std::erase_if(info->shared_body_refs, [&](const auto& entry) { return !usable.count(entry.first); });
   }
 
   if (options_.read_only || cleanup.empty()) return Status::OK();

@@ -56,12 +56,23 @@ struct StoreOptions {
   size_t write_buffer_size = 0;
 };
 
+// A record that could not be used: where it was, why, and its bytes.
+struct QuarantinedRecord {
+  Family family = Family::kMeta;
+  std::string key;
+  std::string reason;
+  std::string value;
+};
+
 struct RecoveryInfo {
   uint64_t max_body_id = 0;  // largest body id present (including removed orphans)
   uint64_t messages = 0;     // index entries
   uint64_t orphan_bodies_removed = 0;
   uint64_t orphan_delivery_states_removed = 0;  // delivery state without an index entry
   std::unordered_map<uint64_t, uint32_t> shared_body_refs;  // body id -> index entries to it
+  // Message records moved to quarantine (not decodable, or referencing a missing or undecodable
+  // body); a read-only store only reports them.
+  std::vector<QuarantinedRecord> quarantined;
 };
 
 // "DIR/store": where the server keeps its store inside --data-dir DIR.
@@ -82,19 +93,30 @@ class Store {
   // REQUIRES: no concurrent Submit/Write.
   ~Store();
 
-  // Definitions, sorted by their identity (vhost, then name, ...). Corruption if a record does
-  // not parse.
-  Status ListVhosts(std::vector<proto::VhostRecord>* out);
-  Status ListUsers(std::vector<proto::UserRecord>* out);
-  Status ListPermissions(std::vector<proto::PermissionRecord>* out);
-  Status ListTopicPermissions(std::vector<proto::TopicPermissionRecord>* out);
-  Status ListExchanges(std::vector<proto::ExchangeRecord>* out);
-  Status ListQueues(std::vector<proto::QueueRecord>* out);
-  Status ListBindings(std::vector<proto::BindingRecord>* out);
+  // Definitions, sorted by their identity (vhost, then name, ...). A record that does not parse
+  // is Corruption, or, with `unparsable`, skipped and appended there (for Quarantine).
+  Status ListVhosts(std::vector<proto::VhostRecord>* out, std::vector<QuarantinedRecord>* unparsable = nullptr);
+  Status ListUsers(std::vector<proto::UserRecord>* out, std::vector<QuarantinedRecord>* unparsable = nullptr);
+  Status ListPermissions(std::vector<proto::PermissionRecord>* out,
+                         std::vector<QuarantinedRecord>* unparsable = nullptr);
+  Status ListTopicPermissions(std::vector<proto::TopicPermissionRecord>* out,
+                              std::vector<QuarantinedRecord>* unparsable = nullptr);
+  Status ListExchanges(std::vector<proto::ExchangeRecord>* out, std::vector<QuarantinedRecord>* unparsable = nullptr);
+  Status ListQueues(std::vector<proto::QueueRecord>* out, std::vector<QuarantinedRecord>* unparsable = nullptr);
+  Status ListBindings(std::vector<proto::BindingRecord>* out, std::vector<QuarantinedRecord>* unparsable = nullptr);
+
+  // Quarantine: moves the record `key` of `family` aside (format.h), with `reason`, in one
+  // synchronous write, so recovery can start without it and nothing is lost. NotFound when there
+  // is no such record. REQUIRES: not read-only; not on the writer thread.
+  Status Quarantine(Family family, std::string_view key, std::string_view reason);
+  // Every quarantined record, in key order (family, then original key).
+  Status ListQuarantined(std::vector<QuarantinedRecord>* out);
 
   // Startup: removes bodies no index entry references (a crash between an ack and the body's
   // delete) and delivery states without an index entry, and counts references of shared bodies.
-  // Corruption if an index entry does not parse or references a missing body.
+  // Quarantines (info->quarantined) index entries that do not decode or reference a missing or
+  // undecodable body, such bodies, and delivery states that do not decode, so that one bad record
+  // does not stop the start. Fails only when RocksDB does.
   // REQUIRES: called before the broker submits batches touching messages.
   Status Recover(RecoveryInfo* info);
 
@@ -160,7 +182,7 @@ class Store {
   Status AllFamiliesEmpty(bool* empty);
   rocksdb::ColumnFamilyHandle* cf(Family f) const { return handles_[static_cast<uint32_t>(f)]; }
   template <typename Record>
-  Status ListDefinitions(DefKind kind, std::vector<Record>* out);
+  Status ListDefinitions(DefKind kind, std::vector<Record>* out, std::vector<QuarantinedRecord>* unparsable);
 
   // Writer thread (store_writer.cc).
   void StartWriter();

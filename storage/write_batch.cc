@@ -152,6 +152,11 @@ void WriteBatch::DeleteRaw(Family family, std::string_view key) {
   rep_.Delete(Handle(family), ToSlice(key));
 }
 
+void WriteBatch::Quarantine(Family family, std::string_view key, std::string_view value, std::string_view reason) {
+  PutRaw(Family::kMeta, QuarantineKey(family, key), EncodeQuarantineValue(reason, value));
+  DeleteRaw(family, key);
+}
+
 void WriteBatch::Clear() {
   rep_.Clear();
   sync_ = true;

@@ -75,6 +75,9 @@ class WriteBatch {
   // the typed API cannot produce (e.g. corrupt ones). Not for the broker.
   void PutRaw(Family family, std::string_view key, std::string_view value);
   void DeleteRaw(Family family, std::string_view key);
+  // Moves the record `key` of `family` (whose value is `value`) to the quarantine range
+  // (format.h), with the reason it was refused.
+  void Quarantine(Family family, std::string_view key, std::string_view value, std::string_view reason);
 
   // sync (the default): when the store has sync_writes, the batch's on_done runs only after an
   // fsync made it durable. false: written to the OS only (may be lost by a power failure or

@@ -281,6 +281,27 @@ int Messages(Store* store, const Args& a) {
   return 0;
 }
 
+int Quarantined(Store* store, const Args& a) {
+  std::vector<warren::storage::QuarantinedRecord> records;
+  if (Status s = store->ListQuarantined(&records); !s.ok()) return Fail(s);
+  json j = json::array();
+  for (const auto& r : records) {
+    j.push_back({{"family", warren::storage::FamilyName(r.family)},
+                 {"key", warren::storage::PrintableKey(r.key)},
+                 {"reason", r.reason},
+                 {"value_bytes", r.value.size()},
+                 {"value_hex", tools::Hex(r.value)}});
+  }
+  Print(a, j, [&] {
+    for (const auto& r : records) {
+      std::cout << fmt::format("{}\t{}\t{} bytes\t{}\n", warren::storage::FamilyName(r.family),
+                               warren::storage::PrintableKey(r.key), r.value.size(), r.reason);
+    }
+    std::cout << fmt::format("quarantine: {} record(s)\n", records.size());
+  });
+  return 0;
+}
+
 int VerifyCommand(Store* store, const Args& a) {
   tools::VerifyReport r;
   if (Status s = tools::Verify(store, &r); !s.ok()) return Fail(s);
@@ -342,6 +363,10 @@ int main(int argc, char** argv) {
   messages->add_option("queue", a.queue, "queue name")->required();
   messages->add_option("--limit", a.limit, "show at most N messages (0 = all)")->capture_default_str();
   messages->add_flag("--hex", a.hex, "always show bodies in hex");
+  add("quarantine",
+      "records recovery could not use and moved aside (family, key, size, reason); --json adds "
+      "their bytes in hex",
+      Quarantined);
   add("verify",
       "check the store: every record parses, every message has its body and queue, no orphan "
       "bodies or delivery states, counts agree; exits 1 and names each problem",

@@ -251,6 +251,24 @@ TEST_F(WarrenDumpTest, VerifyPassesOnAConsistentStore) {
   EXPECT_EQ(j["checked"]["messages"], 4);
 }
 
+TEST_F(WarrenDumpTest, QuarantineListsWhatRecoveryMovedAside) {
+  Result r = RunDump(DataDir() + " quarantine");
+  EXPECT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_NE(r.out.find("quarantine: 0 record(s)"), std::string::npos) << r.out;
+  ASSERT_TRUE(store_->Quarantine(storage::Family::kDefinitions, storage::QueueKey("/", "audit"),
+                                 "queue record 'audit' in vhost '/' is invalid")
+                  .ok());
+  r = RunDump(DataDir() + " quarantine");
+  EXPECT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_NE(r.out.find("definitions"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("queue record 'audit' in vhost '/' is invalid"), std::string::npos) << r.out;
+  json j = RunJson(DataDir() + " --json quarantine");
+  ASSERT_EQ(j.size(), 1u);
+  EXPECT_EQ(j[0]["family"], "definitions");
+  EXPECT_GT(j[0]["value_bytes"].get<int>(), 0);
+  EXPECT_EQ(RunJson(DataDir() + " --json queues").size(), 1u) << "moved out of the definitions";
+}
+
 TEST_F(WarrenDumpTest, VerifyFindsEachProblem) {
   WriteBatch bad;
   bad.DeleteBody(50);                                                   // two dangling refs

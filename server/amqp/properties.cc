@@ -177,6 +177,8 @@ std::optional<std::string_view> PeekExpiration(std::string_view raw) { return Pe
 
 std::optional<std::string_view> PeekReplyTo(std::string_view raw) { return PeekShortStr(raw, 9); }
 
+std::optional<std::string_view> PeekUserId(std::string_view raw) { return PeekShortStr(raw, 4); }
+
 bool PeekHeaders(std::string_view raw, std::optional<FieldTable>* headers) {
   headers->reset();
   ByteReader r(raw);

@@ -68,11 +68,12 @@ void EncodeProperties(const BasicProperties& p, ByteWriter& w);
 std::optional<uint8_t> PeekDeliveryMode(std::string_view raw);
 // Headers table: *headers = the table, or nullopt when absent. False when malformed.
 bool PeekHeaders(std::string_view raw, std::optional<FieldTable>* headers);
-// Priority, expiration and reply-to, the latter two as views into raw: nullopt when absent or
+// Priority, expiration, reply-to and user_id, the last three as views into raw: nullopt when absent or
 // when raw is malformed up to that property.
 std::optional<uint8_t> PeekPriority(std::string_view raw);
 std::optional<std::string_view> PeekExpiration(std::string_view raw);
 std::optional<std::string_view> PeekReplyTo(std::string_view raw);
+std::optional<std::string_view> PeekUserId(std::string_view raw);
 
 // Validates raw properties without building them (no allocation). Same verdict as
 // DecodeProperties.

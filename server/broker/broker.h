@@ -7,7 +7,7 @@
 //   AddUser / DeleteUser / ChangePassword / SetUserTags / FindUser / ListUsers
 //   AddVhost / DeleteVhost / FindVhost / ListVhosts
 //   SetPermissions / ClearPermissions / FindPermission / ListPermissions
-//   CheckAccess / HasVhostAccess            (enforcement, used by the AMQP layer)
+//   CheckAccess / HasVhostAccess            (enforcement primitives; operations are authorized by authorize.h)
 //   set_on_user_deleted / set_on_vhost_deleted   (hooks the net layer sets to close connections)
 //
 // Every change is journaled to the store through the Persister's open batch (durable with the

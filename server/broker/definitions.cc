@@ -178,8 +178,9 @@ bool IsMetadata(std::string_view key) {
 }  // namespace
 
 Result<DefinitionsSummary> LoadDefinitions(Broker& broker, std::string_view text) {
-  json doc = json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
-  if (doc.is_discarded()) return Invalid("not valid JSON");
+  auto parsed = ParseJson(text);
+  if (!parsed) return Invalid(parsed.error());
+  json doc = std::move(*parsed);
   if (!doc.is_object()) return Invalid("the top level must be a JSON object");
 
   DefinitionsSummary summary;

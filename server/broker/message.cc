@@ -1,5 +1,6 @@
 #include "server/broker/message.h"
 
+#include <algorithm>
 #include <cstring>
 #include <new>
 
@@ -10,11 +11,16 @@ namespace warren::broker {
 
 MessageRef Message::Create(std::string_view exchange, std::string_view routing_key,
                            std::string_view raw_properties, uint64_t body_size) {
+  return MessageRef(Allocate(exchange, routing_key, raw_properties, body_size, body_size));
+}
+
+Message* Message::Allocate(std::string_view exchange, std::string_view routing_key, std::string_view raw_properties,
+                           uint64_t body_size, uint64_t capacity) {
   // Short strings are at most 255 bytes on the wire; callers pass decoded shortstrs.
   exchange = exchange.substr(0, 255);
   routing_key = routing_key.substr(0, 255);
   size_t bytes = sizeof(Message) + exchange.size() + routing_key.size() + raw_properties.size() +
-                 static_cast<size_t>(body_size);
+                 static_cast<size_t>(capacity);
   void* mem = ::operator new(bytes);
   auto* m = new (mem) Message();
   m->exchange_len_ = static_cast<uint8_t>(exchange.size());
@@ -33,12 +39,41 @@ MessageRef Message::Create(std::string_view exchange, std::string_view routing_k
     m->expiration_ = ttl ? Expiration::kValid : Expiration::kInvalid;
     m->ttl_ = ttl.value_or(0);
   }
-  return MessageRef(m);
+  return m;
 }
 
 void Message::FillBody(std::string_view chunk) {
   std::memcpy(const_cast<char*>(body_data()) + body_filled_, chunk.data(), chunk.size());
   body_filled_ += chunk.size();
+}
+
+MessageBuilder::MessageBuilder(std::string_view exchange, std::string_view routing_key,
+                               std::string_view raw_properties, uint64_t body_size)
+    : message_(Message::Allocate(exchange, routing_key, raw_properties, body_size, 0)) {}
+
+uint64_t MessageBuilder::allocated() const { return sizeof(Message) + message_->prefix_size() + capacity_; }
+
+uint64_t MessageBuilder::AllocatedAfter(size_t chunk) const {
+  const uint64_t needed = message_->body_filled() + chunk;
+  if (needed <= capacity_) return allocated();
+  // The last piece makes it exact; otherwise double, so growing to N bytes copies < 2N.
+  const uint64_t grown = needed == message_->body_size() ? needed : std::min(message_->body_size(),
+                                                                             std::max(needed, 2 * capacity_));
+  return sizeof(Message) + message_->prefix_size() + grown;
+}
+
+void MessageBuilder::Append(std::string_view chunk) {
+  const uint64_t target = AllocatedAfter(chunk.size()) - sizeof(Message) - message_->prefix_size();
+  if (target > capacity_) {
+    const Message& old = *message_;
+    Message* grown =
+        Message::Allocate(old.exchange(), old.routing_key(), old.raw_properties(), old.body_size(), target);
+    std::memcpy(const_cast<char*>(grown->body_data()), old.body_data(), old.body_filled());
+    grown->body_filled_ = old.body_filled_;
+    message_ = MessageRef(grown);
+    capacity_ = target;
+  }
+  message_->FillBody(chunk);
 }
 
 void Message::Unref() {

@@ -73,7 +73,13 @@ class Message {
 
  private:
   friend class MessageRef;
+  friend class MessageBuilder;
   Message() = default;
+  // A message with room for `capacity` bytes of its `body_size`-byte body.
+  static Message* Allocate(std::string_view exchange, std::string_view routing_key, std::string_view raw_properties,
+                           uint64_t body_size, uint64_t capacity);
+  // Header and data bytes before the body.
+  size_t prefix_size() const { return exchange_len_ + routing_key_len_ + properties_len_; }
   const char* data() const { return reinterpret_cast<const char*>(this + 1); }
   char* data() { return reinterpret_cast<char*>(this + 1); }
   const char* body_data() const { return data() + exchange_len_ + routing_key_len_ + properties_len_; }
@@ -89,6 +95,35 @@ class Message {
   uint64_t body_size_ = 0;
   uint64_t body_filled_ = 0;
   uint64_t body_id_ = 0;
+};
+
+// Assembles a message whose body arrives in pieces (content body frames) without reserving the
+// declared size up front: the block grows as the body arrives, doubling each time (so at most
+// about twice the body is copied, never quadratically), to exactly the declared size when the
+// last piece comes. A content header declaring 128 MiB costs nothing until the bytes arrive, and
+// the finished message is still one contiguous block.
+//
+// Thread: the creating (broker) thread; the message is not shared before Finish.
+class MessageBuilder {
+ public:
+  MessageBuilder(std::string_view exchange, std::string_view routing_key, std::string_view raw_properties,
+                 uint64_t body_size);
+
+  // Bytes allocated for this message so far (header, properties and body room).
+  uint64_t allocated() const;
+  uint64_t body_size() const { return message_->body_size(); }
+  uint64_t remaining() const { return message_->body_size() - message_->body_filled(); }
+  bool complete() const { return message_->complete(); }
+  // The allocation Append(chunk) would leave (allocated() when it needs no growth).
+  uint64_t AllocatedAfter(size_t chunk) const;
+  // REQUIRES: chunk.size() <= remaining().
+  void Append(std::string_view chunk);
+  // REQUIRES: complete(). The builder is empty afterwards.
+  MessageRef Finish() { return std::move(message_); }
+
+ private:
+  MessageRef message_;
+  uint64_t capacity_ = 0;  // body bytes allocated
 };
 
 inline MessageRef::MessageRef(Message* m) : m_(m) {}

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include "proto/warren.pb.h"
 #include "server/amqp/properties.h"
@@ -23,11 +24,50 @@ bool DecodeArguments(const std::string& bytes, amqp::FieldTable* out) {
   return amqp::DecodeFieldTable(r, out) && r.empty();
 }
 
-Status Bad(std::string what) { return Status::Corruption(std::move(what)); }
+// A record recovery cannot use: logged loudly and moved to the store's quarantine range
+// (warren-dump quarantine lists it), so the broker starts with everything else.
+class Quarantine {
+ public:
+  Quarantine(storage::Store& store, RecoveryStats* stats) : store_(store), stats_(stats) {}
 
-Status RestoreDefinitions(storage::Store& store, Broker& broker, RecoveryStats* stats, uint64_t* max_queue_id) {
+  Status Definition(std::string_view key, std::string reason) {
+    return Move(storage::Family::kDefinitions, key, std::move(reason));
+  }
+  // Records that did not even parse (Store::List*'s `unparsable`).
+  Status Unparsable(std::vector<storage::QuarantinedRecord>& records) {
+    for (auto& r : records) {
+      if (Status s = Move(r.family, r.key, std::move(r.reason)); !s.ok()) return s;
+    }
+    records.clear();
+    return Status::OK();
+  }
+  void Note(const storage::QuarantinedRecord& r) {
+    spdlog::error("recovery: quarantined a {} record ({}): {}; the broker starts without it",
+                  storage::FamilyName(r.family), storage::PrintableKey(r.key), r.reason);
+    ++stats_->quarantined;
+  }
+
+ private:
+  Status Move(storage::Family family, std::string_view key, std::string reason) {
+    Note(storage::QuarantinedRecord{family, std::string(key), reason, {}});
+    if (store_.read_only()) return Status::OK();
+    return store_.Quarantine(family, key, reason);
+  }
+
+  storage::Store& store_;
+  RecoveryStats* stats_;
+};
+
+std::string BindingKey(const proto::BindingRecord& b) {
+  return storage::BindingKey(b.vhost(), b.source(), b.destination(), b.destination_is_exchange(), b.routing_key(),
+                             b.arguments());
+}
+
+Status RestoreDefinitions(storage::Store& store, Broker& broker, Quarantine& quarantine, RecoveryStats* stats,
+                          uint64_t* max_queue_id) {
+  std::vector<storage::QuarantinedRecord> unparsable;
   std::vector<proto::VhostRecord> vhosts;
-  if (Status s = store.ListVhosts(&vhosts); !s.ok()) return s;
+  if (Status s = store.ListVhosts(&vhosts, &unparsable); !s.ok()) return s;
   for (const auto& v : vhosts) broker.RestoreVhost(v.name());
   // The broker starts with "/" in memory; a store that has vhost records but not "/" had it
   // deleted. (A store without any vhost record is new: RestoreUsers creates "/".)
@@ -37,99 +77,123 @@ Status RestoreDefinitions(storage::Store& store, Broker& broker, RecoveryStats* 
   stats->vhosts = vhosts.size();
 
   std::vector<proto::ExchangeRecord> exchanges;
-  if (Status s = store.ListExchanges(&exchanges); !s.ok()) return s;
+  if (Status s = store.ListExchanges(&exchanges, &unparsable); !s.ok()) return s;
   for (const auto& x : exchanges) {
     Vhost* vhost = broker.FindVhost(x.vhost());
     auto type = ParseExchangeType(x.type());
     ExchangeOptions options{.durable = true, .auto_delete = x.auto_delete(), .internal = x.internal(), .arguments = {}};
     if (vhost == nullptr || !type || !DecodeArguments(x.arguments(), &options.arguments)) {
-      return Bad(fmt::format("exchange record '{}' in vhost '{}' is invalid", x.name(), x.vhost()));
+      auto s = quarantine.Definition(storage::ExchangeKey(x.vhost(), x.name()),
+                                     fmt::format("exchange record '{}' in vhost '{}' is invalid", x.name(), x.vhost()));
+      if (!s.ok()) return s;
+      continue;
     }
     vhost->RestoreExchange(x.name(), *type, std::move(options));
+    ++stats->exchanges;
   }
-  stats->exchanges = exchanges.size();
 
   std::vector<proto::QueueRecord> queues;
-  if (Status s = store.ListQueues(&queues); !s.ok()) return s;
+  if (Status s = store.ListQueues(&queues, &unparsable); !s.ok()) return s;
   for (const auto& q : queues) {
     Vhost* vhost = broker.FindVhost(q.vhost());
     QueueOptions options{.durable = true, .exclusive = false, .auto_delete = q.auto_delete(), .owner_connection = 0,
                          .arguments = {}};
+    // Its id stays reserved even when the record is refused: its messages are still stored under it.
+    *max_queue_id = std::max<uint64_t>(*max_queue_id, q.id());
     if (vhost == nullptr || q.id() == 0 || !DecodeArguments(q.arguments(), &options.arguments)) {
-      return Bad(fmt::format("queue record '{}' in vhost '{}' is invalid", q.name(), q.vhost()));
+      auto s = quarantine.Definition(storage::QueueKey(q.vhost(), q.name()),
+                                     fmt::format("queue record '{}' in vhost '{}' is invalid", q.name(), q.vhost()));
+      if (!s.ok()) return s;
+      continue;
     }
     vhost->RestoreQueue(q.id(), q.name(), std::move(options));
-    *max_queue_id = std::max<uint64_t>(*max_queue_id, q.id());
+    ++stats->queues;
   }
-  stats->queues = queues.size();
 
   std::vector<proto::BindingRecord> bindings;
-  if (Status s = store.ListBindings(&bindings); !s.ok()) return s;
+  if (Status s = store.ListBindings(&bindings, &unparsable); !s.ok()) return s;
   for (const auto& b : bindings) {
     Vhost* vhost = broker.FindVhost(b.vhost());
     amqp::FieldTable args;
-    if (vhost == nullptr || !DecodeArguments(b.arguments(), &args)) {
-      return Bad(fmt::format("binding record from '{}' in vhost '{}' is invalid", b.source(), b.vhost()));
-    }
-    auto source = vhost->FindExchange(b.source());
-    if (!source) return Bad(fmt::format("binding from missing exchange '{}' in vhost '{}'", b.source(), b.vhost()));
     Destination destination;
-    if (b.destination_is_exchange()) {
-      auto x = vhost->FindExchange(b.destination());
-      if (!x) return Bad(fmt::format("binding to missing exchange '{}' in vhost '{}'", b.destination(), b.vhost()));
-      destination.exchange = *x;
-    } else {
-      auto it = vhost->queues().find(b.destination());
-      if (it == vhost->queues().end()) {
-        return Bad(fmt::format("binding to missing queue '{}' in vhost '{}'", b.destination(), b.vhost()));
+    Result<Exchange*> source = Fail(amqp::reply::kNotFound, "");
+    if (vhost != nullptr && DecodeArguments(b.arguments(), &args)) {
+      source = vhost->FindExchange(b.source());
+      if (b.destination_is_exchange()) {
+        if (auto x = vhost->FindExchange(b.destination())) destination.exchange = *x;
+      } else if (auto it = vhost->queues().find(b.destination()); it != vhost->queues().end()) {
+        destination.queue = it->second.get();
       }
-      destination.queue = it->second.get();
+    }
+    if (!source || (destination.exchange == nullptr && destination.queue == nullptr)) {
+      auto s = quarantine.Definition(
+          BindingKey(b), fmt::format("binding from '{}' to '{}' in vhost '{}' is invalid or names a missing end",
+                                     b.source(), b.destination(), b.vhost()));
+      if (!s.ok()) return s;
+      continue;
     }
     (*source)->Bind(Binding{destination, b.routing_key(), std::move(args)});
+    ++stats->bindings;
   }
-  stats->bindings = bindings.size();
-  return Status::OK();
+  return quarantine.Unparsable(unparsable);
 }
 
-Status RestoreUsers(storage::Store& store, Broker& broker, const DefaultUser& default_user, RecoveryStats* stats) {
+Status RestoreUsers(storage::Store& store, Broker& broker, Quarantine& quarantine, const DefaultUser& default_user,
+                    RecoveryStats* stats) {
+  std::vector<storage::QuarantinedRecord> unparsable;
   std::vector<proto::UserRecord> users;
-  if (Status s = store.ListUsers(&users); !s.ok()) return s;
+  if (Status s = store.ListUsers(&users, &unparsable); !s.ok()) return s;
   std::vector<proto::PermissionRecord> permissions;
-  if (Status s = store.ListPermissions(&permissions); !s.ok()) return s;
+  if (Status s = store.ListPermissions(&permissions, &unparsable); !s.ok()) return s;
   std::vector<proto::TopicPermissionRecord> topic_permissions;
-  if (Status s = store.ListTopicPermissions(&topic_permissions); !s.ok()) return s;
+  if (Status s = store.ListTopicPermissions(&topic_permissions, &unparsable); !s.ok()) return s;
+  // Users that do not parse still count: a store with users is not new, whatever they hold.
+  const bool had_users = !users.empty() || std::any_of(unparsable.begin(), unparsable.end(), [](const auto& r) {
+    return !r.key.empty() && r.key[0] == static_cast<char>(storage::DefKind::kUser);
+  });
+  if (Status s = quarantine.Unparsable(unparsable); !s.ok()) return s;
   for (const auto& u : users) {
     if (!u.hashing_algorithm().empty() && u.hashing_algorithm() != kSha256Hashing) {
-      return Bad(fmt::format("user record '{}' uses unsupported hashing algorithm '{}'", u.name(),
-                             u.hashing_algorithm()));
+      auto s = quarantine.Definition(storage::UserKey(u.name()),
+                                     fmt::format("user record '{}' uses unsupported hashing algorithm '{}'", u.name(),
+                                                 u.hashing_algorithm()));
+      if (!s.ok()) return s;
+      continue;
     }
     broker.RestoreUser(User{u.name(), u.password_hash(), {u.tags().begin(), u.tags().end()}});
+    ++stats->users;
   }
   for (const auto& p : permissions) {
+    std::string problem;
     if (broker.FindUser(p.user()) == nullptr || broker.FindVhost(p.vhost()) == nullptr) {
-      return Bad(fmt::format("permission record of user '{}' in vhost '{}' names a missing user or vhost", p.user(),
-                             p.vhost()));
+      problem = "names a missing user or vhost";
+    } else if (auto restored = broker.RestorePermission(Permission{p.user(), p.vhost(), p.configure(), p.write(),
+                                                                   p.read()});
+               !restored) {
+      problem = "is invalid: " + restored.error().text;
     }
-    auto restored = broker.RestorePermission(Permission{p.user(), p.vhost(), p.configure(), p.write(), p.read()});
-    if (!restored) {
-      return Bad(fmt::format("permission record of user '{}' in vhost '{}' is invalid: {}", p.user(), p.vhost(),
-                             restored.error().text));
-    }
+    if (problem.empty()) continue;
+    auto s = quarantine.Definition(storage::PermissionKey(p.user(), p.vhost()),
+                                   fmt::format("permission record of user '{}' in vhost '{}' {}", p.user(), p.vhost(),
+                                               problem));
+    if (!s.ok()) return s;
   }
   for (const auto& p : topic_permissions) {
+    std::string problem;
     if (broker.FindUser(p.user()) == nullptr || broker.FindVhost(p.vhost()) == nullptr) {
-      return Bad(fmt::format("topic permission record of user '{}' in vhost '{}' names a missing user or vhost",
-                             p.user(), p.vhost()));
+      problem = "names a missing user or vhost";
+    } else if (auto restored = broker.RestoreTopicPermission(
+                   TopicPermission{p.user(), p.vhost(), p.exchange(), p.write(), p.read()});
+               !restored) {
+      problem = "is invalid: " + restored.error().text;
     }
-    auto restored =
-        broker.RestoreTopicPermission(TopicPermission{p.user(), p.vhost(), p.exchange(), p.write(), p.read()});
-    if (!restored) {
-      return Bad(fmt::format("topic permission record of user '{}' in vhost '{}' is invalid: {}", p.user(),
-                             p.vhost(), restored.error().text));
-    }
+    if (problem.empty()) continue;
+    auto s = quarantine.Definition(storage::TopicPermissionKey(p.user(), p.vhost(), p.exchange()),
+                                   fmt::format("topic permission record of user '{}' in vhost '{}' {}", p.user(),
+                                               p.vhost(), problem));
+    if (!s.ok()) return s;
   }
-  stats->users = users.size();
-  if (!users.empty()) return Status::OK();
+  if (had_users) return Status::OK();
 
   // First start: the default vhost and user, stored so that they are not re-created later.
   storage::WriteBatch batch;
@@ -154,7 +218,7 @@ Status RestoreUsers(storage::Store& store, Broker& broker, const DefaultUser& de
   broker.RestoreVhost("/");
   broker.RestoreUser(User{default_user.name, user.password_hash(), {"administrator"}});
   if (auto restored = broker.RestorePermission(Permission{default_user.name, "/", ".*", ".*", ".*"}); !restored) {
-    return Bad(restored.error().text);
+    return Status::Corruption(restored.error().text);
   }
   return Status::OK();
 }
@@ -196,10 +260,12 @@ Status RecoverBroker(storage::Store& store, Broker& broker, Persister& persister
                      RecoveryStats* stats) {
   const auto start = std::chrono::steady_clock::now();
   uint64_t max_queue_id = 0;
-  if (Status s = RestoreDefinitions(store, broker, stats, &max_queue_id); !s.ok()) return s;
-  if (Status s = RestoreUsers(store, broker, default_user, stats); !s.ok()) return s;
+  Quarantine quarantine(store, stats);
+  if (Status s = RestoreDefinitions(store, broker, quarantine, stats, &max_queue_id); !s.ok()) return s;
+  if (Status s = RestoreUsers(store, broker, quarantine, default_user, stats); !s.ok()) return s;
   storage::RecoveryInfo info;
   if (Status s = store.Recover(&info); !s.ok()) return s;
+  for (const storage::QuarantinedRecord& r : info.quarantined) quarantine.Note(r);
   stats->orphan_bodies_removed = info.orphan_bodies_removed;
   persister.SetIdFloors(max_queue_id + 1, info.max_body_id + 1);
   for (const auto& [body_id, refs] : info.shared_body_refs) persister.AddBodyRefs(body_id, refs);

@@ -22,6 +22,7 @@ struct RecoveryStats {
   uint64_t messages = 0;
   uint64_t transient_discarded = 0;  // non-persistent messages that had been paged to disk
   uint64_t orphan_bodies_removed = 0;
+  uint64_t quarantined = 0;  // records moved aside (logged), definitions and messages
   double seconds = 0;
 };
 
@@ -31,8 +32,11 @@ struct DefaultUser {
 };
 
 // Loads everything from `store` into `broker` (which must be fresh). A store with no users gets
-// `default_user` (administrator, full access to "/"), as RabbitMQ does at first start. Returns a
-// non-OK status when a record cannot be read or makes no sense; the server must not start then.
+// `default_user` (administrator, full access to "/"), as RabbitMQ does at first start. A record
+// that does not parse or makes no sense (undecodable arguments, a binding to a missing queue, a
+// message whose body is gone...) is logged as an error and moved to the store's quarantine
+// (Store::Quarantine; warren-dump quarantine shows it), and the rest is restored. Returns a
+// non-OK status only when the store cannot be read or written; the server must not start then.
 storage::Status RecoverBroker(storage::Store& store, Broker& broker, Persister& persister,
                               const DefaultUser& default_user, RecoveryStats* stats);
 

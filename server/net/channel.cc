@@ -15,16 +15,6 @@
 
 namespace warren::net {
 
-namespace {
-
-// The string value of argument `key`, or nullptr (absent or not a string).
-const std::string* StringArgument(const amqp::FieldTable& arguments, std::string_view key) {
-  const amqp::FieldValue* v = arguments.Find(key);
-  return v == nullptr ? nullptr : v->AsString();
-}
-
-}  // namespace
-
 Channel::Channel(Connection& connection, uint16_t id) : connection_(connection), id_(id) {}
 
 Channel::~Channel() { Shutdown(); }
@@ -68,16 +58,10 @@ Status Channel::On(const m::ChannelFlow& flow) {
 
 template <>
 Status Channel::On(const m::ExchangeDeclare& d) {
-  // A passive declare needs no permission; the default exchange is refused by the vhost.
-  if (!d.passive && !d.exchange.empty()) {
-    if (auto ok = Permit<m::ExchangeDeclare>(AccessKind::kConfigure, ResourceKind::kExchange, d.exchange); !ok)
-      return ok;
-    // A new exchange with an alternate exchange: read on it, write on the alternate.
-    const std::string* ae = StringArgument(d.arguments, "alternate-exchange");
-    if (ae != nullptr && !connection_.vhost().exchanges().contains(d.exchange)) {
-      if (auto ok = Permit<m::ExchangeDeclare>(AccessKind::kRead, ResourceKind::kExchange, d.exchange); !ok) return ok;
-      if (auto ok = Permit<m::ExchangeDeclare>(AccessKind::kWrite, ResourceKind::kExchange, *ae); !ok) return ok;
-    }
+  if (auto ok = Permit<m::ExchangeDeclare>(
+          {.op = Op::kDeclareExchange, .name = d.exchange, .arguments = &d.arguments, .passive = d.passive});
+      !ok) {
+    return ok;
   }
   broker::ExchangeOptions options{.durable = d.durable, .auto_delete = d.auto_delete, .internal = d.internal,
                                   .arguments = d.arguments};
@@ -89,10 +73,7 @@ Status Channel::On(const m::ExchangeDeclare& d) {
 
 template <>
 Status Channel::On(const m::ExchangeDelete& d) {
-  if (!d.exchange.empty()) {
-    if (auto ok = Permit<m::ExchangeDelete>(AccessKind::kConfigure, ResourceKind::kExchange, d.exchange); !ok)
-      return ok;
-  }
+  if (auto ok = Permit<m::ExchangeDelete>({.op = Op::kDeleteExchange, .name = d.exchange}); !ok) return ok;
   auto result = connection_.vhost().DeleteExchange(d.exchange, d.if_unused);
   if (!result) return MethodFail(d, result.error());
   if (!d.no_wait) WriteMethodFrame(connection_.output(), id_, m::ExchangeDeleteOk{});
@@ -101,13 +82,11 @@ Status Channel::On(const m::ExchangeDelete& d) {
 
 template <>
 Status Channel::On(const m::ExchangeBind& b) {
-  if (auto ok = Permit<m::ExchangeBind>(AccessKind::kWrite, ResourceKind::kExchange, b.destination); !ok) return ok;
-  // (Binding to or from the default exchange is refused by the vhost, as RabbitMQ does before the
-  // read check.)
-  if (!b.source.empty()) {
-    if (auto ok = Permit<m::ExchangeBind>(AccessKind::kRead, ResourceKind::kExchange, b.source); !ok) return ok;
+  if (auto ok = Permit<m::ExchangeBind>(
+          {.op = Op::kBindExchange, .name = b.destination, .source = b.source, .routing_key = b.routing_key});
+      !ok) {
+    return ok;
   }
-  if (auto ok = PermitTopic<m::ExchangeBind>(connection_, AccessKind::kRead, b.source, b.routing_key); !ok) return ok;
   auto result = connection_.vhost().BindExchange(b.destination, b.source, b.routing_key, b.arguments);
   if (!result) return MethodFail(b, result.error());
   if (!b.no_wait) WriteMethodFrame(connection_.output(), id_, m::ExchangeBindOk{});
@@ -116,11 +95,9 @@ Status Channel::On(const m::ExchangeBind& b) {
 
 template <>
 Status Channel::On(const m::ExchangeUnbind& b) {
-  if (auto ok = Permit<m::ExchangeUnbind>(AccessKind::kWrite, ResourceKind::kExchange, b.destination); !ok) return ok;
-  if (!b.source.empty()) {
-    if (auto ok = Permit<m::ExchangeUnbind>(AccessKind::kRead, ResourceKind::kExchange, b.source); !ok) return ok;
-  }
-  if (auto ok = PermitTopic<m::ExchangeUnbind>(connection_, AccessKind::kRead, b.source, b.routing_key); !ok) {
+  if (auto ok = Permit<m::ExchangeUnbind>(
+          {.op = Op::kUnbindExchange, .name = b.destination, .source = b.source, .routing_key = b.routing_key});
+      !ok) {
     return ok;
   }
   auto result = connection_.vhost().UnbindExchange(b.destination, b.source, b.routing_key, b.arguments);
@@ -153,16 +130,12 @@ Status Channel::On(const m::QueueDeclare& d) {
                                .owner_connection = 0, .arguments = d.arguments};
   std::string queue_name(d.queue);
   const bool server_named = !d.passive && queue_name.empty();
-  if (!d.passive) {
-    // Configure on the queue (a server-named one gets its name first, as in RabbitMQ); a new queue
-    // with a dead-letter exchange also needs read on the queue and write on that exchange.
-    if (queue_name.empty()) queue_name = broker::GenerateName("amq.gen-");
-    if (auto ok = Permit<m::QueueDeclare>(AccessKind::kConfigure, ResourceKind::kQueue, queue_name); !ok) return ok;
-    const std::string* dlx = StringArgument(d.arguments, "x-dead-letter-exchange");
-    if (dlx != nullptr && !connection_.vhost().queues().contains(queue_name)) {
-      if (auto ok = Permit<m::QueueDeclare>(AccessKind::kRead, ResourceKind::kQueue, queue_name); !ok) return ok;
-      if (auto ok = Permit<m::QueueDeclare>(AccessKind::kWrite, ResourceKind::kExchange, *dlx); !ok) return ok;
-    }
+  // A server-named queue gets its name first and is checked under it, as in RabbitMQ.
+  if (server_named) queue_name = broker::GenerateName("amq.gen-");
+  if (auto ok = Permit<m::QueueDeclare>(
+          {.op = Op::kDeclareQueue, .name = queue_name, .arguments = &d.arguments, .passive = d.passive});
+      !ok) {
+    return ok;
   }
   auto result =
       connection_.vhost().DeclareQueue(queue_name, d.passive, std::move(options), connection_.id(), server_named);
@@ -178,11 +151,11 @@ Status Channel::On(const m::QueueDeclare& d) {
 
 template <>
 Status Channel::On(const m::QueueBind& b) {
-  if (auto ok = Permit<m::QueueBind>(AccessKind::kWrite, ResourceKind::kQueue, QueueName(b.queue)); !ok) return ok;
-  if (!b.exchange.empty()) {
-    if (auto ok = Permit<m::QueueBind>(AccessKind::kRead, ResourceKind::kExchange, b.exchange); !ok) return ok;
+  if (auto ok = Permit<m::QueueBind>(
+          {.op = Op::kBindQueue, .name = QueueName(b.queue), .source = b.exchange, .routing_key = b.routing_key});
+      !ok) {
+    return ok;
   }
-  if (auto ok = PermitTopic<m::QueueBind>(connection_, AccessKind::kRead, b.exchange, b.routing_key); !ok) return ok;
   auto result = connection_.vhost().BindQueue(QueueName(b.queue), b.exchange, b.routing_key, b.arguments,
                                               connection_.id());
   if (!result) return MethodFail(b, result.error());
@@ -192,11 +165,11 @@ Status Channel::On(const m::QueueBind& b) {
 
 template <>
 Status Channel::On(const m::QueueUnbind& b) {
-  if (auto ok = Permit<m::QueueUnbind>(AccessKind::kWrite, ResourceKind::kQueue, QueueName(b.queue)); !ok) return ok;
-  if (!b.exchange.empty()) {
-    if (auto ok = Permit<m::QueueUnbind>(AccessKind::kRead, ResourceKind::kExchange, b.exchange); !ok) return ok;
+  if (auto ok = Permit<m::QueueUnbind>(
+          {.op = Op::kUnbindQueue, .name = QueueName(b.queue), .source = b.exchange, .routing_key = b.routing_key});
+      !ok) {
+    return ok;
   }
-  if (auto ok = PermitTopic<m::QueueUnbind>(connection_, AccessKind::kRead, b.exchange, b.routing_key); !ok) return ok;
   auto result = connection_.vhost().UnbindQueue(QueueName(b.queue), b.exchange, b.routing_key, b.arguments,
                                                 connection_.id());
   if (!result) return MethodFail(b, result.error());
@@ -206,7 +179,7 @@ Status Channel::On(const m::QueueUnbind& b) {
 
 template <>
 Status Channel::On(const m::QueuePurge& p) {
-  if (auto ok = Permit<m::QueuePurge>(AccessKind::kRead, ResourceKind::kQueue, QueueName(p.queue)); !ok) return ok;
+  if (auto ok = Permit<m::QueuePurge>({.op = Op::kPurge, .name = QueueName(p.queue)}); !ok) return ok;
   auto result = connection_.vhost().PurgeQueue(QueueName(p.queue), connection_.id());
   if (!result) return MethodFail(p, result.error());
   if (!p.no_wait) WriteMethodFrame(connection_.output(), id_, m::QueuePurgeOk{.message_count = *result});
@@ -215,8 +188,7 @@ Status Channel::On(const m::QueuePurge& p) {
 
 template <>
 Status Channel::On(const m::QueueDelete& d) {
-  if (auto ok = Permit<m::QueueDelete>(AccessKind::kConfigure, ResourceKind::kQueue, QueueName(d.queue)); !ok)
-    return ok;
+  if (auto ok = Permit<m::QueueDelete>({.op = Op::kDeleteQueue, .name = QueueName(d.queue)}); !ok) return ok;
   auto result = connection_.vhost().DeleteQueue(QueueName(d.queue), d.if_unused, d.if_empty, connection_.id());
   if (!result) return MethodFail(d, result.error());
   if (!d.no_wait) WriteMethodFrame(connection_.output(), id_, m::QueueDeleteOk{.message_count = *result});
@@ -243,7 +215,7 @@ Status Channel::On(const m::BasicQos& q) {
 template <>
 Status Channel::On(const m::BasicConsume& c) {
   if (c.queue == broker::kDirectReplyTo) return ConsumeDirectReply(c);
-  if (auto ok = Permit<m::BasicConsume>(AccessKind::kRead, ResourceKind::kQueue, QueueName(c.queue)); !ok) return ok;
+  if (auto ok = Permit<m::BasicConsume>({.op = Op::kConsume, .name = QueueName(c.queue)}); !ok) return ok;
   auto queue = connection_.vhost().FindQueue(QueueName(c.queue), connection_.id());
   if (!queue) return MethodFail(c, queue.error());
   std::string tag = c.consumer_tag.empty() ? broker::GenerateName("amq.ctag-") : std::string(c.consumer_tag);
@@ -305,7 +277,7 @@ Status Channel::On(const m::BasicCancel& c) {
 
 template <>
 Status Channel::On(const m::BasicGet& g) {
-  if (auto ok = Permit<m::BasicGet>(AccessKind::kRead, ResourceKind::kQueue, QueueName(g.queue)); !ok) return ok;
+  if (auto ok = Permit<m::BasicGet>({.op = Op::kGet, .name = QueueName(g.queue)}); !ok) return ok;
   auto queue = connection_.vhost().FindQueue(QueueName(g.queue), connection_.id());
   if (!queue) return MethodFail(g, queue.error());
   auto message = (*queue)->Get(g.no_ack);
@@ -344,7 +316,7 @@ void Channel::CloseWithError(const MethodError& error) {
 void Channel::Shutdown() {
   if (shut_down_) return;
   shut_down_ = true;
-  assembling_.reset();
+  DropAssembly();
   tx_publishes_.clear();
   if (!reply_to_name_.empty()) {
     connection_.broker().direct_replies().Unregister(reply_to_name_);
@@ -367,7 +339,7 @@ Status Channel::HandleMethod(const amqp::Method& method) {
   }
   if (assembling_) {
     return MethodFail<m::BasicPublish>(
-        r::kUnexpectedFrame, assembling_->message
+        r::kUnexpectedFrame, assembling_->builder
                                  ? "expected content body, got non content body frame instead"
                                  : "expected content header for class 60, got non content header frame instead");
   }

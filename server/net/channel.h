@@ -15,7 +15,7 @@
 
 #include "server/amqp/methods.h"
 #include "server/amqp/properties.h"
-#include "server/broker/access.h"
+#include "server/broker/authorize.h"
 #include "server/broker/direct_reply.h"
 #include "server/broker/error.h"
 #include "server/broker/exchange.h"
@@ -88,7 +88,9 @@ class Channel final : public broker::DirectReplyTarget {
     std::string exchange;
     std::string routing_key;
     bool mandatory = false;
-    broker::MessageRef message;  // set once the content header arrived
+    broker::MessageRef message;  // the complete message
+    // While assembling: set once the content header arrived.
+    std::optional<broker::MessageBuilder> builder;
   };
 
   template <typename M>
@@ -96,15 +98,19 @@ class Channel final : public broker::DirectReplyTarget {
   // The content of a publish is complete: route it now, or hold it for tx.commit.
   std::expected<void, MethodError> FinishPublish();
   template <typename M>
-  std::expected<void, MethodError> Permit(broker::AccessKind access, broker::ResourceKind resource,
-                                          std::string_view name) const;
-  std::expected<void, MethodError> PermitPublish(std::string_view exchange);
+  std::expected<void, MethodError> Permit(const broker::AccessRequest& request) const;
+  std::expected<void, MethodError> PermitPublish(std::string_view exchange, std::string_view routing_key);
   std::expected<void, MethodError> Route(PendingPublish& publish);
   // The exchange a publish goes to: 404 when missing, 403 when internal.
   std::expected<broker::Exchange*, MethodError> PublishExchange(std::string_view name);
-  // Checks RabbitMQ makes on a complete publish: an invalid expiration (406), a direct reply-to
-  // without reply consumer (406); rewrites reply-to amq.rabbitmq.reply-to to this channel's name.
-  std::expected<void, MethodError> CheckPublish(PendingPublish& publish);
+  // RabbitMQ's checks of a publish's properties, made at the content header: a direct reply-to
+  // without reply consumer (406), then broker::CheckPublishProperties (user_id, expiration).
+  std::expected<void, MethodError> CheckPublishHeader(std::string_view raw_properties);
+  // Content assembly holds `allocated` bytes for this channel's publish: charged to the
+  // connection's cap (ConnectionLimits::max_assembly_bytes), 506 RESOURCE_ERROR past it.
+  std::expected<void, MethodError> ChargeAssembly(uint64_t allocated);
+  // Drops the publish being assembled and releases its charge.
+  void DropAssembly();
   std::expected<void, MethodError> ConsumeDirectReply(const amqp::method::BasicConsume& consume);
   // Sends basic.nack for publish `seq` (x-overflow reject-publish) once the confirms before it went.
   void NackPublish(uint64_t seq);
@@ -124,6 +130,7 @@ class Channel final : public broker::DirectReplyTarget {
   bool shut_down_ = false;
 
   std::optional<PendingPublish> assembling_;
+  uint64_t assembly_charge_ = 0;  // bytes of assembling_ charged to the connection
   std::vector<broker::Queue*> route_scratch_;
   std::string last_queue_;
   // PermitPublish's memo: `publish_permit_exchange_` was writable at this access generation.

@@ -3,6 +3,7 @@
 
 #include "server/amqp/constants.h"
 #include "server/broker/persister.h"
+#include "server/broker/publish.h"
 #include "server/broker/queue_arguments.h"
 #include "server/broker/vhost.h"
 #include "server/net/connection.h"
@@ -15,6 +16,9 @@ template <>
 Status Channel::On(const m::BasicPublish& p) {
   if (p.immediate) return MethodFail<m::BasicPublish>(r::kNotImplemented, "immediate=true");
   connection_.NotePublish();
+  // Everything that needs only the method is checked before any content is taken in.
+  if (auto ok = PermitPublish(p.exchange, p.routing_key); !ok) return ok;
+  if (auto ex = PublishExchange(p.exchange); !ex) return std::unexpected(ex.error());
   assembling_.emplace();
   assembling_->exchange.assign(p.exchange);
   assembling_->routing_key.assign(p.routing_key);
@@ -89,7 +93,7 @@ Status Channel::On(const m::TxRollback&) {
 
 Status Channel::HandleContentHeader(const amqp::ContentHeader& header) {
   if (closing_) return {};
-  if (!assembling_ || assembling_->message) {
+  if (!assembling_ || assembling_->builder) {
     return std::unexpected(MethodError{
         Error{r::kUnexpectedFrame, "expected method frame, got non method frame instead"}, 0, 0});
   }
@@ -100,87 +104,105 @@ Status Channel::HandleContentHeader(const amqp::ContentHeader& header) {
   }
   const uint64_t max = connection_.limits().max_message_size;
   if (header.body_size > max) {
-    assembling_.reset();
+    DropAssembly();
     return MethodFail<m::BasicPublish>(
         r::kPreconditionFailed,
         fmt::format("message size {} is larger than configured max size {}", header.body_size, max));
   }
-  assembling_->message = broker::Message::Create(assembling_->exchange, assembling_->routing_key,
-                                                 header.raw_properties, header.body_size);
+  if (auto ok = CheckPublishHeader(header.raw_properties); !ok) {
+    DropAssembly();
+    return ok;
+  }
+  assembling_->builder.emplace(assembling_->exchange, assembling_->routing_key, header.raw_properties,
+                               header.body_size);
+  if (auto ok = ChargeAssembly(assembling_->builder->allocated()); !ok) return ok;
   if (header.body_size == 0) return FinishPublish();
   return {};
 }
 
 Status Channel::HandleContentBody(std::string_view chunk) {
   if (closing_) return {};
-  if (!assembling_ || !assembling_->message) {
+  if (!assembling_ || !assembling_->builder) {
     return std::unexpected(MethodError{
         Error{r::kUnexpectedFrame, "expected method frame, got non method frame instead"}, 0, 0});
   }
-  broker::Message& msg = *assembling_->message;
-  if (chunk.size() > msg.body_size() - msg.body_filled()) {
+  broker::MessageBuilder& builder = *assembling_->builder;
+  if (chunk.size() > builder.remaining()) {
     return MethodFail<m::BasicPublish>(
-        r::kUnexpectedFrame, fmt::format("content body exceeds the declared body size {}", msg.body_size()));
+        r::kUnexpectedFrame,
+        fmt::format("content body exceeds the declared body size {}", builder.body_size()));
   }
-  msg.FillBody(chunk);
-  if (msg.complete()) return FinishPublish();
+  if (auto ok = ChargeAssembly(builder.AllocatedAfter(chunk.size())); !ok) return ok;
+  builder.Append(chunk);
+  if (builder.complete()) return FinishPublish();
   return {};
 }
 
-Status Channel::FinishPublish() {
-  PendingPublish publish = std::move(*assembling_);
+Status Channel::ChargeAssembly(uint64_t allocated) {
+  if (allocated <= assembly_charge_) return {};
+  if (!connection_.ChargeAssembly(allocated - assembly_charge_)) {
+    return MethodFail<m::BasicPublish>(
+        r::kResourceError, fmt::format("content being assembled on this connection would exceed {} bytes",
+                                       connection_.limits().max_assembly_bytes));
+  }
+  assembly_charge_ = allocated;
+  return {};
+}
+
+void Channel::DropAssembly() {
+  connection_.ReleaseAssembly(assembly_charge_);
+  assembly_charge_ = 0;
   assembling_.reset();
-  if (auto ok = PermitPublish(publish.exchange); !ok) return ok;
-  if (auto checked = CheckPublish(publish); !checked) return checked;
+}
+
+Status Channel::FinishPublish() {
+  PendingPublish publish{std::move(assembling_->exchange), std::move(assembling_->routing_key),
+                         assembling_->mandatory, assembling_->builder->Finish(), std::nullopt};
+  DropAssembly();
+  if (amqp::PeekReplyTo(publish.message->raw_properties()) == broker::kDirectReplyTo) {
+    // The reply consumer was there at the content header; it may have been cancelled since.
+    if (reply_to_name_.empty()) {
+      return MethodFail<m::BasicPublish>(r::kPreconditionFailed, "fast reply consumer does not exist");
+    }
+    broker::MessageRef rewritten = broker::WithReplyTo(*publish.message, reply_to_name_);
+    if (rewritten) publish.message = std::move(rewritten);
+  }
   if (tx_mode_) {
-    // Validate now so the client hears about a missing exchange at publish time, as RabbitMQ.
-    auto ex = connection_.vhost().FindExchange(publish.exchange);
-    if (!ex) return MethodFail<m::BasicPublish>(ex.error());
     tx_publishes_.push_back(std::move(publish));
     return {};
   }
   return Route(publish);
 }
 
-// Write on the exchange. Publishing is the hot path: the last exchange found writable is
-// remembered until the broker's users/vhosts/permissions change.
-Status Channel::PermitPublish(std::string_view exchange) {
+// Write on the exchange (and the topic permission for the routing key). Publishing is the hot
+// path: the last exchange found writable is remembered until the broker's users/vhosts/
+// permissions change, unless topic permissions exist (their answer depends on the key).
+Status Channel::PermitPublish(std::string_view exchange, std::string_view routing_key) {
   const uint64_t generation = connection_.broker().access_generation();
-  if (publish_permit_generation_ == generation && publish_permit_exchange_ == exchange) return {};
-  if (auto ok = Permit<m::BasicPublish>(AccessKind::kWrite, ResourceKind::kExchange, exchange); !ok) return ok;
-  publish_permit_generation_ = generation;
-  publish_permit_exchange_.assign(exchange);
+  const bool memoizable = !connection_.broker().has_topic_permissions();
+  if (memoizable && publish_permit_generation_ == generation && publish_permit_exchange_ == exchange) return {};
+  if (auto ok = Permit<m::BasicPublish>({.op = Op::kPublish, .name = exchange, .routing_key = routing_key}); !ok) {
+    return ok;
+  }
+  if (memoizable) {
+    publish_permit_generation_ = generation;
+    publish_permit_exchange_.assign(exchange);
+  }
   return {};
 }
 
 std::expected<broker::Exchange*, MethodError> Channel::PublishExchange(std::string_view name) {
-  broker::Vhost& vhost = connection_.vhost();
-  auto ex = vhost.FindExchange(name);
-  if (!ex) return MethodFail<m::BasicPublish>(ex.error());
-  if ((*ex)->options().internal) {
-    return MethodFail<m::BasicPublish>(
-        r::kAccessRefused, fmt::format("cannot publish to internal exchange '{}' in vhost '{}'", name, vhost.name()));
-  }
+  auto ex = broker::FindPublishExchange(connection_.vhost(), name);
+  if (!ex) return MethodFail<m::BasicPublish>(std::move(ex.error()));
   return *ex;
 }
 
-Status Channel::CheckPublish(PendingPublish& publish) {
-  const broker::Message& msg = *publish.message;
-  const bool bad_expiration = msg.expiration() == broker::Message::Expiration::kInvalid;
-  const bool direct_reply = amqp::PeekReplyTo(msg.raw_properties()) == broker::kDirectReplyTo;
-  if (!bad_expiration && !direct_reply) return {};
-  // RabbitMQ looks the exchange up before it looks at the properties.
-  if (auto ex = PublishExchange(publish.exchange); !ex) return std::unexpected(ex.error());
-  if (direct_reply) {
-    if (reply_to_name_.empty()) {
-      return MethodFail<m::BasicPublish>(r::kPreconditionFailed, "fast reply consumer does not exist");
-    }
-    broker::MessageRef rewritten = broker::WithReplyTo(msg, reply_to_name_);
-    if (rewritten) publish.message = std::move(rewritten);
+Status Channel::CheckPublishHeader(std::string_view raw_properties) {
+  if (amqp::PeekReplyTo(raw_properties) == broker::kDirectReplyTo && reply_to_name_.empty()) {
+    return MethodFail<m::BasicPublish>(r::kPreconditionFailed, "fast reply consumer does not exist");
   }
-  if (bad_expiration) {
-    auto ttl = broker::ParseExpiration(amqp::PeekExpiration(publish.message->raw_properties()).value_or(""));
-    if (!ttl) return MethodFail<m::BasicPublish>(ttl.error());
+  if (auto ok = broker::CheckPublishProperties(connection_.broker(), connection_.user_name(), raw_properties); !ok) {
+    return MethodFail<m::BasicPublish>(std::move(ok.error()));
   }
   return {};
 }
@@ -196,27 +218,12 @@ void Channel::NackPublish(uint64_t seq) {
 }
 
 Status Channel::Route(PendingPublish& publish) {
-  broker::Vhost& vhost = connection_.vhost();
+  // Looked up again: in a transaction the exchange may have gone since basic.publish.
   auto ex = PublishExchange(publish.exchange);
   if (!ex) return std::unexpected(ex.error());
-  if (connection_.broker().has_topic_permissions() && (*ex)->type() == broker::ExchangeType::kTopic) {
-    auto ok = PermitTopic<m::BasicPublish>(connection_, AccessKind::kWrite, publish.exchange, publish.routing_key);
-    if (!ok) return ok;
-  }
-  connection_.broker().stats().Add(broker::MessageStat::kPublish);
-  vhost.Route(**ex, *publish.message, route_scratch_);
-  bool routed = !route_scratch_.empty();
-  if (!routed && publish.exchange.empty() && publish.routing_key.starts_with(broker::kDirectReplyToPrefix)) {
-    // A direct reply: straight to the requesting channel, if it is still there.
-    broker::DirectReplyTarget* target =
-        connection_.broker().direct_replies().Find(connection_.vhost_name(), publish.routing_key);
-    routed = target != nullptr && target->DeliverReply(publish.message);
-  }
-  if (!routed) {
-    connection_.broker().stats().Add(publish.mandatory ? broker::MessageStat::kReturnUnroutable
-                                                       : broker::MessageStat::kDropUnroutable);
-  }
-  if (!routed && publish.mandatory) {
+  const broker::PublishOutcome outcome = broker::Publish(connection_.broker(), connection_.vhost(), **ex,
+                                                     publish.message, publish.mandatory, route_scratch_);
+  if (!outcome.routed && publish.mandatory) {
     OutputBuffer& out = connection_.output();
     const broker::Message& msg = *publish.message;
     WriteMethodFrame(out, id_,
@@ -224,42 +231,15 @@ Status Channel::Route(PendingPublish& publish) {
                                     .exchange = msg.exchange(), .routing_key = msg.routing_key()});
     WriteContentFrames(out, id_, connection_.frame_max(), publish.message);
   }
-  // x-overflow=reject-publish: a full queue refuses the message (routed all the same: no return).
-  bool rejected = false;
-  std::erase_if(route_scratch_, [&](broker::Queue* q) {
-    if (!q->RejectsPublish(publish.message)) return false;
-    rejected = true;
-    return true;
-  });
+  if (outcome.pause_for != nullptr) connection_.PausePublishingFor(*outcome.pause_for);
   broker::Persister* persister = connection_.broker().persister();
-  if (persister != nullptr && persister->enabled() && publish.message->persistent()) {
-    size_t durable = 0;
-    for (broker::Queue* q : route_scratch_) durable += q->on_disk() ? 1 : 0;
-    if (durable > 1) {
-      // One body for all the durable queues; each gets a small index entry pointing at it.
-      const uint64_t body_id = persister->NextBodyId();
-      const broker::Message& msg = *publish.message;
-      persister->batch().PutBody(body_id, storage::MessageData{msg.exchange(), msg.routing_key(),
-                                                               msg.raw_properties(), msg.body()});
-      persister->AddBodyRefs(body_id, static_cast<uint32_t>(durable));
-      publish.message->set_body_id(body_id);
-    }
-  }
-  bool stored = false;
-  for (broker::Queue* q : route_scratch_) {
-    stored = q->Enqueue(publish.message) || stored;
-    if (q->ShouldPausePublishers()) connection_.PausePublishingFor(*q);
-  }
-  if (stored) {
-    last_store_ticket_ = persister->open_ticket();
-    persister->CountPersistentPublish();
-  }
-  if (persister != nullptr && persister->congested()) connection_.PausePublishingForStore(*persister);
+  if (outcome.stored) last_store_ticket_ = persister->open_ticket();
+  if (outcome.store_congested) connection_.PausePublishingForStore(*persister);
   if (confirm_mode_) {
     const uint64_t seq = next_publish_seq_++;
-    if (rejected) {
+    if (outcome.rejected) {
       NackPublish(seq);
-    } else if (stored) {
+    } else if (outcome.stored) {
       unconfirmed_.push_back(Unconfirmed{seq, persister->open_ticket()});
       connection_.WaitForDurable();
     } else if (unconfirmed_.empty()) {

@@ -18,6 +18,7 @@
 #include <asio/steady_timer.hpp>
 
 #include "server/amqp/methods.h"
+#include "server/broker/authorize.h"
 #include "server/broker/broker.h"
 #include "server/broker/persister.h"
 #include "server/net/output_buffer.h"
@@ -32,6 +33,10 @@ struct ConnectionLimits {
   uint32_t frame_max = 131072;
   uint16_t heartbeat = 60;  // seconds, proposed in connection.tune
   uint64_t max_message_size = 128ull << 20;
+  // Bytes all channels' half-assembled publishes (content headers and the body received so far)
+  // may hold at once: past it the connection is closed with 506 RESOURCE_ERROR. Twice the largest
+  // message, so one of those fits while smaller ones are interleaved.
+  uint64_t max_assembly_bytes = 256ull << 20;
 };
 
 class Connection : public std::enable_shared_from_this<Connection>,
@@ -56,15 +61,11 @@ class Connection : public std::enable_shared_from_this<Connection>,
   std::string_view vhost_name() const {
     return vhost_ != nullptr ? std::string_view(vhost_->name()) : std::string_view();
   }
-  // OK when the user may have `access` to the resource in this connection's vhost; the 403 error
-  // otherwise. Reads the live permissions (a change applies to the next operation).
-  broker::Result<> CheckAccess(broker::AccessKind access, broker::ResourceKind resource, std::string_view name) const {
-    return broker_.CheckAccess(user_name_, vhost_name(), access, resource, name);
-  }
-  // The user's topic permission for `routing_key` on `exchange` (Broker::CheckTopicAccess).
-  broker::Result<> CheckTopicAccess(broker::AccessKind access, std::string_view exchange,
-                                    std::string_view routing_key) const {
-    return broker_.CheckTopicAccess(user_name_, vhost_name(), exchange, access, routing_key);
+  // OK when the user may perform `request` in this connection's vhost; the 403 error otherwise
+  // (broker/authorize.h). Reads the live permissions (a change applies to the next operation).
+  // REQUIRES: the connection is open (has a vhost).
+  broker::Result<> Authorize(const broker::AccessRequest& request) const {
+    return broker::Authorize(broker_, user_name_, *vhost_, request);
   }
   const ConnectionLimits& limits() const { return limits_; }
   // Read-only accessors for the management API.
@@ -105,6 +106,14 @@ class Connection : public std::enable_shared_from_this<Connection>,
   // A channel has publishes (or a tx.commit) waiting for the store.
   void WaitForDurable();
   void OnDurable(uint64_t ticket, bool ok) override;
+  // Content assembly (Channel): false, changing nothing, when `bytes` more would pass
+  // limits().max_assembly_bytes.
+  bool ChargeAssembly(uint64_t bytes) {
+    if (bytes > limits_.max_assembly_bytes - assembly_bytes_) return false;
+    assembly_bytes_ += bytes;
+    return true;
+  }
+  void ReleaseAssembly(uint64_t bytes) { assembly_bytes_ -= bytes; }
   // A channel finished closing (close-ok received or sent); destroys it.
   void ReleaseChannel(uint16_t id);
 
@@ -167,6 +176,8 @@ class Connection : public std::enable_shared_from_this<Connection>,
   bool close_after_flush_ = false;
   bool consumers_stalled_ = false;
 
+  // Charged by the channels' content assembly; declared before channels_, which release it.
+  uint64_t assembly_bytes_ = 0;
   std::vector<std::unique_ptr<Channel>> channels_;  // indexed by channel number
   std::vector<Channel*> confirm_channels_;
 

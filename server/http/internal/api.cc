@@ -150,23 +150,9 @@ broker::Vhost& Api::VhostFor(const Ctx& ctx, const std::string& name) {
   return *v;
 }
 
-void Api::Permit(const Ctx& ctx, const broker::Vhost& vhost, broker::AccessKind access, broker::ResourceKind resource,
-            std::string_view name) {
+void Api::Permit(const Ctx& ctx, const broker::Vhost& vhost, const broker::AccessRequest& request) {
   if (ctx.token) return;
-  if (!broker_.HasVhostAccess(ctx.user.name, vhost.name())) {
-    NotAuthorised("User not authorised to access virtual host");
-  }
-  if (auto ok = broker_.CheckAccess(ctx.user.name, vhost.name(), access, resource, name); !ok) {
-    NotAuthorised(ok.error().text);
-  }
-}
-
-void Api::PermitTopic(const Ctx& ctx, const broker::Vhost& vhost, broker::AccessKind access, std::string_view exchange,
-                      std::string_view routing_key) {
-  if (ctx.token) return;
-  if (auto ok = broker_.CheckTopicAccess(ctx.user.name, vhost.name(), exchange, access, routing_key); !ok) {
-    NotAuthorised(ok.error().text);
-  }
+  if (auto ok = broker::Authorize(broker_, ctx.user.name, vhost, request); !ok) NotAuthorised(ok.error().text);
 }
 
 std::vector<broker::Vhost*> Api::VhostsFor(const Ctx& ctx, const std::string* only) {

@@ -19,6 +19,7 @@
 #include <variant>
 #include <vector>
 
+#include "server/broker/authorize.h"
 #include "server/broker/broker.h"
 #include "server/http/internal/request.h"
 #include "server/http/management.h"
@@ -102,14 +103,10 @@ class Api {
   bool Visible(const Ctx& ctx, std::string_view vhost) const;
   // The vhost of a vhost-scoped request: 404 when missing, 401 when the user may not see it.
   broker::Vhost& VhostFor(const Ctx& ctx, const std::string& name);
-  // A change, publish or get made as `ctx.user`: needs access to the vhost and the permission,
-  // as the same operation over AMQP would; 401 otherwise.
-  void Permit(const Ctx& ctx, const broker::Vhost& vhost, broker::AccessKind access, broker::ResourceKind resource,
-              std::string_view name);
-  // The user's topic permission for `routing_key` on `exchange` (only topic exchanges are
-  // checked; broker/topic_permissions.h); 401 otherwise.
-  void PermitTopic(const Ctx& ctx, const broker::Vhost& vhost, broker::AccessKind access, std::string_view exchange,
-                   std::string_view routing_key);
+  // A change, publish or get made as `ctx.user`: broker::Authorize decides, as for the same
+  // operation over AMQP; 401 with its text otherwise. Handlers call it before they parse a body
+  // (with the arguments and routing key not known yet) and again once they have them.
+  void Permit(const Ctx& ctx, const broker::Vhost& vhost, const broker::AccessRequest& request);
   // Vhosts the user may see: all of them, or the one named (`only` non-null).
   std::vector<broker::Vhost*> VhostsFor(const Ctx& ctx, const std::string* only);
   bool ConnectionVisible(const Ctx& ctx, const net::Connection& c) const;
@@ -143,13 +140,12 @@ class Api {
   Reply Publish(Ctx& ctx);
   Reply Get(Ctx& ctx);
   Reply Aliveness(Ctx& ctx);
-  // Routes and enqueues a message as Channel::Route does (without confirms or returns).
-  bool RouteMessage(broker::Vhost& v, broker::Exchange& ex, const broker::MessageRef& msg);
 
   broker::Broker& broker_;
   net::Server& server_;
   ManagementOptions options_;
   std::vector<Route> routes_;
+  std::vector<broker::Queue*> route_scratch_;  // reused by Publish
 };
 
 // RabbitMQ's message_stats object: each count and its `<name>_details: {rate}`, for a queue

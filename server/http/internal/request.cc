@@ -33,8 +33,9 @@ amqp::FieldTable JsonToTable(const json& j, std::string_view what) {
 
 json ParseBody(const Request& req) {
   if (req.body.empty()) return json::object();
-  json j = json::parse(req.body, nullptr, false);
-  if (j.is_discarded()) BadRequest("failed to decode json");
+  auto parsed = broker::ParseJson(req.body);
+  if (!parsed) BadRequest(parsed.error());
+  json j = std::move(*parsed);
   if (!j.is_object()) BadRequest("not_json_object");
   return j;
 }

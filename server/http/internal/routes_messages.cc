@@ -3,13 +3,15 @@
 
 #include <fmt/format.h>
 
+#include "server/amqp/constants.h"
 #include "server/amqp/properties.h"
 #include "server/broker/field_table_json.h"
 #include "server/broker/limits.h"
 #include "server/broker/persister.h"
-#include "server/broker/queue_arguments.h"
+#include "server/broker/publish.h"
 #include "server/http/internal/api.h"
 #include "server/http/internal/codec.h"
+#include "server/net/server.h"
 
 // Publishing to an exchange, getting from a queue, and the aliveness test.
 
@@ -95,32 +97,20 @@ void Api::AddMessageRoutes() {
   On("GET", "aliveness-test/*", [this](Ctx& ctx) { return Aliveness(ctx); });
 }
 
-bool Api::RouteMessage(broker::Vhost& v, broker::Exchange& ex, const broker::MessageRef& msg) {
-  std::vector<broker::Queue*> queues;
-  v.Route(ex, *msg, queues);
-  const bool routed = !queues.empty();
-  std::erase_if(queues, [&](broker::Queue* q) { return q->RejectsPublish(msg); });
-  broker::Persister* persister = broker_.persister();
-  if (persister != nullptr && persister->enabled() && msg->persistent()) {
-    size_t durable = 0;
-    for (broker::Queue* q : queues) durable += q->on_disk() ? 1 : 0;
-    if (durable > 1) {
-      const uint64_t body_id = persister->NextBodyId();
-      persister->batch().PutBody(body_id, storage::MessageData{msg->exchange(), msg->routing_key(),
-                                                               msg->raw_properties(), msg->body()});
-      persister->AddBodyRefs(body_id, static_cast<uint32_t>(durable));
-      msg->set_body_id(body_id);
-    }
-  }
-  bool stored = false;
-  for (broker::Queue* q : queues) stored = q->Enqueue(msg) || stored;
-  if (stored) persister->CountPersistentPublish();
-  return routed;
-}
-
 Reply Api::Publish(Ctx& ctx) {
   broker::Vhost& v = VhostFor(ctx, ctx.args[0]);
   const std::string name = ExchangeName(ctx.args[1]);
+  Permit(ctx, v, {.op = broker::Operation::kPublish, .name = name, .routing_key = std::nullopt});
+  // An AMQP publisher is blocked during the disk alarm or store back-pressure; an HTTP request
+  // must not hold the broker thread, so it is refused instead.
+  if (server_.alarm()) {
+    throw HttpError{503, "service_unavailable",
+                    "publishing is blocked: free disk space is below --disk-free-limit (resource alarm)"};
+  }
+  broker::Persister* persister = broker_.persister();
+  if (persister != nullptr && persister->congested()) {
+    throw HttpError{503, "service_unavailable", "publishing is paused: the store is behind; retry later"};
+  }
   const json body = ParseBody(ctx.req);
   const std::string key = StringField(body, "routing_key", std::nullopt);
   std::string payload = StringField(body, "payload", std::nullopt);
@@ -134,30 +124,22 @@ Reply Api::Publish(Ctx& ctx) {
   }
   amqp::BasicProperties props = PropertiesFromJson(body.contains("properties") ? body["properties"] : json());
   if (auto ok = broker::CheckNameLength("routing_key", key); !ok) BrokerError(ok.error());
-  if (props.user_id && *props.user_id != ctx.user.name) {
-    BadRequest(fmt::format("user_id property set to '{}' but authenticated user was '{}'", *props.user_id,
-                           ctx.user.name));
-  }
-  auto ex = v.FindExchange(name);
-  if (!ex) NotFound();
-  Permit(ctx, v, broker::AccessKind::kWrite, broker::ResourceKind::kExchange, name);
-  PermitTopic(ctx, v, broker::AccessKind::kWrite, name, key);
-  if ((*ex)->options().internal) {
-    NotAuthorised(fmt::format("cannot publish to internal exchange '{}' in vhost '{}'", name, v.name()));
-  }
+  Permit(ctx, v, {.op = broker::Operation::kPublish, .name = name, .routing_key = key});
+  auto ex = broker::FindPublishExchange(v, name);
+  if (!ex) BrokerError(ex.error());
   broker::MessageRef msg = BuildMessage(name, key, props, payload);
-  if (msg->expiration() == broker::Message::Expiration::kInvalid) {
-    auto ttl = broker::ParseExpiration(props.expiration.value_or(""));
-    BadRequest(ttl ? std::string("invalid expiration") : ttl.error().text);
+  // RabbitMQ's API answers a refused publish 400 with the AMQP code and text in the reason.
+  if (auto ok = broker::CheckPublishProperties(broker_, ctx.user.name, msg->raw_properties()); !ok) {
+    BadRequest(fmt::format("{} {} - {}", ok.error().code, amqp::reply::Name(ok.error().code), ok.error().text));
   }
-  const bool routed = RouteMessage(v, **ex, msg);
-  broker_.stats().Add(broker::MessageStat::kPublish);
-  return JsonReply(json{{"routed", routed}});
+  const broker::PublishOutcome out = broker::Publish(broker_, v, **ex, msg, /*mandatory=*/false, route_scratch_);
+  return JsonReply(json{{"routed", out.routed}});
 }
 
 Reply Api::Get(Ctx& ctx) {
   broker::Vhost& v = VhostFor(ctx, ctx.args[0]);
   const std::string& name = ctx.args[1];
+  Permit(ctx, v, {.op = broker::Operation::kGet, .name = name});
   const json body = ParseBody(ctx.req);
   const std::optional<int64_t> count_field = IntField(body, "count");
   if (!count_field) BadRequest("count not found");
@@ -179,7 +161,6 @@ Reply Api::Get(Ctx& ctx) {
     BadRequest(fmt::format("unknown ackmode '{}'", ackmode));
   }
   ExistingQueue(v, name);
-  Permit(ctx, v, broker::AccessKind::kRead, broker::ResourceKind::kQueue, name);
   auto found = v.FindQueue(name, 0);
   if (!found) BrokerError(found.error());
   std::shared_ptr<broker::Queue> queue = *found;
@@ -227,7 +208,7 @@ Reply Api::Get(Ctx& ctx) {
 Reply Api::Aliveness(Ctx& ctx) {
   broker::Vhost& v = VhostFor(ctx, ctx.args[0]);
   const std::string name = "aliveness-test";
-  Permit(ctx, v, broker::AccessKind::kConfigure, broker::ResourceKind::kQueue, name);
+  Permit(ctx, v, {.op = broker::Operation::kDeclareQueue, .name = name});
   auto declared = v.DeclareQueue(name, false, broker::QueueOptions{}, 0);
   if (!declared) BrokerError(declared.error());
   std::shared_ptr<broker::Queue> queue = declared->queue;

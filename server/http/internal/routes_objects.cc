@@ -40,7 +40,7 @@ void Api::AddObjectRoutes() {
     broker::Vhost& v = VhostFor(ctx, ctx.args[0]);
     const std::string name = ExchangeName(ctx.args[1]);
     if (!v.exchanges().contains(name)) NotFound();
-    Permit(ctx, v, broker::AccessKind::kConfigure, broker::ResourceKind::kExchange, name);
+    Permit(ctx, v, {.op = broker::Operation::kDeleteExchange, .name = name});
     if (auto ok = v.DeleteExchange(name, QueryFlag(ctx.req, "if-unused")); !ok) BrokerError(ok.error());
     return NoContent();
   });
@@ -64,7 +64,7 @@ void Api::AddObjectRoutes() {
     broker::Vhost& v = VhostFor(ctx, ctx.args[0]);
     const std::string& name = ctx.args[1];
     ExistingQueue(v, name);
-    Permit(ctx, v, broker::AccessKind::kConfigure, broker::ResourceKind::kQueue, name);
+    Permit(ctx, v, {.op = broker::Operation::kDeleteQueue, .name = name});
     auto deleted = v.DeleteQueue(name, QueryFlag(ctx.req, "if-unused"), QueryFlag(ctx.req, "if-empty"), 0);
     if (!deleted) BrokerError(deleted.error());
     return NoContent();
@@ -73,7 +73,7 @@ void Api::AddObjectRoutes() {
     broker::Vhost& v = VhostFor(ctx, ctx.args[0]);
     const std::string& name = ctx.args[1];
     ExistingQueue(v, name);
-    Permit(ctx, v, broker::AccessKind::kRead, broker::ResourceKind::kQueue, name);
+    Permit(ctx, v, {.op = broker::Operation::kPurge, .name = name});
     if (auto purged = v.PurgeQueue(name, 0); !purged) BrokerError(purged.error());
     return NoContent();
   });
@@ -115,6 +115,7 @@ void Api::AddObjectRoutes() {
 Reply Api::PutExchange(Ctx& ctx) {
   broker::Vhost& v = VhostFor(ctx, ctx.args[0]);
   const std::string name = ExchangeName(ctx.args[1]);
+  Permit(ctx, v, {.op = broker::Operation::kDeclareExchange, .name = name});
   const json body = ParseBody(ctx.req);
   const std::string type = StringField(body, "type", std::nullopt);
   broker::ExchangeOptions options;
@@ -122,7 +123,7 @@ Reply Api::PutExchange(Ctx& ctx) {
   options.auto_delete = BoolField(body, "auto_delete", false);
   options.internal = BoolField(body, "internal", false);
   if (auto it = body.find("arguments"); it != body.end()) options.arguments = JsonToTable(*it, "arguments");
-  Permit(ctx, v, broker::AccessKind::kConfigure, broker::ResourceKind::kExchange, name);
+  Permit(ctx, v, {.op = broker::Operation::kDeclareExchange, .name = name, .arguments = &options.arguments});
   const bool existed = v.exchanges().contains(name);
   if (auto ok = v.DeclareExchange(name, type, false, std::move(options)); !ok) BrokerError(ok.error());
   return existed ? NoContent() : Created();
@@ -131,12 +132,13 @@ Reply Api::PutExchange(Ctx& ctx) {
 Reply Api::PutQueue(Ctx& ctx) {
   broker::Vhost& v = VhostFor(ctx, ctx.args[0]);
   const std::string& name = ctx.args[1];
+  Permit(ctx, v, {.op = broker::Operation::kDeclareQueue, .name = name});
   const json body = ParseBody(ctx.req);
   broker::QueueOptions options;
   options.durable = BoolField(body, "durable", false);
   options.auto_delete = BoolField(body, "auto_delete", false);
   if (auto it = body.find("arguments"); it != body.end()) options.arguments = JsonToTable(*it, "arguments");
-  Permit(ctx, v, broker::AccessKind::kConfigure, broker::ResourceKind::kQueue, name);
+  Permit(ctx, v, {.op = broker::Operation::kDeclareQueue, .name = name, .arguments = &options.arguments});
   const bool existed = v.queues().contains(name);
   if (auto ok = v.DeclareQueue(name, false, std::move(options), 0); !ok) BrokerError(ok.error());
   return existed ? NoContent() : Created();
@@ -182,14 +184,13 @@ Reply Api::PostBinding(Ctx& ctx, bool to_queue) {
   const std::string& dest = ctx.args[2];
   if (!v.exchanges().contains(source)) NotFound();
   if (to_queue ? !v.queues().contains(dest) : !v.exchanges().contains(dest)) NotFound();
+  const broker::Operation op = to_queue ? broker::Operation::kBindQueue : broker::Operation::kBindExchange;
+  Permit(ctx, v, {.op = op, .name = dest, .source = source, .routing_key = std::nullopt});
   const json body = ParseBody(ctx.req);
   const std::string key = StringField(body, "routing_key", "");
   amqp::FieldTable args;
   if (auto it = body.find("arguments"); it != body.end()) args = JsonToTable(*it, "arguments");
-  Permit(ctx, v, broker::AccessKind::kWrite, to_queue ? broker::ResourceKind::kQueue : broker::ResourceKind::kExchange,
-         dest);
-  Permit(ctx, v, broker::AccessKind::kRead, broker::ResourceKind::kExchange, source);
-  PermitTopic(ctx, v, broker::AccessKind::kRead, source, key);
+  Permit(ctx, v, {.op = op, .name = dest, .source = source, .routing_key = key});
   auto ok = to_queue ? v.BindQueue(dest, source, key, args, 0) : v.BindExchange(dest, source, key, args);
   if (!ok) BrokerError(ok.error());
   Reply r{201, {}, false, {}};
@@ -218,10 +219,8 @@ Reply Api::DeleteBinding(Ctx& ctx, bool to_queue) {
   if (match == nullptr) NotFound();
   const std::string key = match->key;
   const amqp::FieldTable args = match->arguments;
-  Permit(ctx, v, broker::AccessKind::kWrite, to_queue ? broker::ResourceKind::kQueue : broker::ResourceKind::kExchange,
-         dest);
-  Permit(ctx, v, broker::AccessKind::kRead, broker::ResourceKind::kExchange, source);
-  PermitTopic(ctx, v, broker::AccessKind::kRead, source, key);
+  Permit(ctx, v, {.op = to_queue ? broker::Operation::kUnbindQueue : broker::Operation::kUnbindExchange,
+                  .name = dest, .source = source, .routing_key = key});
   auto ok = to_queue ? v.UnbindQueue(dest, source, key, args, 0) : v.UnbindExchange(dest, source, key, args);
   if (!ok) BrokerError(ok.error());
   return NoContent();

@@ -21,9 +21,8 @@ namespace warren::net {
 // The names the channel files write their handlers in (this header is theirs alone).
 namespace r = amqp::reply;
 namespace m = amqp::method;
-using broker::AccessKind;
 using broker::Error;
-using broker::ResourceKind;
+using Op = broker::Operation;
 using Status = std::expected<void, MethodError>;
 
 // A broker error as the failure of method M.
@@ -42,21 +41,11 @@ std::unexpected<MethodError> MethodFail(const M&, Error error) {
   return MethodFail<M>(std::move(error));
 }
 
-// Access control (RabbitMQ's table, rabbit_channel): 403 ACCESS_REFUSED for method M unless the
-// connection's user has `access` to the resource.
+// Access control (broker/authorize.h): 403 ACCESS_REFUSED for method M unless the connection's
+// user may perform `request`.
 template <typename M>
-Status Channel::Permit(AccessKind access, ResourceKind resource, std::string_view name) const {
-  auto allowed = connection_.CheckAccess(access, resource, name);
-  if (!allowed) return MethodFail<M>(std::move(allowed.error()));
-  return {};
-}
-
-// Topic permissions for method M: 403 ACCESS_REFUSED unless the user may use `routing_key` on
-// `exchange` (checked only for topic exchanges; see broker/topic_permissions.h).
-template <typename M>
-Status PermitTopic(const Connection& connection, AccessKind access, std::string_view exchange,
-                   std::string_view routing_key) {
-  auto allowed = connection.CheckTopicAccess(access, exchange, routing_key);
+Status Channel::Permit(const broker::AccessRequest& request) const {
+  auto allowed = connection_.Authorize(request);
   if (!allowed) return MethodFail<M>(std::move(allowed.error()));
   return {};
 }
