@@ -90,7 +90,11 @@ ManagementServer::ManagementServer(asio::io_context& io, broker::Broker& broker,
       std::future<Reply> future = promise->get_future();
       internal::Api* api = api_.get();
       asio::post(io, [api, promise, request = CopyRequest(method, req)] {
-        promise->set_value(api->Dispatch(request));
+        try {
+          promise->set_value(api->Dispatch(request));
+        } catch (...) {
+          promise->set_exception(std::current_exception());  // answered as an error, not left to time out
+        }
       });
       const auto deadline = std::chrono::steady_clock::now() + kBrokerTimeout;
       Reply reply;
