@@ -400,8 +400,9 @@ void Connection::HandleStartOk(const m::ConnectionStartOk& start_ok) {
   if (found == nullptr) {
     spdlog::warn("AMQP connection {} ({}): authentication failed: {}", id_, peer_, refusal);
     if (!throttled && throttle.RecordFailure(address, now)) {
-      spdlog::warn("{} failed logins from {} within {} s: refusing its logins for {} s", throttle.options().max_failures,
-                   address, throttle.options().window.count(), throttle.options().block.count());
+      const LoginThrottleOptions& o = throttle.options();
+      spdlog::warn("{} failed logins from {} within {} s: refusing its logins for {} s", o.max_failures, address,
+                   o.window.count(), o.block.count());
     }
     if (client_auth_failure_close_) {
       WriteMethodFrame(output(), 0,

@@ -33,7 +33,8 @@ TEST_F(ConnectionTest, Amqp09HeaderIsServedAs091) {
 
 TEST_F(ConnectionTest, OtherHeadersGetThe091HeaderAndAClosedSocket) {
   StartServer();
-  for (std::string_view header : {std::string_view("AMQP\x00\x01\x00\x00", 8), std::string_view("GET / HTTP/1.1\r\n")}) {
+  for (std::string_view header :
+       {std::string_view("AMQP\x00\x01\x00\x00", 8), std::string_view("GET / HTTP/1.1\r\n")}) {
     Client c(port(), header);
     EXPECT_EQ(c.Read(9), amqp::kProtocolHeader);  // then EOF
   }
