@@ -28,6 +28,7 @@
 #include "server/http/prometheus.h"
 #include "server/net/asio_timers.h"
 #include "server/net/disk_monitor.h"
+#include "server/net/fd_budget.h"
 #include "server/net/server.h"
 #include "server/store_env.h"
 #include "storage/store.h"
@@ -55,6 +56,8 @@ struct Settings {
   std::string management_allowed_hosts;
   uint16_t prometheus_port = 15692;  // 0: off
   uint32_t collect_statistics_interval = 5000;  // ms, RabbitMQ's default
+  uint64_t max_connections = 0;  // 0: only the file-descriptor budget bounds them
+  size_t max_login_failures = 10;
 };
 
 // "a,b" -> {"a", "b"}; blanks around names are dropped, empty entries ignored.
@@ -161,6 +164,14 @@ int main(int argc, char** argv) {
   app.add_option("--collect-statistics-interval", s.collect_statistics_interval,
                  "milliseconds between samples of the message rates shown by the management API and UI")
       ->envname("WARREN_COLLECT_STATISTICS_INTERVAL")->check(CLI::Range(100u, 3'600'000u))->capture_default_str();
+  app.add_option("--max-connections", s.max_connections,
+                 "most AMQP connections at once; more wait in the listen backlog (RabbitMQ's connection_max; "
+                 "0 = no limit but the file-descriptor budget)")
+      ->envname("WARREN_MAX_CONNECTIONS")->capture_default_str();
+  app.add_option("--max-login-failures", s.max_login_failures,
+                 "failed AMQP logins from one address within 60 s after which its logins are refused for 60 s "
+                 "(0 = no throttle)")
+      ->envname("WARREN_MAX_LOGIN_FAILURES")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
   spdlog::set_level(spdlog::level::from_str(s.log_level));
@@ -173,12 +184,20 @@ int main(int argc, char** argv) {
     return 1;
   }
 
+  std::string fd_error;
+  const warren::net::FdBudget fds = warren::net::PlanFdBudget(warren::net::RaiseFdLimit(&fd_error), s.max_connections);
+  if (!fd_error.empty()) spdlog::warn("cannot raise the file descriptor limit: {}", fd_error);
+  spdlog::info("file descriptors: limit {}, {} kept for the store and listeners (store tables at most {}), "
+               "AMQP connections at most {}",
+               fds.fd_limit, fds.reserve, fds.store_max_open_files, fds.max_connections);
+
   asio::io_context io(1);
   std::unique_ptr<warren::storage::Store> store;
   warren::storage::StoreOptions store_options;
   store_options.dir = warren::storage::StoreDirFor(s.data_dir);
   store_options.sync_writes = s.sync_writes;
   store_options.env = warren::server::StoreEnv(store_options.dir);
+  store_options.max_open_files = fds.store_max_open_files;
   if (auto status = warren::storage::Store::Open(store_options, &store); !status.ok()) {
     spdlog::critical("cannot open the data directory '{}': {}", s.data_dir, status.ToString());
     spdlog::critical("refusing to start; move the directory away to start empty, or fix the problem above");
@@ -239,6 +258,8 @@ int main(int argc, char** argv) {
   options.limits.channel_max = s.channel_max;
   options.limits.max_message_size = s.max_message_size;
   options.limits.max_assembly_bytes = 2 * s.max_message_size;
+  options.max_connections = fds.max_connections;
+  options.login_throttle.max_failures = s.max_login_failures;
   warren::net::Server server(io, broker, options);
   if (std::string error = server.Listen(); !error.empty()) {
     spdlog::critical("{}", error);
@@ -282,7 +303,10 @@ int main(int argc, char** argv) {
 
   broker.StartStatsSampling(s.collect_statistics_interval);
 
-  asio::signal_set reload(io, SIGHUP);
+  asio::error_code signal_error;
+  asio::signal_set reload(io);
+  reload.add(SIGHUP, signal_error);
+  if (signal_error) spdlog::warn("cannot handle SIGHUP: {}", signal_error.message());
   std::function<void()> wait_reload = [&] {
     reload.async_wait([&](const asio::error_code& error, int) {
       if (error) return;
@@ -296,19 +320,37 @@ int main(int argc, char** argv) {
     });
   };
   wait_reload();
-  asio::signal_set signals(io, SIGINT, SIGTERM);
+  asio::signal_set signals(io);
+  for (int signal : {SIGINT, SIGTERM}) {
+    if (signals.add(signal, signal_error); signal_error) {
+      spdlog::critical("cannot handle signal {}: {}", signal, signal_error.message());
+      return 1;
+    }
+  }
   signals.async_wait([&](const asio::error_code& error, int signal) {
     if (error) return;
     spdlog::info("received signal {}, shutting down", signal);
     disk_monitor.Stop();
-    reload.cancel();
+    asio::error_code cancel_error;
+    reload.cancel(cancel_error);
     if (management) management->Stop();
     if (prometheus) prometheus->Stop();
     server.Stop();
     io.stop();
   });
   std::signal(SIGPIPE, SIG_IGN);
-  io.run();
+  // A handler that throws must not take the broker down: log it and keep serving. (Connections
+  // catch their own; this is the net for everything else.)
+  for (;;) {
+    try {
+      io.run();
+      break;
+    } catch (const std::exception& e) {
+      spdlog::error("unexpected error in the event loop, continuing: {}", e.what());
+    } catch (...) {
+      spdlog::error("unexpected error in the event loop, continuing: unknown exception");
+    }
+  }
   persister.Commit();  // what the closed connections requeued or acked
   const auto store_stats = store->stats();
   const uint64_t published = persister.stats().persistent_publishes;

@@ -49,9 +49,9 @@ rocksdb::DBOptions MakeDBOptions(const StoreOptions& options) {
   d.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
   // Two cores: one flush and one compaction at a time, leaving the other core to the broker.
   d.max_background_jobs = 2;
-  // Keep every table open: no table-cache misses, and a secondary instance (warren-dump) needs
-  // it so the primary's compactions deleting files cannot pull tables out from under it.
-  d.max_open_files = -1;
+  // A secondary instance (warren-dump) keeps every table open, so the primary's compactions
+  // deleting files cannot pull tables out from under it; the primary honours the cap it is given.
+  d.max_open_files = options.read_only ? -1 : options.max_open_files;
   // The definitions family is rarely written; without a cap its oldest unflushed record would
   // keep every WAL file alive. Past this size RocksDB flushes the families pinning old WALs.
   d.max_total_wal_size = 256 * kMiB;

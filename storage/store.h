@@ -54,6 +54,9 @@ struct StoreOptions {
   // Memtable size of the message column families; 0 = the tuned default (storage/db_options.cc).
   // Tests set it small to force flushes.
   size_t write_buffer_size = 0;
+  // Most table files a writable store keeps open (RocksDB's max_open_files; -1 = all). The server
+  // caps it so sockets cannot starve the store of file descriptors. A read-only store keeps all.
+  int max_open_files = -1;
 };
 
 // A record that could not be used: where it was, why, and its bytes.

@@ -201,7 +201,13 @@ std::vector<User> Broker::ListUsers() const {
 
 const User* Broker::Authenticate(std::string_view name, std::string_view password) const {
   auto it = users_.find(name);
-  if (it == users_.end() || !CheckPassword(it->second.password_hash, password)) return nullptr;
+  if (it == users_.end()) {
+    // Hash anyway, so that the reply time does not tell whether the user exists.
+    static const std::string kDummyHash = HashPassword("");
+    [[maybe_unused]] const bool ignored = CheckPassword(kDummyHash, password);
+    return nullptr;
+  }
+  if (!CheckPassword(it->second.password_hash, password)) return nullptr;
   return &it->second;
 }
 

@@ -1,5 +1,6 @@
 #include "server/net/connection.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include <asio/post.hpp>
@@ -22,9 +23,20 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-constexpr size_t kInitialReadBuffer = 128 * 1024;
 constexpr auto kHandshakeTimeout = std::chrono::seconds(10);
 constexpr auto kCloseOkTimeout = std::chrono::seconds(3);
+// RabbitMQ's ?SILENT_CLOSE_DELAY.
+constexpr auto kSilentCloseDelay = std::chrono::seconds(3);
+// AMQP 0-9 as some older clients announce it (`AMQP` 1 1 0 9): RabbitMQ serves it as 0-9-1.
+constexpr std::string_view kProtocolHeader09{"AMQP\x01\x01\x00\x09", 8};
+
+// An IPv4 client of a dual-stack listener shows up as ::ffff:a.b.c.d.
+bool IsLoopback(const asio::ip::address& address) {
+  if (address.is_v6() && address.to_v6().is_v4_mapped()) {
+    return asio::ip::make_address_v4(asio::ip::v4_mapped, address.to_v6()).is_loopback();
+  }
+  return address.is_loopback();
+}
 
 bool CapabilityEnabled(const amqp::FieldTable& client_properties, std::string_view name) {
   const amqp::FieldValue* caps = client_properties.Find("capabilities");
@@ -35,9 +47,10 @@ bool CapabilityEnabled(const amqp::FieldTable& client_properties, std::string_vi
 
 amqp::FieldTable ServerProperties() {
   amqp::FieldTable caps;
-  for (const char* cap : {"publisher_confirms", "exchange_exchange_bindings", "basic.nack",
-                          "consumer_cancel_notify", "connection.blocked", "authentication_failure_close",
-                          "per_consumer_qos"}) {
+  // RabbitMQ 3.10's list, in its order.
+  for (const char* cap : {"publisher_confirms", "exchange_exchange_bindings", "basic.nack", "consumer_cancel_notify",
+                          "connection.blocked", "consumer_priorities", "authentication_failure_close",
+                          "per_consumer_qos", "direct_reply_to"}) {
     caps.entries.emplace_back(cap, amqp::FieldValue(true));
   }
   amqp::FieldTable props;
@@ -80,37 +93,65 @@ bool ParseCredentials(std::string_view mechanism, std::string_view response, std
 
 }  // namespace
 
-Connection::Connection(asio::ip::tcp::socket socket, Server& server, broker::Broker& broker, ConnectionLimits limits)
+Connection::Connection(asio::ip::tcp::socket socket, const asio::ip::tcp::endpoint& remote, Server& server,
+                       broker::Broker& broker, ConnectionLimits limits)
     : socket_(std::move(socket)),
       server_(server),
       broker_(broker),
       limits_(limits),
       id_(broker.NextConnectionId()),
+      remote_address_(remote.address()),
       channel_max_(limits.channel_max),
       frame_max_(limits.frame_max),
-      read_buffer_(kInitialReadBuffer),
+      read_buffer_(kHandshakeReadBuffer),
       heartbeat_timer_(socket_.get_executor()),
       close_timer_(socket_.get_executor()) {
   asio::error_code ec;
-  auto remote = socket_.remote_endpoint(ec);
-  auto local = socket_.local_endpoint(ec);
-  peer_ = ec ? "unknown" : fmt::format("{}:{} -> {}:{}", remote.address().to_string(), remote.port(),
-                                       local.address().to_string(), local.port());
+  const auto local = socket_.local_endpoint(ec);
+  const std::string local_text = ec ? "unknown" : fmt::format("{}:{}", local.address().to_string(), local.port());
+  peer_ = fmt::format("{}:{} -> {}", remote.address().to_string(), remote.port(), local_text);
   socket_.set_option(asio::ip::tcp::no_delay(true), ec);
 }
 
 Connection::~Connection() = default;
 
+template <typename Fn>
+auto Connection::Guard(Fn fn) {
+  return [self = shared_from_this(), fn = std::move(fn)](auto&&... args) mutable {
+    try {
+      fn(std::forward<decltype(args)>(args)...);
+    } catch (const std::exception& e) {
+      self->OnHandlerException(e.what());
+    } catch (...) {
+      self->OnHandlerException("unknown exception");
+    }
+  };
+}
+
+void Connection::OnHandlerException(std::string_view what) {
+  spdlog::error("AMQP connection {} ({}): internal error, closing the connection: {}", id_, peer_, what);
+  try {
+    Abort();
+  } catch (const std::exception& e) {
+    // Half torn down: at least give the socket and the slot back.
+    spdlog::error("AMQP connection {} ({}): error while aborting: {}", id_, peer_, e.what());
+    terminated_ = true;
+    asio::error_code ec;
+    socket_.close(ec);
+    server_.Unregister(id_);
+  }
+}
+
 void Connection::Start() {
   spdlog::info("accepting AMQP connection {} ({})", id_, peer_);
   last_read_ = last_write_ = Clock::now();
   close_timer_.expires_after(kHandshakeTimeout);
-  close_timer_.async_wait([self = shared_from_this()](const asio::error_code& ec) {
-    if (!ec && self->state_ < State::kOpen) {
-      spdlog::warn("closing AMQP connection {} ({}): handshake timeout", self->id_, self->peer_);
-      self->Abort();
+  close_timer_.async_wait(Guard([this](const asio::error_code& ec) {
+    if (!ec && state_ < State::kOpen) {
+      spdlog::warn("closing AMQP connection {} ({}): handshake timeout", id_, peer_);
+      Abort();
     }
-  });
+  }));
   Read();
 }
 
@@ -129,17 +170,17 @@ void Connection::Read() {
   }
   reading_ = true;
   socket_.async_read_some(asio::buffer(read_buffer_.data() + read_end_, read_buffer_.size() - read_end_),
-                          [self = shared_from_this()](const asio::error_code& ec, size_t n) {
-                            self->reading_ = false;
+                          Guard([this](const asio::error_code& ec, size_t n) {
+                            reading_ = false;
                             if (ec) {
-                              if (!self->terminated_ && ec != asio::error::eof && ec != asio::error::operation_aborted) {
-                                spdlog::info("AMQP connection {} ({}) read error: {}", self->id_, self->peer_, ec.message());
+                              if (!terminated_ && ec != asio::error::eof && ec != asio::error::operation_aborted) {
+                                spdlog::info("AMQP connection {} ({}) read error: {}", id_, peer_, ec.message());
                               }
-                              self->Terminate();
+                              Terminate();
                               return;
                             }
-                            self->OnRead(n);
-                          });
+                            OnRead(n);
+                          }));
 }
 
 void Connection::OnRead(size_t n) {
@@ -152,7 +193,8 @@ void Connection::OnRead(size_t n) {
 
 void Connection::MaybeRead() {
   // Resumed by OnWritten once the peer drained our output, or by ResumePublishing.
-  if (terminated_ || publishing_paused_ || blocked_by_alarm_ || pending_.size() + writing_.size() > kStopReadingBytes) {
+  if (terminated_ || silent_closing_ || publishing_paused_ || blocked_by_alarm_ ||
+      pending_.size() + writing_.size() > kStopReadingBytes) {
     return;
   }
   Read();
@@ -174,7 +216,7 @@ void Connection::ResumePublishing() {
   if (!publishing_paused_) return;
   publishing_paused_ = false;
   // Called from inside a queue operation: read later, on a fresh stack.
-  asio::post(socket_.get_executor(), [self = shared_from_this()] { self->MaybeRead(); });
+  asio::post(socket_.get_executor(), Guard([this] { MaybeRead(); }));
 }
 
 bool Connection::ProcessFrames() {
@@ -183,8 +225,10 @@ bool Connection::ProcessFrames() {
     const char* p = read_buffer_.data() + read_begin_;
     if (state_ == State::kAwaitHeader) {
       if (avail < amqp::kProtocolHeader.size()) break;
-      if (std::string_view(p, amqp::kProtocolHeader.size()) != amqp::kProtocolHeader) {
-        spdlog::warn("AMQP connection {} ({}): bad protocol header, replying with 0-9-1's", id_, peer_);
+      const std::string_view header(p, amqp::kProtocolHeader.size());
+      if (header != amqp::kProtocolHeader && header != kProtocolHeader09) {
+        spdlog::warn("AMQP connection {} ({}): unsupported protocol header {:?}, replying with 0-9-1's", id_, peer_,
+                     header);
         pending_.bytes().append(amqp::kProtocolHeader);
         CloseSocketAfterFlush();
         return false;
@@ -194,7 +238,7 @@ bool Connection::ProcessFrames() {
       state_ = State::kAwaitStartOk;
       continue;
     }
-    const uint32_t limit = state_ >= State::kAwaitOpen ? frame_max_ : limits_.frame_max;
+    const uint32_t limit = state_ >= State::kAwaitOpen ? frame_max_ : amqp::kFrameMinSize;
     amqp::Frame frame;
     size_t frame_size = 0;
     const amqp::FrameParse parsed = amqp::ParseFrame(std::string_view(p, avail), limit, &frame, &frame_size);
@@ -207,6 +251,11 @@ bool Connection::ProcessFrames() {
         if (frame_size > read_buffer_.size()) read_buffer_.resize(frame_size);
       }
       break;
+    }
+    if (parsed == amqp::FrameParse::kTooLarge && state_ < State::kAwaitOpen) {
+      SilentClose(fmt::format("FRAME_ERROR - type {}, all octets = <<>>: {{frame_too_large,{},{}}}", frame.type,
+                              frame_size - amqp::kFrameOverhead, limit - amqp::kFrameOverhead));
+      return false;
     }
     if (parsed == amqp::FrameParse::kTooLarge) {
       CloseWithError(r::kFrameError, fmt::format("type {}, all octets = <<>>: {{frame_too_large,{},{}}}", frame.type,
@@ -329,20 +378,32 @@ void Connection::HandleStartOk(const m::ConnectionStartOk& start_ok) {
   client_auth_failure_close_ = CapabilityEnabled(start_ok.client_properties, "authentication_failure_close");
   client_cancel_notify_ = CapabilityEnabled(start_ok.client_properties, "consumer_cancel_notify");
   client_blocked_notify_ = CapabilityEnabled(start_ok.client_properties, "connection.blocked");
+  LoginThrottle& throttle = server_.login_throttle();
+  const std::string address = remote_address_.to_string();
+  const auto now = Clock::now();
+  const bool throttled = throttle.Blocked(address, now);
   std::string user, pass;
-  const bool parsed = ParseCredentials(start_ok.mechanism, start_ok.response, &user, &pass);
+  const bool parsed = !throttled && ParseCredentials(start_ok.mechanism, start_ok.response, &user, &pass);
   const broker::User* found = parsed ? broker_.Authenticate(user, pass) : nullptr;
   std::string refusal;
-  if (!parsed) {
+  if (throttled) {
+    refusal = fmt::format("too many failed logins from {}, login refused for {} s", address,
+                          throttle.options().block.count());
+  } else if (!parsed) {
     refusal = fmt::format("unsupported authentication mechanism or malformed response for '{}'", start_ok.mechanism);
   } else if (found == nullptr) {
     refusal = fmt::format("user '{}' - invalid credentials", user);
-  } else if (server_.IsLoopbackOnly(user) && !socket_.remote_endpoint().address().is_loopback()) {
+  } else if (server_.IsLoopbackOnly(user) && !IsLoopback(remote_address_)) {
     refusal = fmt::format("user '{}' can only connect via localhost", user);
     found = nullptr;
   }
   if (found == nullptr) {
     spdlog::warn("AMQP connection {} ({}): authentication failed: {}", id_, peer_, refusal);
+    if (!throttled && throttle.RecordFailure(address, now)) {
+      const LoginThrottleOptions& o = throttle.options();
+      spdlog::warn("{} failed logins from {} within {} s: refusing its logins for {} s", o.max_failures, address,
+                   o.window.count(), o.block.count());
+    }
     if (client_auth_failure_close_) {
       WriteMethodFrame(output(), 0,
                        m::ConnectionClose{.reply_code = r::kAccessRefused,
@@ -397,7 +458,7 @@ void Connection::HandleOpen(const m::ConnectionOpen& open) {
   vhost_ = vhost;
   state_ = State::kOpen;
   close_timer_.cancel();
-  channels_.resize(size_t{channel_max_} + 1);
+  if (read_buffer_.size() < kOpenReadBuffer) read_buffer_.resize(kOpenReadBuffer);
   WriteMethodFrame(output(), 0, m::ConnectionOpenOk{});
   spdlog::info("connection {} ({}): user '{}' authenticated and granted access to vhost '{}'", id_, peer_,
                user_name_, vhost_->name());
@@ -405,11 +466,14 @@ void Connection::HandleOpen(const m::ConnectionOpen& open) {
 
 // ---- channels ----
 
+Channel* Connection::FindChannel(uint16_t id) const {
+  auto it = std::lower_bound(channels_.begin(), channels_.end(), id,
+                             [](const std::unique_ptr<Channel>& c, uint16_t n) { return c->id() < n; });
+  return it != channels_.end() && (*it)->id() == id ? it->get() : nullptr;
+}
+
 void Connection::HandleChannelFrame(uint8_t type, uint16_t channel_id, std::string_view payload) {
-  if (channel_id > channel_max_) {
-    return CloseWithError(r::kChannelError, fmt::format("channel {} exceeds channel_max {}", channel_id, channel_max_));
-  }
-  Channel* channel = channels_[channel_id].get();
+  Channel* channel = FindChannel(channel_id);
   std::optional<amqp::Method> method;
   if (type == amqp::kFrameMethod) {
     auto decoded = amqp::DecodeMethod(payload);
@@ -423,7 +487,15 @@ void Connection::HandleChannelFrame(uint8_t type, uint16_t channel_id, std::stri
   }
   if (channel == nullptr) {
     if (method && std::holds_alternative<m::ChannelOpen>(*method)) {
-      channels_[channel_id] = std::make_unique<Channel>(*this, channel_id);
+      // As RabbitMQ: channel_max bounds how many channels are open, not their numbers.
+      if (channels_.size() >= channel_max_) {
+        return CloseWithError(r::kNotAllowed,
+                              fmt::format("number of channels opened ({}) has reached the negotiated channel_max ({})",
+                                          channels_.size(), channel_max_));
+      }
+      auto it = std::lower_bound(channels_.begin(), channels_.end(), channel_id,
+                                 [](const std::unique_ptr<Channel>& c, uint16_t n) { return c->id() < n; });
+      channels_.insert(it, std::make_unique<Channel>(*this, channel_id));
       WriteMethodFrame(output(), channel_id, m::ChannelOpenOk{});
       return;
     }
@@ -458,10 +530,13 @@ void Connection::HandleChannelFrame(uint8_t type, uint16_t channel_id, std::stri
 }
 
 void Connection::ReleaseChannel(uint16_t id) {
-  if (id < channels_.size()) {
-    std::erase(confirm_channels_, channels_[id].get());
-    channels_[id].reset();
-  }
+  Channel* channel = FindChannel(id);
+  if (channel == nullptr) return;
+  std::erase(confirm_channels_, channel);
+  // Out of the list before it is destroyed: its destructor may look at the connection.
+  auto it = std::find_if(channels_.begin(), channels_.end(), [&](const auto& c) { return c.get() == channel; });
+  std::unique_ptr<Channel> released = std::move(*it);
+  channels_.erase(it);
 }
 
 void Connection::MarkConfirmsPending(Channel* channel) {
@@ -512,10 +587,10 @@ void Connection::FlushConfirms() {
 void Connection::ScheduleFlush() {
   if (flush_scheduled_ || terminated_) return;
   flush_scheduled_ = true;
-  asio::post(socket_.get_executor(), [self = shared_from_this()] {
-    self->flush_scheduled_ = false;
-    self->Flush();
-  });
+  asio::post(socket_.get_executor(), Guard([this] {
+    flush_scheduled_ = false;
+    Flush();
+  }));
 }
 
 void Connection::Flush() {
@@ -528,14 +603,14 @@ void Connection::Flush() {
   writing_.Buffers(gather_);
   writing_active_ = true;
   last_write_ = Clock::now();
-  asio::async_write(socket_, gather_, [self = shared_from_this()](const asio::error_code& ec, size_t) {
-    self->writing_active_ = false;
+  asio::async_write(socket_, gather_, Guard([this](const asio::error_code& ec, size_t) {
+    writing_active_ = false;
     if (ec) {
-      self->Terminate();
+      Terminate();
       return;
     }
-    self->OnWritten();
-  });
+    OnWritten();
+  }));
 }
 
 void Connection::OnWritten() {
@@ -561,9 +636,9 @@ void Connection::StartHeartbeat() {
   if (heartbeat_ == 0 || terminated_) return;
   const auto interval = std::chrono::milliseconds(heartbeat_ * 1000 / 2);
   heartbeat_timer_.expires_after(interval);
-  heartbeat_timer_.async_wait([self = shared_from_this()](const asio::error_code& ec) {
-    if (!ec) self->OnHeartbeatTick();
-  });
+  heartbeat_timer_.async_wait(Guard([this](const asio::error_code& ec) {
+    if (!ec) OnHeartbeatTick();
+  }));
 }
 
 void Connection::OnHeartbeatTick() {
@@ -595,9 +670,20 @@ void Connection::CloseWithError(uint16_t code, std::string_view text, uint16_t c
     if (channel) channel->Shutdown();
   }
   close_timer_.expires_after(kCloseOkTimeout);
-  close_timer_.async_wait([self = shared_from_this()](const asio::error_code& ec) {
-    if (!ec) self->Terminate();
-  });
+  close_timer_.async_wait(Guard([this](const asio::error_code& ec) {
+    if (!ec) Terminate();
+  }));
+}
+
+void Connection::SilentClose(std::string_view reason) {
+  if (state_ == State::kClosing || state_ == State::kClosed) return;
+  spdlog::error("closing AMQP connection {} ({}) before connection.open: {}", id_, peer_, reason);
+  state_ = State::kClosing;
+  silent_closing_ = true;
+  close_timer_.expires_after(kSilentCloseDelay);
+  close_timer_.async_wait(Guard([this](const asio::error_code& ec) {
+    if (!ec) Terminate();
+  }));
 }
 
 void Connection::Abort() { Terminate(); }

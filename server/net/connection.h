@@ -5,6 +5,12 @@
 // every handler runs there, so it calls into broker state directly. Writes are batched: frames
 // produced while handling a read, or by deliveries from other connections, are gathered in an
 // OutputBuffer and sent with one write when the current handler returns.
+//
+// Limits before connection.open (a client that never logs in costs little): the read buffer starts
+// at kHandshakeReadBuffer and grows to kOpenReadBuffer only once the connection is open; frames
+// before tune-ok may carry at most kFrameMinSize (4,096) octets, and a larger one is answered as
+// RabbitMQ does: nothing, then the socket is closed after kSilentCloseDelay. An exception thrown by
+// any of this connection's completion handlers is logged and aborts this connection only.
 #pragma once
 
 #include <chrono>
@@ -43,7 +49,13 @@ class Connection : public std::enable_shared_from_this<Connection>,
                    public broker::PublisherFlow,
                    public broker::DurabilityListener {
  public:
-  Connection(asio::ip::tcp::socket socket, Server& server, broker::Broker& broker, ConnectionLimits limits);
+  static constexpr size_t kHandshakeReadBuffer = 4096;
+  static constexpr size_t kOpenReadBuffer = 128 * 1024;
+
+  // `remote` is the peer address as accept() returned it: the socket may be reset already, and a
+  // reset socket has no remote endpoint to ask for.
+  Connection(asio::ip::tcp::socket socket, const asio::ip::tcp::endpoint& remote, Server& server,
+             broker::Broker& broker, ConnectionLimits limits);
   ~Connection();
 
   void Start();
@@ -69,14 +81,17 @@ class Connection : public std::enable_shared_from_this<Connection>,
   }
   const ConnectionLimits& limits() const { return limits_; }
   // Read-only accessors for the management API.
-  // "host:port -> host:port" (peer, then local), or "unknown".
+  // "host:port -> host:port" (peer, then local; "unknown" for a local address the socket lost).
   const std::string& peer() const { return peer_; }
+  const asio::ip::address& remote_address() const { return remote_address_; }
   bool is_open() const { return state_ == State::kOpen; }
   bool blocked() const { return blocked_by_alarm_; }
   uint16_t heartbeat() const { return heartbeat_; }
   uint16_t channel_max() const { return channel_max_; }
-  // Channel slots indexed by number; null entries are unused numbers.
+  // The open channels, ordered by number (no null entries).
   const std::vector<std::unique_ptr<Channel>>& channels() const { return channels_; }
+  // Bytes reserved for reading from the socket.
+  size_t read_buffer_capacity() const { return read_buffer_.size(); }
   uint32_t frame_max() const { return frame_max_; }
   // The client understands basic.cancel from the server (consumer_cancel_notify capability).
   bool client_cancel_notify() const { return client_cancel_notify_; }
@@ -122,6 +137,11 @@ class Connection : public std::enable_shared_from_this<Connection>,
   static constexpr size_t kCongestedBytes = 1 << 20;
   static constexpr size_t kStopReadingBytes = 16 << 20;
 
+  // Wraps a completion handler: keeps this connection alive until it runs, and turns an exception
+  // escaping it into a logged abort of this connection alone.
+  template <typename Fn>
+  auto Guard(Fn fn);
+  void OnHandlerException(std::string_view what);
   void Read();
   // Reads unless paused by flow control or by unsent output piling up.
   void MaybeRead();
@@ -134,6 +154,10 @@ class Connection : public std::enable_shared_from_this<Connection>,
   void HandleTuneOk(const amqp::method::ConnectionTuneOk& m);
   void HandleOpen(const amqp::method::ConnectionOpen& m);
   void HandleChannelFrame(uint8_t type, uint16_t channel, std::string_view payload);
+  Channel* FindChannel(uint16_t id) const;
+  // As RabbitMQ answers a protocol error before connection.open-ok: stops reading, says nothing,
+  // and closes the socket after kSilentCloseDelay (so a client cannot retry at full speed).
+  void SilentClose(std::string_view reason);
   void SendStart();
   void ScheduleFlush();
   void Flush();
@@ -150,6 +174,7 @@ class Connection : public std::enable_shared_from_this<Connection>,
   broker::Broker& broker_;
   ConnectionLimits limits_;
   uint64_t id_;
+  asio::ip::address remote_address_;
   std::string peer_;
   State state_ = State::kAwaitHeader;
   std::string user_name_;  // set once authenticated; a name, since the user may be deleted
@@ -167,6 +192,7 @@ class Connection : public std::enable_shared_from_this<Connection>,
   size_t read_end_ = 0;    // end of received data
   bool reading_ = false;
   bool publishing_paused_ = false;
+  bool silent_closing_ = false;  // SilentClose: read nothing more
 
   OutputBuffer pending_;
   OutputBuffer writing_;
@@ -178,7 +204,7 @@ class Connection : public std::enable_shared_from_this<Connection>,
 
   // Charged by the channels' content assembly; declared before channels_, which release it.
   uint64_t assembly_bytes_ = 0;
-  std::vector<std::unique_ptr<Channel>> channels_;  // indexed by channel number
+  std::vector<std::unique_ptr<Channel>> channels_;  // sorted by Channel::id()
   std::vector<Channel*> confirm_channels_;
 
   asio::steady_timer heartbeat_timer_;

@@ -10,7 +10,12 @@
 namespace warren::net {
 
 Server::Server(asio::io_context& io, broker::Broker& broker, ServerOptions options)
-    : io_(io), broker_(broker), options_(std::move(options)), acceptor_(io) {
+    : io_(io),
+      broker_(broker),
+      options_(std::move(options)),
+      acceptor_(io),
+      login_throttle_(options_.login_throttle),
+      backoff_timer_(io) {
   // As RabbitMQ (3.7+): deleting a user or a vhost force-closes the connections that use it.
   broker_.set_on_user_deleted([this](std::string_view user) {
     CloseConnectionsIf([&](const Connection& c) { return c.user_name() == user; },
@@ -47,23 +52,73 @@ std::string Server::Listen() {
   if (ec) {
     return "cannot listen on " + options_.bind_address + ":" + std::to_string(options_.port) + ": " + ec.message();
   }
-  bound_port_ = acceptor_.local_endpoint().port();
+  bound_port_ = acceptor_.local_endpoint(ec).port();
+  if (ec) return "cannot listen on " + options_.bind_address + ": " + ec.message();
   Accept();
   return {};
 }
 
 void Server::Accept() {
-  acceptor_.async_accept([this](const asio::error_code& ec, asio::ip::tcp::socket socket) {
-    if (ec) {
-      if (ec == asio::error::operation_aborted) return;
-      spdlog::warn("accept failed: {}", ec.message());
-    } else {
-      auto connection = std::make_shared<Connection>(std::move(socket), *this, broker_, options_.limits);
-      connections_.emplace(connection->id(), connection);
-      connection->Start();
+  if (accept_pending_ || !acceptor_.is_open()) return;
+  if (options_.max_connections != 0 && connections_.size() >= options_.max_connections) {
+    const auto now = std::chrono::steady_clock::now();
+    if (!at_limit_logged_ && now - last_limit_log_ >= kAcceptLogInterval) {
+      spdlog::warn("{} AMQP connections open, the limit: new connections wait until one closes",
+                   connections_.size());
+      at_limit_logged_ = true;
+      last_limit_log_ = now;
     }
-    Accept();
+    return;  // Unregister resumes
+  }
+  if (at_limit_logged_) {
+    spdlog::info("below the AMQP connection limit again ({} open)", connections_.size());
+    at_limit_logged_ = false;
+  }
+  accept_pending_ = true;
+  acceptor_.async_accept(accept_peer_, [this](const asio::error_code& ec, asio::ip::tcp::socket socket) {
+    accept_pending_ = false;
+    try {
+      OnAccepted(ec, std::move(socket));
+    } catch (const std::exception& e) {
+      spdlog::error("error while accepting an AMQP connection: {}", e.what());
+      Accept();
+    }
   });
+}
+
+void Server::OnAccepted(const asio::error_code& ec, asio::ip::tcp::socket socket) {
+  if (ec == asio::error::operation_aborted) return;
+  const auto now = std::chrono::steady_clock::now();
+  if (ec && ec != asio::error::connection_aborted) {
+    ++failed_accepts_;
+    if (failed_accepts_ == 1 || now - last_accept_log_ >= kAcceptLogInterval) {
+      spdlog::warn("accepting AMQP connections failed: {} ({} open, {} failures in a row); retrying every {} ms",
+                   ec.message(), connections_.size(), failed_accepts_, kAcceptBackoff.count());
+      last_accept_log_ = now;
+    }
+    accept_pending_ = true;
+    backoff_timer_.expires_after(kAcceptBackoff);
+    backoff_timer_.async_wait([this](const asio::error_code& wait_error) {
+      accept_pending_ = false;
+      if (!wait_error) Accept();
+    });
+    return;
+  }
+  if (failed_accepts_ != 0) {
+    spdlog::info("accepting AMQP connections again after {} failures", failed_accepts_);
+    failed_accepts_ = 0;
+  }
+  if (!ec) {
+    auto connection = std::make_shared<Connection>(std::move(socket), accept_peer_, *this, broker_, options_.limits);
+    connections_.emplace(connection->id(), connection);
+    connection->Start();
+  }
+  Accept();
+}
+
+void Server::Unregister(uint64_t connection_id) {
+  connections_.erase(connection_id);
+  Accept();
 }
 
 void Server::SetAlarm(bool alarm) {
@@ -77,6 +132,7 @@ void Server::SetAlarm(bool alarm) {
 void Server::Stop() {
   asio::error_code ec;
   acceptor_.close(ec);
+  backoff_timer_.cancel();
   std::vector<std::shared_ptr<Connection>> live;
   for (auto& [id, c] : connections_) live.push_back(c);
   for (auto& c : live) c->Abort();

@@ -1,5 +1,10 @@
 // The AMQP listener: accepts TCP connections and owns the live Connection objects.
 //
+// Accepting pauses while max_connections are open (at most one log line per kAcceptLogInterval
+// says so), and for kAcceptBackoff after a failed accept (EMFILE, ENFILE, ENOBUFS, ...), so that
+// running out of descriptors neither spins nor floods the log: the first failure of a streak is
+// logged, then at most one line per kAcceptLogInterval, and one when accepting works again.
+//
 // Thread: the broker thread (the io_context passed in must be run by that one thread).
 #pragma once
 
@@ -12,9 +17,11 @@
 
 #include <asio/io_context.hpp>
 #include <asio/ip/tcp.hpp>
+#include <asio/steady_timer.hpp>
 
 #include "server/broker/broker.h"
 #include "server/net/connection.h"
+#include "server/net/login_throttle.h"
 
 namespace warren::net {
 
@@ -23,6 +30,10 @@ struct ServerOptions {
   uint16_t port = 5672;
   ConnectionLimits limits;
   std::set<std::string, std::less<>> loopback_users{"guest"};
+  // Most AMQP connections at once (0: no limit). Over it, accepting pauses (RabbitMQ's
+  // connection_max: new clients wait in the listen backlog) until a connection closes.
+  size_t max_connections = 0;
+  LoginThrottleOptions login_throttle;
 };
 
 class Server {
@@ -33,6 +44,8 @@ class Server {
 
   // Binds and starts accepting. Returns an error message on failure (e.g. port in use).
   std::string Listen();
+  static constexpr auto kAcceptBackoff = std::chrono::milliseconds(100);
+  static constexpr auto kAcceptLogInterval = std::chrono::seconds(10);
   // Stops accepting and drops every connection.
   void Stop();
 
@@ -41,7 +54,9 @@ class Server {
   bool alarm() const { return alarm_; }
   void SetAlarm(bool alarm);
   bool IsLoopbackOnly(std::string_view user) const { return options_.loopback_users.contains(user); }
-  void Unregister(uint64_t connection_id) { connections_.erase(connection_id); }
+  // A connection is gone: frees its slot (and resumes accepting if the limit paused it).
+  void Unregister(uint64_t connection_id);
+  LoginThrottle& login_throttle() { return login_throttle_; }
   // Read-only view of the live connections, by id (the management API lists them).
   const std::unordered_map<uint64_t, std::shared_ptr<Connection>>& connections() const { return connections_; }
   // Sends connection.close 320 CONNECTION_FORCED with `reason` to every connection `match`
@@ -50,6 +65,7 @@ class Server {
 
  private:
   void Accept();
+  void OnAccepted(const asio::error_code& ec, asio::ip::tcp::socket socket);
 
   asio::io_context& io_;
   broker::Broker& broker_;
@@ -58,6 +74,14 @@ class Server {
   uint16_t bound_port_ = 0;
   bool alarm_ = false;
   std::unordered_map<uint64_t, std::shared_ptr<Connection>> connections_;
+  LoginThrottle login_throttle_;
+  asio::ip::tcp::endpoint accept_peer_;
+  asio::steady_timer backoff_timer_;
+  bool accept_pending_ = false;  // an async_accept or a back-off wait is outstanding
+  bool at_limit_logged_ = false;  // the limit line was logged and accepting has not resumed yet
+  std::chrono::steady_clock::time_point last_limit_log_;
+  uint64_t failed_accepts_ = 0;  // in the current streak
+  std::chrono::steady_clock::time_point last_accept_log_;
 };
 
 }  // namespace warren::net

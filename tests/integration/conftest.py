@@ -35,6 +35,7 @@ _LIVE = []  # WarrenServer objects alive right now (their logs are attached to f
 SANITIZER_LOGS = list(dict.fromkeys(
     opt.split("=", 1)[1] for var in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "TSAN_OPTIONS")
     for opt in os.environ.get(var, "").split(":") if opt.startswith("log_path=")))
+_SHARED = []  # the session-wide server once started: checked after every test
 
 
 def _die_with_parent():
@@ -79,10 +80,24 @@ def pytest_report_header(config):
     return "warren system tests: server binary %s" % SERVER_BIN
 
 
+def _blame_shared_server_death(report):
+    """Fails `report` when the shared server died during it, so a crash is blamed on its test."""
+    for srv in _SHARED:
+        if srv.proc is None or srv.proc.poll() is None:
+            continue
+        code = srv.proc.returncode
+        srv.proc = None  # restarted before the next test (_revive_shared_server)
+        report.outcome = "failed"
+        report.longrepr = ("the shared warren-server (port %d) died during this test's %s (exit code %s); "
+                           "log tail:\n%s" % (srv.port, report.when, code, srv.log_text()[-3000:]))
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
+    if report.when in ("call", "teardown"):
+        _blame_shared_server_death(report)
     if report.failed and _LIVE:
         for srv in _LIVE:
             tail = srv.log_text()[-3000:]
@@ -155,8 +170,9 @@ class WarrenServer:
 
     def __init__(self, binary, data_dir=None, user="guest", password="guest",
                  heartbeat=None, extra_args=(), port=None, log_level="info", bind="127.0.0.1",
-                 management_port=None, prometheus_port=None):
+                 management_port=None, prometheus_port=None, wrapper=()):
         self.binary = binary
+        self.wrapper = list(wrapper)  # a command the server runs under, e.g. ["prlimit", "--nofile=64", "--"]
         self.host = "127.0.0.1"  # where the tests connect (also when bound to all interfaces)
         self.bind = bind
         self.port = port or free_port()
@@ -182,7 +198,7 @@ class WarrenServer:
         _LIVE.append(self)
 
     def command(self):
-        cmd = [self.binary, "--port", str(self.port), "--bind", self.bind,
+        cmd = self.wrapper + [self.binary, "--port", str(self.port), "--bind", self.bind,
                "--data-dir", self.data_dir, "--default-user", self.user,
                "--default-pass", self.password, "--log-level", self.log_level,
                "--management-port", str(self.management_port),
@@ -301,12 +317,26 @@ def server():
     if EXTERNAL:
         yield ExternalServer(EXTERNAL)
         return
-    srv = WarrenServer(SERVER_BIN)
+    # The login throttle is state shared across tests (all log in from 127.0.0.1): off here, and
+    # tested on servers of their own (test_hardening_net.py).
+    srv = WarrenServer(SERVER_BIN, extra_args=["--max-login-failures", "0"])
     try:
         srv.start()
+        _SHARED.append(srv)
         yield srv
     finally:
+        if srv in _SHARED:
+            _SHARED.remove(srv)
         srv.cleanup()
+
+
+@pytest.fixture(autouse=True)
+def _revive_shared_server():
+    """After a test killed the shared server (and failed for it), the next tests get a new one."""
+    for srv in _SHARED:
+        if not srv.is_running():
+            srv.start()
+    yield
 
 
 @pytest.fixture

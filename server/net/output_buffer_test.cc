@@ -1,0 +1,64 @@
+#include "server/net/output_buffer.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+namespace warren::net {
+namespace {
+
+broker::MessageRef MessageWithBody(const std::string& body) {
+  broker::MessageRef m = broker::Message::Create("x", "rk", std::string(2, '\0'), body.size());
+  m->FillBody(body);
+  return m;
+}
+
+std::string Concat(const OutputBuffer& out) {
+  std::vector<asio::const_buffer> buffers;
+  out.Buffers(buffers);
+  std::string all;
+  for (const auto& b : buffers) all.append(static_cast<const char*>(b.data()), b.size());
+  return all;
+}
+
+TEST(OutputBufferTest, SmallBodiesAreCopiedLargeOnesReferencedInOrder) {
+  const std::string large(OutputBuffer::kReferenceThreshold, 'L');
+  broker::MessageRef big = MessageWithBody(large);
+  broker::MessageRef small = MessageWithBody("tiny");
+  OutputBuffer out;
+  out.bytes() += "A";
+  out.AppendBody(small->body(), small);
+  out.bytes() += "B";
+  out.AppendBody(big->body(), big);
+  out.bytes() += "C";
+  EXPECT_EQ(out.size(), 3 + 4 + large.size());
+  std::vector<asio::const_buffer> buffers;
+  out.Buffers(buffers);
+  ASSERT_EQ(buffers.size(), 3u);  // "AtinyB", the referenced body, "C"
+  EXPECT_EQ(buffers[1].data(), big->body().data());  // not copied
+  EXPECT_EQ(Concat(out), "AtinyB" + large + "C");
+}
+
+TEST(OutputBufferTest, ReferenceKeepsTheMessageAliveUntilClear) {
+  OutputBuffer out;
+  {
+    broker::MessageRef big = MessageWithBody(std::string(10000, 'z'));
+    out.AppendBody(big->body(), big);
+  }  // the buffer's pin is the only reference left
+  EXPECT_EQ(Concat(out), std::string(10000, 'z'));
+  out.Clear();
+  EXPECT_TRUE(out.empty());
+  std::vector<asio::const_buffer> buffers;
+  out.Buffers(buffers);
+  EXPECT_TRUE(buffers.empty());
+}
+
+TEST(OutputBufferTest, ClearGivesBackAHugeBurst) {
+  OutputBuffer out;
+  out.bytes().assign(8u << 20, 'x');
+  out.Clear();
+  EXPECT_LE(out.bytes().capacity(), 4u << 20);
+}
+
+}  // namespace
+}  // namespace warren::net
