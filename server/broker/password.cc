@@ -1,5 +1,7 @@
 #include "server/broker/password.h"
 
+#include <atomic>
+
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
@@ -49,9 +51,16 @@ std::string HashPassword(std::string_view password) {
   return Base64(SaltedDigest(std::string_view(reinterpret_cast<const char*>(salt), kSaltSize), password));
 }
 
+namespace {
+std::atomic<uint64_t> checks_computed{0};
+}  // namespace
+
+uint64_t PasswordChecksComputed() { return checks_computed.load(std::memory_order_relaxed); }
+
 bool CheckPassword(std::string_view hash, std::string_view password) {
   std::string raw;
   if (!Unbase64(hash, &raw) || raw.size() != kSaltSize + SHA256_DIGEST_LENGTH) return false;
+  checks_computed.fetch_add(1, std::memory_order_relaxed);
   std::string expected = SaltedDigest(std::string_view(raw).substr(0, kSaltSize), password);
   return CRYPTO_memcmp(expected.data(), raw.data(), raw.size()) == 0;
 }

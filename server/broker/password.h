@@ -3,6 +3,7 @@
 // logging in with their hashes.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -15,6 +16,9 @@ std::string HashPassword(std::string_view password);
 // Whether `password` matches `hash` (as made by HashPassword or exported by RabbitMQ). False for
 // a malformed hash.
 bool CheckPassword(std::string_view hash, std::string_view password);
+// How many digests CheckPassword has computed in this process (lets tests see that a login of an
+// unknown user costs one too, without timing it).
+uint64_t PasswordChecksComputed();
 // Whether `hash` has the format HashPassword produces (base64 of a 4-byte salt + SHA-256).
 bool IsValidPasswordHash(std::string_view hash);
 
