@@ -201,6 +201,7 @@ Status Store::Recover(RecoveryInfo* info) {
       Status s = DecodeIndexValue(ToView(it->value()), &v);
       if (!s.ok()) return Status::Corruption(MessageName(qid, seq) + ": " + s.message());
       ++info->messages;
+      if (info->queue_ids.empty() || info->queue_ids.back() != qid) info->queue_ids.push_back(qid);
       if (v.kind == kBodyRef) {
         ++info->shared_body_refs[v.body_id];
       }

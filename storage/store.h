@@ -62,6 +62,7 @@ struct RecoveryInfo {
   uint64_t orphan_bodies_removed = 0;
   uint64_t orphan_delivery_states_removed = 0;  // delivery state without an index entry
   std::unordered_map<uint64_t, uint32_t> shared_body_refs;  // body id -> index entries to it
+  std::vector<uint64_t> queue_ids;  // queues with index entries, ascending
 };
 
 // "DIR/store": where the server keeps its store inside --data-dir DIR.

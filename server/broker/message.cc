@@ -4,12 +4,13 @@
 #include <new>
 
 #include "server/amqp/properties.h"
+#include "server/broker/memory.h"
 #include "server/broker/queue_arguments.h"
 
 namespace warren::broker {
 
 MessageRef Message::Create(std::string_view exchange, std::string_view routing_key,
-                           std::string_view raw_properties, uint64_t body_size) {
+                           std::string_view raw_properties, uint64_t body_size, MemoryAccount* account) {
   // Short strings are at most 255 bytes on the wire; callers pass decoded shortstrs.
   exchange = exchange.substr(0, 255);
   routing_key = routing_key.substr(0, 255);
@@ -21,6 +22,8 @@ MessageRef Message::Create(std::string_view exchange, std::string_view routing_k
   m->routing_key_len_ = static_cast<uint8_t>(routing_key.size());
   m->properties_len_ = static_cast<uint32_t>(raw_properties.size());
   m->body_size_ = body_size;
+  m->account_ = account;
+  if (account != nullptr) account->Add(MemoryUse::kMessages, bytes);
   char* p = m->data();
   std::memcpy(p, exchange.data(), exchange.size());
   p += exchange.size();
@@ -43,6 +46,7 @@ void Message::FillBody(std::string_view chunk) {
 
 void Message::Unref() {
   if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+    if (account_ != nullptr) account_->Sub(MemoryUse::kMessages, allocated_bytes());
     this->~Message();
     ::operator delete(this);
   }

@@ -106,7 +106,8 @@ Status Channel::HandleContentHeader(const amqp::ContentHeader& header) {
         fmt::format("message size {} is larger than configured max size {}", header.body_size, max));
   }
   assembling_->message = broker::Message::Create(assembling_->exchange, assembling_->routing_key,
-                                                 header.raw_properties, header.body_size);
+                                                 header.raw_properties, header.body_size,
+                                                 &connection_.broker().memory());
   if (header.body_size == 0) return FinishPublish();
   return {};
 }

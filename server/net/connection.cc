@@ -99,7 +99,20 @@ Connection::Connection(asio::ip::tcp::socket socket, Server& server, broker::Bro
   socket_.set_option(asio::ip::tcp::no_delay(true), ec);
 }
 
-Connection::~Connection() = default;
+Connection::~Connection() {
+  broker_.memory().Sub(broker::MemoryUse::kConnectionBuffers, accounted_buffer_bytes_);
+}
+
+void Connection::AccountBuffers() {
+  const uint64_t bytes = read_buffer_.size() + pending_.bytes().size() + writing_.bytes().size();
+  broker::MemoryAccount& memory = broker_.memory();
+  if (bytes >= accounted_buffer_bytes_) {
+    memory.Add(broker::MemoryUse::kConnectionBuffers, bytes - accounted_buffer_bytes_);
+  } else {
+    memory.Sub(broker::MemoryUse::kConnectionBuffers, accounted_buffer_bytes_ - bytes);
+  }
+  accounted_buffer_bytes_ = bytes;
+}
 
 void Connection::Start() {
   spdlog::info("accepting AMQP connection {} ({})", id_, peer_);
@@ -147,6 +160,7 @@ void Connection::OnRead(size_t n) {
   read_end_ += n;
   bool keep_reading = ProcessFrames();
   FlushConfirms();
+  AccountBuffers();
   if (keep_reading) MaybeRead();
 }
 
@@ -473,8 +487,9 @@ void Connection::MarkConfirmsPending(Channel* channel) {
 void Connection::NotePublish() {
   if (!server_.alarm() || blocked_by_alarm_) return;
   blocked_by_alarm_ = true;  // MaybeRead stops reading after this batch of frames
-  spdlog::warn("AMQP connection {} ({}) blocked: resource alarm (low disk space)", id_, peer_);
-  if (client_blocked_notify_) WriteMethodFrame(output(), 0, m::ConnectionBlocked{.reason = "low on disk"});
+  const std::string reason = server_.AlarmReason();
+  spdlog::warn("AMQP connection {} ({}) blocked: resource alarm ({})", id_, peer_, reason);
+  if (client_blocked_notify_) WriteMethodFrame(output(), 0, m::ConnectionBlocked{.reason = reason});
 }
 
 void Connection::OnAlarmCleared() {
@@ -519,6 +534,7 @@ void Connection::ScheduleFlush() {
 }
 
 void Connection::Flush() {
+  AccountBuffers();  // output appended during this turn, also while a write is in progress
   if (writing_active_ || terminated_) return;
   if (pending_.empty()) {
     if (close_after_flush_) Terminate();
@@ -540,6 +556,7 @@ void Connection::Flush() {
 
 void Connection::OnWritten() {
   writing_.Clear();
+  AccountBuffers();
   if (consumers_stalled_ && !congested()) {
     consumers_stalled_ = false;
     for (auto& channel : channels_) {

@@ -17,11 +17,12 @@ namespace {
 
 // Builds a message as a publish over AMQP would carry it.
 broker::MessageRef BuildMessage(std::string_view exchange, std::string_view key,
-                                       const amqp::BasicProperties& props, std::string_view body) {
+                                       const amqp::BasicProperties& props, std::string_view body,
+                                       broker::MemoryAccount& memory) {
   std::string raw;
   amqp::ByteWriter w(raw);
   amqp::EncodeProperties(props, w);
-  broker::MessageRef msg = broker::Message::Create(exchange, key, raw, body.size());
+  broker::MessageRef msg = broker::Message::Create(exchange, key, raw, body.size(), &memory);
   msg->FillBody(body);
   return msg;
 }
@@ -137,7 +138,7 @@ Reply Api::Publish(Ctx& ctx) {
   if ((*ex)->options().internal) {
     NotAuthorised(fmt::format("cannot publish to internal exchange '{}' in vhost '{}'", name, v.name()));
   }
-  broker::MessageRef msg = BuildMessage(name, key, props, payload);
+  broker::MessageRef msg = BuildMessage(name, key, props, payload, broker_.memory());
   if (msg->expiration() == broker::Message::Expiration::kInvalid) {
     auto ttl = broker::ParseExpiration(props.expiration.value_or(""));
     BadRequest(ttl ? std::string("invalid expiration") : ttl.error().text);
@@ -220,7 +221,7 @@ Reply Api::Aliveness(Ctx& ctx) {
   auto declared = v.DeclareQueue(name, false, broker::QueueOptions{}, 0);
   if (!declared) BrokerError(declared.error());
   std::shared_ptr<broker::Queue> queue = declared->queue;
-  queue->Enqueue(BuildMessage("", name, {}, "test_message"));
+  queue->Enqueue(BuildMessage("", name, {}, "test_message", broker_.memory()));
   bool ok = false;
   // Consumers may hold the queue's messages; check what we get back is ours.
   for (int i = 0; i < 16; ++i) {
