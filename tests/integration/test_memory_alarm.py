@@ -20,8 +20,8 @@ pytestmark = [pytest.mark.needs_own_server, pytest.mark.timeout(180)]
 
 MiB = 1 << 20
 TRANSIENT = pika.BasicProperties(delivery_mode=1)
-# RSS may exceed the watermark by the idle process (code, RocksDB's memtables and caches, HTTP
-# threads: about 40 MiB here), allocator slack and what the blocked publishers had in flight.
+# RSS may exceed the watermark by the idle process (code, RocksDB, HTTP threads: about 23 MiB
+# here), the store's memtables, allocator slack and what the blocked publisher had in flight.
 RSS_SLACK = 96 * MiB
 
 
