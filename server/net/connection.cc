@@ -99,14 +99,15 @@ Connection::Connection(asio::ip::tcp::socket socket, Server& server, broker::Bro
   socket_.set_option(asio::ip::tcp::no_delay(true), ec);
 }
 
-Connection::~Connection() {
-  broker_.memory().Sub(broker::MemoryUse::kConnectionBuffers, accounted_buffer_bytes_);
-}
+Connection::~Connection() = default;
 
 void Connection::AccountBuffers() {
-  const uint64_t bytes = read_buffer_.size() + pending_.bytes().size() + writing_.bytes().size();
+  // A terminated connection has given its bytes back; it may outlive the broker in a handler.
+  const uint64_t bytes =
+      terminated_ ? 0 : read_buffer_.size() + pending_.bytes().size() + writing_.bytes().size();
+  if (bytes == accounted_buffer_bytes_) return;
   broker::MemoryAccount& memory = broker_.memory();
-  if (bytes >= accounted_buffer_bytes_) {
+  if (bytes > accounted_buffer_bytes_) {
     memory.Add(broker::MemoryUse::kConnectionBuffers, bytes - accounted_buffer_bytes_);
   } else {
     memory.Sub(broker::MemoryUse::kConnectionBuffers, accounted_buffer_bytes_ - bytes);
@@ -634,6 +635,8 @@ void Connection::Terminate() {
   }
   channels_.clear();
   if (vhost_) vhost_->RemoveExclusiveQueues(id_);
+  pending_.Clear();  // unsent output pins messages; what is being written goes with the write
+  AccountBuffers();
   asio::error_code ec;
   socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ec);
   socket_.close(ec);

@@ -118,7 +118,11 @@ def test_publishers_blocked_past_the_watermark_until_a_consumer_drains(server_fa
             pub.process_data_events(0)
     pub.process_data_events(0.5)
     assert got == published
-    assert events == [("blocked", "low on memory"), ("unblocked", None)]
+    # Unblocked, the publisher's data still in the socket may take the queue over the watermark
+    # again before the consumer catches up (blocked again, as RabbitMQ would): pairs, ending unblocked.
+    assert len(events) % 2 == 0 and events[-1] == ("unblocked", None)
+    assert events[0::2] == [("blocked", "low on memory")] * (len(events) // 2)
+    assert events[1::2] == [("unblocked", None)] * (len(events) // 2)
     assert api(srv, "health/checks/alarms") == (200, {"status": "ok"})
     assert node(srv)["mem_alarm"] is False
     assert metrics(srv)["warren_alarms_memory_used_watermark"] == 0
