@@ -29,6 +29,7 @@
 #include "server/net/asio_timers.h"
 #include "server/net/disk_monitor.h"
 #include "server/net/fd_budget.h"
+#include "server/net/memory_monitor.h"
 #include "server/net/server.h"
 #include "server/store_env.h"
 #include "storage/store.h"
@@ -44,6 +45,8 @@ struct Settings {
   std::string log_level = "info";
   bool sync_writes = true;
   size_t queue_memory_window = 20000;
+  uint64_t queue_memory_window_bytes = 64ull << 20;
+  std::string memory_high_watermark = "0.4";  // RabbitMQ's vm_memory_high_watermark default
   uint64_t disk_free_limit = 50'000'000;  // RabbitMQ's default disk_free_limit
   uint16_t heartbeat = 60;
   uint32_t frame_max = 131072;
@@ -129,6 +132,13 @@ int main(int argc, char** argv) {
   app.add_option("--queue-memory-window", s.queue_memory_window,
                  "ready messages a durable queue keeps in memory; the rest of a backlog stays on disk")
       ->envname("WARREN_QUEUE_MEMORY_WINDOW")->check(CLI::Range(size_t{2}, size_t{100000000}))->capture_default_str();
+  app.add_option("--queue-memory-window-bytes", s.queue_memory_window_bytes,
+                 "body bytes of ready messages a queue keeps in memory (e.g. 64MiB); the rest of a backlog stays on disk")
+      ->envname("WARREN_QUEUE_MEMORY_WINDOW_BYTES")->transform(CLI::AsSizeValue(false))->capture_default_str();
+  app.add_option("--memory-high-watermark", s.memory_high_watermark,
+                 "block publishers while the broker holds this much: a fraction of RAM (or of the cgroup's limit), "
+                 "e.g. 0.4, or an amount, e.g. 512MiB or 1GB (RabbitMQ's vm_memory_high_watermark)")
+      ->envname("WARREN_MEMORY_HIGH_WATERMARK")->capture_default_str();
   app.add_option("--disk-free-limit", s.disk_free_limit,
                  "block publishers while the data directory's file system has less free space (e.g. 50MB, 1GiB)")
       ->envname("WARREN_DISK_FREE_LIMIT")->transform(CLI::AsSizeValue(false))->capture_default_str();
@@ -176,6 +186,11 @@ int main(int argc, char** argv) {
 
   spdlog::set_level(spdlog::level::from_str(s.log_level));
   spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e [%l] %v");
+  const auto watermark = warren::broker::ParseMemoryWatermark(s.memory_high_watermark);
+  if (!watermark) {
+    spdlog::critical("{}", watermark.error());
+    return 1;
+  }
 
   std::error_code ec;
   std::filesystem::create_directories(s.data_dir, ec);
@@ -204,10 +219,20 @@ int main(int argc, char** argv) {
     return 1;
   }
   warren::broker::Broker broker;
+  const uint64_t total_memory = warren::net::TotalMemoryBytes();
+  if (watermark->relative && total_memory == 0) {
+    spdlog::critical("cannot read the machine's memory size for --memory-high-watermark {}; give an amount instead",
+                     s.memory_high_watermark);
+    return 1;
+  }
+  broker.memory().set_limit(warren::broker::MemoryLimit(*watermark, total_memory));
+  spdlog::info("memory high watermark: {} bytes ({} of {} bytes of memory)", broker.memory().limit(),
+               s.memory_high_watermark, total_memory);
   warren::net::AsioTimerService timers(io.get_executor());
   broker.set_timers(&timers);  // before recovery: restored queues arm their TTL and x-expires timers
   warren::broker::Persister persister(store.get(), [&io](std::function<void()> fn) { asio::post(io, std::move(fn)); });
   persister.set_memory_window(s.queue_memory_window);
+  persister.set_memory_window_bytes(s.queue_memory_window_bytes);
   warren::broker::RecoveryStats recovered;
   if (auto status = warren::broker::RecoverBroker(*store, broker, persister, {s.default_user, s.default_pass}, &recovered);
       !status.ok()) {
@@ -215,9 +240,10 @@ int main(int argc, char** argv) {
     return 1;
   }
   spdlog::info("recovered {} vhosts, {} users, {} exchanges, {} queues, {} bindings, {} messages in {:.3f} s "
-               "({} paged transient messages discarded, {} orphan bodies removed)",
+               "({} paged transient messages and {} transient queues' paged messages discarded, {} orphan bodies removed)",
                recovered.vhosts, recovered.users, recovered.exchanges, recovered.queues, recovered.bindings,
-               recovered.messages, recovered.seconds, recovered.transient_discarded, recovered.orphan_bodies_removed);
+               recovered.messages, recovered.seconds, recovered.transient_discarded, recovered.transient_queues_discarded,
+               recovered.orphan_bodies_removed);
   if (recovered.quarantined > 0) {
     spdlog::error("{} stored records could not be recovered and were quarantined (see the errors above; "
                   "`warren-dump quarantine` lists them)", recovered.quarantined);
@@ -269,8 +295,11 @@ int main(int argc, char** argv) {
                server.port(), s.data_dir);
 
   warren::net::DiskMonitor disk_monitor(io, s.data_dir, s.disk_free_limit,
-                                        [&server](bool alarm) { server.SetAlarm(alarm); });
+                                        [&server](bool alarm) { server.SetAlarm(warren::net::ResourceAlarm::kDisk, alarm); });
   disk_monitor.Start();
+  warren::net::MemoryMonitor memory_monitor(
+      io, broker.memory(), [&server](bool alarm) { server.SetAlarm(warren::net::ResourceAlarm::kMemory, alarm); });
+  memory_monitor.Start();
 
   std::unique_ptr<warren::http::ManagementServer> management;
   if (s.management_port != 0) {
@@ -331,6 +360,7 @@ int main(int argc, char** argv) {
     if (error) return;
     spdlog::info("received signal {}, shutting down", signal);
     disk_monitor.Stop();
+    memory_monitor.Stop();
     asio::error_code cancel_error;
     reload.cancel(cancel_error);
     if (management) management->Stop();
@@ -351,6 +381,11 @@ int main(int argc, char** argv) {
       spdlog::error("unexpected error in the event loop, continuing: unknown exception");
     }
   }
+  // The stop left the closed connections' aborted reads and writes queued: run them, so every
+  // connection and the messages its buffers pin are released here, while the broker (and its
+  // MemoryAccount) lives, and not when the io_context is destroyed after it.
+  io.restart();
+  io.poll();
   persister.Commit();  // what the closed connections requeued or acked
   const auto store_stats = store->stats();
   const uint64_t published = persister.stats().persistent_publishes;

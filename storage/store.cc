@@ -249,6 +249,7 @@ Status Store::Recover(RecoveryInfo* info) {
         continue;
       }
       ++info->messages;
+      if (info->queue_ids.empty() || info->queue_ids.back() != qid) info->queue_ids.push_back(qid);
       if (v.kind == kBodyRef) {
         ++info->shared_body_refs[v.body_id];
       }

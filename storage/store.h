@@ -76,6 +76,7 @@ struct RecoveryInfo {
   // Message records moved to quarantine (not decodable, or referencing a missing or undecodable
   // body); a read-only store only reports them.
   std::vector<QuarantinedRecord> quarantined;
+  std::vector<uint64_t> queue_ids;  // queues with index entries, ascending
 };
 
 // "DIR/store": where the server keeps its store inside --data-dir DIR.

@@ -75,6 +75,10 @@ void WriteBatch::PutQueue(const proto::QueueRecord& r) {
 
 void WriteBatch::DeleteQueue(std::string_view vhost, std::string_view name, uint64_t queue_id) {
   rep_.Delete(Handle(Family::kDefinitions), QueueKey(vhost, name));
+  DeleteQueueMessages(queue_id);
+}
+
+void WriteBatch::DeleteQueueMessages(uint64_t queue_id) {
   // A range tombstone per CF instead of a delete per message: O(1) in the batch however long
   // the queue, and reads skip the whole range at once.
   std::string begin = MessageKey(queue_id, 0);

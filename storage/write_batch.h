@@ -49,6 +49,9 @@ class WriteBatch {
   // the queue referenced stay; the caller deletes those whose last reference this was (or the
   // next Recover does).
   void DeleteQueue(std::string_view vhost, std::string_view name, uint64_t queue_id);
+  // Deletes every index entry and delivery state of queue_id (a queue without a record whose
+  // messages were paged out).
+  void DeleteQueueMessages(uint64_t queue_id);
   // Identity: vhost, source, destination and its kind, routing key, arguments bytes.
   void PutBinding(const proto::BindingRecord& r);
   void DeleteBinding(const proto::BindingRecord& r);

@@ -84,6 +84,7 @@ Vhost& Broker::RestoreVhost(std::string name) {
     slot = std::make_unique<Vhost>(std::move(name));
     slot->set_persister(persister_);
     slot->set_timers(timers_);
+    slot->set_memory(&memory_);
   }
   return *slot;
 }

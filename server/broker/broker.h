@@ -31,6 +31,7 @@
 #include "server/broker/access.h"
 #include "server/broker/direct_reply.h"
 #include "server/broker/error.h"
+#include "server/broker/memory.h"
 #include "server/broker/message_stats.h"
 #include "server/broker/timers.h"
 #include "server/broker/topic_permissions.h"
@@ -57,6 +58,9 @@ class Broker {
   void set_timers(TimerService* timers);
   // Direct reply-to consumers, by reply-to name.
   DirectReplyRegistry& direct_replies() { return direct_replies_; }
+  // The bytes clients make the broker hold, against the memory high watermark (memory.h).
+  MemoryAccount& memory() { return memory_; }
+  const MemoryAccount& memory() const { return memory_; }
 
   // ---- Vhosts ----
   Vhost* FindVhost(std::string_view name);
@@ -173,6 +177,7 @@ class Broker {
   // Samples every MessageStats and re-arms stats_timer_.
   void SampleStats();
 
+  MemoryAccount memory_;  // first: outlives every message the members below hold
   std::map<std::string, std::unique_ptr<Vhost>, std::less<>> vhosts_;
   // Deleted vhosts, emptied but kept alive: timers and deferred dead-lettering may still point at
   // them. Destroyed with the broker.

@@ -128,7 +128,7 @@ MessageRef MakeDeadLetter(const Message& original, DeathReason reason, std::stri
   amqp::ByteWriter w(raw);
   amqp::EncodeProperties(props, w);
   MessageRef dead = Message::Create(dlx, routing_key != nullptr ? std::string_view(*routing_key) : original.routing_key(),
-                                    raw, original.body_size());
+                                    raw, original.body_size(), original.account());
   dead->FillBody(original.body());
   return dead;
 }

@@ -21,7 +21,7 @@ MessageRef Msg(std::string_view exchange, std::string_view key, const BasicPrope
   std::string raw;
   amqp::ByteWriter w(raw);
   amqp::EncodeProperties(props, w);
-  MessageRef m = Message::Create(exchange, key, raw, body.size());
+  MessageRef m = Message::Create(exchange, key, raw, body.size(), nullptr);
   m->FillBody(body);
   return m;
 }
@@ -123,7 +123,7 @@ TEST(DeadLetterTest, RepeatedDeathsCountAndMoveToFront) {
 }
 
 TEST(DeadLetterTest, MalformedPropertiesGiveNoDeadLetter) {
-  MessageRef m = Message::Create("", "q", std::string_view("\x80\x00", 2), 0);  // content-type missing
+  MessageRef m = Message::Create("", "q", std::string_view("\x80\x00", 2), 0, nullptr);  // content-type missing
   EXPECT_FALSE(MakeDeadLetter(*m, DeathReason::kRejected, "q", "dlx", nullptr, 1));
 }
 

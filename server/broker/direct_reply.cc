@@ -31,7 +31,7 @@ MessageRef WithReplyTo(const Message& message, std::string_view reply_to) {
   std::string raw;
   amqp::ByteWriter w(raw);
   amqp::EncodeProperties(props, w);
-  MessageRef copy = Message::Create(message.exchange(), message.routing_key(), raw, message.body_size());
+  MessageRef copy = Message::Create(message.exchange(), message.routing_key(), raw, message.body_size(), message.account());
   copy->FillBody(message.body());
   return copy;
 }

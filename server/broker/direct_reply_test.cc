@@ -65,7 +65,7 @@ TEST(DirectReplyTest, WithReplyToRewritesOnlyThatProperty) {
   std::string raw;
   amqp::ByteWriter w(raw);
   amqp::EncodeProperties(p, w);
-  MessageRef m = Message::Create("", "service", raw, 4);
+  MessageRef m = Message::Create("", "service", raw, 4, nullptr);
   m->FillBody("ping");
   MessageRef copy = WithReplyTo(*m, "amq.rabbitmq.reply-to.abc");
   ASSERT_TRUE(copy);

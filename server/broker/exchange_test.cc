@@ -12,7 +12,7 @@ namespace warren::broker {
 namespace {
 
 MessageRef Msg(std::string_view exchange, std::string_view key) {
-  return Message::Create(exchange, key, std::string_view("\x00\x00", 2), 0);
+  return Message::Create(exchange, key, std::string_view("\x00\x00", 2), 0, nullptr);
 }
 
 std::vector<std::string> RoutedNames(Vhost& v, std::string_view exchange, std::string_view key) {

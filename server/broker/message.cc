@@ -5,17 +5,18 @@
 #include <new>
 
 #include "server/amqp/properties.h"
+#include "server/broker/memory.h"
 #include "server/broker/queue_arguments.h"
 
 namespace warren::broker {
 
 MessageRef Message::Create(std::string_view exchange, std::string_view routing_key,
-                           std::string_view raw_properties, uint64_t body_size) {
-  return MessageRef(Allocate(exchange, routing_key, raw_properties, body_size, body_size));
+                           std::string_view raw_properties, uint64_t body_size, MemoryAccount* account) {
+  return MessageRef(Allocate(exchange, routing_key, raw_properties, body_size, body_size, account));
 }
 
 Message* Message::Allocate(std::string_view exchange, std::string_view routing_key, std::string_view raw_properties,
-                           uint64_t body_size, uint64_t capacity) {
+                           uint64_t body_size, uint64_t capacity, MemoryAccount* account) {
   // Short strings are at most 255 bytes on the wire; callers pass decoded shortstrs.
   exchange = exchange.substr(0, 255);
   routing_key = routing_key.substr(0, 255);
@@ -27,6 +28,8 @@ Message* Message::Allocate(std::string_view exchange, std::string_view routing_k
   m->routing_key_len_ = static_cast<uint8_t>(routing_key.size());
   m->properties_len_ = static_cast<uint32_t>(raw_properties.size());
   m->body_size_ = body_size;
+  m->account_ = account;
+  if (account != nullptr) account->Add(MemoryUse::kMessages, bytes);
   char* p = m->data();
   std::memcpy(p, exchange.data(), exchange.size());
   p += exchange.size();
@@ -48,8 +51,24 @@ void Message::FillBody(std::string_view chunk) {
 }
 
 MessageBuilder::MessageBuilder(std::string_view exchange, std::string_view routing_key,
-                               std::string_view raw_properties, uint64_t body_size)
-    : message_(Message::Allocate(exchange, routing_key, raw_properties, body_size, 0)) {}
+                               std::string_view raw_properties, uint64_t body_size, MemoryAccount* account)
+    : message_(Message::Allocate(exchange, routing_key, raw_properties, body_size, 0, nullptr)), account_(account) {
+  if (account_ != nullptr) account_->Add(MemoryUse::kAssembly, allocated());
+}
+
+MessageBuilder::~MessageBuilder() {
+  if (account_ != nullptr && message_) account_->Sub(MemoryUse::kAssembly, allocated());
+}
+
+MessageRef MessageBuilder::Finish() {
+  // Complete, so the block is exactly the size Message::allocated_bytes() reports at release.
+  if (account_ != nullptr) {
+    account_->Sub(MemoryUse::kAssembly, allocated());
+    message_->account_ = account_;
+    account_->Add(MemoryUse::kMessages, message_->allocated_bytes());
+  }
+  return std::move(message_);
+}
 
 uint64_t MessageBuilder::allocated() const { return sizeof(Message) + message_->prefix_size() + capacity_; }
 
@@ -66,18 +85,24 @@ void MessageBuilder::Append(std::string_view chunk) {
   const uint64_t target = AllocatedAfter(chunk.size()) - sizeof(Message) - message_->prefix_size();
   if (target > capacity_) {
     const Message& old = *message_;
+    const uint64_t before = allocated();
     Message* grown =
-        Message::Allocate(old.exchange(), old.routing_key(), old.raw_properties(), old.body_size(), target);
+        Message::Allocate(old.exchange(), old.routing_key(), old.raw_properties(), old.body_size(), target, nullptr);
     std::memcpy(const_cast<char*>(grown->body_data()), old.body_data(), old.body_filled());
     grown->body_filled_ = old.body_filled_;
     message_ = MessageRef(grown);
     capacity_ = target;
+    if (account_ != nullptr) {
+      account_->Sub(MemoryUse::kAssembly, before);
+      account_->Add(MemoryUse::kAssembly, allocated());
+    }
   }
   message_->FillBody(chunk);
 }
 
 void Message::Unref() {
   if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+    if (account_ != nullptr) account_->Sub(MemoryUse::kMessages, allocated_bytes());
     this->~Message();
     ::operator delete(this);
   }

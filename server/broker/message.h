@@ -3,8 +3,9 @@
 // queue it was routed to and every connection writing it out, so a body is never copied between
 // publish and delivery.
 //
-// Thread-safety: the reference count is atomic so the store thread may hold references; the
-// contents must only be written (FillBody) by the creating thread before the message is shared.
+// Thread-safety: the reference count is atomic, but the last reference must be dropped on the
+// broker thread (it updates the broker's MemoryAccount); the contents must only be written
+// (FillBody) by the creating thread before the message is shared.
 #pragma once
 
 #include <atomic>
@@ -14,6 +15,7 @@
 
 namespace warren::broker {
 
+class MemoryAccount;
 class Message;
 
 // Intrusive reference to a Message.
@@ -41,8 +43,10 @@ class MessageRef {
 class Message {
  public:
   // Allocates a message with room for a body of `body_size` bytes (filled later with FillBody).
+  // The block's bytes are counted in `account` (MemoryUse::kMessages) until the last reference
+  // goes; null: not counted (tests).
   static MessageRef Create(std::string_view exchange, std::string_view routing_key,
-                           std::string_view raw_properties, uint64_t body_size);
+                           std::string_view raw_properties, uint64_t body_size, MemoryAccount* account);
 
   std::string_view exchange() const { return {data(), exchange_len_}; }
   std::string_view routing_key() const { return {data() + exchange_len_, routing_key_len_}; }
@@ -70,6 +74,8 @@ class Message {
   // entry holds the body inline. REQUIRES (setter): the message is not shared yet.
   uint64_t body_id() const { return body_id_; }
   void set_body_id(uint64_t id) { body_id_ = id; }
+  // Where the message is counted (copies of it are counted there too).
+  MemoryAccount* account() const { return account_; }
 
  private:
   friend class MessageRef;
@@ -77,24 +83,28 @@ class Message {
   Message() = default;
   // A message with room for `capacity` bytes of its `body_size`-byte body.
   static Message* Allocate(std::string_view exchange, std::string_view routing_key, std::string_view raw_properties,
-                           uint64_t body_size, uint64_t capacity);
+                           uint64_t body_size, uint64_t capacity, MemoryAccount* account);
   // Header and data bytes before the body.
   size_t prefix_size() const { return exchange_len_ + routing_key_len_ + properties_len_; }
   const char* data() const { return reinterpret_cast<const char*>(this + 1); }
   char* data() { return reinterpret_cast<char*>(this + 1); }
   const char* body_data() const { return data() + exchange_len_ + routing_key_len_ + properties_len_; }
   void Unref();
+  size_t allocated_bytes() const {
+    return sizeof(Message) + exchange_len_ + routing_key_len_ + properties_len_ + static_cast<size_t>(body_size_);
+  }
 
   std::atomic<uint32_t> refs_{1};
   uint8_t exchange_len_ = 0;
   uint8_t routing_key_len_ = 0;
   bool persistent_ = false;
-  Expiration expiration_ = Expiration::kNone;  // fills padding: the header stays 40 bytes
+  Expiration expiration_ = Expiration::kNone;  // fills padding: the header stays 48 bytes
   uint32_t properties_len_ = 0;
   uint32_t ttl_ = 0;
   uint64_t body_size_ = 0;
   uint64_t body_filled_ = 0;
   uint64_t body_id_ = 0;
+  MemoryAccount* account_ = nullptr;
 };
 
 // Assembles a message whose body arrives in pieces (content body frames) without reserving the
@@ -106,8 +116,13 @@ class Message {
 // Thread: the creating (broker) thread; the message is not shared before Finish.
 class MessageBuilder {
  public:
+  // The bytes allocated so far are counted in `account` (MemoryUse::kAssembly) until Finish
+  // moves the message to MemoryUse::kMessages; null: not counted (tests).
   MessageBuilder(std::string_view exchange, std::string_view routing_key, std::string_view raw_properties,
-                 uint64_t body_size);
+                 uint64_t body_size, MemoryAccount* account);
+  ~MessageBuilder();
+  MessageBuilder(const MessageBuilder&) = delete;
+  MessageBuilder& operator=(const MessageBuilder&) = delete;
 
   // Bytes allocated for this message so far (header, properties and body room).
   uint64_t allocated() const;
@@ -119,11 +134,12 @@ class MessageBuilder {
   // REQUIRES: chunk.size() <= remaining().
   void Append(std::string_view chunk);
   // REQUIRES: complete(). The builder is empty afterwards.
-  MessageRef Finish() { return std::move(message_); }
+  MessageRef Finish();
 
  private:
   MessageRef message_;
   uint64_t capacity_ = 0;  // body bytes allocated
+  MemoryAccount* account_;
 };
 
 inline MessageRef::MessageRef(Message* m) : m_(m) {}

@@ -10,7 +10,7 @@ namespace {
 
 TEST(MessageBuilderTest, AllocatesOnlyWhatArrivedAndEndsContiguous) {
   const uint64_t declared = 128ull << 20;
-  MessageBuilder b("x", "rk", "", declared);
+  MessageBuilder b("x", "rk", "", declared, nullptr);
   const uint64_t empty = b.allocated();
   EXPECT_LT(empty, 1024u) << "a header declaring 128 MiB allocates no body";
   std::string piece(131064, 'a');
@@ -31,7 +31,7 @@ TEST(MessageBuilderTest, AllocatesOnlyWhatArrivedAndEndsContiguous) {
 }
 
 TEST(MessageBuilderTest, ExactSizeWhenTheLastPieceArrives) {
-  MessageBuilder b("x", "rk", "props", 10);
+  MessageBuilder b("x", "rk", "props", 10, nullptr);
   EXPECT_EQ(b.AllocatedAfter(10) - b.allocated(), 10u);
   b.Append("01234");
   EXPECT_EQ(b.remaining(), 5u);

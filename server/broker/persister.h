@@ -41,10 +41,14 @@ class Persister {
 
   bool enabled() const { return store_ != nullptr; }
   storage::Store* store() const { return store_; }
-  // Ready messages a durable queue keeps in memory; the rest of its backlog lives only in the
+  // Ready messages a queue keeps in memory; the rest of its backlog lives only in the
   // store and is read back as consumers drain the queue.
   size_t memory_window() const { return memory_window_; }
   void set_memory_window(size_t messages) { memory_window_ = std::max<size_t>(messages, 2); }
+  // The same window in body bytes: a queue pages once either is reached, so large messages
+  // cannot fill memory through the message-count window.
+  uint64_t memory_window_bytes() const { return memory_window_bytes_; }
+  void set_memory_window_bytes(uint64_t bytes) { memory_window_bytes_ = std::max<uint64_t>(bytes, 1); }
   // The batch being filled in this turn; it is submitted at the end of the turn.
   storage::WriteBatch& batch();
   uint64_t open_ticket() const { return submitted_ticket_ + 1; }
@@ -102,6 +106,7 @@ class Persister {
   std::vector<std::weak_ptr<PublisherFlow>> paused_publishers_;
   Stats stats_;
   size_t memory_window_ = 20000;
+  uint64_t memory_window_bytes_ = 64ull << 20;
 };
 
 }  // namespace warren::broker

@@ -6,6 +6,7 @@
 
 #include "server/amqp/properties.h"
 #include "server/broker/queue_features.h"
+#include "server/broker/vhost.h"
 
 namespace warren::broker {
 
@@ -17,9 +18,15 @@ storage::MessageData DataOf(const Message& m) {
 
 }  // namespace
 
+bool Queue::MemoryWindowFull() const {
+  return ready_.size() >= persister_->memory_window() || memory_bytes_ >= persister_->memory_window_bytes();
+}
+
 bool Queue::ShouldPageOut() const {
-  return persister_ != nullptr && persister_->enabled() && on_disk() &&
-         (paged_count_ > 0 || ready_.size() >= persister_->memory_window()) &&
+  // Every queue pages, durable or not: a transient backlog can outgrow memory as a durable one
+  // can. Recovery deletes paged transient messages (and the entries of queues that were not
+  // durable).
+  return persister_ != nullptr && persister_->enabled() && (paged_count_ > 0 || MemoryWindowFull()) &&
          (features_ == nullptr || features_->can_page());
 }
 
@@ -31,8 +38,10 @@ bool Queue::Enqueue(MessageRef message) {
   if (features_ != nullptr) [[unlikely]] features_->BeforeEnqueue(*message);  // TTL clock, byte count
   const uint64_t seq = next_seq_++;
   if (ShouldPageOut()) {
-    // Transient messages are written too, to be read back; recovery discards them.
-    if (message->body_id() != 0) {
+    // Transient messages are written too, to be read back; recovery discards them. A shared body
+    // counts references of durable queues only: other queues store the body inline.
+    ever_paged_ = true;
+    if (message->body_id() != 0 && on_disk()) {
       persister_->batch().PutMessageRef(id_, seq, message->body_id());
     } else {
       persister_->batch().PutMessage(id_, seq, DataOf(*message));
@@ -59,6 +68,7 @@ bool Queue::Enqueue(MessageRef message) {
     return store;
   }
   ready_.push_back(QueuedMessage{std::move(message), seq, 0, false, store});
+  AddedReady(ready_.back());
   Dispatch();
   return store;
 }
@@ -67,6 +77,7 @@ void Queue::Restore(QueuedMessage message) {
   next_seq_ = std::max(next_seq_, message.seq + 1);
   if (features_ != nullptr) return features_->Restore(std::move(message));
   ready_.push_back(std::move(message));
+  AddedReady(ready_.back());
 }
 
 void Queue::RestorePaged(uint64_t seq) {
@@ -77,25 +88,29 @@ void Queue::RestorePaged(uint64_t seq) {
 void Queue::MaybePageIn() {
   if (paged_count_ == 0 || deleted_ || page_in_waiting_) return;
   const size_t window = persister_->memory_window();
-  if (ready_.size() > window / 2) return;
+  const uint64_t window_bytes = persister_->memory_window_bytes();
+  if (ready_.size() > window / 2 || memory_bytes_ > window_bytes / 2) return;
   if (persister_->durable_ticket() < page_ticket_) {
     // The newest paged-out messages are still on their way to the store.
     page_in_waiting_ = true;
     persister_->WaitForDurable(weak_from_this());
     return;
   }
-  const size_t want = std::min(paged_count_, window - ready_.size());
+  size_t want = std::min(paged_count_, window - ready_.size());
   size_t got = 0;
   storage::Status status =
       persister_->store()->ScanQueue(id_, paged_next_seq_, [&](const storage::StoredMessage& m) {
-        MessageRef msg = Message::Create(m.exchange, m.routing_key, m.properties, m.body.size());
+        MessageRef msg = Message::Create(m.exchange, m.routing_key, m.properties, m.body.size(),
+                                        vhost_ != nullptr ? vhost_->memory() : nullptr);
         msg->FillBody(m.body);
         msg->set_body_id(m.body_id);
         ready_.push_back(QueuedMessage{std::move(msg), m.seq, m.delivery_count,
                                        m.redelivered || m.delivery_count > 0, true});
+        AddedReady(ready_.back());
         if (features_ != nullptr) features_->OnPagedIn(ready_.back());
         paged_next_seq_ = m.seq + 1;
-        return ++got < want;
+        if (++got < want && memory_bytes_ >= window_bytes) want = got;  // the byte window is full
+        return got < want;
       });
   paged_count_ -= std::min(got, paged_count_);
   if (!status.ok()) {
@@ -148,6 +163,7 @@ std::optional<QueuedMessage> Queue::Get(bool no_ack) {
   }
   QueuedMessage m = std::move(ready_.front());
   ready_.pop_front();
+  RemovedReady(m);
   ++m.delivery_count;
   if (!no_ack) ++unacked_;
   stats_.AddDelivery(/*by_get=*/true, no_ack, m.redelivered);
@@ -179,6 +195,7 @@ void Queue::Requeue(QueuedMessage message) {
   if (features_ != nullptr) return features_->Requeue(std::move(message));  // priority order, x-max-length
   auto pos = std::upper_bound(ready_.begin(), ready_.end(), message.seq,
                               [](uint64_t seq, const QueuedMessage& m) { return seq < m.seq; });
+  AddedReady(message);
   ready_.insert(pos, std::move(message));
 }
 
@@ -186,6 +203,7 @@ uint32_t Queue::Purge() {
   auto n = static_cast<uint32_t>(ready_count());
   for (const QueuedMessage& m : ready_) Forget(m);
   ready_.clear();
+  memory_bytes_ = 0;
   DropPaged();
   if (features_ != nullptr) features_->OnPurged();
   ResumePublishersIfDrained();
@@ -231,6 +249,7 @@ void Queue::Dispatch() {
     if (chosen == nullptr) break;
     QueuedMessage m = std::move(ready_.front());
     ready_.pop_front();
+    RemovedReady(m);
     ++m.delivery_count;
     const bool no_ack = chosen->no_ack();
     if (!no_ack) ++unacked_;
@@ -258,12 +277,14 @@ void Queue::ResumePublishersIfDrained() {
 
 void Queue::MarkDeleted() {
   deleted_ = true;
-  paged_count_ = 0;  // the store drops the queue's whole key range
+  paged_count_ = 0;  // the store drops the queue's whole key range (the vhost's for durable queues)
+  if (ever_paged_ && !on_disk()) persister_->batch().DeleteQueueMessages(id_);
   std::vector<Consumer*> consumers;
   consumers.swap(consumers_);
   for (Consumer* c : consumers) c->OnQueueDeleted(*this);
   for (const QueuedMessage& m : ready_) Forget(m);  // the index went with the queue; bodies may be shared
   ready_.clear();
+  memory_bytes_ = 0;
   if (features_ != nullptr) features_->OnDeleted();
   ResumePublishersIfDrained();
 }

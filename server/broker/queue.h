@@ -120,6 +120,8 @@ class Queue : public std::enable_shared_from_this<Queue>, public DurabilityListe
   size_t ready_count() const { return ready_.size() + paged_count_; }
   // Ready messages held only in the store.
   size_t paged_count() const { return paged_count_; }
+  // Body bytes of the ready messages held in memory (the byte side of the memory window).
+  uint64_t memory_bytes() const { return memory_bytes_; }
 
   // DurabilityListener: paged-out messages we wait to read back are now in the store.
   void OnDurable(uint64_t ticket, bool ok) override;
@@ -166,9 +168,13 @@ class Queue : public std::enable_shared_from_this<Queue>, public DurabilityListe
   // Store bookkeeping for a message leaving the queue's hands: delivered, settled, dropped.
   void OnDelivered(const QueuedMessage& m, bool no_ack);
   void Forget(const QueuedMessage& m);
-  // Paging: a durable queue whose in-memory backlog reached the window writes new messages to
-  // the store only, and reads them back in chunks as the head drains.
+  // Paging: a queue whose in-memory backlog reached the window (messages or bytes) writes new
+  // messages to the store only, and reads them back in chunks as the head drains.
   bool ShouldPageOut() const;
+  bool MemoryWindowFull() const;
+  // Keeps memory_bytes_ in step with ready_ (every insert and removal goes through these).
+  void AddedReady(const QueuedMessage& m) { memory_bytes_ += m.msg->body_size(); }
+  void RemovedReady(const QueuedMessage& m) { memory_bytes_ -= std::min(memory_bytes_, m.msg->body_size()); }
   void MaybePageIn();
   void DropPaged();
 
@@ -186,6 +192,8 @@ class Queue : public std::enable_shared_from_this<Queue>, public DurabilityListe
   uint64_t paged_next_seq_ = 0;  // where reading the paged tail back resumes
   uint64_t page_ticket_ = 0;     // the store batch holding the newest paged-out message
   bool page_in_waiting_ = false;
+  bool ever_paged_ = false;  // a queue not on disk has index entries to remove when deleted
+  uint64_t memory_bytes_ = 0;
   Vhost* vhost_ = nullptr;
   uint64_t route_pass_ = 0;
   struct FeaturesDeleter {

@@ -140,13 +140,13 @@ TEST(QueueArgumentsTest, Expiration) {
 
 TEST(QueueArgumentsTest, MessageReadsItsExpiration) {
   // flags: expiration (bit 8); shortstr "250"
-  MessageRef valid = Message::Create("", "q", std::string_view("\x01\x00\x03" "250", 6), 0);
+  MessageRef valid = Message::Create("", "q", std::string_view("\x01\x00\x03" "250", 6), 0, nullptr);
   EXPECT_TRUE(valid->has_ttl());
   EXPECT_EQ(valid->ttl(), 250u);
-  MessageRef invalid = Message::Create("", "q", std::string_view("\x01\x00\x02" "no", 5), 0);
+  MessageRef invalid = Message::Create("", "q", std::string_view("\x01\x00\x02" "no", 5), 0, nullptr);
   EXPECT_EQ(invalid->expiration(), Message::Expiration::kInvalid);
   EXPECT_FALSE(invalid->has_ttl());
-  MessageRef none = Message::Create("", "q", std::string_view("\x00\x00", 2), 0);
+  MessageRef none = Message::Create("", "q", std::string_view("\x00\x00", 2), 0, nullptr);
   EXPECT_EQ(none->expiration(), Message::Expiration::kNone);
 }
 

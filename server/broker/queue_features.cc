@@ -61,6 +61,7 @@ void QueueFeatures::Stamp(QueuedMessage& m, MonoMillis now) const {
 
 void QueueFeatures::Insert(QueuedMessage m) {
   auto& ready = queue_.ready_;
+  queue_.AddedReady(m);
   if (ready.empty() || ReadyBefore(ready.back(), m)) {
     ready.push_back(std::move(m));
     return;
@@ -72,6 +73,7 @@ void QueueFeatures::Insert(QueuedMessage m) {
 QueuedMessage QueueFeatures::PopHead() {
   QueuedMessage m = std::move(queue_.ready_.front());
   queue_.ready_.pop_front();
+  queue_.RemovedReady(m);
   ready_bytes_ -= std::min(ready_bytes_, m.msg->body_size());
   return m;
 }

@@ -25,7 +25,7 @@ MessageRef Msg(std::string_view body, std::optional<std::string> expiration = st
   std::string raw;
   amqp::ByteWriter w(raw);
   amqp::EncodeProperties(p, w);
-  MessageRef m = Message::Create("", "q", raw, body.size());
+  MessageRef m = Message::Create("", "q", raw, body.size(), nullptr);
   m->FillBody(body);
   return m;
 }

@@ -9,7 +9,7 @@ namespace warren::broker {
 namespace {
 
 MessageRef Msg(std::string_view body) {
-  MessageRef m = Message::Create("", "q", "", body.size());
+  MessageRef m = Message::Create("", "q", "", body.size(), nullptr);
   m->FillBody(body);
   return m;
 }
@@ -138,7 +138,7 @@ TEST(QueueTest, PurgeAndDelete) {
 }
 
 TEST(MessageTest, LaysOutFieldsInOneBlock) {
-  MessageRef m = Message::Create("ex", "rk", std::string_view("\x10\x00\x02", 3), 5);
+  MessageRef m = Message::Create("ex", "rk", std::string_view("\x10\x00\x02", 3), 5, nullptr);
   m->FillBody("he");
   EXPECT_FALSE(m->complete());
   m->FillBody("llo");

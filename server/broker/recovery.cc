@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <map>
+#include <unordered_set>
 #include <vector>
 
 #include <fmt/format.h>
@@ -240,7 +241,7 @@ Status RestoreMessages(storage::Store& store, Broker& broker, RecoveryStats* sta
           q.RestorePaged(m.seq);  // read back when the queue drains to it
           return true;
         }
-        MessageRef msg = Message::Create(m.exchange, m.routing_key, m.properties, m.body.size());
+        MessageRef msg = Message::Create(m.exchange, m.routing_key, m.properties, m.body.size(), &broker.memory());
         msg->FillBody(m.body);
         msg->set_body_id(m.body_id);
         // Anything that may have been delivered before the restart is flagged redelivered.
@@ -267,6 +268,22 @@ Status RecoverBroker(storage::Store& store, Broker& broker, Persister& persister
   if (Status s = store.Recover(&info); !s.ok()) return s;
   for (const storage::QuarantinedRecord& r : info.quarantined) quarantine.Note(r);
   stats->orphan_bodies_removed = info.orphan_bodies_removed;
+  // Messages of queues that were not durable (paged out before the restart) go with their queue.
+  std::unordered_set<uint64_t> live_queues;
+  for (const std::string& vhost_name : broker.VhostNames()) {
+    for (const auto& [name, queue] : broker.FindVhost(vhost_name)->queues()) live_queues.insert(queue->id());
+  }
+  storage::WriteBatch transient_queues;
+  for (uint64_t id : info.queue_ids) {
+    if (live_queues.contains(id)) continue;
+    transient_queues.DeleteQueueMessages(id);
+    ++stats->transient_queues_discarded;
+  }
+  if (!transient_queues.empty()) {
+    if (Status s = store.Write(std::move(transient_queues)); !s.ok()) return s;
+  }
+  // Ids are never reused, also those of the discarded queues (index entries are single-deleted).
+  if (!info.queue_ids.empty()) max_queue_id = std::max(max_queue_id, info.queue_ids.back());
   persister.SetIdFloors(max_queue_id + 1, info.max_body_id + 1);
   for (const auto& [body_id, refs] : info.shared_body_refs) persister.AddBodyRefs(body_id, refs);
   broker.set_persister(&persister);  // before messages: queues consult its memory window

@@ -25,6 +25,7 @@ struct QueueDeclareResult {
   uint32_t consumer_count = 0;
 };
 
+class MemoryAccount;
 class Persister;
 
 class Vhost {
@@ -38,6 +39,9 @@ class Vhost {
   void set_timers(TimerService* timers) { timers_ = timers; }
   TimerService& timers() const { return timers_ != nullptr ? *timers_ : FallbackTimers(); }
   DeadLetterRouter& dead_letters() { return dead_letters_; }
+  // Where the messages made in this vhost (page-in, dead letters) are counted; null: nowhere.
+  void set_memory(MemoryAccount* memory) { memory_ = memory; }
+  MemoryAccount* memory() const { return memory_; }
   // Recovery: recreate stored definitions without journaling them again.
   Exchange* RestoreExchange(std::string name, ExchangeType type, ExchangeOptions options);
   std::shared_ptr<Queue> RestoreQueue(uint64_t id, std::string name, QueueOptions options);
@@ -118,6 +122,7 @@ class Vhost {
   Persister* persister_ = nullptr;
   uint64_t next_local_queue_id_ = 1;  // ids of queues when there is no persister (tests)
   TimerService* timers_ = nullptr;
+  MemoryAccount* memory_ = nullptr;
   DeadLetterRouter dead_letters_{*this};
   // Scratch space for Route, reused so routing does not allocate per message.
   std::vector<Destination> route_destinations_;

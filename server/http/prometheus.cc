@@ -1,10 +1,9 @@
 #include "server/http/prometheus.h"
 
-#include <unistd.h>
-
 #include <array>
 #include <chrono>
 #include <cstdio>
+#include <future>
 #include <optional>
 
 #include <fmt/format.h>
@@ -14,6 +13,7 @@
 #include "server/http/listener.h"
 #include "server/net/channel.h"
 #include "server/net/connection.h"
+#include "server/net/memory_monitor.h"
 #include "server/net/server.h"
 #include "storage/store.h"
 
@@ -66,15 +66,6 @@ void Histogram(std::string& out, std::string_view name, std::string_view help,
   fmt::format_to(std::back_inserter(out), "{}_count {}\n", name, count);
 }
 
-uint64_t ResidentBytes() {
-  std::FILE* f = std::fopen("/proc/self/statm", "r");
-  if (f == nullptr) return 0;
-  unsigned long long size = 0, resident = 0;
-  const int n = std::fscanf(f, "%llu %llu", &size, &resident);
-  std::fclose(f);
-  if (n != 2) return 0;
-  return static_cast<uint64_t>(resident) * static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
-}
 
 }  // namespace
 
@@ -151,7 +142,22 @@ std::string RenderMetrics(broker::Broker& broker, const net::Server* server, con
   }
 
   Header(out, "warren_process_resident_memory_bytes", "gauge", "Resident memory of the server process");
-  Sample(out, "warren_process_resident_memory_bytes", ResidentBytes());
+  Sample(out, "warren_process_resident_memory_bytes", net::ResidentMemoryBytes());
+  // The memory high watermark and what it is compared with (rabbitmq_prometheus' names).
+  const broker::MemoryAccount& memory = broker.memory();
+  Header(out, "warren_resident_memory_limit_bytes", "gauge", "Memory high watermark");
+  Sample(out, "warren_resident_memory_limit_bytes", memory.limit());
+  Header(out, "warren_memory_used_bytes", "gauge", "Bytes the broker accounts, by use (compared with the watermark)");
+  for (auto use : {broker::MemoryUse::kMessages, broker::MemoryUse::kAssembly, broker::MemoryUse::kConnectionBuffers}) {
+    fmt::format_to(std::back_inserter(out), "warren_memory_used_bytes{{use=\"{}\"}} {}\n", broker::MemoryUseName(use),
+                   memory.used(use));
+  }
+  if (server != nullptr) {
+    Header(out, "warren_alarms_memory_used_watermark", "gauge", "1 while the memory alarm is on");
+    Sample(out, "warren_alarms_memory_used_watermark", server->alarm(net::ResourceAlarm::kMemory) ? 1 : 0);
+    Header(out, "warren_alarms_free_disk_space_watermark", "gauge", "1 while the disk alarm is on");
+    Sample(out, "warren_alarms_free_disk_space_watermark", server->alarm(net::ResourceAlarm::kDisk) ? 1 : 0);
+  }
   return out;
 }
 

@@ -8,7 +8,10 @@
 //   warren_acked_total (counters, Broker::stats()); warren_store_fsync_seconds and
 //   warren_store_write_seconds (histograms of the store's WAL fsyncs and group writes,
 //   storage::Store::Stats); warren_store_batches_total;
-//   warren_process_resident_memory_bytes (/proc/self/statm).
+//   warren_process_resident_memory_bytes (/proc/self/statm); the memory high watermark
+//   warren_resident_memory_limit_bytes, what it is compared with, warren_memory_used_bytes{use}
+//   (broker::MemoryAccount), and warren_alarms_memory_used_watermark /
+//   warren_alarms_free_disk_space_watermark (1 while that alarm is on).
 //
 // Threads: as the management API (management.h), an HttpServer (listener.h, with its limits on
 // slow and idle clients) serves on its own threads and every scrape is rendered on the broker

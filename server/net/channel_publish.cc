@@ -114,7 +114,7 @@ Status Channel::HandleContentHeader(const amqp::ContentHeader& header) {
     return ok;
   }
   assembling_->builder.emplace(assembling_->exchange, assembling_->routing_key, header.raw_properties,
-                               header.body_size);
+                               header.body_size, &connection_.broker().memory());
   if (auto ok = ChargeAssembly(assembling_->builder->allocated()); !ok) return ok;
   if (header.body_size == 0) return FinishPublish();
   return {};

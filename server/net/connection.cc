@@ -142,6 +142,20 @@ void Connection::OnHandlerException(std::string_view what) {
   }
 }
 
+void Connection::AccountBuffers() {
+  // A terminated connection has given its bytes back; it may outlive the broker in a handler.
+  const uint64_t bytes =
+      terminated_ ? 0 : read_buffer_.size() + pending_.bytes().size() + writing_.bytes().size();
+  if (bytes == accounted_buffer_bytes_) return;
+  broker::MemoryAccount& memory = broker_.memory();
+  if (bytes > accounted_buffer_bytes_) {
+    memory.Add(broker::MemoryUse::kConnectionBuffers, bytes - accounted_buffer_bytes_);
+  } else {
+    memory.Sub(broker::MemoryUse::kConnectionBuffers, accounted_buffer_bytes_ - bytes);
+  }
+  accounted_buffer_bytes_ = bytes;
+}
+
 void Connection::Start() {
   spdlog::info("accepting AMQP connection {} ({})", id_, peer_);
   last_read_ = last_write_ = Clock::now();
@@ -188,6 +202,7 @@ void Connection::OnRead(size_t n) {
   read_end_ += n;
   bool keep_reading = ProcessFrames();
   FlushConfirms();
+  AccountBuffers();
   if (keep_reading) MaybeRead();
 }
 
@@ -548,8 +563,9 @@ void Connection::MarkConfirmsPending(Channel* channel) {
 void Connection::NotePublish() {
   if (!server_.alarm() || blocked_by_alarm_) return;
   blocked_by_alarm_ = true;  // MaybeRead stops reading after this batch of frames
-  spdlog::warn("AMQP connection {} ({}) blocked: resource alarm (low disk space)", id_, peer_);
-  if (client_blocked_notify_) WriteMethodFrame(output(), 0, m::ConnectionBlocked{.reason = "low on disk"});
+  const std::string reason = server_.AlarmReason();
+  spdlog::warn("AMQP connection {} ({}) blocked: resource alarm ({})", id_, peer_, reason);
+  if (client_blocked_notify_) WriteMethodFrame(output(), 0, m::ConnectionBlocked{.reason = reason});
 }
 
 void Connection::OnAlarmCleared() {
@@ -594,6 +610,7 @@ void Connection::ScheduleFlush() {
 }
 
 void Connection::Flush() {
+  AccountBuffers();  // output appended during this turn, also while a write is in progress
   if (writing_active_ || terminated_) return;
   if (pending_.empty()) {
     if (close_after_flush_) Terminate();
@@ -615,6 +632,7 @@ void Connection::Flush() {
 
 void Connection::OnWritten() {
   writing_.Clear();
+  AccountBuffers();
   if (consumers_stalled_ && !congested()) {
     consumers_stalled_ = false;
     for (auto& channel : channels_) {
@@ -703,6 +721,8 @@ void Connection::Terminate() {
   }
   channels_.clear();
   if (vhost_) vhost_->RemoveExclusiveQueues(id_);
+  pending_.Clear();  // unsent output pins messages; what is being written goes with the write
+  AccountBuffers();
   asio::error_code ec;
   socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ec);
   socket_.close(ec);

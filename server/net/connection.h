@@ -168,6 +168,9 @@ class Connection : public std::enable_shared_from_this<Connection>,
   // Runs once: requeues, cancels, drops exclusive queues, closes the socket.
   void Terminate();
   void CloseSocketAfterFlush();
+  // Brings the broker's MemoryAccount up to date with this connection's buffers: the read buffer
+  // and the bytes copied into output (referenced bodies are counted as messages).
+  void AccountBuffers();
 
   asio::ip::tcp::socket socket_;
   Server& server_;
@@ -213,6 +216,7 @@ class Connection : public std::enable_shared_from_this<Connection>,
   std::chrono::steady_clock::time_point last_write_;
   bool terminated_ = false;
   bool waiting_for_durable_ = false;
+  uint64_t accounted_buffer_bytes_ = 0;
 };
 
 }  // namespace warren::net

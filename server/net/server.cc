@@ -121,12 +121,27 @@ void Server::Unregister(uint64_t connection_id) {
   Accept();
 }
 
-void Server::SetAlarm(bool alarm) {
-  alarm_ = alarm;
-  if (alarm) return;  // connections block themselves at their next publish
+void Server::SetAlarm(ResourceAlarm alarm, bool on) {
+  const bool was_on = this->alarm();
+  if (on) {
+    alarms_ |= static_cast<uint8_t>(alarm);
+  } else {
+    alarms_ &= static_cast<uint8_t>(~static_cast<uint8_t>(alarm));
+  }
+  if (this->alarm() || !was_on) return;  // connections block themselves at their next publish
   std::vector<std::shared_ptr<Connection>> live;
   for (auto& [id, c] : connections_) live.push_back(c);
   for (auto& c : live) c->OnAlarmCleared();
+}
+
+std::string Server::AlarmReason() const {
+  std::string reason;
+  for (auto [alarm, text] : {std::pair{ResourceAlarm::kMemory, "low on memory"}, {ResourceAlarm::kDisk, "low on disk"}}) {
+    if (!this->alarm(alarm)) continue;
+    if (!reason.empty()) reason += " & ";
+    reason += text;
+  }
+  return reason;
 }
 
 void Server::Stop() {

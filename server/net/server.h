@@ -25,6 +25,9 @@
 
 namespace warren::net {
 
+// RabbitMQ's resource alarms. While any is on, every connection that publishes is blocked.
+enum class ResourceAlarm : uint8_t { kMemory = 1, kDisk = 2 };
+
 struct ServerOptions {
   std::string bind_address = "0.0.0.0";
   uint16_t port = 5672;
@@ -50,9 +53,14 @@ class Server {
   void Stop();
 
   uint16_t port() const { return bound_port_; }
-  // Resource alarm (low disk): publishing connections are blocked while it is on.
-  bool alarm() const { return alarm_; }
-  void SetAlarm(bool alarm);
+  // Whether any resource alarm is on: publishing connections are blocked (connection.blocked,
+  // no more reading from them) until every alarm is clear.
+  bool alarm() const { return alarms_ != 0; }
+  bool alarm(ResourceAlarm alarm) const { return (alarms_ & static_cast<uint8_t>(alarm)) != 0; }
+  void SetAlarm(ResourceAlarm alarm, bool on);
+  // connection.blocked's reason, as RabbitMQ words it: "low on memory", "low on disk", or both
+  // joined by " & ". REQUIRES: alarm().
+  std::string AlarmReason() const;
   bool IsLoopbackOnly(std::string_view user) const { return options_.loopback_users.contains(user); }
   // A connection is gone: frees its slot (and resumes accepting if the limit paused it).
   void Unregister(uint64_t connection_id);
@@ -72,7 +80,7 @@ class Server {
   ServerOptions options_;
   asio::ip::tcp::acceptor acceptor_;
   uint16_t bound_port_ = 0;
-  bool alarm_ = false;
+  uint8_t alarms_ = 0;  // ResourceAlarm bits
   std::unordered_map<uint64_t, std::shared_ptr<Connection>> connections_;
   LoginThrottle login_throttle_;
   asio::ip::tcp::endpoint accept_peer_;

@@ -26,12 +26,12 @@ constexpr int64_t kMaxGetCount = 10'000;
 constexpr size_t kMaxGetBytes = size_t{16} << 20;
 
 // Builds a message as a publish over AMQP would carry it.
-broker::MessageRef BuildMessage(std::string_view exchange, std::string_view key,
-                                       const amqp::BasicProperties& props, std::string_view body) {
+broker::MessageRef BuildMessage(std::string_view exchange, std::string_view key, const amqp::BasicProperties& props,
+                                std::string_view body, broker::MemoryAccount& memory) {
   std::string raw;
   amqp::ByteWriter w(raw);
   amqp::EncodeProperties(props, w);
-  broker::MessageRef msg = broker::Message::Create(exchange, key, raw, body.size());
+  broker::MessageRef msg = broker::Message::Create(exchange, key, raw, body.size(), &memory);
   msg->FillBody(body);
   return msg;
 }
@@ -127,7 +127,7 @@ Reply Api::Publish(Ctx& ctx) {
   Permit(ctx, v, {.op = broker::Operation::kPublish, .name = name, .routing_key = key});
   auto ex = broker::FindPublishExchange(v, name);
   if (!ex) BrokerError(ex.error());
-  broker::MessageRef msg = BuildMessage(name, key, props, payload);
+  broker::MessageRef msg = BuildMessage(name, key, props, payload, broker_.memory());
   // RabbitMQ's API answers a refused publish 400 with the AMQP code and text in the reason.
   if (auto ok = broker::CheckPublishProperties(broker_, ctx.user.name, msg->raw_properties()); !ok) {
     BadRequest(fmt::format("{} {} - {}", ok.error().code, amqp::reply::Name(ok.error().code), ok.error().text));
@@ -212,7 +212,7 @@ Reply Api::Aliveness(Ctx& ctx) {
   auto declared = v.DeclareQueue(name, false, broker::QueueOptions{}, 0);
   if (!declared) BrokerError(declared.error());
   std::shared_ptr<broker::Queue> queue = declared->queue;
-  queue->Enqueue(BuildMessage("", name, {}, "test_message"));
+  queue->Enqueue(BuildMessage("", name, {}, "test_message", broker_.memory()));
   bool ok = false;
   // Consumers may hold the queue's messages; check what we get back is ours.
   for (int i = 0; i < 16; ++i) {

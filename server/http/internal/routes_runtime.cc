@@ -4,6 +4,7 @@
 #include "server/net/channel.h"
 #include "server/net/channel_consumer.h"
 #include "server/net/connection.h"
+#include "server/net/memory_monitor.h"
 #include "server/net/server.h"
 
 // The overview, connections, channels, consumers, the node and health checks.
@@ -98,11 +99,16 @@ void Api::AddRuntimeRoutes() {
 
   // The one node
   auto node = [this] {
+    const broker::MemoryAccount& memory = broker_.memory();
     return json{{"name", options_.node_name},
                 {"type", "disc"},
                 {"running", true},
-                {"disk_free_alarm", server_.alarm()},
-                {"mem_alarm", false},
+                {"disk_free_alarm", server_.alarm(net::ResourceAlarm::kDisk)},
+                {"mem_alarm", server_.alarm(net::ResourceAlarm::kMemory)},
+                // What the alarm compares with mem_limit: the accounted bytes (ARCHITECTURE.md).
+                {"mem_used", memory.total()},
+                {"mem_limit", memory.limit()},
+                {"mem_resident", net::ResidentMemoryBytes()},
                 {"cluster_links", json::array()}};
   };
   On("GET", "nodes", [node](Ctx&) { return JsonReply(json::array({node()})); });
@@ -113,21 +119,17 @@ void Api::AddRuntimeRoutes() {
   On("GET", "extensions", [](Ctx&) { return JsonReply(json::array()); });
 
   // Health
-  On("GET", "health/checks/alarms", [this](Ctx&) {
-    if (server_.alarm()) {
-      return JsonReply(json{{"status", "failed"},
-                            {"reason", "resource alarm(s) in effect in the cluster"},
-                            {"alarms", json::array({json{{"node", options_.node_name}, {"resource", "disk"}}})}},
-                       503);
+  // As RabbitMQ 3.10: 503 with every alarm in effect, {"status":"ok"} otherwise.
+  auto alarms = [this](std::string_view reason) {
+    json list = json::array();
+    for (auto [alarm, resource] : {std::pair{net::ResourceAlarm::kMemory, "memory"}, {net::ResourceAlarm::kDisk, "disk"}}) {
+      if (server_.alarm(alarm)) list.push_back(json{{"node", options_.node_name}, {"resource", resource}});
     }
-    return JsonReply(json{{"status", "ok"}});
-  });
-  On("GET", "health/checks/local-alarms", [this](Ctx&) {
-    if (server_.alarm()) {
-      return JsonReply(json{{"status", "failed"}, {"reason", "resource alarm(s) in effect on the node"}}, 503);
-    }
-    return JsonReply(json{{"status", "ok"}});
-  });
+    if (list.empty()) return JsonReply(json{{"status", "ok"}});
+    return JsonReply(json{{"status", "failed"}, {"reason", reason}, {"alarms", std::move(list)}}, 503);
+  };
+  On("GET", "health/checks/alarms", [alarms](Ctx&) { return alarms("There are alarms in effect in the cluster"); });
+  On("GET", "health/checks/local-alarms", [alarms](Ctx&) { return alarms("There are alarms in effect on the node"); });
 }
 
 Reply Api::Overview(Ctx& ctx) {

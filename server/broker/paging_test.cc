@@ -1,0 +1,146 @@
+// Paging with a real store: the byte window, queues that are not durable, and recovery dropping
+// the paged messages of queues without a record.
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "server/broker/broker.h"
+#include "server/broker/persister.h"
+#include "server/broker/queue.h"
+#include "server/broker/recovery.h"
+#include "server/broker/vhost.h"
+#include "storage/test_util.h"
+
+namespace warren::broker {
+namespace {
+
+// The broker thread's event loop, by hand: what the persister posts runs in Pump().
+class Loop {
+ public:
+  Persister::Post post() {
+    return [this](std::function<void()> fn) {
+      std::lock_guard lock(mu_);
+      queue_.push_back(std::move(fn));
+    };
+  }
+  // Runs posted functions until `done` holds (bounded).
+  void PumpUntil(const std::function<bool()>& done) {
+    for (int i = 0; i < 5000 && !done(); ++i) {
+      std::deque<std::function<void()>> ready;
+      {
+        std::lock_guard lock(mu_);
+        ready.swap(queue_);
+      }
+      if (ready.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      for (auto& fn : ready) fn();
+    }
+    ASSERT_TRUE(done());
+  }
+
+ private:
+  std::mutex mu_;
+  std::deque<std::function<void()>> queue_;
+};
+
+MessageRef Body(Broker& broker, size_t size, char fill, bool persistent = false) {
+  const std::string props = persistent ? std::string("\x10\x00\x02", 3) : std::string("\x00\x00", 2);
+  MessageRef m = Message::Create("", "q", props, size, &broker.memory());
+  m->FillBody(std::string(size, fill));
+  return m;
+}
+
+// The loop outlives the store: closing it runs the last completions, which post to the loop.
+struct Env {
+  storage::testing::TempDir dir;
+  Loop loop;
+  std::unique_ptr<storage::Store> store = storage::testing::OpenOrDie(dir.path());
+  Broker broker;
+  Persister persister{store.get(), loop.post()};
+  Env() {
+    persister.set_memory_window(1000);
+    persister.set_memory_window_bytes(64 * 1024);
+    broker.set_persister(&persister);
+  }
+  // Commits and waits until everything so far is in the store.
+  void Settle() {
+    persister.Commit();
+    const uint64_t ticket = persister.open_ticket() - 1;
+    loop.PumpUntil([&] { return persister.durable_ticket() >= ticket; });
+  }
+};
+
+TEST(PagingTest, ByteWindowPagesLargeBodiesOfATransientQueue) {
+  Env env;
+  auto declared = env.broker.FindVhost("/")->DeclareQueue("q", false, QueueOptions{}, 1);
+  ASSERT_TRUE(declared);
+  Queue& q = *declared->queue;
+  for (int i = 0; i < 40; ++i) q.Enqueue(Body(env.broker, 16 * 1024, static_cast<char>('a' + i % 26)));
+  EXPECT_EQ(q.ready_count(), 40u);
+  EXPECT_GT(q.paged_count(), 30u);        // 640 KiB queued, a 64 KiB window
+  EXPECT_LE(q.memory_bytes(), 64u * 1024);
+  EXPECT_LT(env.broker.memory().used(MemoryUse::kMessages), 80u * 1024);
+  env.Settle();
+  for (int i = 0; i < 40; ++i) {
+    std::optional<QueuedMessage> m = q.Get(/*no_ack=*/true);
+    if (!m) {  // a page-in waiting for the store
+      env.Settle();
+      m = q.Get(true);
+    }
+    ASSERT_TRUE(m) << i;
+    EXPECT_EQ(m->msg->body(), std::string(16 * 1024, static_cast<char>('a' + i % 26))) << i;
+    EXPECT_LE(q.memory_bytes(), 64u * 1024);
+  }
+  EXPECT_EQ(q.ready_count(), 0u);
+}
+
+TEST(PagingTest, DeletingATransientQueueDeletesWhatItPaged) {
+  Env env;
+  Vhost& vhost = *env.broker.FindVhost("/");
+  auto declared = vhost.DeclareQueue("q", false, QueueOptions{}, 1);
+  ASSERT_TRUE(declared);
+  const uint64_t id = declared->queue->id();
+  for (int i = 0; i < 10; ++i) declared->queue->Enqueue(Body(env.broker, 16 * 1024, 'x'));
+  env.Settle();
+  EXPECT_FALSE(storage::testing::ScanAll(env.store.get(), id).empty());
+  ASSERT_TRUE(vhost.DeleteQueue("q", false, false, 1));
+  env.Settle();
+  EXPECT_TRUE(storage::testing::ScanAll(env.store.get(), id).empty());
+}
+
+TEST(PagingTest, RecoveryDropsThePagedMessagesOfQueuesThatWereNotDurable) {
+  storage::testing::TempDir dir;
+  uint64_t transient_id = 0;
+  {
+    Loop loop;
+    std::unique_ptr<storage::Store> store = storage::testing::OpenOrDie(dir.path());
+    Broker broker;
+    Persister persister(store.get(), loop.post());
+    RecoveryStats stats;
+    ASSERT_TRUE(RecoverBroker(*store, broker, persister, {"guest", "guest"}, &stats).ok());
+    persister.set_memory_window(2);
+    auto declared = broker.FindVhost("/")->DeclareQueue("t", false, QueueOptions{}, 1);
+    ASSERT_TRUE(declared);
+    transient_id = declared->queue->id();
+    for (int i = 0; i < 10; ++i) declared->queue->Enqueue(Body(broker, 100, 'p', /*persistent=*/true));
+    persister.Commit();
+    const uint64_t ticket = persister.open_ticket() - 1;
+    loop.PumpUntil([&] { return persister.durable_ticket() >= ticket; });
+    EXPECT_EQ(storage::testing::ScanAll(store.get(), transient_id).size(), 8u);
+  }  // a crash: the queue is gone, its paged messages are not
+  Loop loop;
+  std::unique_ptr<storage::Store> store = storage::testing::OpenOrDie(dir.path());
+  Broker broker;
+  Persister persister(store.get(), loop.post());
+  RecoveryStats stats;
+  ASSERT_TRUE(RecoverBroker(*store, broker, persister, {"guest", "guest"}, &stats).ok());
+  EXPECT_EQ(stats.transient_queues_discarded, 1u);
+  EXPECT_TRUE(storage::testing::ScanAll(store.get(), transient_id).empty());
+  EXPECT_GT(persister.NextQueueId(), transient_id);  // never reused
+}
+
+}  // namespace
+}  // namespace warren::broker
