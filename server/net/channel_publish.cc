@@ -153,7 +153,7 @@ Status Channel::PermitPublish(std::string_view exchange) {
   return {};
 }
 
-std::expected<broker::Exchange*, MethodError> Channel::PublishExchange(std::string_view name) {
+MethodResult<broker::Exchange*> Channel::PublishExchange(std::string_view name) {
   broker::Vhost& vhost = connection_.vhost();
   auto ex = vhost.FindExchange(name);
   if (!ex) return MethodFail<m::BasicPublish>(ex.error());

@@ -24,7 +24,7 @@ namespace m = amqp::method;
 using broker::AccessKind;
 using broker::Error;
 using broker::ResourceKind;
-using Status = std::expected<void, MethodError>;
+using Status = MethodResult<>;
 
 // A broker error as the failure of method M.
 template <typename M>
