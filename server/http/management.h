@@ -43,6 +43,7 @@ class Server;
 }
 
 namespace warren::net {
+class DiskMonitor;
 class Server;
 }
 
@@ -61,6 +62,9 @@ struct ManagementOptions {
   // Non-empty: `Authorization: Bearer <admin_token>` is accepted as an administrator with access
   // to every vhost (warrenctl on the server's machine reads it from DATA_DIR/.warrenctl-token).
   std::string admin_token;
+  // The data directory's free space for /api/nodes (disk_free, disk_free_limit); may be null.
+  // Owned by the broker thread, outlives the server.
+  const net::DiskMonitor* disk_monitor = nullptr;
 };
 
 class ManagementServer {

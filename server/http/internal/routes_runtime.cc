@@ -1,6 +1,8 @@
 #include <fmt/format.h>
 
+#include "server/broker/persister.h"
 #include "server/http/internal/api.h"
+#include "server/net/disk_monitor.h"
 #include "server/net/channel.h"
 #include "server/net/channel_consumer.h"
 #include "server/net/connection.h"
@@ -96,14 +98,24 @@ void Api::AddRuntimeRoutes() {
   On("GET", "consumers", list_consumers);
   On("GET", "consumers/*", list_consumers);
 
-  // The one node
+  // The one node. store_alarm / store_error (Warren's): the last store write failed, so nothing
+  // persistent can be confirmed until a write succeeds again.
   auto node = [this] {
-    return json{{"name", options_.node_name},
-                {"type", "disc"},
-                {"running", true},
-                {"disk_free_alarm", server_.alarm()},
-                {"mem_alarm", false},
-                {"cluster_links", json::array()}};
+    const broker::Persister* persister = broker_.persister();
+    const bool store_alarm = persister != nullptr && persister->failing();
+    json n{{"name", options_.node_name},
+           {"type", "disc"},
+           {"running", true},
+           {"disk_free_alarm", server_.alarm()},
+           {"mem_alarm", false},
+           {"store_alarm", store_alarm},
+           {"store_error", store_alarm ? json(persister->failure()) : json(nullptr)},
+           {"cluster_links", json::array()}};
+    if (options_.disk_monitor != nullptr) {
+      n["disk_free"] = options_.disk_monitor->free_bytes();
+      n["disk_free_limit"] = options_.disk_monitor->free_limit();
+    }
+    return n;
   };
   On("GET", "nodes", [node](Ctx&) { return JsonReply(json::array({node()})); });
   On("GET", "nodes/*", [this, node](Ctx& ctx) {
@@ -112,18 +124,32 @@ void Api::AddRuntimeRoutes() {
   });
   On("GET", "extensions", [](Ctx&) { return JsonReply(json::array()); });
 
-  // Health
-  On("GET", "health/checks/alarms", [this](Ctx&) {
-    if (server_.alarm()) {
+  // Health. A failing store write is an alarm (resource "store", Warren's) and, as in RabbitMQ,
+  // where a vhost whose message store fails is down, fails the virtual-hosts check.
+  auto store_failing = [this] { return broker_.persister() != nullptr && broker_.persister()->failing(); };
+  On("GET", "health/checks/alarms", [this, store_failing](Ctx&) {
+    json alarms = json::array();
+    if (server_.alarm()) alarms.push_back(json{{"node", options_.node_name}, {"resource", "disk"}});
+    if (store_failing()) alarms.push_back(json{{"node", options_.node_name}, {"resource", "store"}});
+    if (!alarms.empty()) {
       return JsonReply(json{{"status", "failed"},
                             {"reason", "resource alarm(s) in effect in the cluster"},
-                            {"alarms", json::array({json{{"node", options_.node_name}, {"resource", "disk"}}})}},
+                            {"alarms", alarms}},
                        503);
     }
     return JsonReply(json{{"status", "ok"}});
   });
-  On("GET", "health/checks/local-alarms", [this](Ctx&) {
-    if (server_.alarm()) {
+  On("GET", "health/checks/virtual-hosts", [this, store_failing](Ctx&) {
+    if (store_failing()) {
+      return JsonReply(json{{"status", "failed"},
+                            {"reason", "Some virtual hosts are down"},
+                            {"virtual-hosts", broker_.ListVhosts()}},
+                       503);
+    }
+    return JsonReply(json{{"status", "ok"}});
+  });
+  On("GET", "health/checks/local-alarms", [this, store_failing](Ctx&) {
+    if (server_.alarm() || store_failing()) {
       return JsonReply(json{{"status", "failed"}, {"reason", "resource alarm(s) in effect on the node"}}, 503);
     }
     return JsonReply(json{{"status", "ok"}});
