@@ -61,6 +61,7 @@ struct Settings {
   uint32_t collect_statistics_interval = 5000;  // ms, RabbitMQ's default
   uint64_t max_connections = 0;  // 0: only the file-descriptor budget bounds them
   size_t max_login_failures = 10;
+  bool truncate_corrupt_wal = false;
 };
 
 // "a,b" -> {"a", "b"}; blanks around names are dropped, empty entries ignored.
@@ -182,7 +183,13 @@ int main(int argc, char** argv) {
                  "failed AMQP logins from one address within 60 s after which its logins are refused for 60 s "
                  "(0 = no throttle)")
       ->envname("WARREN_MAX_LOGIN_FAILURES")->capture_default_str();
+  app.add_flag("--truncate-corrupt-wal", s.truncate_corrupt_wal,
+               "start on a store whose write-ahead log is damaged before its end, keeping only the records "
+               "before the damage (the rest is lost: keep a copy of the data directory first)");
   CLI11_PARSE(app, argc, argv);
+  // Message bodies and password hashes are for this user only: every file and directory the
+  // server creates (the data dir, the store's files, the warrenctl token) is 0600 / 0700.
+  ::umask(077);
 
   spdlog::set_level(spdlog::level::from_str(s.log_level));
   spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e [%l] %v");
@@ -192,6 +199,11 @@ int main(int argc, char** argv) {
     return 1;
   }
 
+  if (struct stat st; ::stat(s.data_dir.c_str(), &st) == 0 && (st.st_mode & 077) != 0) {
+    spdlog::warn("the data directory '{}' is open to other local users (mode {:o}): stored messages and password "
+                 "hashes may be readable by them; chmod 700 it",
+                 s.data_dir, st.st_mode & 07777);
+  }
   std::error_code ec;
   std::filesystem::create_directories(s.data_dir, ec);
   if (ec) {
@@ -213,9 +225,14 @@ int main(int argc, char** argv) {
   store_options.sync_writes = s.sync_writes;
   store_options.env = warren::server::StoreEnv(store_options.dir);
   store_options.max_open_files = fds.store_max_open_files;
+  store_options.truncate_corrupt_wal = s.truncate_corrupt_wal;
+  if (s.truncate_corrupt_wal) {
+    spdlog::warn("--truncate-corrupt-wal: a write-ahead log damaged before its end is replayed up to the damage "
+                 "and the records after it are dropped");
+  }
   if (auto status = warren::storage::Store::Open(store_options, &store); !status.ok()) {
-    spdlog::critical("cannot open the data directory '{}': {}", s.data_dir, status.ToString());
-    spdlog::critical("refusing to start; move the directory away to start empty, or fix the problem above");
+    // The status says what is wrong and what to do; nothing is worth guessing beyond it.
+    spdlog::critical("cannot open the data directory '{}', refusing to start: {}", s.data_dir, status.ToString());
     return 1;
   }
   warren::broker::Broker broker;
@@ -309,6 +326,7 @@ int main(int argc, char** argv) {
     management_options.amqp_port = server.port();
     management_options.admin_token = WriteWarrenctlToken(s.data_dir);
     for (const std::string& host : SplitNames(s.management_allowed_hosts)) management_options.allowed_hosts.push_back(host);
+    management_options.disk_monitor = &disk_monitor;
     management = std::make_unique<warren::http::ManagementServer>(io, broker, server, management_options);
     if (std::string error = management->Start(); !error.empty()) {
       spdlog::critical("{}", error);
@@ -356,17 +374,30 @@ int main(int argc, char** argv) {
       return 1;
     }
   }
-  signals.async_wait([&](const asio::error_code& error, int signal) {
-    if (error) return;
-    spdlog::info("received signal {}, shutting down", signal);
+  bool shutting_down = false;
+  auto shut_down = [&] {
+    if (shutting_down) return;  // a signal and a store failure, or several failed batches
+    shutting_down = true;
     disk_monitor.Stop();
     memory_monitor.Stop();
     asio::error_code cancel_error;
     reload.cancel(cancel_error);
+    signals.cancel(cancel_error);
     if (management) management->Stop();
     if (prometheus) prometheus->Stop();
     server.Stop();
     io.stop();
+  };
+  signals.async_wait([&](const asio::error_code& error, int signal) {
+    if (error) return;
+    spdlog::info("received signal {}, shutting down", signal);
+    shut_down();
+  });
+  // Nothing persistent can be confirmed any more; a restart replays the WAL and recovers every
+  // confirmed message, so stop (non-zero: a supervisor restarts us) rather than serve half a broker.
+  persister.set_on_fatal_failure([&](const std::string& error) {
+    spdlog::critical("the store cannot write any more ({}); stopping", error);
+    shut_down();
   });
   std::signal(SIGPIPE, SIG_IGN);
   // A handler that throws must not take the broker down: log it and keep serving. (Connections
@@ -397,9 +428,9 @@ int main(int argc, char** argv) {
   if (persister.failing()) {
     // Closing RocksDB after a failed write can abort inside it; its WAL replay at the next start
     // recovers everything that was confirmed, so leave without closing.
-    spdlog::warn("the store is failing (see above); exiting without closing it");
+    spdlog::critical("stopped with the store failing ({}); exiting without closing it", persister.failure());
     spdlog::shutdown();
-    std::_Exit(0);
+    std::_Exit(1);
   }
   store.reset();  // drains the store's queue of batches
   spdlog::info("Warren stopped");

@@ -43,10 +43,17 @@ rocksdb::DBOptions MakeDBOptions(const StoreOptions& options) {
   if (options.env != nullptr) d.env = options.env;
   // Refuse to open over inconsistencies RocksDB can detect instead of dropping data silently.
   d.paranoid_checks = true;
-  // A torn last WAL record after kill -9 or power loss is expected: replay up to it (all batches
-  // before it are whole, the torn one is dropped whole). Stricter modes would refuse to start
-  // after every machine crash.
-  d.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
+  // A torn last WAL record after kill -9 or power loss is expected and dropped whole (every batch
+  // before it is whole). Damage before the end of a WAL fails the open: point-in-time recovery
+  // would silently drop every record after it, confirmed messages included. Truncating there is
+  // the operator's explicit choice (truncate_corrupt_wal), after keeping a copy.
+  // That needs sync_writes: a synced write syncs every live WAL, so only the newest can end torn.
+  // Without it an older WAL may lose its unsynced tail while a newer one keeps its data, and
+  // tolerating each tail would replay around the hole; point-in-time recovery stops at the first
+  // bad record, so what survives stays a prefix.
+  d.wal_recovery_mode = options.truncate_corrupt_wal || !options.sync_writes
+                            ? rocksdb::WALRecoveryMode::kPointInTimeRecovery
+                            : rocksdb::WALRecoveryMode::kTolerateCorruptedTailRecords;
   // Two cores: one flush and one compaction at a time, leaving the other core to the broker.
   d.max_background_jobs = 2;
   // A secondary instance (warren-dump) keeps every table open, so the primary's compactions

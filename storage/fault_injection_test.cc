@@ -183,7 +183,10 @@ void RunCrash(const CrashParams& p) {
   for (auto& th : threads) th.join();
   store.reset();
 
-  auto reopened = OpenOrDie(image);
+  StoreOptions reopen;  // as the server restarts: with the same --sync-writes
+  reopen.dir = image;
+  reopen.sync_writes = p.sync_writes;
+  auto reopened = OpenOrDie(reopen);
   ASSERT_NE(reopened, nullptr);
   Found f = ReadBack(reopened.get());
   uint64_t must = 0, present = 0, total = 0;

@@ -14,7 +14,7 @@ class Status;
 
 namespace warren::storage {
 
-class Status {
+class [[nodiscard]] Status {
  public:
   Status() = default;  // OK
 

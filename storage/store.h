@@ -49,6 +49,10 @@ struct StoreOptions {
   // store open, and sees its writes up to the moment of Open or Refresh). No writer thread;
   // Submit/Write fail with InvalidArgument and Recover only counts.
   bool read_only = false;
+  // A WAL damaged before its end (not a torn last record) makes Open fail with Corruption. true:
+  // replay it up to the damage and drop the rest instead (records after it are lost). For an
+  // operator who kept a copy of the directory and chose to start with what precedes the damage.
+  bool truncate_corrupt_wal = false;
   // Fault injection in tests; nullptr = rocksdb::Env::Default().
   rocksdb::Env* env = nullptr;
   // Memtable size of the message column families; 0 = the tuned default (storage/db_options.cc).
@@ -87,7 +91,9 @@ class Store {
   // Creates a new store or opens an existing one. Refuses, with a Status naming the problem and
   // without writing a record: a directory that is not a Warren store (non-empty and not
   // RocksDB, or a RocksDB database without Warren's marker — left unmodified), a newer format
-  // version, and corruption RocksDB detects at open. Never starts empty over data it cannot
+  // version, a store another process has open (the Status names the lock file and its holder),
+  // a WAL damaged before its end (unless truncate_corrupt_wal), and corruption RocksDB detects at
+  // open. Each refusal's message names a safe next step. Never starts empty over data it cannot
   // read. See README.md for the exact rules.
   static Status Open(const StoreOptions& options, std::unique_ptr<Store>* out);
 

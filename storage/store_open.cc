@@ -1,10 +1,16 @@
 // Store::Open: deciding whether a directory is a Warren store, creating one, and refusing
 // everything else without modifying it.
 #include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
 #include <filesystem>
+#include <fstream>
 #include <set>
+#include <sstream>
 #include <system_error>
 
 #include <rocksdb/db.h>
@@ -17,6 +23,12 @@ namespace warren::storage {
 namespace fs = std::filesystem;
 
 namespace {
+
+// Appended to a refusal of a directory that is not ours: it may be another program's data.
+constexpr char kNotOurs[] = "; it was left unchanged: give Warren an empty or missing directory instead";
+constexpr char kKeepACopy[] =
+    "; nothing was changed. Keep a copy of the directory and restore the store from a backup: "
+    "Warren does not start over data it cannot read";
 
 enum class DirState {
   kFresh,    // missing, empty, or only what RocksDB writes before CURRENT (interrupted creation)
@@ -43,7 +55,7 @@ Status InspectDir(const std::string& dir, DirState* state, bool create) {
     *state = DirState::kFresh;
     return Status::OK();
   }
-  if (!fs::is_directory(st)) return Status::InvalidArgument(dir + " is not a directory");
+  if (!fs::is_directory(st)) return Status::InvalidArgument(dir + " is not a directory" + kNotOurs);
   if (fs::exists(fs::path(dir) / "CURRENT", ec)) {
     *state = DirState::kRocksDB;
     return Status::OK();
@@ -52,7 +64,7 @@ Status InspectDir(const std::string& dir, DirState* state, bool create) {
     std::string name = e.path().filename().string();
     if (!IsPreCurrentFile(name)) {
       return Status::InvalidArgument(dir + " is not a Warren store: it is not empty and holds no "
-                                     "RocksDB database (found '" + name + "')");
+                                     "RocksDB database (found '" + name + "')" + kNotOurs);
     }
   }
   if (ec) return Status::IOError("list " + dir + ": " + ec.message());
@@ -60,14 +72,102 @@ Status InspectDir(const std::string& dir, DirState* state, bool create) {
   return Status::OK();
 }
 
+std::string JoinNames(const std::vector<std::string>& names) {
+  std::string out;
+  for (const auto& n : names) out += (out.empty() ? "" : ", ") + n;
+  return out;
+}
+
 // RocksDB reports a file that CURRENT or the MANIFEST names but that is missing as NotFound or
 // IOError; for an existing store that is corruption, not "start empty".
 Status OpenError(const rocksdb::Status& s, const std::string& dir) {
   Status st = Status::FromRocksDB(s, "open " + dir);
   if (st.IsNotFound() || s.IsPathNotFound()) {
-    return Status::Corruption(st.message() + " (a file the store's metadata names is missing)");
+    return Status::Corruption(st.message() + " (a file the store's metadata names is missing)" + kKeepACopy);
   }
+  if (st.IsCorruption()) return Status::Corruption(st.message() + kKeepACopy);
   return st;
+}
+
+// The pid of the process holding a POSIX lock on `path`, from /proc/locks, or 0 if none is
+// found. (Opening and closing the file to ask fcntl would drop any lock this process holds.)
+pid_t LockHolder(const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) return 0;
+  std::ostringstream id;
+  id << std::hex;
+  id.width(2);
+  id.fill('0');
+  id << major(st.st_dev) << ':';
+  id.width(2);
+  id << minor(st.st_dev) << ':' << std::dec << st.st_ino;
+  std::ifstream locks("/proc/locks");
+  std::string line;
+  while (std::getline(locks, line)) {
+    // "1: POSIX  ADVISORY  WRITE 4242 08:01:1234 0 EOF"; waiters ("1: -> POSIX ...") hold nothing.
+    std::istringstream in(line);
+    std::string number, kind, mode, access, pid, inode;
+    if (!(in >> number >> kind >> mode >> access >> pid >> inode) || kind == "->" || inode != id.str()) continue;
+    pid_t holder = 0;
+    std::from_chars(pid.data(), pid.data() + pid.size(), holder);
+    return holder;
+  }
+  return 0;
+}
+
+// RocksDB could not take DIR/LOCK: another process (or another Store in this one) has the store.
+Status InUseError(const rocksdb::Status& s, const std::string& dir) {
+  const std::string lock = (fs::path(dir) / "LOCK").string();
+  const pid_t holder = LockHolder(lock);
+  std::string who = "another process";
+  if (holder == ::getpid()) {
+    who = "this process";
+  } else if (holder > 0) {
+    who = "another process (pid " + std::to_string(holder) + ")";
+  }
+  return Status::IOError(dir + " is in use: " + who + " holds its lock file " + lock +
+                         " (RocksDB: " + s.ToString() + "). One store has one server: stop the "
+                         "other Warren server using this data directory, or give this one another; "
+                         "nothing was changed");
+}
+
+// RocksDB 7.8 says "While lock file: DIR/LOCK: ..." (another process) or "lock hold by current
+// process, ...: DIR/LOCK" (this one).
+bool IsLockError(const rocksdb::Status& s, const std::string& dir) {
+  return s.IsIOError() && s.ToString().find((fs::path(dir) / "LOCK").string()) != std::string::npos;
+}
+
+std::vector<std::string> WalFiles(const std::string& dir) {
+  std::vector<std::string> names;
+  std::error_code ec;
+  for (const fs::directory_entry& e : fs::directory_iterator(dir, ec)) {
+    if (e.path().extension() == ".log") names.push_back(e.path().filename().string());
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+// Whether the store opens (read-only, nothing written) when damaged WAL records are truncated:
+// then the Corruption of the strict open was in a WAL, not in a table or the MANIFEST.
+bool OpensWithWalTruncated(const StoreOptions& options,
+                           const std::vector<rocksdb::ColumnFamilyDescriptor>& descs) {
+  StoreOptions lenient = options;
+  lenient.truncate_corrupt_wal = true;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* raw = nullptr;
+  if (!rocksdb::DB::OpenForReadOnly(MakeDBOptions(lenient), options.dir, descs, &handles, &raw).ok()) return false;
+  std::unique_ptr<rocksdb::DB> db(raw);
+  for (rocksdb::ColumnFamilyHandle* h : handles) db->DestroyColumnFamilyHandle(h);
+  return true;
+}
+
+Status WalCorruptionError(const rocksdb::Status& s, const std::string& dir) {
+  return Status::Corruption(
+      dir + ": the write-ahead log (" + JoinNames(WalFiles(dir)) + ") is damaged before its end (RocksDB: " +
+      s.ToString() + "). Truncating it there would silently drop every record after the damage, "
+      "confirmed messages among them, so the store was not opened and nothing was changed. Keep a copy "
+      "of the directory, then restore it from a backup, or start once with --truncate-corrupt-wal to "
+      "keep only the records before the damage");
 }
 
 const std::set<std::string>& ExpectedFamilies() {
@@ -77,12 +177,6 @@ const std::set<std::string>& ExpectedFamilies() {
     return n;
   }();
   return names;
-}
-
-std::string JoinNames(const std::vector<std::string>& names) {
-  std::string out;
-  for (const auto& n : names) out += (out.empty() ? "" : ", ") + n;
-  return out;
 }
 
 // Reads the store marker without modifying anything: a read-only open of every family.
@@ -122,15 +216,15 @@ Status ProbeReadOnly(const StoreOptions& options, const std::vector<std::string>
 
 Status CheckMeta(const proto::StoreMeta& meta, const std::string& dir, uint32_t* version) {
   if (meta.magic() != kMagic) {
-    return Status::InvalidArgument(dir + " is not a Warren store (bad marker)");
+    return Status::InvalidArgument(dir + " is not a Warren store (bad marker)" + kNotOurs);
   }
   if (meta.format_version() > kFormatVersion) {
     return Status::InvalidArgument(dir + " has store format version " +
                                    std::to_string(meta.format_version()) +
                                    ", newer than this Warren supports (" +
-                                   std::to_string(kFormatVersion) + "); use a newer Warren");
+                                   std::to_string(kFormatVersion) + "); nothing was changed: use a newer Warren");
   }
-  if (meta.format_version() == 0) return Status::Corruption(dir + ": store format version 0");
+  if (meta.format_version() == 0) return Status::Corruption(dir + ": store format version 0" + kKeepACopy);
   *version = meta.format_version();
   return Status::OK();
 }
@@ -181,13 +275,13 @@ Status Store::OpenDB() {
         s = CheckMeta(meta, dir, &version);
         if (!s.ok()) return s;
         return Status::Corruption(dir + ": column families are {" + JoinNames(names) +
-                                  "}, not those of format version " + std::to_string(version));
+                                  "}, not those of format version " + std::to_string(version) + kKeepACopy);
       }
       bool only_ours = std::includes(ExpectedFamilies().begin(), ExpectedFamilies().end(),
                                      found.begin(), found.end());
       if (!empty || !only_ours) {
         return Status::InvalidArgument(dir + " is not a Warren store (a RocksDB database "
-                                       "without Warren's marker)");
+                                       "without Warren's marker)" + kNotOurs);
       }
       if (options_.read_only) return Status::NotFound(dir + ": store creation did not finish");
       may_initialize = true;  // an empty database left by a creation that crashed
@@ -215,6 +309,10 @@ Status Store::OpenDB() {
     os = rocksdb::DB::OpenAsSecondary(dbo, dir, secondary_dir_, descs, &handles_, &raw);
   } else {
     os = rocksdb::DB::Open(dbo, dir, descs, &handles_, &raw);
+    if (IsLockError(os, dir)) return InUseError(os, dir);
+    if (os.IsCorruption() && !options_.truncate_corrupt_wal && OpensWithWalTruncated(options_, descs)) {
+      return WalCorruptionError(os, dir);
+    }
   }
   if (!os.ok()) return OpenError(os, dir);
   db_.reset(raw);
@@ -222,7 +320,7 @@ Status Store::OpenDB() {
     if (handles_[i]->GetID() != static_cast<uint32_t>(i)) {
       return Status::Corruption(dir + ": column family " + FamilyName(static_cast<Family>(i)) +
                                 " has id " + std::to_string(handles_[i]->GetID()) +
-                                ", expected " + std::to_string(i));
+                                ", expected " + std::to_string(i) + kKeepACopy);
     }
   }
   return CheckOrWriteMeta();
@@ -246,7 +344,7 @@ Status Store::CheckOrWriteMeta() {
                                rocksdb::Slice(kMetaKey.data(), kMetaKey.size()), &value);
   if (g.ok()) {
     proto::StoreMeta meta;
-    if (!meta.ParseFromString(value)) return Status::Corruption(dir + ": store marker does not parse");
+    if (!meta.ParseFromString(value)) return Status::Corruption(dir + ": store marker does not parse" + kKeepACopy);
     return CheckMeta(meta, dir, &format_version_);
   }
   if (!g.IsNotFound()) return Status::FromRocksDB(g, "read store marker in " + dir);
@@ -257,7 +355,7 @@ Status Store::CheckOrWriteMeta() {
   Status s = AllFamiliesEmpty(&empty);
   if (!s.ok()) return s;
   if (!empty) {
-    return Status::InvalidArgument(dir + " is not a Warren store (data without Warren's marker)");
+    return Status::InvalidArgument(dir + " is not a Warren store (data without Warren's marker)" + kNotOurs);
   }
   // Empty, with exactly our families: adopted whether we just created it or a creation crashed.
   if (options_.read_only) return Status::NotFound(dir + ": store creation did not finish");

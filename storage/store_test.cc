@@ -503,5 +503,94 @@ TEST(StoreOpenTest, CorruptTableIsReported) {
   EXPECT_TRUE(s.IsCorruption()) << s.ToString();
 }
 
+// Batches written one by one, then closed: each is its own record in the WAL (the memtables are
+// not flushed on close), and the WAL is the only copy.
+std::string WriteWalRecords(const std::string& dir, int batches) {
+  {
+    auto store = OpenOrDie(dir);
+    for (int i = 1; i <= batches; ++i) {
+      WriteBatch b;
+      b.PutMessage(1, static_cast<uint64_t>(i), Msg(std::string(500, static_cast<char>('a' + i % 26))));
+      EXPECT_TRUE(store->Write(std::move(b)).ok());
+    }
+  }
+  fs::path wal;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    if (e.path().extension() == ".log" && (wal.empty() || fs::file_size(e.path()) > fs::file_size(wal))) {
+      wal = e.path();
+    }
+  }
+  EXPECT_FALSE(wal.empty());
+  EXPECT_GT(fs::file_size(wal), static_cast<uintmax_t>(batches) * 500);
+  return wal.string();
+}
+
+TEST(StoreOpenTest, RefusesWalDamagedBeforeItsEnd) {
+  TempDir dir;
+  const std::string wal = WriteWalRecords(dir.path(), 10);
+  {
+    std::fstream f(wal, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekg(static_cast<std::streamoff>(fs::file_size(wal) / 2));
+    char c = 0;
+    f.get(c);
+    f.seekp(static_cast<std::streamoff>(fs::file_size(wal) / 2));
+    f.put(static_cast<char>(c ^ 0x5a));
+  }
+  const uintmax_t size = fs::file_size(wal);
+  std::unique_ptr<Store> store;
+  StoreOptions o;
+  o.dir = dir.path();
+  Status s = Store::Open(o, &store);
+  ASSERT_FALSE(s.ok()) << "opened over a WAL damaged in the middle, dropping its second half";
+  EXPECT_TRUE(s.IsCorruption()) << s.ToString();
+  EXPECT_NE(s.message().find(fs::path(wal).filename().string()), std::string::npos) << s.ToString();
+  EXPECT_NE(s.message().find("write-ahead log"), std::string::npos) << s.ToString();
+  EXPECT_NE(s.message().find("--truncate-corrupt-wal"), std::string::npos) << s.ToString();
+  EXPECT_EQ(fs::file_size(wal), size) << "the refused open changed the WAL";
+
+  // The operator's choice: keep what precedes the damage.
+  o.truncate_corrupt_wal = true;
+  store = OpenOrDie(o);
+  ASSERT_NE(store, nullptr);
+  auto msgs = ScanAll(store.get(), 1);
+  EXPECT_GE(msgs.size(), 1u);
+  EXPECT_LT(msgs.size(), 10u);
+  for (size_t i = 0; i < msgs.size(); ++i) EXPECT_EQ(msgs[i].seq, i + 1);
+}
+
+TEST(StoreOpenTest, DropsATornLastWalRecord) {
+  TempDir dir;
+  const std::string wal = WriteWalRecords(dir.path(), 10);
+  fs::resize_file(wal, fs::file_size(wal) - 100);  // the last record cut short, as a crash leaves it
+  auto store = OpenOrDie(dir.path());
+  ASSERT_NE(store, nullptr);
+  auto msgs = ScanAll(store.get(), 1);
+  ASSERT_EQ(msgs.size(), 9u);
+  for (size_t i = 0; i < msgs.size(); ++i) {
+    EXPECT_EQ(msgs[i].seq, i + 1);
+    EXPECT_EQ(msgs[i].body, std::string(500, static_cast<char>('a' + (i + 1) % 26)));
+  }
+}
+
+TEST(StoreOpenTest, StoreInUseNamesItsLockFile) {
+  TempDir dir;
+  auto first = OpenOrDie(dir.path());
+  ASSERT_NE(first, nullptr);
+  std::unique_ptr<Store> second;
+  StoreOptions o;
+  o.dir = dir.path();
+  Status s = Store::Open(o, &second);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("is in use"), std::string::npos) << s.ToString();
+  EXPECT_NE(s.message().find(dir.Sub("LOCK")), std::string::npos) << s.ToString();
+  EXPECT_NE(s.message().find("this process"), std::string::npos) << s.ToString();
+  EXPECT_EQ(s.message().find("start empty"), std::string::npos) << s.ToString();
+  // The first store still holds its lock and works.
+  WriteBatch b;
+  b.PutMessage(1, 1, Msg("x"));
+  EXPECT_TRUE(first->Write(std::move(b)).ok());
+  EXPECT_FALSE(Store::Open(o, &second).ok());
+}
+
 }  // namespace
 }  // namespace warren::storage

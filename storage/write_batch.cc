@@ -3,6 +3,8 @@
 #include <rocksdb/comparator.h>
 #include <rocksdb/db.h>
 
+#include "common/dcheck.h"
+
 namespace warren::storage {
 
 namespace {
@@ -70,6 +72,7 @@ void WriteBatch::DeleteExchange(std::string_view vhost, std::string_view name) {
   rep_.Delete(Handle(Family::kDefinitions), ExchangeKey(vhost, name));
 }
 void WriteBatch::PutQueue(const proto::QueueRecord& r) {
+  WARREN_DCHECK(r.id() != 0);
   PutDefinition(QueueKey(r.vhost(), r.name()), r);
 }
 
@@ -111,6 +114,7 @@ void WriteBatch::PutMessage(uint64_t queue_id, uint64_t seq, const MessageData& 
 }
 
 void WriteBatch::PutBody(uint64_t body_id, const MessageData& m) {
+  WARREN_DCHECK(body_id != 0);
   char key[kBodyKeySize];
   PutBigEndian64(key, body_id);
   scratch_.clear();

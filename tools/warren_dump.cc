@@ -5,6 +5,7 @@
 // arguments: CLI11's own codes for parse errors).
 #include <filesystem>
 #include <iostream>
+#include <utility>
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
@@ -68,9 +69,11 @@ int Overview(Store* store, const Args& a) {
   for (int f = 0; f < warren::storage::kNumFamilies; ++f) {
     auto family = static_cast<warren::storage::Family>(f);
     uint64_t sst = 0, mem = 0, keys = 0;
-    store->GetIntProperty(family, "rocksdb.total-sst-files-size", &sst);
-    store->GetIntProperty(family, "rocksdb.cur-size-all-mem-tables", &mem);
-    store->GetIntProperty(family, "rocksdb.estimate-num-keys", &keys);
+    for (const auto& [property, value] : {std::pair{"rocksdb.total-sst-files-size", &sst},
+                                          std::pair{"rocksdb.cur-size-all-mem-tables", &mem},
+                                          std::pair{"rocksdb.estimate-num-keys", &keys}}) {
+      if (Status s = store->GetIntProperty(family, property, value); !s.ok()) return Fail(s);
+    }
     rocks[warren::storage::FamilyName(family)] = {{"sst_bytes", sst}, {"memtable_bytes", mem}, {"estimated_keys", keys}};
   }
   json j = {{"store", store->dir()},

@@ -13,6 +13,8 @@
 #include <string>
 #include <string_view>
 
+#include "common/dcheck.h"
+
 namespace warren::amqp {
 
 class ByteReader {
@@ -76,6 +78,7 @@ class ByteWriter {
   void WriteBytes(std::string_view b) { out_.append(b); }
   // REQUIRES: s.size() <= 255; longer input is truncated (callers validate beforehand).
   void WriteShortStr(std::string_view s) {
+    WARREN_DCHECK(s.size() <= 255);
     if (s.size() > 255) s = s.substr(0, 255);
     WriteU8(static_cast<uint8_t>(s.size()));
     out_.append(s);

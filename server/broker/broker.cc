@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include "common/dcheck.h"
 #include "proto/warren.pb.h"
 #include "server/amqp/constants.h"
 #include "server/broker/limits.h"
@@ -27,6 +28,7 @@ void Broker::set_persister(Persister* persister) {
 }
 
 void Broker::StartStatsSampling(MonoMillis interval) {
+  WARREN_DCHECK(timers_ != nullptr && interval > 0);
   stats_interval_ = interval;
   stats_timer_ = timers_->NewTimer([this] { SampleStats(); });
   SampleStats();
@@ -336,6 +338,7 @@ std::vector<TopicPermission> Broker::ListTopicPermissions(std::string_view user,
 
 Result<> Broker::CheckTopicAccess(std::string_view user, std::string_view vhost, std::string_view exchange,
                                   AccessKind access, std::string_view routing_key) const {
+  WARREN_DCHECK(access == AccessKind::kWrite || access == AccessKind::kRead);
   if (topic_permissions_.empty() || topic_permissions_.Allows(user, vhost, exchange, access, routing_key)) return {};
   auto v = vhosts_.find(vhost);
   if (v == vhosts_.end()) return {};

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <expected>
 #include <string>
+#include <utility>
 
 #include "server/amqp/constants.h"
 
@@ -14,8 +15,18 @@ struct Error {
   std::string text;  // without the "NOT_FOUND - " prefix; the channel layer adds it
 };
 
+// std::expected that must not be ignored (libstdc++'s is not [[nodiscard]]). Converts both ways,
+// so the monadic operations and code written against std::expected keep working.
+template <typename T, typename E>
+class [[nodiscard]] Expected : public std::expected<T, E> {
+ public:
+  using std::expected<T, E>::expected;
+  Expected() = default;
+  Expected(std::expected<T, E> e) : std::expected<T, E>(std::move(e)) {}  // NOLINT: implicit by design
+};
+
 template <typename T = void>
-using Result = std::expected<T, Error>;
+using Result = Expected<T, Error>;
 
 inline std::unexpected<Error> Fail(uint16_t code, std::string text) {
   return std::unexpected(Error{code, std::move(text)});

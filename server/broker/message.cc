@@ -4,6 +4,7 @@
 #include <cstring>
 #include <new>
 
+#include "common/dcheck.h"
 #include "server/amqp/properties.h"
 #include "server/broker/memory.h"
 #include "server/broker/queue_arguments.h"
@@ -46,6 +47,7 @@ Message* Message::Allocate(std::string_view exchange, std::string_view routing_k
 }
 
 void Message::FillBody(std::string_view chunk) {
+  WARREN_DCHECK(body_filled() + chunk.size() <= body_size());
   std::memcpy(const_cast<char*>(body_data()) + body_filled_, chunk.data(), chunk.size());
   body_filled_ += chunk.size();
 }

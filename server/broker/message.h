@@ -13,6 +13,8 @@
 #include <string_view>
 #include <utility>
 
+#include "common/dcheck.h"
+
 namespace warren::broker {
 
 class MemoryAccount;
@@ -73,7 +75,10 @@ class Message {
   // The store id of a body stored once for several durable queues; 0 when each queue's index
   // entry holds the body inline. REQUIRES (setter): the message is not shared yet.
   uint64_t body_id() const { return body_id_; }
-  void set_body_id(uint64_t id) { body_id_ = id; }
+  void set_body_id(uint64_t id) {
+    WARREN_DCHECK(refs_.load(std::memory_order_relaxed) == 1);
+    body_id_ = id;
+  }
   // Where the message is counted (copies of it are counted there too).
   MemoryAccount* account() const { return account_; }
 

@@ -1,5 +1,7 @@
 #include "server/broker/message_stats.h"
 
+#include "common/dcheck.h"
+
 namespace warren::broker {
 
 const char* MessageStatName(MessageStat stat) {
@@ -43,6 +45,7 @@ double MessageStats::deliver_get_rate() const {
 }
 
 void MessageStats::Sample(MonoMillis now, MonoMillis interval, QueueDepth depth) {
+  WARREN_DCHECK(interval > 0);
   if (!sampled_) {
     sampled_at_ = now - interval;
     sampled_depth_ = depth;

@@ -39,7 +39,7 @@ void Persister::Commit() {
     // Nothing to write, but earlier batches may still be in flight: complete in order.
     storage::WriteBatch empty;
     if (store_ == nullptr) {
-      post_([this, ticket] { OnBatchDone(ticket, true); });
+      post_([this, ticket] { OnBatchDone(ticket, {}, true); });
       return;
     }
     batch_ = std::move(empty);
@@ -52,9 +52,14 @@ void Persister::Commit() {
   batch_ = storage::WriteBatch();
   batch.set_sync(true);
   store_->Submit(std::move(batch), [this, ticket, post = post_](const storage::Status& status) {
-    const bool ok = status.ok();
-    if (!ok) spdlog::error("store write failed: {}", status.ToString());
-    post([this, ticket, ok] { OnBatchDone(ticket, ok); });
+    std::string error;
+    if (!status.ok()) {
+      error = status.ToString();
+      spdlog::error("store write failed: {}", error);
+    }
+    post([this, ticket, error = std::move(error), resumable = status.ok() || status.IsNoSpace()] {
+      OnBatchDone(ticket, error, resumable);
+    });
   });
 }
 
@@ -62,7 +67,8 @@ void Persister::PausePublisher(std::weak_ptr<PublisherFlow> publisher) {
   paused_publishers_.push_back(std::move(publisher));
 }
 
-void Persister::OnBatchDone(uint64_t ticket, bool ok) {
+void Persister::OnBatchDone(uint64_t ticket, const std::string& error, bool resumable) {
+  const bool ok = error.empty();
   while (!inflight_.empty() && inflight_.front().first <= ticket) {
     inflight_bytes_ -= inflight_.front().second;
     inflight_.pop_front();
@@ -78,11 +84,13 @@ void Persister::OnBatchDone(uint64_t ticket, bool ok) {
   durable_ticket_ = ticket;
   if (!ok) ++stats_.batches_failed;
   failing_ = !ok;
+  failure_ = error;
   std::vector<std::weak_ptr<DurabilityListener>> listeners;
   listeners.swap(listeners_);
   for (auto& weak : listeners) {
     if (auto l = weak.lock()) l->OnDurable(ticket, ok);
   }
+  if (!resumable && on_fatal_) on_fatal_(error);
 }
 
 }  // namespace warren::broker

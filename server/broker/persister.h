@@ -15,6 +15,7 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <string>
 #include <unordered_map>
 #include <vector>
 
@@ -53,8 +54,14 @@ class Persister {
   storage::WriteBatch& batch();
   uint64_t open_ticket() const { return submitted_ticket_ + 1; }
   uint64_t durable_ticket() const { return durable_ticket_; }
-  // Whether the last failed batch left the store unable to make messages durable (disk full).
+  // Whether the last batch failed: the store cannot make messages durable (disk full, I/O error)
+  // until a later batch is written. failure() names the error then (empty otherwise).
   bool failing() const { return failing_; }
+  const std::string& failure() const { return failure_; }
+  // Runs on the broker thread when a batch fails with an error the store cannot resume from (any
+  // but a full disk, which the store resumes from once there is room): every later write would
+  // fail too, and a restart recovers what was confirmed from the WAL.
+  void set_on_fatal_failure(std::function<void(const std::string& error)> fn) { on_fatal_ = std::move(fn); }
 
   uint64_t NextQueueId() { return next_queue_id_++; }
   uint64_t NextBodyId() { return next_body_id_++; }
@@ -88,7 +95,8 @@ class Persister {
   const Stats& stats() const { return stats_; }
 
  private:
-  void OnBatchDone(uint64_t ticket, bool ok);
+  // `error` is empty when the batch was written.
+  void OnBatchDone(uint64_t ticket, const std::string& error, bool resumable);
 
   storage::Store* store_;
   Post post_;
@@ -97,6 +105,8 @@ class Persister {
   uint64_t submitted_ticket_ = 0;
   uint64_t durable_ticket_ = 0;
   bool failing_ = false;
+  std::string failure_;
+  std::function<void(const std::string&)> on_fatal_;
   uint64_t next_queue_id_ = 1;
   uint64_t next_body_id_ = 1;
   std::unordered_map<uint64_t, uint32_t> body_refs_;

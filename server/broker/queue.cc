@@ -4,6 +4,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "common/dcheck.h"
 #include "server/amqp/properties.h"
 #include "server/broker/queue_features.h"
 #include "server/broker/vhost.h"
@@ -74,6 +75,7 @@ bool Queue::Enqueue(MessageRef message) {
 }
 
 void Queue::Restore(QueuedMessage message) {
+  WARREN_DCHECK(message.seq >= next_seq_);
   next_seq_ = std::max(next_seq_, message.seq + 1);
   if (features_ != nullptr) return features_->Restore(std::move(message));
   ready_.push_back(std::move(message));
@@ -81,6 +83,7 @@ void Queue::Restore(QueuedMessage message) {
 }
 
 void Queue::RestorePaged(uint64_t seq) {
+  WARREN_DCHECK(seq >= next_seq_);
   next_seq_ = std::max(next_seq_, seq + 1);
   if (paged_count_++ == 0) paged_next_seq_ = seq;
 }
@@ -211,6 +214,7 @@ uint32_t Queue::Purge() {
 }
 
 void Queue::AddConsumer(Consumer* consumer, bool exclusive) {
+  WARREN_DCHECK(std::find(consumers_.begin(), consumers_.end(), consumer) == consumers_.end());
   consumers_.push_back(consumer);
   exclusive_consumer_ = exclusive;
   had_consumers_ = true;

@@ -2,6 +2,8 @@
 
 #include <re2/re2.h>
 
+#include "common/dcheck.h"
+
 namespace warren::broker {
 
 namespace {
@@ -59,6 +61,7 @@ std::vector<TopicPermission> TopicPermissionTable::List(std::string_view user, s
 
 bool TopicPermissionTable::Allows(std::string_view user, std::string_view vhost, std::string_view exchange,
                                   AccessKind access, std::string_view routing_key) const {
+  WARREN_DCHECK(access == AccessKind::kWrite || access == AccessKind::kRead);
   auto it = entries_.find(std::tuple{user, vhost, exchange});
   if (it == entries_.end()) return true;
   return (access == AccessKind::kWrite ? it->second.write : it->second.read).Matches(routing_key);

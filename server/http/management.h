@@ -47,6 +47,7 @@
 #include "server/broker/broker.h"
 
 namespace warren::net {
+class DiskMonitor;
 class Server;
 }
 
@@ -74,6 +75,9 @@ struct ManagementOptions {
   // Host header names accepted besides IP literals, localhost and this machine's hostname
   // (--management-allowed-hosts).
   std::vector<std::string> allowed_hosts;
+  // The data directory's free space for /api/nodes (disk_free, disk_free_limit); may be null.
+  // Owned by the broker thread, outlives the server.
+  const net::DiskMonitor* disk_monitor = nullptr;
 };
 
 class ManagementServer {

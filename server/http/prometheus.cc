@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 #include <httplib.h>
 
+#include "server/broker/persister.h"
 #include "server/http/handoff.h"
 #include "server/http/listener.h"
 #include "server/net/channel.h"
@@ -140,6 +141,15 @@ std::string RenderMetrics(broker::Broker& broker, const net::Server* server, con
     Header(out, "warren_store_batches_total", "counter", "Write batches written to the store");
     Sample(out, "warren_store_batches_total", stats.batches);
   }
+  const broker::Persister* persister = broker.persister();
+  Header(out, "warren_store_write_failing", "gauge",
+         "1 while the store's last write failed (disk full, I/O error): nothing persistent is confirmed");
+  Sample(out, "warren_store_write_failing", persister != nullptr && persister->failing() ? 1 : 0);
+  Header(out, "warren_store_write_failures_total", "counter", "Write batches the store failed to write");
+  Sample(out, "warren_store_write_failures_total", persister != nullptr ? persister->stats().batches_failed : 0);
+  Header(out, "warren_alarms_free_disk_space_watermark", "gauge",
+         "1 while the free disk space alarm is in effect (RabbitMQ's rabbitmq_alarms_free_disk_space_watermark)");
+  Sample(out, "warren_alarms_free_disk_space_watermark", server != nullptr && server->alarm() ? 1 : 0);
 
   Header(out, "warren_process_resident_memory_bytes", "gauge", "Resident memory of the server process");
   Sample(out, "warren_process_resident_memory_bytes", net::ResidentMemoryBytes());

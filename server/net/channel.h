@@ -32,6 +32,9 @@ struct MethodError {
   uint16_t method_id = 0;
 };
 
+template <typename T = void>
+using MethodResult = broker::Expected<T, MethodError>;
+
 class Channel final : public broker::DirectReplyTarget {
  public:
   Channel(Connection& connection, uint16_t id);
@@ -49,9 +52,9 @@ class Channel final : public broker::DirectReplyTarget {
   bool tx_mode() const { return tx_mode_; }
 
   // Each returns an error to close the channel (soft) or the connection (hard) with.
-  std::expected<void, MethodError> HandleMethod(const amqp::Method& method);
-  std::expected<void, MethodError> HandleContentHeader(const amqp::ContentHeader& header);
-  std::expected<void, MethodError> HandleContentBody(std::string_view chunk);
+  MethodResult<> HandleMethod(const amqp::Method& method);
+  MethodResult<> HandleContentHeader(const amqp::ContentHeader& header);
+  MethodResult<> HandleContentBody(std::string_view chunk);
 
   // Sends channel.close for a soft error and releases everything; frames other than
   // channel.close/close-ok are then ignored until the peer answers.
@@ -94,24 +97,24 @@ class Channel final : public broker::DirectReplyTarget {
   };
 
   template <typename M>
-  std::expected<void, MethodError> On(const M& m);
+  MethodResult<> On(const M& m);
   // The content of a publish is complete: route it now, or hold it for tx.commit.
-  std::expected<void, MethodError> FinishPublish();
+  MethodResult<> FinishPublish();
   template <typename M>
-  std::expected<void, MethodError> Permit(const broker::AccessRequest& request) const;
-  std::expected<void, MethodError> PermitPublish(std::string_view exchange, std::string_view routing_key);
-  std::expected<void, MethodError> Route(PendingPublish& publish);
+  MethodResult<> Permit(const broker::AccessRequest& request) const;
+  MethodResult<> PermitPublish(std::string_view exchange, std::string_view routing_key);
+  MethodResult<> Route(PendingPublish& publish);
   // The exchange a publish goes to: 404 when missing, 403 when internal.
-  std::expected<broker::Exchange*, MethodError> PublishExchange(std::string_view name);
+  MethodResult<broker::Exchange*> PublishExchange(std::string_view name);
   // RabbitMQ's checks of a publish's properties, made at the content header: a direct reply-to
   // without reply consumer (406), then broker::CheckPublishProperties (user_id, expiration).
-  std::expected<void, MethodError> CheckPublishHeader(std::string_view raw_properties);
+  MethodResult<> CheckPublishHeader(std::string_view raw_properties);
   // Content assembly holds `allocated` bytes for this channel's publish: charged to the
   // connection's cap (ConnectionLimits::max_assembly_bytes), 506 RESOURCE_ERROR past it.
-  std::expected<void, MethodError> ChargeAssembly(uint64_t allocated);
+  MethodResult<> ChargeAssembly(uint64_t allocated);
   // Drops the publish being assembled and releases its charge.
   void DropAssembly();
-  std::expected<void, MethodError> ConsumeDirectReply(const amqp::method::BasicConsume& consume);
+  MethodResult<> ConsumeDirectReply(const amqp::method::BasicConsume& consume);
   // Sends basic.nack for publish `seq` (x-overflow reject-publish) once the confirms before it went.
   void NackPublish(uint64_t seq);
   // An empty queue name means the last queue declared on this channel, as in the spec.
@@ -122,7 +125,6 @@ class Channel final : public broker::DirectReplyTarget {
   void PopSettled();
   void RequeueAll();
   void CancelConsumer(const std::string& tag, bool notify_client);
-  void ConfirmPublish();
 
   Connection& connection_;
   const uint16_t id_;

@@ -191,7 +191,7 @@ Status Channel::PermitPublish(std::string_view exchange, std::string_view routin
   return {};
 }
 
-std::expected<broker::Exchange*, MethodError> Channel::PublishExchange(std::string_view name) {
+MethodResult<broker::Exchange*> Channel::PublishExchange(std::string_view name) {
   auto ex = broker::FindPublishExchange(connection_.vhost(), name);
   if (!ex) return MethodFail<m::BasicPublish>(std::move(ex.error()));
   return *ex;

@@ -519,7 +519,7 @@ void Connection::HandleChannelFrame(uint8_t type, uint16_t channel_id, std::stri
     return CloseWithError(r::kChannelError, fmt::format("expected 'channel.open' on channel {}", channel_id),
                           class_id, method_id);
   }
-  std::expected<void, MethodError> result;
+  MethodResult<> result;
   if (method) {
     if (amqp::MethodIds(*method).first == m::ConnectionStart::kClassId) {
       auto [class_id, method_id] = amqp::MethodIds(*method);

@@ -26,6 +26,7 @@ class DiskMonitor {
   bool alarm() const { return alarm_; }
   // Free bytes at the last check.
   uint64_t free_bytes() const { return free_bytes_; }
+  uint64_t free_limit() const { return limit_; }
 
  private:
   void Check();

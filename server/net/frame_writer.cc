@@ -2,11 +2,13 @@
 
 #include <algorithm>
 
+#include "common/dcheck.h"
 #include "server/amqp/properties.h"
 
 namespace warren::net {
 
 void WriteContentFrames(OutputBuffer& out, uint16_t channel, uint32_t frame_max, const broker::MessageRef& message) {
+  WARREN_DCHECK(frame_max > amqp::kFrameOverhead);
   std::string& b = out.bytes();
   amqp::ByteWriter w(b);
   const size_t start = b.size();

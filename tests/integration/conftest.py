@@ -183,7 +183,7 @@ class WarrenServer:
         if data_dir is None:
             self._own_tmp = tempfile.TemporaryDirectory(prefix="warren-test-")
             data_dir = os.path.join(self._own_tmp.name, "data")
-            os.makedirs(data_dir)
+            os.makedirs(data_dir, mode=0o700)
         self.data_dir = data_dir
         self.user = user
         self.password = password

@@ -1,6 +1,8 @@
 #include <fmt/format.h>
 
+#include "server/broker/persister.h"
 #include "server/http/internal/api.h"
+#include "server/net/disk_monitor.h"
 #include "server/net/channel.h"
 #include "server/net/channel_consumer.h"
 #include "server/net/connection.h"
@@ -97,19 +99,29 @@ void Api::AddRuntimeRoutes() {
   On("GET", "consumers", list_consumers);
   On("GET", "consumers/*", list_consumers);
 
-  // The one node
+  // The one node. store_alarm / store_error (Warren's): the last store write failed, so nothing
+  // persistent can be confirmed until a write succeeds again.
   auto node = [this] {
     const broker::MemoryAccount& memory = broker_.memory();
-    return json{{"name", options_.node_name},
-                {"type", "disc"},
-                {"running", true},
-                {"disk_free_alarm", server_.alarm(net::ResourceAlarm::kDisk)},
-                {"mem_alarm", server_.alarm(net::ResourceAlarm::kMemory)},
-                // What the alarm compares with mem_limit: the accounted bytes (ARCHITECTURE.md).
-                {"mem_used", memory.total()},
-                {"mem_limit", memory.limit()},
-                {"mem_resident", net::ResidentMemoryBytes()},
-                {"cluster_links", json::array()}};
+    const broker::Persister* persister = broker_.persister();
+    const bool store_alarm = persister != nullptr && persister->failing();
+    json n{{"name", options_.node_name},
+           {"type", "disc"},
+           {"running", true},
+           {"disk_free_alarm", server_.alarm(net::ResourceAlarm::kDisk)},
+           {"mem_alarm", server_.alarm(net::ResourceAlarm::kMemory)},
+           // What the alarm compares with mem_limit: the accounted bytes (ARCHITECTURE.md).
+           {"mem_used", memory.total()},
+           {"mem_limit", memory.limit()},
+           {"mem_resident", net::ResidentMemoryBytes()},
+           {"store_alarm", store_alarm},
+           {"store_error", store_alarm ? json(persister->failure()) : json(nullptr)},
+           {"cluster_links", json::array()}};
+    if (options_.disk_monitor != nullptr) {
+      n["disk_free"] = options_.disk_monitor->free_bytes();
+      n["disk_free_limit"] = options_.disk_monitor->free_limit();
+    }
+    return n;
   };
   On("GET", "nodes", [node](Ctx&) { return JsonReply(json::array({node()})); });
   On("GET", "nodes/*", [this, node](Ctx& ctx) {
@@ -118,18 +130,30 @@ void Api::AddRuntimeRoutes() {
   });
   On("GET", "extensions", [](Ctx&) { return JsonReply(json::array()); });
 
-  // Health
-  // As RabbitMQ 3.10: 503 with every alarm in effect, {"status":"ok"} otherwise.
-  auto alarms = [this](std::string_view reason) {
+  // Health. As RabbitMQ 3.10: 503 with every alarm in effect, {"status":"ok"} otherwise. A failing
+  // store write is an alarm too (resource "store", Warren's) and, as in RabbitMQ, where a vhost
+  // whose message store fails is down, fails the virtual-hosts check.
+  auto store_failing = [this] { return broker_.persister() != nullptr && broker_.persister()->failing(); };
+  auto alarms = [this, store_failing](std::string_view reason) {
     json list = json::array();
     for (auto [alarm, resource] : {std::pair{net::ResourceAlarm::kMemory, "memory"}, {net::ResourceAlarm::kDisk, "disk"}}) {
       if (server_.alarm(alarm)) list.push_back(json{{"node", options_.node_name}, {"resource", resource}});
     }
+    if (store_failing()) list.push_back(json{{"node", options_.node_name}, {"resource", "store"}});
     if (list.empty()) return JsonReply(json{{"status", "ok"}});
     return JsonReply(json{{"status", "failed"}, {"reason", reason}, {"alarms", std::move(list)}}, 503);
   };
   On("GET", "health/checks/alarms", [alarms](Ctx&) { return alarms("There are alarms in effect in the cluster"); });
   On("GET", "health/checks/local-alarms", [alarms](Ctx&) { return alarms("There are alarms in effect on the node"); });
+  On("GET", "health/checks/virtual-hosts", [this, store_failing](Ctx&) {
+    if (store_failing()) {
+      return JsonReply(json{{"status", "failed"},
+                            {"reason", "Some virtual hosts are down"},
+                            {"virtual-hosts", broker_.ListVhosts()}},
+                       503);
+    }
+    return JsonReply(json{{"status", "ok"}});
+  });
 }
 
 Reply Api::Overview(Ctx& ctx) {

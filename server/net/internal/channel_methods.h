@@ -23,7 +23,7 @@ namespace r = amqp::reply;
 namespace m = amqp::method;
 using broker::Error;
 using Op = broker::Operation;
-using Status = std::expected<void, MethodError>;
+using Status = MethodResult<>;
 
 // A broker error as the failure of method M.
 template <typename M>

@@ -1,0 +1,118 @@
+// Persister: how a failing store shows (failing(), failure()) and which failures are fatal.
+#include "server/broker/persister.h"
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <rocksdb/env.h>
+
+#include "storage/fault_injection_fs.h"
+#include "storage/test_util.h"
+
+namespace warren::broker {
+namespace {
+
+// Stands in for the broker thread: completions posted from the store's writer thread wait here
+// until the test runs them.
+class PostedQueue {
+ public:
+  Persister::Post post() {
+    return [this](std::function<void()> fn) {
+      std::lock_guard lock(mu_);
+      fns_.push_back(std::move(fn));
+    };
+  }
+  // Runs what was posted until `done` holds (at most 10 s).
+  bool RunUntil(const std::function<bool()>& done) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (!done()) {
+      if (std::chrono::steady_clock::now() > deadline) return false;
+      std::vector<std::function<void()>> fns;
+      {
+        std::lock_guard lock(mu_);
+        fns.swap(fns_);
+      }
+      for (auto& fn : fns) fn();
+      if (fns.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return true;
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<std::function<void()>> fns_;
+};
+
+struct FaultyStore {
+  FaultyStore() : fs(std::make_shared<storage::FaultInjectionFS>(rocksdb::FileSystem::Default())),
+                  env(rocksdb::NewCompositeEnv(fs)) {
+    storage::StoreOptions o;
+    o.dir = dir.path();
+    o.env = env.get();
+    store = storage::testing::OpenOrDie(o);
+  }
+  storage::testing::TempDir dir;
+  std::shared_ptr<storage::FaultInjectionFS> fs;
+  std::unique_ptr<rocksdb::Env> env;
+  std::unique_ptr<storage::Store> store;
+};
+
+// Writes one message and waits for its batch to complete.
+void WriteOne(Persister& persister, PostedQueue& posted, uint64_t seq) {
+  const uint64_t ticket = persister.open_ticket();
+  persister.batch().PutMessage(1, seq, storage::MessageData{"", "q", "", "body"});
+  ASSERT_TRUE(posted.RunUntil([&] { return persister.durable_ticket() >= ticket; }));
+}
+
+TEST(PersisterTest, FullDiskFailsUntilAWriteSucceedsAndIsNotFatal) {
+  PostedQueue posted;  // outlives the store, which may still post completions while closing
+  FaultyStore f;
+  Persister persister(f.store.get(), posted.post());
+  int fatal = 0;
+  persister.set_on_fatal_failure([&](const std::string&) { ++fatal; });
+  WriteOne(persister, posted, 1);
+  EXPECT_FALSE(persister.failing());
+  EXPECT_EQ(persister.failure(), "");
+
+  f.fs->SetNoSpace(true);
+  WriteOne(persister, posted, 2);
+  EXPECT_TRUE(persister.failing());
+  EXPECT_NE(persister.failure().find("space"), std::string::npos) << persister.failure();
+  EXPECT_EQ(persister.stats().batches_failed, 1u);
+  EXPECT_EQ(fatal, 0) << "a full disk is resumed from, not fatal";
+
+  f.fs->SetNoSpace(false);
+  uint64_t seq = 3;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  do {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));  // the store retries Resume every 200 ms
+    WriteOne(persister, posted, seq++);
+  } while (persister.failing() && std::chrono::steady_clock::now() < deadline);
+  EXPECT_FALSE(persister.failing());
+  EXPECT_EQ(persister.failure(), "");
+  EXPECT_EQ(fatal, 0);
+}
+
+TEST(PersisterTest, IOErrorIsFatal) {
+  PostedQueue posted;  // outlives the store, which may still post completions while closing
+  FaultyStore f;
+  Persister persister(f.store.get(), posted.post());
+  std::vector<std::string> fatal;
+  persister.set_on_fatal_failure([&](const std::string& error) { fatal.push_back(error); });
+  f.fs->SetActive(false);
+  WriteOne(persister, posted, 1);
+  EXPECT_TRUE(persister.failing());
+  ASSERT_EQ(fatal.size(), 1u);
+  EXPECT_EQ(fatal[0], persister.failure());
+  EXPECT_NE(fatal[0].find("IO"), std::string::npos) << fatal[0];
+  f.fs->SetActive(true);
+}
+
+}  // namespace
+}  // namespace warren::broker
