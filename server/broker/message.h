@@ -126,8 +126,9 @@ class MessageBuilder {
   MessageBuilder(std::string_view exchange, std::string_view routing_key, std::string_view raw_properties,
                  uint64_t body_size, MemoryAccount* account);
   ~MessageBuilder();
-  MessageBuilder(const MessageBuilder&) = delete;
-  MessageBuilder& operator=(const MessageBuilder&) = delete;
+  MessageBuilder(MessageBuilder&& o) noexcept
+      : message_(std::move(o.message_)), capacity_(o.capacity_), account_(o.account_) {}
+  MessageBuilder& operator=(MessageBuilder&&) = delete;
 
   // Bytes allocated for this message so far (header, properties and body room).
   uint64_t allocated() const;

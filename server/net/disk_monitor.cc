@@ -14,27 +14,10 @@ constexpr auto kInterval = std::chrono::milliseconds(250);
 
 DiskMonitor::DiskMonitor(asio::io_context& io, std::string path, uint64_t free_limit_bytes,
                          std::function<void(bool)> on_change)
-    : timer_(io), path_(std::move(path)), limit_(free_limit_bytes), on_change_(std::move(on_change)) {}
-
-void DiskMonitor::Start() {
-  Check();
-  Schedule();
-}
-
-void DiskMonitor::Stop() {
-  stopped_ = true;
-  timer_.cancel();
-}
-
-void DiskMonitor::Schedule() {
-  if (stopped_) return;
-  timer_.expires_after(kInterval);
-  timer_.async_wait([this](const asio::error_code& ec) {
-    if (ec) return;
-    Check();
-    Schedule();
-  });
-}
+    : path_(std::move(path)),
+      limit_(free_limit_bytes),
+      on_change_(std::move(on_change)),
+      checks_(io, kInterval, [this] { Check(); }) {}
 
 void DiskMonitor::Check() {
   struct statvfs st {};

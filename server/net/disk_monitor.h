@@ -11,7 +11,8 @@
 #include <string>
 
 #include <asio/io_context.hpp>
-#include <asio/steady_timer.hpp>
+
+#include "server/net/periodic_check.h"
 
 namespace warren::net {
 
@@ -21,8 +22,8 @@ class DiskMonitor {
   DiskMonitor(asio::io_context& io, std::string path, uint64_t free_limit_bytes,
               std::function<void(bool alarm)> on_change);
 
-  void Start();
-  void Stop();
+  void Start() { checks_.Start(); }
+  void Stop() { checks_.Stop(); }
   bool alarm() const { return alarm_; }
   // Free bytes at the last check.
   uint64_t free_bytes() const { return free_bytes_; }
@@ -30,15 +31,13 @@ class DiskMonitor {
 
  private:
   void Check();
-  void Schedule();
 
-  asio::steady_timer timer_;
   std::string path_;
   uint64_t limit_;
   std::function<void(bool)> on_change_;
   uint64_t free_bytes_ = 0;
   bool alarm_ = false;
-  bool stopped_ = false;
+  PeriodicCheck checks_;
 };
 
 }  // namespace warren::net

@@ -52,7 +52,7 @@ TEST(FrameWriterTest, MethodFrameHasTypeChannelSizeAndEnd) {
 TEST(FrameWriterTest, ContentIsSplitSoNoFrameExceedsFrameMax) {
   const uint32_t frame_max = 4096;
   const std::string body(3 * (frame_max - amqp::kFrameOverhead) + 5, 'b');
-  broker::MessageRef msg = broker::Message::Create("x", "rk", std::string(2, '\0'), body.size());
+  broker::MessageRef msg = broker::Message::Create("x", "rk", std::string(2, '\0'), body.size(), nullptr);
   msg->FillBody(body);
   OutputBuffer out;
   WriteContentFrames(out, 3, frame_max, msg);
@@ -71,7 +71,7 @@ TEST(FrameWriterTest, ContentIsSplitSoNoFrameExceedsFrameMax) {
 }
 
 TEST(FrameWriterTest, EmptyBodyHasOnlyTheHeaderFrame) {
-  broker::MessageRef msg = broker::Message::Create("x", "rk", std::string(2, '\0'), 0);
+  broker::MessageRef msg = broker::Message::Create("x", "rk", std::string(2, '\0'), 0, nullptr);
   OutputBuffer out;
   WriteContentFrames(out, 1, 4096, msg);
   EXPECT_EQ(Frames(Concat(out), 4096).size(), 1u);

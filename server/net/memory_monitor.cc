@@ -37,35 +37,15 @@ std::optional<std::string> ReadFile(const std::string& path) {
 
 MemoryMonitor::MemoryMonitor(asio::io_context& io, broker::MemoryAccount& account,
                              std::function<void(bool)> on_change)
-    : io_(io), timer_(io), account_(account), on_change_(std::move(on_change)) {
+    : io_(io), account_(account), on_change_(std::move(on_change)), checks_(io, kInterval, [this] { Check(); }) {
   // Runs inside an accounting update: only post, the check runs on a fresh stack.
   account_.set_on_limit_reached([this] { asio::post(io_, [this] { Check(); }); });
 }
 
 MemoryMonitor::~MemoryMonitor() { account_.set_on_limit_reached(nullptr); }
 
-void MemoryMonitor::Start() {
-  Check();
-  Schedule();
-}
-
-void MemoryMonitor::Stop() {
-  stopped_ = true;
-  timer_.cancel();
-}
-
-void MemoryMonitor::Schedule() {
-  if (stopped_) return;
-  timer_.expires_after(kInterval);
-  timer_.async_wait([this](const asio::error_code& ec) {
-    if (ec) return;
-    Check();
-    Schedule();
-  });
-}
-
 void MemoryMonitor::Check() {
-  if (stopped_) return;
+  if (checks_.stopped()) return;
   resident_bytes_ = ResidentMemoryBytes();
   const bool alarm = account_.over_limit();
   // While over, the hook stays silent; once below, the next update reaching the limit reports.

@@ -17,9 +17,9 @@
 #include <vector>
 
 #include <asio/io_context.hpp>
-#include <asio/steady_timer.hpp>
 
 #include "server/broker/memory.h"
+#include "server/net/periodic_check.h"
 
 namespace warren::net {
 
@@ -29,23 +29,21 @@ class MemoryMonitor {
   MemoryMonitor(asio::io_context& io, broker::MemoryAccount& account, std::function<void(bool alarm)> on_change);
   ~MemoryMonitor();
 
-  void Start();
-  void Stop();
+  void Start() { checks_.Start(); }
+  void Stop() { checks_.Stop(); }
   bool alarm() const { return alarm_; }
   // Resident memory at the last check.
   uint64_t resident_bytes() const { return resident_bytes_; }
 
  private:
   void Check();
-  void Schedule();
 
   asio::io_context& io_;
-  asio::steady_timer timer_;
   broker::MemoryAccount& account_;
   std::function<void(bool)> on_change_;
   uint64_t resident_bytes_ = 0;
   bool alarm_ = false;
-  bool stopped_ = false;
+  PeriodicCheck checks_;
 };
 
 // The process's resident set size (/proc/self/statm); 0 when unreadable.

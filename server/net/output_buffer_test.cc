@@ -8,7 +8,7 @@ namespace warren::net {
 namespace {
 
 broker::MessageRef MessageWithBody(const std::string& body) {
-  broker::MessageRef m = broker::Message::Create("x", "rk", std::string(2, '\0'), body.size());
+  broker::MessageRef m = broker::Message::Create("x", "rk", std::string(2, '\0'), body.size(), nullptr);
   m->FillBody(body);
   return m;
 }

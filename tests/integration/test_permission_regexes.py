@@ -76,7 +76,8 @@ def test_huge_names_and_keys_over_http_get_4xx(server_factory):
                           {"routing_key": huge, "payload": "x", "payload_encoding": "string", "properties": {}})
     assert status == 400, body
     for path in ("queues/%2F/", "exchanges/%2F/", "vhosts/", "users/"):
-        status, _, _ = api(srv, "PUT", path + huge, {"type": "direct", "password": "p"})
+        # 10 KB: a 100 KB name would not fit the front door's 32 KiB request head (431, tested there).
+        status, _, _ = api(srv, "PUT", path + huge[:10 * 1024], {"type": "direct", "password": "p"})
         assert 400 <= status < 500, (path, status)
     assert api(srv, "GET", "bindings/%2F/e/amq.topic/q/bq")[1] == []
     wutil.assert_healthy(srv)
