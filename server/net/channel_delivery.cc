@@ -139,16 +139,19 @@ void Channel::PopSettled() {
 }
 
 void Channel::RequeueAll() {
-  std::vector<broker::Queue*> touched;
+  // Owning references: clearing unacked_ may drop the last one to a deleted queue.
+  std::vector<std::shared_ptr<broker::Queue>> touched;
   for (size_t i = unacked_.size(); i-- > 0;) {
     Unacked& u = unacked_[i];
     if (u.settled) continue;
-    if (std::find(touched.begin(), touched.end(), u.queue.get()) == touched.end()) touched.push_back(u.queue.get());
+    if (std::find(touched.begin(), touched.end(), u.queue) == touched.end()) touched.push_back(u.queue);
     ApplySettle(u, SettleKind::kRequeue);
   }
   unacked_.clear();
   tx_has_settles_ = false;
-  for (broker::Queue* q : touched) q->Dispatch();
+  for (const auto& q : touched) {
+    if (!q->deleted()) q->Dispatch();
+  }
   ResumeConsumers();
 }
 
