@@ -57,15 +57,20 @@ def pytest_configure(config):
                             "(custom flags, restarts, seed users); skipped in external mode")
     config.addinivalue_line("markers", "slow: takes noticeably longer than the rest (still run)")
     config.addinivalue_line("markers", "soak: a long load test; skipped in sanitizer builds (WARREN_SANITIZER)")
+    config.addinivalue_line("markers", "measures_rss: bounds the server's resident memory; skipped in sanitizer "
+                            "builds, whose shadow memory and freed-memory quarantine inflate it")
     config.addinivalue_line("markers", "timeout(seconds): per-test time limit (default %d)" % DEFAULT_TIMEOUT)
 
 
 def pytest_collection_modifyitems(config, items):
     if SANITIZER:
         soak = pytest.mark.skip(reason="soak test; skipped in sanitizer builds")
+        rss = pytest.mark.skip(reason="bounds resident memory, which a sanitizer's allocator inflates")
         for item in items:
             if "soak" in item.keywords:
                 item.add_marker(soak)
+            if "measures_rss" in item.keywords:
+                item.add_marker(rss)
     if not EXTERNAL:
         return
     skip = pytest.mark.skip(reason="needs its own Warren server; skipped in external mode")

@@ -38,6 +38,7 @@ def reply_name(srv, requester_publish, service):
         wutil.close_quietly(responder)
 
 
+@pytest.mark.measures_rss
 @pytest.mark.needs_own_server
 @pytest.mark.timeout(180)
 def test_replies_to_a_client_that_stops_reading_are_dropped_with_bounded_memory(own_server, uniq):

@@ -115,6 +115,7 @@ def test_frame_over_4096_octets_before_tune_ok_is_closed_silently(server):
     wutil.assert_healthy(server)
 
 
+@pytest.mark.measures_rss
 @pytest.mark.needs_own_server
 def test_handshaking_sockets_cost_little_memory(server_factory):
     srv = server_factory()

@@ -56,6 +56,7 @@ def rss(srv):
     raise AssertionError("no VmRSS")
 
 
+@pytest.mark.measures_rss
 def test_publishers_blocked_past_the_watermark_until_a_consumer_drains(server_factory, uniq):
     limit = 48 * MiB
     # Windows larger than the limit: the backlog stays in memory, so it reaches the watermark.
