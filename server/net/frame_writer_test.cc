@@ -4,20 +4,14 @@
 
 #include <string>
 
+#include "server/net/output_buffer_testing.h"
+
 #include "server/amqp/frame_parser.h"
 
 namespace warren::net {
 namespace {
 
 namespace m = amqp::method;
-
-std::string Concat(const OutputBuffer& out) {
-  std::vector<asio::const_buffer> buffers;
-  out.Buffers(buffers);
-  std::string all;
-  for (const auto& b : buffers) all.append(static_cast<const char*>(b.data()), b.size());
-  return all;
-}
 
 // Splits `bytes` into frames (views into it); every frame must parse whole.
 std::vector<amqp::Frame> Frames(const std::string& bytes, uint32_t frame_max) {
@@ -38,7 +32,7 @@ std::vector<amqp::Frame> Frames(const std::string& bytes, uint32_t frame_max) {
 TEST(FrameWriterTest, MethodFrameHasTypeChannelSizeAndEnd) {
   OutputBuffer out;
   WriteMethodFrame(out, 7, m::ChannelOpenOk{});
-  const std::string bytes = Concat(out);
+  const std::string bytes = testing::GatheredBytes(out);
   auto frames = Frames(bytes, 4096);
   ASSERT_EQ(frames.size(), 1u);
   EXPECT_EQ(frames[0].type, amqp::kFrameMethod);
@@ -56,7 +50,7 @@ TEST(FrameWriterTest, ContentIsSplitSoNoFrameExceedsFrameMax) {
   msg->FillBody(body);
   OutputBuffer out;
   WriteContentFrames(out, 3, frame_max, msg);
-  const std::string bytes = Concat(out);
+  const std::string bytes = testing::GatheredBytes(out);
   auto frames = Frames(bytes, frame_max);
   ASSERT_EQ(frames.size(), 1u + 4u);  // header + 3 full bodies + 5 octets
   EXPECT_EQ(frames[0].type, amqp::kFrameHeader);
@@ -74,7 +68,7 @@ TEST(FrameWriterTest, EmptyBodyHasOnlyTheHeaderFrame) {
   broker::MessageRef msg = broker::Message::Create("x", "rk", std::string(2, '\0'), 0, nullptr);
   OutputBuffer out;
   WriteContentFrames(out, 1, 4096, msg);
-  EXPECT_EQ(Frames(Concat(out), 4096).size(), 1u);
+  EXPECT_EQ(Frames(testing::GatheredBytes(out), 4096).size(), 1u);
 }
 
 TEST(FrameWriterTest, HeartbeatIsAnEmptyFrameOnChannelZero) {

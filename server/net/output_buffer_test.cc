@@ -4,6 +4,8 @@
 
 #include <string>
 
+#include "server/net/output_buffer_testing.h"
+
 namespace warren::net {
 namespace {
 
@@ -11,14 +13,6 @@ broker::MessageRef MessageWithBody(const std::string& body) {
   broker::MessageRef m = broker::Message::Create("x", "rk", std::string(2, '\0'), body.size(), nullptr);
   m->FillBody(body);
   return m;
-}
-
-std::string Concat(const OutputBuffer& out) {
-  std::vector<asio::const_buffer> buffers;
-  out.Buffers(buffers);
-  std::string all;
-  for (const auto& b : buffers) all.append(static_cast<const char*>(b.data()), b.size());
-  return all;
 }
 
 TEST(OutputBufferTest, SmallBodiesAreCopiedLargeOnesReferencedInOrder) {
@@ -36,7 +30,7 @@ TEST(OutputBufferTest, SmallBodiesAreCopiedLargeOnesReferencedInOrder) {
   out.Buffers(buffers);
   ASSERT_EQ(buffers.size(), 3u);  // "AtinyB", the referenced body, "C"
   EXPECT_EQ(buffers[1].data(), big->body().data());  // not copied
-  EXPECT_EQ(Concat(out), "AtinyB" + large + "C");
+  EXPECT_EQ(testing::GatheredBytes(out), "AtinyB" + large + "C");
 }
 
 TEST(OutputBufferTest, ReferenceKeepsTheMessageAliveUntilClear) {
@@ -45,7 +39,7 @@ TEST(OutputBufferTest, ReferenceKeepsTheMessageAliveUntilClear) {
     broker::MessageRef big = MessageWithBody(std::string(10000, 'z'));
     out.AppendBody(big->body(), big);
   }  // the buffer's pin is the only reference left
-  EXPECT_EQ(Concat(out), std::string(10000, 'z'));
+  EXPECT_EQ(testing::GatheredBytes(out), std::string(10000, 'z'));
   out.Clear();
   EXPECT_TRUE(out.empty());
   std::vector<asio::const_buffer> buffers;
