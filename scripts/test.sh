@@ -60,6 +60,11 @@ count() {
   passed=$((passed + p))
   failed=$((failed + f))
   note "$phase" "$line"
+  # The names, so that the summary at the end of a long log says what to look for.
+  local name
+  while read -r name; do
+    [ -n "$name" ] && note "$phase" "  failed: $name"
+  done < <(sed -nE -e 's/^[[:space:]]*[0-9]+ - (.*)$/\1/p' -e 's/^(FAILED|ERROR) (.*)$/\2/p' "$log" | sort -u)
 }
 
 # reports PHASE DIR: fails the phase for every sanitizer report a process left in DIR.
