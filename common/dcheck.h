@@ -1,6 +1,7 @@
 // WARREN_DCHECK(condition): checks a `// REQUIRES:` precondition in debug builds (NDEBUG not
-// defined): a violated one prints the condition and where it is, then aborts. In release builds
-// the condition is not evaluated (only type-checked), so it costs nothing on hot paths.
+// defined) and in the sanitizer builds (WARREN_DCHECK_ALWAYS_ON, set by CMake): a violated one
+// prints the condition and where it is, then aborts. In release builds the condition is not
+// evaluated (only type-checked), so it costs nothing on hot paths.
 //
 // Use it for what a caller must guarantee, never for input from the network or the disk: those
 // get an error.
@@ -9,7 +10,7 @@
 #include <cstdio>
 #include <cstdlib>
 
-#ifdef NDEBUG
+#if defined(NDEBUG) && !defined(WARREN_DCHECK_ALWAYS_ON)
 #define WARREN_DCHECK(condition) static_cast<void>(sizeof(!(condition)))
 #else
 #define WARREN_DCHECK(condition) \
