@@ -1,7 +1,9 @@
 """Low disk: with the data directory on a small tmpfs, publishing persistent messages with
 confirms fills it until the disk alarm blocks the publisher (connection.blocked); nothing that
-was confirmed is lost, the server keeps serving consumers, and it restarts cleanly. Needs root
-to mount the tmpfs (CI runs as root)."""
+was confirmed is lost, the server keeps serving consumers, and it restarts cleanly. Without the
+alarm the disk fills up under the store: the publish that cannot be written is nacked, the
+store alarm is raised, and a stop exits 1. Needs root to mount the tmpfs (CI runs as root)."""
+import json
 import os
 import subprocess
 import time
@@ -10,6 +12,7 @@ import pika
 import pytest
 
 import wutil
+from test_store_safety import get
 
 pytestmark = [pytest.mark.needs_own_server, pytest.mark.timeout(120)]
 
@@ -67,4 +70,34 @@ def test_low_disk_blocks_publishers_and_loses_nothing_confirmed(server_factory, 
     srv.restart()
     conn = wutil.connect(srv)
     assert conn.channel().queue_declare("fill", durable=True, passive=True).method.message_count >= confirmed - 1
+    conn.close()
+
+
+def test_disk_full_under_the_store_nacks_raises_the_store_alarm_and_exits_1(server_factory, small_disk):
+    # Before RocksDB's info log became Warren's (storage/info_log.h), the first line it logged
+    # after the WAL's ENOSPC aborted the process on an assertion in Debian's RocksDB 7.8.
+    srv = server_factory(data_dir=str(small_disk / "data"), extra_args=["--disk-free-limit", "1"])
+    conn = wutil.connect(srv)
+    ch = conn.channel()
+    ch.queue_declare("fill", durable=True)
+    ch.confirm_delivery()
+    body = b"d" * 65536
+    confirmed = 0
+    with pytest.raises(pika.exceptions.NackError):
+        for _ in range(10000):
+            ch.basic_publish("", "fill", body, pika.BasicProperties(delivery_mode=2))
+            confirmed += 1
+    wutil.close_quietly(conn)
+    assert confirmed > 10 and srv.is_running()
+    assert "No space left on device" in json.loads(get(srv, "api/nodes")[1])[0]["store_error"]
+    status, text = get(srv, "api/health/checks/alarms")
+    assert status == 503 and '"resource":"store"' in text, text
+    assert srv.stop() == 1
+    assert "stopped with the store failing" in srv.log_text()
+
+    r = subprocess.run(["mount", "-o", "remount,size=512m", str(small_disk)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    srv.start()
+    conn = wutil.connect(srv)
+    assert conn.channel().queue_declare("fill", durable=True, passive=True).method.message_count >= confirmed
     conn.close()
