@@ -4,9 +4,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
+#include <functional>
 #include <thread>
 #include <vector>
 
@@ -30,7 +32,7 @@ void InfoLog::OpenLocked() {
 
 void InfoLog::RotateLocked() {
   if (fd_ >= 0) ::close(fd_);
-  std::rename(path_.c_str(), (path_ + ".old").c_str());  // failing: LOG grows on, still bounded by the disk
+  std::rename(path_.c_str(), (path_ + ".old").c_str());  // if it fails, LOG is reopened and grows on
   OpenLocked();
 }
 
