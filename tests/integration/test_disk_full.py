@@ -24,11 +24,20 @@ BODY = b"d" * 65536
 
 @pytest.fixture
 def small_disk(tmp_path):
+    yield from tmpfs(tmp_path, TMPFS_SIZE)
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    yield from tmpfs(tmp_path, "40m")  # full before a memtable flush
+
+
+def tmpfs(tmp_path, size):
     mnt = tmp_path / "disk"
     mnt.mkdir()
     if os.geteuid() != 0:
         pytest.skip("mounting a tmpfs needs root")
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=" + TMPFS_SIZE, "tmpfs", str(mnt)],
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=" + size, "tmpfs", str(mnt)],
                        capture_output=True, text=True)
     if r.returncode != 0:
         pytest.skip("cannot mount a tmpfs here: " + r.stderr.strip())
@@ -105,22 +114,22 @@ def assert_kept(srv, confirmed):
     conn.close()
 
 
-def test_disk_full_under_the_store_nacks_raises_the_store_alarm_and_exits_1(server_factory, small_disk):
+def test_disk_full_under_the_store_nacks_raises_the_store_alarm_and_exits_1(server_factory, tiny_disk):
     # Before RocksDB's info log became Warren's (storage/info_log.h), the first line it logged
     # after the WAL's ENOSPC aborted the process on an assertion in Debian's RocksDB 7.8.
-    srv = server_factory(data_dir=str(small_disk / "data"), extra_args=["--disk-free-limit", "1"])
+    srv = server_factory(data_dir=str(tiny_disk / "data"), extra_args=["--disk-free-limit", "1"])
     confirmed = fill_until_nacked(srv)
     assert srv.stop() == 1
     assert "stopped with the store failing" in srv.log_text()
-    grow(small_disk)
+    grow(tiny_disk)
     srv.start()
     assert_kept(srv, confirmed)
 
 
-def test_disk_full_under_the_store_heals_in_place_once_there_is_room(server_factory, small_disk):
-    srv = server_factory(data_dir=str(small_disk / "data"), extra_args=["--disk-free-limit", "1"])
+def test_disk_full_under_the_store_heals_in_place_once_there_is_room(server_factory, tiny_disk):
+    srv = server_factory(data_dir=str(tiny_disk / "data"), extra_args=["--disk-free-limit", "1"])
     confirmed = fill_until_nacked(srv)
-    grow(small_disk)
+    grow(tiny_disk)
     conn = wutil.connect(srv)
     ch = conn.channel()
     ch.confirm_delivery()
