@@ -67,6 +67,7 @@ rocksdb::DBOptions MakeDBOptions(const StoreOptions& options) {
   // Smooth the writeback of flushed and compacted tables instead of one large fsync at the end.
   d.bytes_per_sync = 1 * kMiB;
   d.listeners.push_back(std::make_shared<NoAutoRecovery>());
+  // The info logs of read-only opens; a writable store logs through InfoLog (store_open.cc).
   d.keep_log_file_num = 4;
   d.max_log_file_size = 16 * kMiB;
   return d;

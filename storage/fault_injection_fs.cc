@@ -129,7 +129,7 @@ std::string FaultInjectionFS::DirOf(const std::string& path) {
 }
 
 IOStatus FaultInjectionFS::Check() const {
-  if (!active_) return IOStatus::IOError("FaultInjectionFS: simulated crash");
+  if (!active_) return IOStatus::IOError("FaultInjectionFS: simulated I/O error");
   if (no_space_) return IOStatus::NoSpace("FaultInjectionFS: simulated full disk");
   return IOStatus::OK();
 }

@@ -13,7 +13,8 @@
 // CutPower does that for a whole process (the power-cut server build, tests/power_cut/):
 // it applies the same image in place and stops every later write; the process then exits
 // without closing anything.
-// SetActive(false) and SetNoSpace(true) make every write fail, for error-path tests.
+// SetActive(false) and SetNoSpace(true) make every write fail, Stall every write wait, for
+// error-path tests.
 //
 // Thread-safety: thread-safe; RocksDB calls it from its writer and background threads.
 #pragma once
@@ -65,6 +66,10 @@ class FaultInjectionFS : public rocksdb::FileSystemWrapper {
   bool active() const { return active_; }
   // true: the disk is full; what would fail while inactive fails with NoSpace instead.
   void SetNoSpace(bool no_space) { no_space_ = no_space; }
+  // A disk that stops answering: every later write, sync, create, rename or delete waits
+  // (one under way finishes first) until the returned lock is released, by the thread that
+  // took it. CopyDurableState and CutPower wait for it too.
+  std::unique_lock<std::shared_mutex> Stall() { return std::unique_lock<std::shared_mutex>(io_mu_); }
 
   // Copies the post-crash image of directory `dir` (flat, as a RocksDB directory is) into
   // `dst` (created), without changing `dir` or the tracking. rng == nullptr drops every

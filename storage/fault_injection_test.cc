@@ -4,6 +4,7 @@
 //   - every batch is there in full or not at all (also across column families);
 //   - what survives is a prefix of each submitter's batches (batches apply in order).
 #include <atomic>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <cstdio>
@@ -362,6 +363,27 @@ TEST(FaultInjectionTest, CutPowerInPlace) {
   EXPECT_EQ(cut.files_cut, 1u);
   EXPECT_EQ(cut.files_removed, 0u);
   EXPECT_EQ(cut.files_restored, 0u);
+}
+
+// Stall: a write from another thread waits until the lock is released, then goes through.
+TEST(FaultInjectionTest, StallHoldsWritesUntilReleased) {
+  TempDir dir;
+  auto fs = std::make_shared<FaultInjectionFS>(rocksdb::FileSystem::Default());
+  rocksdb::IOOptions io;
+  std::unique_ptr<rocksdb::FSWritableFile> f;
+  ASSERT_TRUE(fs->NewWritableFile(dir.Sub("f"), rocksdb::FileOptions(), &f, nullptr).ok());
+  std::unique_lock<std::shared_mutex> stall = fs->Stall();
+  std::atomic<bool> written{false};
+  std::thread writer([&] {
+    EXPECT_TRUE(f->Append("data", io, nullptr).ok());
+    written = true;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_FALSE(written.load());
+  stall.unlock();
+  writer.join();
+  EXPECT_TRUE(written.load());
+  EXPECT_EQ(std::filesystem::file_size(dir.Sub("f")), 4u);
 }
 
 }  // namespace

@@ -16,6 +16,7 @@
 #include <rocksdb/db.h>
 
 #include "storage/db_options.h"
+#include "storage/info_log.h"
 #include "storage/store.h"
 
 namespace warren::storage {
@@ -308,6 +309,7 @@ Status Store::OpenDB() {
     secondary_dir_ = tmpl;
     os = rocksdb::DB::OpenAsSecondary(dbo, dir, secondary_dir_, descs, &handles_, &raw);
   } else {
+    dbo.info_log = std::make_shared<InfoLog>(dir);  // why not RocksDB's own: info_log.h
     os = rocksdb::DB::Open(dbo, dir, descs, &handles_, &raw);
     if (IsLockError(os, dir)) return InUseError(os, dir);
     if (os.IsCorruption() && !options_.truncate_corrupt_wal && OpensWithWalTruncated(options_, descs)) {

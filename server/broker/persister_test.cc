@@ -1,10 +1,12 @@
-// Persister: how a failing store shows (failing(), failure()) and which failures are fatal.
+// Persister: how a failing store shows (failing(), failure()), which failures are fatal, and the
+// back-pressure of a store that falls behind.
 #include "server/broker/persister.h"
 
 #include <chrono>
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <shared_mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -112,6 +114,42 @@ TEST(PersisterTest, IOErrorIsFatal) {
   EXPECT_EQ(fatal[0], persister.failure());
   EXPECT_NE(fatal[0].find("IO"), std::string::npos) << fatal[0];
   f.fs->SetActive(true);
+}
+
+class CountingPublisher final : public PublisherFlow {
+ public:
+  void ResumePublishing() override { ++resumed; }
+  int resumed = 0;
+};
+
+// A disk that stops answering: what is submitted piles up until the Persister is congested (what
+// pauses AMQP publishers and makes HTTP publish answer 503); a paused publisher resumes once
+// the writer is down to kDrainedBytes, and every batch is then written.
+TEST(PersisterTest, AStalledStoreCongestsAndResumesPausedPublishersWhenDrained) {
+  PostedQueue posted;
+  FaultyStore f;
+  Persister persister(f.store.get(), posted.post());
+  const std::string body(64 * 1024, 'b');
+  std::unique_lock<std::shared_mutex> stall = f.fs->Stall();
+  uint64_t seq = 0;
+  while (!persister.congested()) {
+    persister.batch().PutMessage(1, ++seq, storage::MessageData{"", "q", "", body});
+    persister.Commit();
+  }
+  auto publisher = std::make_shared<CountingPublisher>();
+  persister.PausePublisher(publisher);
+  const uint64_t last = persister.open_ticket() - 1;
+  const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(200);
+  ASSERT_TRUE(posted.RunUntil([&] { return std::chrono::steady_clock::now() > until; }));
+  EXPECT_TRUE(persister.congested()) << "nothing completes while the disk is stalled";
+  EXPECT_LT(persister.durable_ticket(), last);
+  EXPECT_EQ(publisher->resumed, 0);
+
+  stall.unlock();
+  ASSERT_TRUE(posted.RunUntil([&] { return persister.durable_ticket() >= last; }));
+  EXPECT_FALSE(persister.congested());
+  EXPECT_FALSE(persister.failing());
+  EXPECT_EQ(publisher->resumed, 1);
 }
 
 }  // namespace

@@ -28,16 +28,6 @@ QUEUE = "power-cut"
 pytestmark = [pytest.mark.needs_own_server, pytest.mark.soak, pytest.mark.timeout(60 + 10 * CUTS)]
 
 
-def power_cut_binary(server_binary):
-    default = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(server_binary))), "tests",
-                           "warren-server-powercut")
-    path = os.environ.get("WARREN_POWER_CUT_SERVER") or default
-    if not os.path.exists(path):
-        pytest.fail("power-cut server %s does not exist (build the project first, or set "
-                    "WARREN_POWER_CUT_SERVER)" % path, pytrace=False)
-    return path
-
-
 def cut_power(srv, torn, log_from):
     """Cuts the power of the running power-cut server; returns the unsynced bytes it dropped."""
     proc = srv.proc
@@ -54,7 +44,7 @@ def cut_power(srv, torn, log_from):
 def test_confirmed_messages_survive_power_cuts(server_factory):
     srv = server_factory()
     normal = srv.binary
-    power_cut = power_cut_binary(normal)
+    power_cut = wutil.power_cut_binary(normal)
     conn = wutil.connect(srv)
     conn.channel().queue_declare(QUEUE, durable=True)
     conn.close()

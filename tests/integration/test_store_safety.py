@@ -157,8 +157,8 @@ def test_second_server_on_a_data_dir_in_use_is_told_who_holds_it(server_factory,
 
 
 def test_nodes_health_and_metrics_report_the_store(server_factory, tmp_path):
-    # The failing state is covered by broker_test PersisterTest (a full disk in the WAL can make
-    # Debian's RocksDB 7.8 abort on an assertion, so a system test of it would be flaky).
+    # The failing state: test_store_failure.py (a disk that fills, dies or stalls under the store)
+    # and test_disk_full.py (a real full disk).
     srv = server_factory(data_dir=fresh_data_dir(tmp_path), extra_args=["--disk-free-limit", "1000"])
     assert get(srv, "api/health/checks/alarms") == (200, '{"status":"ok"}')
     assert get(srv, "api/health/checks/virtual-hosts") == (200, '{"status":"ok"}')

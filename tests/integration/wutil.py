@@ -1,5 +1,6 @@
 """Small helpers shared by the system tests (pika-based)."""
 import contextlib
+import os
 import socket
 import subprocess
 import time
@@ -149,3 +150,14 @@ def non_loopback_ipv4():
         if "." in ip and not ip.startswith("127."):
             return ip
     return None
+
+
+def power_cut_binary(server_binary):
+    """warren-server-powercut (tests/power_cut/): beside the server's build, or WARREN_POWER_CUT_SERVER."""
+    default = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(server_binary))), "tests",
+                           "warren-server-powercut")
+    path = os.environ.get("WARREN_POWER_CUT_SERVER") or default
+    if not os.path.exists(path):
+        pytest.fail("power-cut server %s does not exist (build the project first, or set "
+                    "WARREN_POWER_CUT_SERVER)" % path, pytrace=False)
+    return path
