@@ -139,13 +139,14 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
-  spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e [%l] %v");
   if (!resolved) {
-    spdlog::critical("invalid configuration, refusing to start: {}", resolved.error());
+    // Where CLI11 reports a bad command line: the operator is looking at the command's errors.
+    fmt::print(stderr, "warren-server: invalid configuration, refusing to start: {}\n", resolved.error());
     return 1;
   }
   if (print_config) {
-    std::fputs(warren::config::FormatEffective(*resolved).c_str(), stdout);
+    for (const std::string& warning : resolved->warnings) fmt::print(stderr, "warren-server: warning: {}\n", warning);
+    fmt::print("{}", warren::config::FormatEffective(*resolved));
     return 0;
   }
   const warren::config::Settings& s = resolved->settings;
@@ -153,6 +154,7 @@ int main(int argc, char** argv) {
   // server creates (the data dir, the store's files, the warrenctl token) is 0600 / 0700.
   ::umask(077);
 
+  spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e [%l] %v");
   spdlog::set_level(spdlog::level::from_str(s.log_level));
   if (!resolved->config_path.empty()) spdlog::info("configuration file {}", resolved->config_path);
   for (const std::string& warning : resolved->warnings) spdlog::warn("{}", warning);

@@ -92,7 +92,8 @@ std::expected<ParsedConfig, ConfigProblem> ParseConfig(std::string_view text) {
     if (line.empty()) continue;
     const size_t equals = line.find('=');
     if (equals == std::string_view::npos) {
-      return fail(line_number, {}, fmt::format("expected `key = value`, found {}", Quote(line)));
+      // Not quoted back: a mistyped line may hold a password.
+      return fail(line_number, {}, "expected `key = value`");
     }
     const std::string_view key = Trim(line.substr(0, equals));
     const std::string_view value = Trim(line.substr(equals + 1));

@@ -94,7 +94,7 @@ def test_values_from_the_file_take_effect(config_server):
 def test_flag_beats_environment_beats_file(tmp_path):
     conf = tmp_path / "w.conf"
     conf.write_text("heartbeat = 10\nframe_max = 8192\nchannel_max = 100\nwarren.data_dir = %s\n"
-                    % (tmp_path / "never"))
+                    "cluster_name = prod\n" % (tmp_path / "never"))
     r = run_server("--config", str(conf), "--heartbeat", "30", "--print-config",
                    env=clean_env(WARREN_HEARTBEAT="20", WARREN_FRAME_MAX="16384"))
     assert r.returncode == 0, r.stdout + r.stderr
@@ -105,6 +105,7 @@ def test_flag_beats_environment_beats_file(tmp_path):
     assert s["max-message-size"] == ("134217728", "default")
     assert s["default-pass"] == ("********", "default")
     assert r.stdout.startswith("# configuration file %s\n" % conf)
+    assert "warning: %s:5: cluster_name: ignored" % conf in r.stderr
     assert not (tmp_path / "never").exists(), "--print-config must not start the server"
 
 
@@ -133,22 +134,21 @@ def test_a_bad_file_stops_the_start_before_the_store(tmp_path, line, message):
     conf.write_text("# line 1\nwarren.data_dir = %s\n%s\n" % (data, line))
     r = run_server("--config", str(conf), "--port", "0", "--bind", "127.0.0.1", "--management-port", "0",
                    "--prometheus-port", "0")
-    out = r.stdout + r.stderr
-    assert r.returncode != 0, out
-    assert "%s:3: %s" % (conf, message) in out, out
+    assert r.returncode != 0, r.stdout + r.stderr
+    assert "%s:3: %s" % (conf, message) in r.stderr, r.stdout + r.stderr
     assert not data.exists(), "the store was opened"
 
 
 def test_a_bad_environment_value_names_the_variable(tmp_path):
     r = run_server("--print-config", env=clean_env(WARREN_CHANNEL_MAX="0"))
     assert r.returncode != 0
-    assert 'environment variable WARREN_CHANNEL_MAX: "0" is out of range (1 to 65535)' in r.stdout + r.stderr
+    assert 'environment variable WARREN_CHANNEL_MAX: "0" is out of range (1 to 65535)' in r.stderr
 
 
 def test_a_missing_config_file_stops_the_start(tmp_path):
     r = run_server("--config", str(tmp_path / "nope.conf"), "--print-config")
     assert r.returncode != 0
-    assert "cannot read the configuration file %s" % (tmp_path / "nope.conf") in r.stdout + r.stderr
+    assert "cannot read the configuration file %s" % (tmp_path / "nope.conf") in r.stderr
 
 
 def test_the_documented_example_is_valid_commented_and_set(tmp_path):
