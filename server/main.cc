@@ -1,19 +1,24 @@
-// warren-server: parses settings (flags, then WARREN_* environment variables, then defaults),
-// builds the broker and runs the AMQP listener on one io_context thread until SIGTERM/SIGINT.
+// warren-server: resolves its settings (flags, WARREN_* environment variables, the configuration
+// file, defaults: server/config/settings.h), builds the broker and runs the AMQP listener on one
+// io_context thread until SIGTERM/SIGINT.
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <csignal>
+#include <cstdio>
 #include <cstdlib>
+#include <expected>
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <memory>
 #include <set>
 #include <sstream>
 #include <string>
 
 #include <CLI/CLI.hpp>
+#include <fmt/format.h>
 #include <asio/io_context.hpp>
 #include <asio/signal_set.hpp>
 #include <spdlog/spdlog.h>
@@ -24,6 +29,7 @@
 #include "server/broker/definitions.h"
 #include "server/broker/persister.h"
 #include "server/broker/recovery.h"
+#include "server/config/settings.h"
 #include "server/http/management.h"
 #include "server/http/prometheus.h"
 #include "server/net/asio_timers.h"
@@ -35,34 +41,6 @@
 #include "storage/store.h"
 
 namespace {
-
-struct Settings {
-  uint16_t port = 5672;
-  std::string bind = "0.0.0.0";
-  std::string data_dir = "./data";
-  std::string default_user = "guest";
-  std::string default_pass = "guest";
-  std::string log_level = "info";
-  bool sync_writes = true;
-  size_t queue_memory_window = 20000;
-  uint64_t queue_memory_window_bytes = 64ull << 20;
-  std::string memory_high_watermark = "0.4";  // RabbitMQ's vm_memory_high_watermark default
-  uint64_t disk_free_limit = 50'000'000;  // RabbitMQ's default disk_free_limit
-  uint16_t heartbeat = 60;
-  uint32_t frame_max = 131072;
-  uint16_t channel_max = 2047;
-  uint64_t max_message_size = 128ull << 20;  // RabbitMQ's max_message_size
-  std::string loopback_users = "guest";
-  std::string load_definitions;
-  uint16_t management_port = 15672;
-  std::string management_bind;  // empty: same as bind
-  std::string management_allowed_hosts;
-  uint16_t prometheus_port = 15692;  // 0: off
-  uint32_t collect_statistics_interval = 5000;  // ms, RabbitMQ's default
-  uint64_t max_connections = 0;  // 0: only the file-descriptor budget bounds them
-  size_t max_login_failures = 10;
-  bool truncate_corrupt_wal = false;
-};
 
 // "a,b" -> {"a", "b"}; blanks around names are dropped, empty entries ignored.
 std::set<std::string, std::less<>> SplitNames(const std::string& list) {
@@ -112,92 +90,74 @@ static std::string WriteWarrenctlToken(const std::string& data_dir) {
   return token;
 }
 
+// The flags come from the settings table; CLI11 only collects their text, which the table
+// validates as it does the environment's and the file's.
+static std::expected<warren::config::Resolved, std::string> ParseSettings(CLI::App& app, int argc, char** argv,
+                                                                          bool* print_config) {
+  const auto& specs = warren::config::Specs();
+  const warren::config::Settings defaults;
+  std::vector<std::string> values(specs.size());
+  auto switches = std::make_unique<bool[]>(specs.size());  // (vector<bool> has no bool&)
+  std::vector<CLI::Option*> options;
+  for (size_t i = 0; i < specs.size(); ++i) {
+    const auto& spec = specs[i];
+    std::string help(spec.help);
+    if (!spec.env.empty()) help += fmt::format(" [env {}]", spec.env);
+    if (!spec.file_key.empty()) help += fmt::format(" [config {}]", spec.file_key);
+    const std::string name = fmt::format("--{}", spec.flag);
+    if (spec.is_switch) {
+      options.push_back(app.add_flag(name, switches[i], help));
+    } else {
+      CLI::Option* option = app.add_option(name, values[i], help)->type_name(std::string(spec.type));
+      if (!spec.secret) option->default_str(spec.show(defaults));
+      options.push_back(option);
+    }
+  }
+  std::string config_path;
+  app.add_option("--config", config_path,
+                 fmt::format("configuration file in rabbitmq.conf's syntax (default: {} when it exists; "
+                             "deploy/warren.conf lists every key)",
+                             warren::config::kDefaultConfigPath));
+  app.add_flag("--print-config", *print_config, "print every effective setting and where it came from, then exit");
+  app.parse(argc, argv);  // throws CLI::ParseError (main reports it)
+  std::vector<std::pair<std::string, std::string>> flags;
+  for (size_t i = 0; i < specs.size(); ++i) {
+    if (options[i]->count() > 0) flags.emplace_back(specs[i].flag, specs[i].is_switch ? "true" : values[i]);
+  }
+  if (config_path.empty() && std::filesystem::exists(warren::config::kDefaultConfigPath)) {
+    config_path = warren::config::kDefaultConfigPath;
+  }
+  return warren::config::LoadSettings(config_path, std::move(flags));
+}
+
 int main(int argc, char** argv) {
-  Settings s;
   CLI::App app{"Warren: a durable AMQP 0-9-1 message broker, compatible with RabbitMQ clients"};
-  app.add_option("--port", s.port, "AMQP port")->envname("WARREN_PORT")->capture_default_str();
-  app.add_option("--bind", s.bind, "address to listen on (all interfaces by default)")
-      ->envname("WARREN_BIND")->capture_default_str();
-  app.add_option("--data-dir", s.data_dir, "data directory")->envname("WARREN_DATA_DIR")->capture_default_str();
-  app.add_option("--default-user", s.default_user, "user created at first start")
-      ->envname("WARREN_DEFAULT_USER")->capture_default_str();
-  app.add_option("--default-pass", s.default_pass, "password of the default user")
-      ->envname("WARREN_DEFAULT_PASS");
-  app.add_option("--log-level", s.log_level, "trace, debug, info, warn, error")
-      ->envname("WARREN_LOG_LEVEL")->capture_default_str()
-      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
-  app.add_option("--sync-writes", s.sync_writes,
-                 "fsync the store before confirming persistent messages (false: OS-buffered writes, "
-                 "faster, may lose the last confirmed messages on power loss)")
-      ->envname("WARREN_SYNC_WRITES")->capture_default_str();
-  app.add_option("--queue-memory-window", s.queue_memory_window,
-                 "ready messages a durable queue keeps in memory; the rest of a backlog stays on disk")
-      ->envname("WARREN_QUEUE_MEMORY_WINDOW")->check(CLI::Range(size_t{2}, size_t{100000000}))->capture_default_str();
-  app.add_option("--queue-memory-window-bytes", s.queue_memory_window_bytes,
-                 "body bytes of ready messages a queue keeps in memory (e.g. 64MiB); the rest of a backlog stays on disk")
-      ->envname("WARREN_QUEUE_MEMORY_WINDOW_BYTES")->transform(CLI::AsSizeValue(false))->capture_default_str();
-  app.add_option("--memory-high-watermark", s.memory_high_watermark,
-                 "block publishers while the broker holds this much: a fraction of RAM (or of the cgroup's limit), "
-                 "e.g. 0.4, or an amount, e.g. 512MiB or 1GB (RabbitMQ's vm_memory_high_watermark)")
-      ->envname("WARREN_MEMORY_HIGH_WATERMARK")->capture_default_str();
-  app.add_option("--disk-free-limit", s.disk_free_limit,
-                 "block publishers while the data directory's file system has less free space (e.g. 50MB, 1GiB)")
-      ->envname("WARREN_DISK_FREE_LIMIT")->transform(CLI::AsSizeValue(false))->capture_default_str();
-  app.add_option("--heartbeat", s.heartbeat, "heartbeat interval proposed to clients, seconds (0 = off)")
-      ->envname("WARREN_HEARTBEAT")->capture_default_str();
-  app.add_option("--frame-max", s.frame_max, "largest frame accepted, bytes")
-      ->check(CLI::Range(4096u, 1u << 24))->capture_default_str();
-  app.add_option("--channel-max", s.channel_max, "most channels per connection")
-      ->check(CLI::Range(1, 65535))->capture_default_str();
-  app.add_option("--max-message-size", s.max_message_size,
-                 "largest message body accepted, bytes (RabbitMQ's max_message_size); a connection may hold "
-                 "twice this in publishes being assembled")
-      ->check(CLI::Range(uint64_t{1}, uint64_t{512} << 20))->capture_default_str();
-  app.add_option("--loopback-users", s.loopback_users,
-                 "comma-separated users that may only connect from localhost (RabbitMQ's loopback_users; "
-                 "empty: none)")
-      ->envname("WARREN_LOOPBACK_USERS")->capture_default_str();
-  app.add_option("--load-definitions", s.load_definitions,
-                 "RabbitMQ definitions JSON file whose vhosts, users, permissions, exchanges, queues and bindings are created or updated "
-                 "at startup (RabbitMQ's load_definitions) and again on SIGHUP")
-      ->envname("WARREN_LOAD_DEFINITIONS");
-  app.add_option("--management-port", s.management_port, "management HTTP API port (RabbitMQ's /api; 0 = disabled)")
-      ->envname("WARREN_MANAGEMENT_PORT")->capture_default_str();
-  app.add_option("--management-bind", s.management_bind, "address the management API listens on (default: --bind)")
-      ->envname("WARREN_MANAGEMENT_BIND");
-  app.add_option("--management-allowed-hosts", s.management_allowed_hosts,
-                 "comma-separated host names the management API answers to besides IP addresses, localhost and this "
-                 "machine's hostname (a request with another Host header is 403: DNS rebinding)")
-      ->envname("WARREN_MANAGEMENT_ALLOWED_HOSTS");
-  app.add_option("--prometheus-port", s.prometheus_port,
-                 "Prometheus metrics port (GET /metrics, no authentication, listens on --management-bind; 0 = disabled)")
-      ->envname("WARREN_PROMETHEUS_PORT")->capture_default_str();
-  app.add_option("--collect-statistics-interval", s.collect_statistics_interval,
-                 "milliseconds between samples of the message rates shown by the management API and UI")
-      ->envname("WARREN_COLLECT_STATISTICS_INTERVAL")->check(CLI::Range(100u, 3'600'000u))->capture_default_str();
-  app.add_option("--max-connections", s.max_connections,
-                 "most AMQP connections at once; more wait in the listen backlog (RabbitMQ's connection_max; "
-                 "0 = no limit but the file-descriptor budget)")
-      ->envname("WARREN_MAX_CONNECTIONS")->capture_default_str();
-  app.add_option("--max-login-failures", s.max_login_failures,
-                 "failed AMQP logins from one address within 60 s after which its logins are refused for 60 s "
-                 "(0 = no throttle)")
-      ->envname("WARREN_MAX_LOGIN_FAILURES")->capture_default_str();
-  app.add_flag("--truncate-corrupt-wal", s.truncate_corrupt_wal,
-               "start on a store whose write-ahead log is damaged before its end, keeping only the records "
-               "before the damage (the rest is lost: keep a copy of the data directory first)");
-  CLI11_PARSE(app, argc, argv);
+  bool print_config = false;
+  std::expected<warren::config::Resolved, std::string> resolved;
+  try {
+    resolved = ParseSettings(app, argc, argv, &print_config);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  if (!resolved) {
+    // Where CLI11 reports a bad command line: the operator is looking at the command's errors.
+    fmt::print(stderr, "warren-server: invalid configuration, refusing to start: {}\n", resolved.error());
+    return 1;
+  }
+  if (print_config) {
+    for (const std::string& warning : resolved->warnings) fmt::print(stderr, "warren-server: warning: {}\n", warning);
+    fmt::print("{}", warren::config::FormatEffective(*resolved));
+    return 0;
+  }
+  const warren::config::Settings& s = resolved->settings;
   // Message bodies and password hashes are for this user only: every file and directory the
   // server creates (the data dir, the store's files, the warrenctl token) is 0600 / 0700.
   ::umask(077);
 
-  spdlog::set_level(spdlog::level::from_str(s.log_level));
   spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e [%l] %v");
-  const auto watermark = warren::broker::ParseMemoryWatermark(s.memory_high_watermark);
-  if (!watermark) {
-    spdlog::critical("{}", watermark.error());
-    return 1;
-  }
+  spdlog::set_level(spdlog::level::from_str(s.log_level));
+  if (!resolved->config_path.empty()) spdlog::info("configuration file {}", resolved->config_path);
+  for (const std::string& warning : resolved->warnings) spdlog::warn("{}", warning);
 
   if (struct stat st; ::stat(s.data_dir.c_str(), &st) == 0 && (st.st_mode & 077) != 0) {
     spdlog::warn("the data directory '{}' is open to other local users (mode {:o}): stored messages and password "
@@ -237,14 +197,14 @@ int main(int argc, char** argv) {
   }
   warren::broker::Broker broker;
   const uint64_t total_memory = warren::net::TotalMemoryBytes();
-  if (watermark->relative && total_memory == 0) {
+  if (s.memory_high_watermark.relative && total_memory == 0) {
     spdlog::critical("cannot read the machine's memory size for --memory-high-watermark {}; give an amount instead",
-                     s.memory_high_watermark);
+                     s.memory_high_watermark_text);
     return 1;
   }
-  broker.memory().set_limit(warren::broker::MemoryLimit(*watermark, total_memory));
+  broker.memory().set_limit(warren::broker::MemoryLimit(s.memory_high_watermark, total_memory));
   spdlog::info("memory high watermark: {} bytes ({} of {} bytes of memory)", broker.memory().limit(),
-               s.memory_high_watermark, total_memory);
+               s.memory_high_watermark_text, total_memory);
   warren::net::AsioTimerService timers(io.get_executor());
   broker.set_timers(&timers);  // before recovery: restored queues arm their TTL and x-expires timers
   warren::broker::Persister persister(store.get(), [&io](std::function<void()> fn) { asio::post(io, std::move(fn)); });

@@ -43,18 +43,36 @@ constexpr Unit kUnits[] = {
 
 }  // namespace
 
+std::expected<uint64_t, std::string> ParseByteAmount(std::string_view text) {
+  size_t digits = 0;
+  while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
+  if (digits == 0) return std::unexpected(text.empty() ? "empty" : "it does not start with a number");
+  const std::string_view rest = text.substr(digits);
+  uint64_t number = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + digits, number);
+  if (ec != std::errc()) return std::unexpected("the number is too large");
+  uint64_t factor = 1;
+  if (!rest.empty()) {
+    factor = 0;
+    for (const Unit& unit : kUnits) {
+      if (unit.name == rest) factor = unit.factor;
+    }
+    if (factor == 0) return std::unexpected(fmt::format("unknown unit '{}'", rest));
+  }
+  if (number > std::numeric_limits<uint64_t>::max() / factor) return std::unexpected("the amount is too large");
+  return number * factor;
+}
+
 std::expected<MemoryWatermark, std::string> ParseMemoryWatermark(std::string_view text) {
   auto bad = [&](std::string_view why) {
     return std::unexpected(fmt::format("invalid memory high watermark '{}': {} (a fraction of memory such as 0.4, "
                                        "or an amount such as 512MiB or 1GB)",
                                        text, why));
   };
-  if (text.empty()) return bad("empty");
   size_t digits = 0;
   while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
-  if (digits == 0) return bad("it does not start with a number");
   const std::string_view rest = text.substr(digits);
-  if (rest.empty() || rest.front() == '.') {
+  if (digits > 0 && (rest.empty() || rest.front() == '.')) {
     // A decimal number: a fraction when at most 1, else (an integer) bytes.
     double value = 0;
     auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
@@ -62,19 +80,9 @@ std::expected<MemoryWatermark, std::string> ParseMemoryWatermark(std::string_vie
     if (value <= 1.0) return MemoryWatermark{.relative = true, .fraction = value};
     if (!rest.empty()) return bad("a fraction must be at most 1");
   }
-  uint64_t number = 0;
-  auto [end, ec] = std::from_chars(text.data(), text.data() + digits, number);
-  if (ec != std::errc()) return bad("the number is too large");
-  uint64_t factor = 1;
-  if (!rest.empty()) {
-    factor = 0;
-    for (const Unit& unit : kUnits) {
-      if (unit.name == rest) factor = unit.factor;
-    }
-    if (factor == 0) return bad(fmt::format("unknown unit '{}'", rest));
-  }
-  if (number > std::numeric_limits<uint64_t>::max() / factor) return bad("the amount is too large");
-  return MemoryWatermark{.relative = false, .fraction = 0, .bytes = number * factor};
+  auto bytes = ParseByteAmount(text);
+  if (!bytes) return bad(bytes.error());
+  return MemoryWatermark{.relative = false, .fraction = 0, .bytes = *bytes};
 }
 
 uint64_t MemoryLimit(const MemoryWatermark& watermark, uint64_t total_memory) {

@@ -66,6 +66,11 @@ class MemoryAccount {
   std::function<void()> on_limit_reached_;
 };
 
+// An amount of bytes: an integer, alone or followed by one of RabbitMQ's units: k, K, KiB, kiB
+// (2^10), kB, KB (10^3), M, m, MiB (2^20), MB (10^6), G, g, GiB (2^30), GB (10^9)
+// (rabbit_resource_monitor_misc:parse_information_unit). The error says what is wrong.
+std::expected<uint64_t, std::string> ParseByteAmount(std::string_view text);
+
 // --memory-high-watermark: a fraction of the machine's memory (RabbitMQ's
 // vm_memory_high_watermark.relative, "0.4") or an amount (vm_memory_high_watermark.absolute:
 // bytes, "1073741824", or with RabbitMQ's units, "512MiB", "1GB").
@@ -75,8 +80,7 @@ struct MemoryWatermark {
   uint64_t bytes = 0;     // absolute
 };
 // A decimal number in [0, 1] ("0.4", "1", "0") is relative; an integer above 1, or any integer
-// with a unit, is absolute. Units as RabbitMQ's: k, K, KiB, kiB (2^10), kB, KB (10^3), M, m, MiB
-// (2^20), MB (10^6), G, g, GiB (2^30), GB (10^9). The error says what is wrong.
+// with a unit (ParseByteAmount), is absolute. The error says what is wrong.
 std::expected<MemoryWatermark, std::string> ParseMemoryWatermark(std::string_view text);
 // The limit in bytes: the fraction of `total_memory` (the machine's or the cgroup's), or the
 // absolute amount.

@@ -108,5 +108,15 @@ TEST(MemoryWatermarkTest, RejectsWhatIsNeitherWithAReason) {
   }
 }
 
+TEST(ByteAmountTest, IntegersWithOptionalRabbitMqUnits) {
+  EXPECT_EQ(ParseByteAmount("50000000"), 50000000u);
+  EXPECT_EQ(ParseByteAmount("50MB"), 50000000u);
+  EXPECT_EQ(ParseByteAmount("64MiB"), 64ull << 20);
+  EXPECT_EQ(ParseByteAmount("1024MiB"), 1ull << 30);
+  for (const char* text : {"", "0.5", "1TB", "1 GB", "GB", "-1", "99999999999999999999", "99999999999GB"}) {
+    EXPECT_FALSE(ParseByteAmount(text)) << text;
+  }
+}
+
 }  // namespace
 }  // namespace warren::broker

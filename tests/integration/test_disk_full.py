@@ -18,7 +18,7 @@ from test_store_safety import get
 pytestmark = [pytest.mark.needs_own_server, pytest.mark.timeout(120)]
 
 TMPFS_SIZE = "256m"
-FREE_LIMIT = "96MB"  # above the store's 64 MiB memtables, so a flush cannot hit ENOSPC first
+FREE_LIMIT = "96MiB"  # above the store's 64 MiB memtables, so a flush cannot hit ENOSPC first
 BODY = b"d" * 65536
 
 

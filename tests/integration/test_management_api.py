@@ -497,7 +497,7 @@ def test_nodes(server):
 
 @pytest.mark.needs_own_server
 def test_alarms_failed_while_disk_alarm_is_on(server_factory):
-    srv = server_factory(extra_args=["--disk-free-limit", "1000000TB"])
+    srv = server_factory(extra_args=["--disk-free-limit", "1000000000GB"])  # 10^18 bytes
 
     def failed():
         status, body, _ = api(srv, "GET", "health/checks/alarms")

@@ -8,6 +8,7 @@ start from inputs that pass the codecs' outer checks. Re-run after changing a se
 """
 import json
 import os
+import re
 import struct
 import sys
 
@@ -17,6 +18,7 @@ sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
 import amqp_raw as a  # noqa: E402
 
 BROKER_CORPUS = os.path.join(REPO, "server", "broker", "fuzz_corpus")
+CONFIG_CORPUS = os.path.join(REPO, "server", "config", "fuzz_corpus", "config_parser")
 
 TABLE = {"x-max-length": 10, "x-message-ttl": 60000, "x-dead-letter-exchange": "dlx", "flag": True,
          "nested": {"list": [1, "two", 3.5, None, False], "big": 2 ** 40}, "void": None}
@@ -130,6 +132,17 @@ def main():
     }
     write(os.path.join(BROKER_CORPUS, "definitions"), "full", json.dumps(definitions, indent=1))
     write(os.path.join(BROKER_CORPUS, "definitions"), "minimal", '{"vhosts": [{"name": "/"}]}')
+
+    with open(os.path.join(REPO, "deploy", "warren.conf")) as f:
+        example = f.read()
+    write(CONFIG_CORPUS, "example_commented", example)
+    write(CONFIG_CORPUS, "example_set", "".join(
+        line[2:] + "\n" for line in example.splitlines() if re.match(r"# [A-Za-z0-9_.-]+ = ", line)
+        and not line.startswith("# vm_memory_high_watermark.absolute") and not line.startswith("# loopback_users = ")))
+    write(CONFIG_CORPUS, "rabbitmq", "listeners.tcp.default = 127.0.0.1:5673\r\nloopback_users.guest = false\n"
+          "vm_memory_high_watermark.absolute = 1024MiB\nconsumer_timeout = 1800000  # 30 min\n"
+          "cluster_formation.peer_discovery_backend = classic_config\nheartbeat = 30\nheartbeat = 20\n")
+    write(CONFIG_CORPUS, "refused", "listeners.ssl.default = 5671\nssl_options.certfile = /etc/cert.pem\n")
 
 
 if __name__ == "__main__":

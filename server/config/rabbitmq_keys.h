@@ -1,0 +1,21 @@
+// RabbitMQ 3.10's configuration keys (its rabbit, management and prometheus schemas) that Warren
+// has no setting for, sorted into the two ways settings.cc treats them: refused (the start stops,
+// with the reason) or ignored (accepted, named in a warning). A key that RabbitMQ does not have
+// is neither: it is unknown, and also stops the start.
+#pragma once
+
+#include <optional>
+#include <string_view>
+
+namespace warren::config {
+
+inline constexpr std::string_view kNoTls =
+    "TLS is not supported yet; remove the TLS settings (Warren will not serve plaintext where TLS was asked for)";
+
+// Why Warren refuses `key`: serving without it would not be what the operator asked for.
+std::optional<std::string_view> RefusedReason(std::string_view key);
+
+// `key` changes nothing Warren does, or tunes what Warren lacks (clustering, Erlang, log files).
+bool IsIgnoredRabbitMqKey(std::string_view key);
+
+}  // namespace warren::config
