@@ -35,4 +35,9 @@ constexpr ProtocolVersion StartVersion(Protocol protocol) {
   return protocol == Protocol::k0_8 ? ProtocolVersion{8, 0} : ProtocolVersion{0, 9};
 }
 
+// As RabbitMQ's management API shows a connection's protocol (0-9 clients appear as 0-9-1).
+constexpr std::string_view ProtocolName(Protocol protocol) {
+  return protocol == Protocol::k0_8 ? "AMQP 0-8" : "AMQP 0-9-1";
+}
+
 }  // namespace warren::amqp

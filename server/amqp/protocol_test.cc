@@ -34,5 +34,10 @@ TEST(ProtocolTest, StartVersion) {
   EXPECT_EQ(StartVersion(Protocol::k0_8).minor, 0);
 }
 
+TEST(ProtocolTest, Name) {
+  EXPECT_EQ(ProtocolName(Protocol::k0_9_1), "AMQP 0-9-1");
+  EXPECT_EQ(ProtocolName(Protocol::k0_8), "AMQP 0-8");
+}
+
 }  // namespace
 }  // namespace warren::amqp
