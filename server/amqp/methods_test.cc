@@ -1,6 +1,7 @@
 // Tests for the generated method codec: every method round-trips with non-default values in every
 // field (a typed test over all alternatives of Method), bit packing against hand-written bytes,
-// unknown ids, truncation and trailing bytes, and the RabbitMQ-only connection methods.
+// unknown ids, truncation and trailing bytes, the RabbitMQ-only connection methods, and every
+// difference of RabbitMQ's AMQP 0-8 dialect.
 #include "server/amqp/methods.h"
 
 #include <gtest/gtest.h>
@@ -20,10 +21,10 @@ using namespace std::string_literals;
 using test_support::SampleMethod;
 
 template <typename T>
-std::string Encode(const T& m) {
+std::string Encode(const T& m, Protocol protocol = Protocol::k0_9_1) {
   std::string out;
   ByteWriter w(out);
-  m.Encode(w);
+  m.Encode(w, protocol);
   return out;
 }
 
@@ -129,6 +130,28 @@ TYPED_TEST(EveryMethodTest, TrailingByteIsMalformed) {
   }
 }
 
+TYPED_TEST(EveryMethodTest, RoundTripsIn0_8) {
+  using T = TypeParam;
+  const std::string wire = Encode(SampleMethod<T>(), Protocol::k0_8);
+  auto decoded = DecodeMethod(wire, Protocol::k0_8);
+  if constexpr (!T::kIn0_8) {
+    // 0-8 has no such method: its ids are unknown there or name another method (10,60 is close).
+    EXPECT_FALSE(decoded.has_value() && std::holds_alternative<T>(*decoded));
+  } else {
+    ASSERT_TRUE(decoded.has_value());
+    ASSERT_TRUE(std::holds_alternative<T>(*decoded));
+    EXPECT_EQ(Encode(std::get<T>(*decoded), Protocol::k0_8), wire);
+    for (size_t n = 0; n < wire.size(); ++n) {
+      auto truncated = DecodeMethod(std::string_view(wire).substr(0, n), Protocol::k0_8);
+      ASSERT_FALSE(truncated.has_value()) << n;
+      EXPECT_EQ(truncated.error(), DecodeError::kMalformed);
+    }
+    auto trailing = DecodeMethod(wire + '\0', Protocol::k0_8);
+    ASSERT_FALSE(trailing.has_value());
+    EXPECT_EQ(trailing.error(), DecodeError::kMalformed);
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // The method set as a whole.
 
@@ -146,7 +169,7 @@ std::vector<std::string_view> ContentMethods(std::variant<Ts...>*) {
 TEST(MethodSetTest, IdsAreUniqueAndNamed) {
   const auto ids = AllIds(static_cast<Method*>(nullptr));
   EXPECT_EQ(ids.size(), std::variant_size_v<Method>);
-  EXPECT_EQ(ids.size(), 64u);  // 60 in the extended spec XML + 4 RabbitMQ connection methods
+  EXPECT_EQ(ids.size(), 66u);  // 60 in the extended spec XML + 4 RabbitMQ connection methods + access
   std::set<std::pair<uint16_t, uint16_t>> unique(ids.begin(), ids.end());
   EXPECT_EQ(unique.size(), ids.size());
   for (auto [c, m] : ids) EXPECT_NE(MethodName(c, m), "") << c << "," << m;
@@ -351,6 +374,97 @@ TEST(MethodWireTest, ShortStrLongerThanRemainingIsMalformed) {
   auto decoded = DecodeMethod("\x00\x3c\x00\x28" "\x00\x00" "\x09" "ex"s);
   ASSERT_FALSE(decoded.has_value());
   EXPECT_EQ(decoded.error(), DecodeError::kMalformed);
+}
+
+
+// ---------------------------------------------------------------------------------------------
+// RabbitMQ's AMQP 0-8 (amqp-rabbitmq-0.8.json), checked against RabbitMQ 3.10.8's bytes.
+
+template <typename... Ts>
+std::vector<std::string_view> DifferentIn0_8(std::variant<Ts...>*) {
+  std::vector<std::string_view> out;
+  ((Ts::kIn0_8 && Encode(SampleMethod<Ts>()) != Encode(SampleMethod<Ts>(), Protocol::k0_8)
+        ? out.push_back(Ts::kName)
+        : void()),
+   ...);
+  return out;
+}
+template <typename... Ts>
+std::vector<std::string_view> MissingIn0_8(std::variant<Ts...>*) {
+  std::vector<std::string_view> out;
+  ((Ts::kIn0_8 ? void() : out.push_back(Ts::kName)), ...);
+  return out;
+}
+
+TEST(Method0_8Test, OnlyTheseMethodsDifferOnTheWire) {
+  EXPECT_EQ(DifferentIn0_8(static_cast<Method*>(nullptr)),
+            (std::vector<std::string_view>{"connection.close", "connection.close-ok", "channel.open-ok",
+                                           "basic.consume"}));
+  EXPECT_EQ(MissingIn0_8(static_cast<Method*>(nullptr)),
+            (std::vector<std::string_view>{"connection.blocked", "connection.unblocked", "connection.update-secret",
+                                           "connection.update-secret-ok", "exchange.bind", "exchange.bind-ok",
+                                           "exchange.unbind", "exchange.unbind-ok", "basic.nack", "confirm.select",
+                                           "confirm.select-ok"}));
+}
+
+TEST(Method0_8Test, ConnectionCloseIsMethod60) {
+  const std::string close = Encode(method::ConnectionClose{.reply_code = 540, .reply_text = "NOT_IMPLEMENTED - x",
+                                                          .class_id = 60, .method_id = 100},
+                                   Protocol::k0_8);
+  EXPECT_EQ(close, "\x00\x0a\x00\x3c\x02\x1c\x13NOT_IMPLEMENTED - x\x00\x3c\x00\x64"s);
+  auto decoded = DecodeMethod(close, Protocol::k0_8);
+  ASSERT_TRUE(decoded.has_value());
+  EXPECT_EQ(std::get<method::ConnectionClose>(*decoded).reply_code, 540);
+  EXPECT_EQ(Encode(method::ConnectionCloseOk{}, Protocol::k0_8), "\x00\x0a\x00\x3d"s);
+  EXPECT_TRUE(std::holds_alternative<method::ConnectionCloseOk>(*DecodeMethod("\x00\x0a\x00\x3d"s, Protocol::k0_8)));
+  // 0-9-1's close ids are 0-8's connection.redirect, which Warren does not know.
+  for (std::string payload : {"\x00\x0a\x00\x32\x00\xc8\x00\x00\x00\x00\x00"s, "\x00\x0a\x00\x33"s}) {
+    auto other = DecodeMethod(payload, Protocol::k0_8);
+    ASSERT_FALSE(other.has_value());
+    EXPECT_EQ(other.error(), DecodeError::kUnknownMethod);
+  }
+}
+
+TEST(Method0_8Test, ChannelOpenOkHasNoArguments) {
+  EXPECT_EQ(Encode(method::ChannelOpenOk{.reserved_1 = "ignored"}, Protocol::k0_8), "\x00\x14\x00\x0b"s);
+  EXPECT_TRUE(DecodeMethod("\x00\x14\x00\x0b"s, Protocol::k0_8).has_value());
+  EXPECT_EQ(DecodeMethod("\x00\x14\x00\x0b\x00\x00\x00\x00"s, Protocol::k0_8).error(), DecodeError::kMalformed);
+}
+
+TEST(Method0_8Test, BasicConsumeHasNoArgumentsTable) {
+  const std::string consume_0_8 = "\x00\x3c\x00\x14\x00\x01\x01q\x04" "ctag\x02"s;
+  auto decoded = DecodeMethod(consume_0_8, Protocol::k0_8);
+  ASSERT_TRUE(decoded.has_value());
+  const auto& c = std::get<method::BasicConsume>(*decoded);
+  EXPECT_EQ(c.queue, "q");
+  EXPECT_EQ(c.consumer_tag, "ctag");
+  EXPECT_TRUE(c.no_ack);
+  EXPECT_TRUE(c.arguments.entries.empty());
+  // The 0-9-1 form (with a table) is a malformed 0-8 consume, and the other way round (as RabbitMQ).
+  EXPECT_EQ(DecodeMethod(consume_0_8 + "\x00\x00\x00\x00"s, Protocol::k0_8).error(), DecodeError::kMalformed);
+  EXPECT_EQ(DecodeMethod(consume_0_8).error(), DecodeError::kMalformed);
+}
+
+TEST(Method0_8Test, RecoverAsyncRecoverAndAccessAreTheSameInBoth) {
+  for (Protocol p : {Protocol::k0_9_1, Protocol::k0_8}) {
+    auto async = DecodeMethod("\x00\x3c\x00\x64\x01"s, p);
+    ASSERT_TRUE(async.has_value());
+    EXPECT_TRUE(std::get<method::BasicRecoverAsync>(*async).requeue);
+    EXPECT_TRUE(std::holds_alternative<method::BasicRecover>(*DecodeMethod("\x00\x3c\x00\x6e\x01"s, p)));
+    auto request = DecodeMethod("\x00\x1e\x00\x0a\x05/data\x1e"s, p);
+    ASSERT_TRUE(request.has_value());
+    EXPECT_EQ(std::get<method::AccessRequest>(*request).realm, "/data");
+    EXPECT_EQ(Encode(method::AccessRequestOk{.ticket = 1}, p), "\x00\x1e\x00\x0b\x00\x01"s);
+  }
+}
+
+TEST(Method0_8Test, ZeroNineOneOnlyMethodsAreUnknown) {
+  for (std::string payload : {"\x00\x55\x00\x0a\x00"s, "\x00\x3c\x00\x78\x00\x00\x00\x00\x00\x00\x00\x01\x00"s,
+                              "\x00\x0a\x00\x46\x00\x00\x00\x00\x00"s, "\x00\x46\x00\x0a"s}) {
+    auto decoded = DecodeMethod(payload, Protocol::k0_8);
+    ASSERT_FALSE(decoded.has_value());
+    EXPECT_EQ(decoded.error(), DecodeError::kUnknownMethod);
+  }
 }
 
 }  // namespace

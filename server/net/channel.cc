@@ -54,6 +54,16 @@ Status Channel::On(const m::ChannelFlow& flow) {
   return {};
 }
 
+// ---- access class ----
+
+// Tickets are gone from 0-9-1, but 0-8 clients ask for one first; RabbitMQ grants ticket 1 for any
+// realm (in 0-9-1 too) and checks permissions per operation, as Warren does.
+template <>
+Status Channel::On(const m::AccessRequest&) {
+  WriteMethodFrame(connection_.output(), id_, m::AccessRequestOk{.ticket = 1});
+  return {};
+}
+
 // ---- exchange class ----
 
 template <>

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <optional>
 
 #include <asio/post.hpp>
 #include <asio/write.hpp>
@@ -11,6 +12,7 @@
 #include "server/amqp/constants.h"
 #include "server/amqp/frame_parser.h"
 #include "server/amqp/properties.h"
+#include "server/amqp/protocol.h"
 #include "server/net/channel.h"
 #include "server/net/frame_writer.h"
 #include "server/net/server.h"
@@ -27,8 +29,6 @@ constexpr auto kHandshakeTimeout = std::chrono::seconds(10);
 constexpr auto kCloseOkTimeout = std::chrono::seconds(3);
 // RabbitMQ's ?SILENT_CLOSE_DELAY.
 constexpr auto kSilentCloseDelay = std::chrono::seconds(3);
-// AMQP 0-9 as some older clients announce it (`AMQP` 1 1 0 9): RabbitMQ serves it as 0-9-1.
-constexpr std::string_view kProtocolHeader09{"AMQP\x01\x01\x00\x09", 8};
 
 // An IPv4 client of a dual-stack listener shows up as ::ffff:a.b.c.d.
 bool IsLoopback(const asio::ip::address& address) {
@@ -45,13 +45,15 @@ bool CapabilityEnabled(const amqp::FieldTable& client_properties, std::string_vi
   return v && v->AsBool().value_or(false);
 }
 
-amqp::FieldTable ServerProperties() {
+amqp::FieldTable ServerProperties(amqp::Protocol protocol) {
   amqp::FieldTable caps;
-  // RabbitMQ 3.10's list, in its order.
-  for (const char* cap : {"publisher_confirms", "exchange_exchange_bindings", "basic.nack", "consumer_cancel_notify",
-                          "connection.blocked", "consumer_priorities", "authentication_failure_close",
-                          "per_consumer_qos", "direct_reply_to"}) {
-    caps.entries.emplace_back(cap, amqp::FieldValue(true));
+  // RabbitMQ 3.10's list, in its order; to 0-8 clients it announces an empty table.
+  if (protocol == amqp::Protocol::k0_9_1) {
+    for (const char* cap : {"publisher_confirms", "exchange_exchange_bindings", "basic.nack",
+                            "consumer_cancel_notify", "connection.blocked", "consumer_priorities",
+                            "authentication_failure_close", "per_consumer_qos", "direct_reply_to"}) {
+      caps.entries.emplace_back(cap, amqp::FieldValue(true));
+    }
   }
   amqp::FieldTable props;
   props.entries.emplace_back("capabilities", amqp::FieldValue::Table(std::move(caps)));
@@ -239,16 +241,20 @@ bool Connection::ProcessFrames() {
     const size_t avail = read_end_ - read_begin_;
     const char* p = read_buffer_.data() + read_begin_;
     if (state_ == State::kAwaitHeader) {
-      if (avail < amqp::kProtocolHeader.size()) break;
-      const std::string_view header(p, amqp::kProtocolHeader.size());
-      if (header != amqp::kProtocolHeader && header != kProtocolHeader09) {
+      if (avail < amqp::kProtocolHeaderSize) break;
+      const std::string_view header(p, amqp::kProtocolHeaderSize);
+      const std::optional<amqp::Protocol> protocol = amqp::ProtocolForHeader(header);
+      if (!protocol) {
         spdlog::warn("AMQP connection {} ({}): unsupported protocol header {:?}, replying with 0-9-1's", id_, peer_,
                      header);
         pending_.bytes().append(amqp::kProtocolHeader);
         CloseSocketAfterFlush();
         return false;
       }
-      read_begin_ += amqp::kProtocolHeader.size();
+      read_begin_ += amqp::kProtocolHeaderSize;
+      protocol_ = *protocol;
+      pending_.set_protocol(protocol_);
+      writing_.set_protocol(protocol_);
       SendStart();
       state_ = State::kAwaitStartOk;
       continue;
@@ -292,7 +298,7 @@ bool Connection::ProcessFrames() {
 bool Connection::HandleFrame(uint8_t type, uint16_t channel, std::string_view payload) {
   if (state_ == State::kClosing) {
     if (type == amqp::kFrameMethod && channel == 0) {
-      auto method = amqp::DecodeMethod(payload);
+      auto method = amqp::DecodeMethod(payload, protocol_);
       if (method && std::holds_alternative<m::ConnectionCloseOk>(*method)) {
         Terminate();
         return false;
@@ -328,7 +334,7 @@ bool Connection::HandleFrame(uint8_t type, uint16_t channel, std::string_view pa
     CloseWithError(r::kChannelError, "channel frames before connection.open-ok");
     return false;
   }
-  auto method = amqp::DecodeMethod(payload);
+  auto method = amqp::DecodeMethod(payload, protocol_);
   if (!method) {
     if (method.error() == amqp::DecodeError::kUnknownMethod) {
       CloseWithError(r::kNotImplemented, "unknown method");
@@ -344,8 +350,10 @@ bool Connection::HandleFrame(uint8_t type, uint16_t channel, std::string_view pa
 // ---- connection class ----
 
 void Connection::SendStart() {
+  const amqp::ProtocolVersion version = amqp::StartVersion(protocol_);
   WriteMethodFrame(output(), 0,
-                   m::ConnectionStart{.version_major = 0, .version_minor = 9, .server_properties = ServerProperties(),
+                   m::ConnectionStart{.version_major = version.major, .version_minor = version.minor,
+                                      .server_properties = ServerProperties(protocol_),
                                       .mechanisms = "PLAIN AMQPLAIN", .locales = "en_US"});
 }
 
@@ -392,7 +400,9 @@ void Connection::HandleConnectionMethod(const amqp::Method& method) {
 void Connection::HandleStartOk(const m::ConnectionStartOk& start_ok) {
   client_auth_failure_close_ = CapabilityEnabled(start_ok.client_properties, "authentication_failure_close");
   client_cancel_notify_ = CapabilityEnabled(start_ok.client_properties, "consumer_cancel_notify");
-  client_blocked_notify_ = CapabilityEnabled(start_ok.client_properties, "connection.blocked");
+  // 0-8 has no connection.blocked: its (10, 60) is connection.close.
+  client_blocked_notify_ = protocol_ == amqp::Protocol::k0_9_1 &&
+                           CapabilityEnabled(start_ok.client_properties, "connection.blocked");
   LoginThrottle& throttle = server_.login_throttle();
   const std::string address = remote_address_.to_string();
   const auto now = Clock::now();
@@ -491,7 +501,7 @@ void Connection::HandleChannelFrame(uint8_t type, uint16_t channel_id, std::stri
   Channel* channel = FindChannel(channel_id);
   std::optional<amqp::Method> method;
   if (type == amqp::kFrameMethod) {
-    auto decoded = amqp::DecodeMethod(payload);
+    auto decoded = amqp::DecodeMethod(payload, protocol_);
     if (!decoded) {
       if (decoded.error() == amqp::DecodeError::kUnknownMethod) {
         return CloseWithError(r::kNotImplemented, "unknown method");

@@ -93,6 +93,7 @@ class Connection : public std::enable_shared_from_this<Connection>,
   // Bytes reserved for reading from the socket.
   size_t read_buffer_capacity() const { return read_buffer_.size(); }
   uint32_t frame_max() const { return frame_max_; }
+  amqp::Protocol protocol() const { return protocol_; }
   // The client understands basic.cancel from the server (consumer_cancel_notify capability).
   bool client_cancel_notify() const { return client_cancel_notify_; }
 
@@ -180,6 +181,7 @@ class Connection : public std::enable_shared_from_this<Connection>,
   asio::ip::address remote_address_;
   std::string peer_;
   State state_ = State::kAwaitHeader;
+  amqp::Protocol protocol_ = amqp::Protocol::k0_9_1;  // chosen by the protocol header
   std::string user_name_;  // set once authenticated; a name, since the user may be deleted
   broker::Vhost* vhost_ = nullptr;
   bool client_auth_failure_close_ = false;

@@ -31,6 +31,21 @@ TEST_F(ConnectionTest, Amqp09HeaderIsServedAs091) {
   EXPECT_EQ(start->version_minor, 9);
 }
 
+TEST_F(ConnectionTest, Amqp08HeadersGetStart80WithoutCapabilities) {
+  StartServer();
+  for (std::string_view header :
+       {std::string_view("AMQP\x01\x01\x08\x00", 8), std::string_view("AMQP\x01\x01\x09\x01", 8)}) {
+    Client c(port(), header);
+    auto start = c.Expect<m::ConnectionStart>();  // the same bytes in 0-8 and 0-9-1
+    ASSERT_TRUE(start.has_value());
+    EXPECT_EQ(start->version_major, 8);
+    EXPECT_EQ(start->version_minor, 0);
+    const amqp::FieldTable* caps = start->server_properties.Find("capabilities")->AsTable();
+    ASSERT_NE(caps, nullptr);
+    EXPECT_TRUE(caps->entries.empty());
+  }
+}
+
 TEST_F(ConnectionTest, OtherHeadersGetThe091HeaderAndAClosedSocket) {
   StartServer();
   for (std::string_view header :

@@ -11,6 +11,7 @@
 
 namespace warren::net {
 
+// Encoded in out.protocol().
 template <typename M>
 void WriteMethodFrame(OutputBuffer& out, uint16_t channel, const M& method) {
   std::string& b = out.bytes();
@@ -19,7 +20,7 @@ void WriteMethodFrame(OutputBuffer& out, uint16_t channel, const M& method) {
   w.WriteU8(amqp::kFrameMethod);
   w.WriteU16(channel);
   w.WriteU32(0);
-  method.Encode(w);
+  method.Encode(w, out.protocol());
   w.PatchU32(start + 3, static_cast<uint32_t>(b.size() - start - amqp::kFrameHeaderSize));
   w.WriteU8(amqp::kFrameEnd);
 }

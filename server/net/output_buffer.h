@@ -11,6 +11,7 @@
 
 #include <asio/buffer.hpp>
 
+#include "server/amqp/protocol.h"
 #include "server/broker/message.h"
 
 namespace warren::net {
@@ -24,6 +25,10 @@ class OutputBuffer {
   std::string& bytes() { return bytes_; }
   // Appends `data`, which lives inside `owner`: referenced if large, copied otherwise.
   void AppendBody(std::string_view data, const broker::MessageRef& owner);
+
+  // The dialect method frames appended here are encoded in: the connection's (kept by Clear).
+  amqp::Protocol protocol() const { return protocol_; }
+  void set_protocol(amqp::Protocol protocol) { protocol_ = protocol; }
 
   size_t size() const { return bytes_.size() + referenced_bytes_; }
   bool empty() const { return size() == 0; }
@@ -40,6 +45,7 @@ class OutputBuffer {
   std::vector<Reference> references_;
   std::vector<broker::MessageRef> pins_;
   size_t referenced_bytes_ = 0;
+  amqp::Protocol protocol_ = amqp::Protocol::k0_9_1;
 };
 
 }  // namespace warren::net

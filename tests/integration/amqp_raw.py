@@ -1,4 +1,4 @@
-"""A tiny raw AMQP 0-9-1 client for protocol-level system tests.
+"""A tiny raw AMQP 0-9-1 (and 0-8) client for protocol-level system tests.
 
 Only what the tests need: frame encoding/decoding, argument (de)serialisation
 for a handful of methods, field tables, the connection handshake and helpers
@@ -11,6 +11,7 @@ import time
 from decimal import Decimal
 
 PROTOCOL_HEADER = b"AMQP\x00\x00\x09\x01"
+PROTOCOL_HEADER_0_8 = b"AMQP\x01\x01\x08\x00"
 FRAME_METHOD = 1
 FRAME_HEADER = 2
 FRAME_BODY = 3
@@ -39,6 +40,8 @@ METHODS = {
     (20, 21): ("channel.flow_ok", "b"),
     (20, 40): ("channel.close", "hshh"),
     (20, 41): ("channel.close_ok", ""),
+    (30, 10): ("access.request", "sbbbbb"),
+    (30, 11): ("access.request_ok", "h"),
     (40, 10): ("exchange.declare", "hssbbbbbt"),
     (40, 11): ("exchange.declare_ok", ""),
     (40, 20): ("exchange.delete", "hsbb"),
@@ -67,6 +70,7 @@ METHODS = {
     (60, 72): ("basic.get_empty", "s"),
     (60, 80): ("basic.ack", "qb"),
     (60, 90): ("basic.reject", "qb"),
+    (60, 100): ("basic.recover_async", "b"),
     (60, 110): ("basic.recover", "b"),
     (60, 111): ("basic.recover_ok", ""),
     (60, 120): ("basic.nack", "qbb"),
@@ -80,6 +84,18 @@ METHODS = {
     (90, 31): ("tx.rollback_ok", ""),
 }
 BY_NAME = {name: (key, spec) for key, (name, spec) in METHODS.items()}
+
+# RabbitMQ's AMQP 0-8: connection.close has other ids, channel.open-ok and basic.consume fewer
+# arguments, and 0-9-1's extensions are missing.
+METHODS_0_8 = {key: entry for key, entry in METHODS.items()
+               if key not in {(10, 50), (10, 51), (10, 60), (10, 61), (60, 120), (85, 10), (85, 11)}}
+METHODS_0_8.update({
+    (10, 60): ("connection.close", "hshh"),
+    (10, 61): ("connection.close_ok", ""),
+    (20, 11): ("channel.open_ok", ""),
+    (60, 20): ("basic.consume", "hssbbbb"),
+})
+BY_NAME_0_8 = {name: (key, spec) for key, (name, spec) in METHODS_0_8.items()}
 
 
 class ConnectionGone(Exception):
@@ -281,19 +297,19 @@ def decode_args(spec, buf, off=0):
 
 
 class Method:
-    def __init__(self, channel, class_id, method_id, args):
+    def __init__(self, channel, class_id, method_id, args, methods=METHODS):
         self.channel = channel
         self.class_id = class_id
         self.method_id = method_id
         self.args = args
-        self.name = METHODS.get((class_id, method_id), ("unknown",))[0]
+        self.name = methods.get((class_id, method_id), ("unknown",))[0]
 
     def __repr__(self):
         return "<Method ch=%d %s %r>" % (self.channel, self.name, self.args)
 
 
-def method_payload(name, *args):
-    (cls, mth), spec = BY_NAME[name]
+def method_payload(name, *args, by_name=BY_NAME):
+    (cls, mth), spec = by_name[name]
     return struct.pack("!HH", cls, mth) + encode_args(spec, args)
 
 
@@ -309,8 +325,14 @@ def content_header(size, class_id=60, flags=0, props=b""):
 # the connection
 
 class RawConnection:
-    def __init__(self, host, port, timeout=5.0):
-        self.sock = socket.create_connection((host, port), timeout=timeout)
+    def __init__(self, host, port, timeout=5.0, header=PROTOCOL_HEADER, sock=None):
+        """`header` also picks the method table: PROTOCOL_HEADER_0_8 (or 1 1 9 1) speaks 0-8.
+        `sock`, if given, is an already connected socket to use instead of host:port."""
+        self.header = header
+        is_0_8 = header in (PROTOCOL_HEADER_0_8, b"AMQP\x01\x01\x09\x01")
+        self.methods = METHODS_0_8 if is_0_8 else METHODS
+        self.by_name = BY_NAME_0_8 if is_0_8 else BY_NAME
+        self.sock = sock or socket.create_connection((host, port), timeout=timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.buf = bytearray()
         self.timeout = timeout
@@ -338,11 +360,11 @@ class RawConnection:
         self.send(frame(ftype, channel, payload, end))
 
     def send_method(self, channel, name, *args):
-        self.send_frame(FRAME_METHOD, channel, method_payload(name, *args))
+        self.send_frame(FRAME_METHOD, channel, method_payload(name, *args, by_name=self.by_name))
 
     def publish(self, channel, exchange, routing_key, body=b"", mandatory=False):
         data = frame(FRAME_METHOD, channel,
-                     method_payload("basic.publish", 0, exchange, routing_key, mandatory, False))
+                     method_payload("basic.publish", 0, exchange, routing_key, mandatory, False, by_name=self.by_name))
         data += frame(FRAME_HEADER, channel, content_header(len(body)))
         if body:
             data += frame(FRAME_BODY, channel, body)
@@ -399,9 +421,9 @@ class RawConnection:
                     continue
                 return (ftype, channel, payload)
             cls, mth = struct.unpack_from("!HH", payload, 0)
-            spec = METHODS.get((cls, mth), (None, ""))[1]
+            spec = self.methods.get((cls, mth), (None, ""))[1]
             args = decode_args(spec, payload, 4)
-            return Method(channel, cls, mth, args)
+            return Method(channel, cls, mth, args, self.methods)
 
     def expect(self, name, timeout=None):
         m = self.read_method(timeout)
@@ -429,7 +451,7 @@ class RawConnection:
     # --- protocol steps
     def handshake(self, user="guest", password="guest", vhost="/", heartbeat=0,
                   frame_max=0, channel_max=0, capabilities=None, open_connection=True):
-        self.send(PROTOCOL_HEADER)
+        self.send(self.header)
         start = self.expect("connection.start")
         self.start_args = start.args
         caps = capabilities if capabilities is not None else {

@@ -2,8 +2,8 @@
 
 A reset right after a loopback-only login, pre-authentication memory and descriptors,
 --max-connections, accept back-off on EMFILE, the pre-tune frame limit, channel_max,
-protocol headers, capabilities and the login throttle.  Where RabbitMQ 3.10.8 behaves the
-same, the test also passes against it (WARREN_TEST_EXTERNAL).
+capabilities and the login throttle (protocol headers: test_protocol_headers.py).  Where
+RabbitMQ 3.10.8 behaves the same, the test also passes against it (WARREN_TEST_EXTERNAL).
 """
 import os
 import socket
@@ -44,11 +44,7 @@ def silent_eof(sock, timeout):
 
 def raw_on(sock):
     """A RawConnection over an already connected socket (e.g. one bound to another source address)."""
-    c = RawConnection.__new__(RawConnection)
-    c.sock, c.buf, c.timeout = sock, bytearray(), 5.0
-    c.start_args = c.tune_args = None
-    c.heartbeats_seen = 0
-    return c
+    return RawConnection(None, None, sock=sock)
 
 
 def log_lines(srv, needle):
@@ -214,37 +210,6 @@ def test_start_advertises_rabbitmqs_capabilities(server):
                 "connection.blocked", "consumer_priorities", "authentication_failure_close",
                 "per_consumer_qos", "direct_reply_to"):
         assert caps.get(cap) is True, cap
-
-
-def test_amqp_0_9_header_is_served_as_0_9_1(server):
-    with RawConnection(server.host, server.port) as c:
-        c.send(b"AMQP\x01\x01\x00\x09")
-        assert c.expect("connection.start").args[0:2] == [0, 9]
-        c.send_method(0, "connection.start_ok", {"product": "old-client"}, "PLAIN",
-                      b"\x00" + server.user.encode() + b"\x00" + server.password.encode(), "en_US")
-        channel_max, frame_max, _ = c.expect("connection.tune").args
-        c.send_method(0, "connection.tune_ok", channel_max, frame_max, 0)
-        c.send_method(0, "connection.open", "/", "", False)
-        c.expect("connection.open_ok")
-        c.open_channel(1)
-
-
-@pytest.mark.parametrize("header", [b"AMQP\x00\x01\x00\x00", b"AMQP\x03\x01\x00\x00", b"BOGUSHDR"],
-                         ids=["amqp-1.0", "amqp-1.0-sasl", "garbage"])
-def test_unsupported_header_gets_0_9_1_header_and_close(server, header):
-    with socket.create_connection((server.host, server.port), timeout=5) as s:
-        s.sendall(header)
-        data = b""
-        s.settimeout(5)
-        try:
-            while True:
-                chunk = s.recv(100)
-                if not chunk:
-                    break
-                data += chunk
-        except ConnectionResetError:
-            pass
-    assert data == PROTOCOL_HEADER
 
 
 # --------------------------------------------------------------------------

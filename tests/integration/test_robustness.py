@@ -38,41 +38,10 @@ def expect_close(c, code, timeout=5.0):
     return got
 
 
-def read_until_eof(sock, timeout=5.0):
-    """Everything the server sends until it closes (or resets) the socket."""
-    deadline = time.monotonic() + timeout
-    data = b""
-    while True:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise AssertionError("server did not close the socket; got %r" % data)
-        sock.settimeout(left)
-        try:
-            chunk = sock.recv(4096)
-        except (ConnectionResetError, BrokenPipeError):
-            return data
-        if not chunk:
-            return data
-        data += chunk
-
-
 # --------------------------------------------------------------------------
 # protocol header
 
-@pytest.mark.parametrize("header", [
-    b"AMQP\x00\x00\x09\x00",      # 0-9-0
-    b"AMQP\x00\x00\x0a\x00",      # a future version
-    b"AMQP\x00\x01\x00\x00",      # AMQP 1.0
-    b"HTTP/1.1",
-    b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n",
-    b"XXXXXXXX",
-], ids=["amqp-0-9-0", "amqp-0-10", "amqp-1.0", "http-token", "http-request", "garbage"])
-def test_wrong_protocol_header_gets_supported_version_and_close(server, header):
-    with socket.create_connection((server.host, server.port), timeout=5) as s:
-        s.sendall(header)
-        data = read_until_eof(s)
-    assert data == PROTOCOL_HEADER
-
+# (What each header gets: test_protocol_headers.py.)
 
 def test_header_sent_in_pieces_is_accepted(server):
     with RawConnection(server.host, server.port) as c:

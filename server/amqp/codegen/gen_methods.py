@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Generates the AMQP 0-9-1 method codec from the spec XML.
+"""Generates the AMQP method codec from the 0-9-1 spec XML, with the 0-8 dialect from the 0-8 XML.
 
-Usage: python3 gen_methods.py SPEC_XML OUT_DIR
+Usage: python3 gen_methods.py SPEC_XML SPEC_0_8_XML OUT_DIR
 
 Writes OUT_DIR/methods.h, OUT_DIR/methods.cc and OUT_DIR/methods_testing.h:
   * one struct per method in namespace warren::amqp::method (ClassName + MethodName, CamelCase),
@@ -11,8 +11,15 @@ Writes OUT_DIR/methods.h, OUT_DIR/methods.cc and OUT_DIR/methods_testing.h:
     (used by the round-trip tests only).
 
 Field domains are resolved to primitive types through the spec's <domain> elements. The RabbitMQ
-extensions missing from the stripped XML (connection.blocked/unblocked/update-secret[-ok]) are
-added here. Only the Python standard library is used; output is deterministic.
+extensions missing from the stripped XML (connection.blocked/unblocked/update-secret[-ok], and the
+access class RabbitMQ still answers) are added here.
+
+AMQP 0-8 is not a second set of structs: each 0-9-1 method is matched by name with its 0-8
+counterpart (RabbitMQ's variant of 0-8, see RABBIT_0_8_*), whose arguments must be a prefix of the
+0-9-1 ones by type. Encode/DecodeArguments/DecodeMethod take the Protocol and, for 0-8, use the
+0-8 method id and stop after the 0-8 arguments (the rest stay default). Methods 0-8 lacks are
+unknown when decoding 0-8 (kIn0_8 is false). Only the Python standard library is used; output
+is deterministic.
 """
 
 import os
@@ -32,12 +39,26 @@ PRIMITIVES = {
     "table": ("FieldTable", None),
 }
 
-# RabbitMQ methods absent from amqp0-9-1.stripped.extended.xml: (class, name, index, fields).
+# RabbitMQ methods absent from amqp0-9-1.stripped.extended.xml: (class, class index, name, index,
+# fields). RabbitMQ's 0-9-1 codegen keeps 0-8's access class and answers access.request.
 EXTRA_METHODS = [
-    ("connection", "blocked", 60, [("reason", "shortstr")]),
-    ("connection", "unblocked", 61, []),
-    ("connection", "update-secret", 70, [("new-secret", "longstr"), ("reason", "shortstr")]),
-    ("connection", "update-secret-ok", 71, []),
+    ("connection", 10, "blocked", 60, [("reason", "shortstr")]),
+    ("connection", 10, "unblocked", 61, []),
+    ("connection", 10, "update-secret", 70, [("new-secret", "longstr"), ("reason", "shortstr")]),
+    ("connection", 10, "update-secret-ok", 71, []),
+    ("access", 30, "request", 10, [("realm", "shortstr"), ("exclusive", "bit"), ("passive", "bit"),
+                                   ("active", "bit"), ("write", "bit"), ("read", "bit")]),
+    ("access", 30, "request-ok", 11, [("ticket", "short")]),
+]
+
+# RabbitMQ's 0-8 (amqp-rabbitmq-0.8.json) differs from the 0-8 XML: 0-8's basic.recover (100) is
+# its recover-async, and it adds 0-9-1's queue.unbind and synchronous basic.recover.
+RABBIT_0_8_RENAMES = {("basic", "recover"): "recover-async"}
+RABBIT_0_8_EXTRA = [
+    ("queue", "unbind", 50, ["short", "shortstr", "shortstr", "shortstr", "table"]),
+    ("queue", "unbind-ok", 51, []),
+    ("basic", "recover", 110, ["bit"]),
+    ("basic", "recover-ok", 111, []),
 ]
 
 CPP_KEYWORDS = {
@@ -84,10 +105,24 @@ class Method:
         self.fields = fields
         self.struct = camel(class_name) + camel(name)
         self.full_name = f"{class_name}.{name}"
+        # Set by add_0_8: the 0-8 method id (None: not in 0-8) and how many leading fields 0-8 has.
+        self.method_id_0_8 = None
+        self.fields_0_8 = len(fields)
 
 
-def load(spec_path):
+def field_types(spec_path):
+    """{(class, method): (class index, method index, [primitive types])} of a spec XML."""
     root = ET.parse(spec_path).getroot()
+    resolve = domain_resolver(root)
+    out = {}
+    for cls in root.findall("class"):
+        for m in cls.findall("method"):
+            out[(cls.get("name"), m.get("name"))] = (int(cls.get("index")), int(m.get("index")),
+                                                      [resolve(f) for f in m.findall("field")])
+    return out
+
+
+def domain_resolver(root):
     domains = {d.get("name"): d.get("type") for d in root.findall("domain")}
 
     def resolve(field_el):
@@ -100,6 +135,12 @@ def load(spec_path):
             t = domains[t]
         return t
 
+    return resolve
+
+
+def load(spec_path):
+    root = ET.parse(spec_path).getroot()
+    resolve = domain_resolver(root)
     methods = []
     class_ids = {}
     for cls in root.findall("class"):
@@ -112,8 +153,9 @@ def load(spec_path):
                                   m.get("content") == "1", fields))
 
     existing = {(m.class_id, m.method_id) for m in methods}
-    for cname, mname, mid, fields in EXTRA_METHODS:
-        cid = class_ids[cname]
+    for cname, cid, mname, mid, fields in EXTRA_METHODS:
+        if class_ids.setdefault(cname, cid) != cid:
+            raise SystemExit(f"class {cname} has index {class_ids[cname]}, not {cid}")
         if (cid, mid) in existing:
             continue  # a spec that already has it wins
         methods.append(Method(cname, cid, mname, mid, False,
@@ -127,6 +169,30 @@ def load(spec_path):
     if len(set(names)) != len(names):
         raise SystemExit("duplicate struct names in spec")
     return methods
+
+
+def add_0_8(methods, spec_0_8):
+    """Records on each method its 0-8 id and argument count (RabbitMQ's 0-8)."""
+    spec = {}
+    for (cname, mname), entry in field_types(spec_0_8).items():
+        spec[(cname, RABBIT_0_8_RENAMES.get((cname, mname), mname))] = entry
+    for cname, mname, mid, types in RABBIT_0_8_EXTRA:
+        cid = next(c for (n, _), (c, _, _) in spec.items() if n == cname)
+        spec[(cname, mname)] = (cid, mid, types)
+    for m in methods:
+        entry = spec.get((m.class_name, m.name))
+        if entry is None:
+            continue
+        cid, mid, types = entry
+        if cid != m.class_id or types != [f.amqp_type for f in m.fields[:len(types)]]:
+            raise SystemExit(f"0-8 {m.full_name} is not a prefix of 0-9-1's: {types}")
+        if 0 < len(types) < len(m.fields) and types[-1] == "bit" and m.fields[len(types)].amqp_type == "bit":
+            raise SystemExit(f"0-8 {m.full_name} ends inside a run of bits")
+        m.method_id_0_8 = mid
+        m.fields_0_8 = len(types)
+    ids = [(m.class_id, m.method_id_0_8) for m in methods if m.method_id_0_8 is not None]
+    if len(set(ids)) != len(ids):
+        raise SystemExit("duplicate (class, method) ids in 0-8")
 
 
 def bit_runs(fields):
@@ -182,9 +248,13 @@ def gen_header(methods, spec):
 // Each struct has:
 //   kClassId, kMethodId, kName ("basic.publish"), kHasContent (method carries a message);
 //   fields named after the spec (snake_case), default-initialised (numbers 0, bools false);
-//   Encode(w)            appends class-id, method-id and the arguments (a method frame payload);
-//   DecodeArguments(r)   reads the arguments only; returns r.ok().
-// Consecutive bit fields are packed LSB-first into octets, as the spec requires.
+//   kIn0_8 (RabbitMQ's AMQP 0-8 has the method);
+//   Encode(w, p)            appends class-id, method-id and the arguments (a method frame payload);
+//   DecodeArguments(r, p)   reads the arguments only; returns r.ok().
+// Consecutive bit fields are packed LSB-first into octets, as the spec requires. In Protocol::k0_8
+// a method may have another id (connection.close) and fewer arguments (channel.open-ok,
+// basic.consume): those it lacks are not written, and stay default when decoding. A method without
+// kIn0_8 is encoded as in 0-9-1: it must not be sent on a 0-8 connection.
 //
 // LIFETIME: std::string_view fields (shortstr/longstr) produced by decoding are views into the
 // decoded payload (zero-copy); they are valid only while that buffer is. Copy what you keep.
@@ -199,6 +269,7 @@ def gen_header(methods, spec):
 
 #include "server/amqp/byte_buffer.h"
 #include "server/amqp/field_table.h"
+#include "server/amqp/protocol.h"
 
 namespace warren::amqp {
 namespace method {
@@ -210,14 +281,15 @@ namespace method {
         out.append(f"  static constexpr uint16_t kMethodId = {m.method_id};\n")
         out.append(f'  static constexpr std::string_view kName = "{m.full_name}";\n')
         out.append(f"  static constexpr bool kHasContent = {'true' if m.has_content else 'false'};\n")
+        out.append(f"  static constexpr bool kIn0_8 = {'true' if m.method_id_0_8 is not None else 'false'};\n")
         if m.fields:
             out.append("\n")
         for f in m.fields:
             init = f" = {f.default}" if f.default is not None else ""
             out.append(f"  {f.cpp_type} {f.name}{init};\n")
         out.append("\n")
-        out.append("  void Encode(ByteWriter& w) const;\n")
-        out.append("  bool DecodeArguments(ByteReader& r);\n")
+        out.append("  void Encode(ByteWriter& w, Protocol p = Protocol::k0_9_1) const;\n")
+        out.append("  bool DecodeArguments(ByteReader& r, Protocol p = Protocol::k0_9_1);\n")
         out.append(f"  bool operator==(const {m.struct}&) const = default;\n")
         out.append("};\n\n")
     out.append("}  // namespace method\n\n")
@@ -231,14 +303,15 @@ namespace method {
   kMalformed,      // truncated payload, bad arguments or trailing bytes
 };
 
-// Decodes a whole method frame payload (class-id u16, method-id u16, arguments). The arguments
-// must occupy the rest of the payload exactly. String fields of the result view into `payload`.
-std::expected<Method, DecodeError> DecodeMethod(std::string_view payload);
+// Decodes a whole method frame payload (class-id u16, method-id u16, arguments) as `protocol`
+// frames it. The arguments must occupy the rest of the payload exactly. String fields of the
+// result view into `payload`.
+std::expected<Method, DecodeError> DecodeMethod(std::string_view payload, Protocol protocol = Protocol::k0_9_1);
 
 // Appends the method frame payload of `m` (same as calling Encode on the alternative).
-void EncodeMethod(const Method& m, ByteWriter& w);
+void EncodeMethod(const Method& m, ByteWriter& w, Protocol protocol = Protocol::k0_9_1);
 
-// "basic.publish" for (60, 40); "" when the pair is unknown.
+// "basic.publish" for (60, 40); "" when the pair is unknown. Ids are 0-9-1's, as MethodIds gives.
 std::string_view MethodName(uint16_t class_id, uint16_t method_id);
 // (class id, method id) of the held alternative.
 std::pair<uint16_t, uint16_t> MethodIds(const Method& m);
@@ -261,12 +334,23 @@ namespace method {
 
 """)
     for m in methods:
-        enc = [f"void {m.struct}::Encode(ByteWriter& w) const {{\n",
-               "  w.WriteU16(kClassId);\n", "  w.WriteU16(kMethodId);\n"]
-        dec = [f"bool {m.struct}::DecodeArguments(ByteReader& r) {{\n"]
+        in_0_8 = m.method_id_0_8 is not None
+        shorter_0_8 = in_0_8 and m.fields_0_8 < len(m.fields)
+        other_id_0_8 = in_0_8 and m.method_id_0_8 != m.method_id
+        method_id = f"p == Protocol::k0_8 ? {m.method_id_0_8} : kMethodId" if other_id_0_8 else "kMethodId"
+        enc_param = "Protocol p" if shorter_0_8 or other_id_0_8 else "Protocol"
+        dec_param = "Protocol p" if shorter_0_8 else "Protocol"
+        enc = [f"void {m.struct}::Encode(ByteWriter& w, {enc_param}) const {{\n",
+               "  w.WriteU16(kClassId);\n", f"  w.WriteU16({method_id});\n"]
+        dec = [f"bool {m.struct}::DecodeArguments(ByteReader& r, {dec_param}) {{\n"]
         if not m.fields:
             dec.append("  (void)r;\n")
+        written = 0
         for kind, item in bit_runs(m.fields):
+            if in_0_8 and written == m.fields_0_8 < len(m.fields):
+                enc.append("  if (p == Protocol::k0_8) return;\n")
+                dec.append("  if (p == Protocol::k0_8) return r.ok();\n")
+            written += len(item) if kind == "bits" else 1
             if kind == "bits":
                 enc.append("  {\n")
                 enc.append("    uint8_t bits = 0;\n")
@@ -295,31 +379,45 @@ constexpr uint32_t Key(uint16_t class_id, uint16_t method_id) {
 }
 
 template <typename T>
-std::expected<Method, DecodeError> DecodeAs(ByteReader& r) {
+std::expected<Method, DecodeError> DecodeAs(ByteReader& r, Protocol p) {
   T m;
-  if (!m.DecodeArguments(r) || !r.empty()) return std::unexpected(DecodeError::kMalformed);
+  if (!m.DecodeArguments(r, p) || !r.empty()) return std::unexpected(DecodeError::kMalformed);
   return Method(std::in_place_type<T>, std::move(m));
 }
 
-}  // namespace
-
-std::expected<Method, DecodeError> DecodeMethod(std::string_view payload) {
-  ByteReader r(payload);
-  const uint16_t class_id = r.ReadU16();
-  const uint16_t method_id = r.ReadU16();
-  if (!r.ok()) return std::unexpected(DecodeError::kMalformed);
+std::expected<Method, DecodeError> Decode0_8(uint16_t class_id, uint16_t method_id, ByteReader& r) {
   switch (Key(class_id, method_id)) {
 """)
     for m in methods:
-        out.append(f"    case Key({m.class_id}, {m.method_id}):\n")
-        out.append(f"      return DecodeAs<method::{m.struct}>(r);\n")
+        if m.method_id_0_8 is None:
+            continue
+        out.append(f"    case Key({m.class_id}, {m.method_id_0_8}):\n")
+        out.append(f"      return DecodeAs<method::{m.struct}>(r, Protocol::k0_8);\n")
     out.append("""    default:
       return std::unexpected(DecodeError::kUnknownMethod);
   }
 }
 
-void EncodeMethod(const Method& m, ByteWriter& w) {
-  std::visit([&w](const auto& x) { x.Encode(w); }, m);
+}  // namespace
+
+std::expected<Method, DecodeError> DecodeMethod(std::string_view payload, Protocol protocol) {
+  ByteReader r(payload);
+  const uint16_t class_id = r.ReadU16();
+  const uint16_t method_id = r.ReadU16();
+  if (!r.ok()) return std::unexpected(DecodeError::kMalformed);
+  if (protocol == Protocol::k0_8) return Decode0_8(class_id, method_id, r);
+  switch (Key(class_id, method_id)) {
+""")
+    for m in methods:
+        out.append(f"    case Key({m.class_id}, {m.method_id}):\n")
+        out.append(f"      return DecodeAs<method::{m.struct}>(r, Protocol::k0_9_1);\n")
+    out.append("""    default:
+      return std::unexpected(DecodeError::kUnknownMethod);
+  }
+}
+
+void EncodeMethod(const Method& m, ByteWriter& w, Protocol protocol) {
+  std::visit([&w, protocol](const auto& x) { x.Encode(w, protocol); }, m);
 }
 
 std::string_view MethodName(uint16_t class_id, uint16_t method_id) {
@@ -420,11 +518,12 @@ def write_if_changed(path, text):
 
 
 def main(argv):
-    if len(argv) != 3:
-        sys.stderr.write("usage: gen_methods.py SPEC_XML OUT_DIR\n")
+    if len(argv) != 4:
+        sys.stderr.write("usage: gen_methods.py SPEC_XML SPEC_0_8_XML OUT_DIR\n")
         return 2
-    spec, out_dir = argv[1], argv[2]
+    spec, spec_0_8, out_dir = argv[1], argv[2], argv[3]
     methods = load(spec)
+    add_0_8(methods, spec_0_8)
     os.makedirs(out_dir, exist_ok=True)
     write_if_changed(os.path.join(out_dir, "methods.h"), gen_header(methods, spec))
     write_if_changed(os.path.join(out_dir, "methods.cc"), gen_source(methods, spec))

@@ -73,6 +73,12 @@ def methods():
         "nack": a.method_payload("basic.nack", 7, False, True),
         "confirm": a.method_payload("confirm.select", False),
         "tx_commit": a.method_payload("tx.commit"),
+        "access_request": a.method_payload("access.request", "/data", False, True, True, True, True),
+        "recover_async": a.method_payload("basic.recover_async", True),
+        # 0-8's forms of the methods that differ from 0-9-1 (the fuzz target decodes in both).
+        "close_0_8": a.method_payload("connection.close", 200, "bye", 0, 0, by_name=a.BY_NAME_0_8),
+        "consume_0_8": a.method_payload("basic.consume", 1, "q", "ctag", False, True, False, False,
+                                        by_name=a.BY_NAME_0_8),
     }
 
 

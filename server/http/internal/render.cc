@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include "server/amqp/protocol.h"
 #include "server/broker/field_table_json.h"
 #include "server/http/internal/api.h"
 #include "server/http/internal/codec.h"
@@ -136,7 +137,7 @@ json Api::ConnectionJson(const net::Connection& c) const {
               {"port", p.port},
               {"channels", channels},
               {"state", !c.is_open() ? "starting" : c.blocked() ? "blocked" : "running"},
-              {"protocol", "AMQP 0-9-1"},
+              {"protocol", std::string(amqp::ProtocolName(c.protocol()))},
               {"type", "network"},
               {"auth_mechanism", "PLAIN"},
               {"ssl", false},
