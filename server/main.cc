@@ -377,7 +377,8 @@ int main(int argc, char** argv) {
   // MemoryAccount) lives, and not when the io_context is destroyed after it.
   io.restart();
   io.poll();
-  persister.Commit();  // what the closed connections requeued or acked
+  broker.CloseDeliveryHorizons();
+  persister.Commit();  // what the closed connections requeued or acked, and the horizons
   const auto store_stats = store->stats();
   const uint64_t published = persister.stats().persistent_publishes;
   spdlog::info("store: {} persistent publishes, {} batches in {} writes, {} fsyncs ({:.1f} publishes per fsync, "

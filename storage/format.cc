@@ -227,6 +227,18 @@ Status DecodeDeliveryState(std::string_view value, DeliveryState* out) {
   return Status::OK();
 }
 
+std::string EncodeDeliveryHorizon(uint64_t horizon) {
+  std::string v(1 + 8, '\x02');
+  PutBigEndian64(v.data() + 1, horizon);
+  return v;
+}
+
+Status DecodeDeliveryHorizon(std::string_view value, uint64_t* horizon) {
+  if (value.size() != 1 + 8 || value[0] != '\x02') return Status::Corruption("malformed delivery horizon");
+  *horizon = GetBigEndian64(value.data() + 1);
+  return Status::OK();
+}
+
 std::string QuarantineKey(Family family, std::string_view key) {
   std::string out(kQuarantinePrefix);
   out.push_back(static_cast<char>(family));

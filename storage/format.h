@@ -136,4 +136,12 @@ struct DeliveryState {
 std::string EncodeDeliveryState(const DeliveryState& d);
 Status DecodeDeliveryState(std::string_view value, DeliveryState* out);
 
+// A durable queue's delivery horizon: no message with this seq or a higher one has ever been
+// delivered, so recovery flags every message below it redelivered (docs/ARCHITECTURE.md,
+// "Redelivered after a crash"). Kept in delivery_state under the queue's last key, seq
+// kHorizonSeq (never a message's), so a queue's range delete removes it with the rest.
+inline constexpr uint64_t kHorizonSeq = UINT64_MAX;
+std::string EncodeDeliveryHorizon(uint64_t horizon);
+Status DecodeDeliveryHorizon(std::string_view value, uint64_t* horizon);
+
 }  // namespace warren::storage

@@ -64,6 +64,34 @@ TEST(RecoveryTest, RemovesOrphansAndCountsSharedReferences) {
   EXPECT_EQ(q1[2].delivery_count, 2u);
 }
 
+TEST(RecoveryTest, KeepsDeliveryHorizonsAndQuarantinesAMalformedOne) {
+  TempDir dir;
+  {
+    auto store = OpenOrDie(dir.path());
+    WriteBatch b;
+    b.PutMessage(1, 5, Msg("m"));
+    b.PutDeliveryHorizon(1, 1029);
+    b.PutDeliveryHorizon(2, 7);  // a queue with no message left
+    b.PutRaw(Family::kDelivery, MessageKey(3, kHorizonSeq), "garbled");
+    b.PutDeliveryHorizon(4, 9);
+    ASSERT_TRUE(store->Write(std::move(b)).ok());
+    WriteBatch drop;
+    drop.DeleteQueueMessages(4);  // a deleted queue takes its horizon along
+    ASSERT_TRUE(store->Write(std::move(drop)).ok());
+  }
+  auto store = OpenOrDie(dir.path());
+  RecoveryInfo info;
+  ASSERT_TRUE(store->Recover(&info).ok());
+  EXPECT_EQ(info.orphan_delivery_states_removed, 0u);
+  ASSERT_EQ(info.delivery_horizons.size(), 2u);
+  EXPECT_EQ(info.delivery_horizons[1], 1029u);
+  EXPECT_EQ(info.delivery_horizons[2], 7u);
+  ASSERT_EQ(info.quarantined.size(), 1u);
+  EXPECT_EQ(info.quarantined[0].family, Family::kDelivery);
+  ASSERT_EQ(ScanAll(store.get(), 1).size(), 1u);  // a horizon is not a message
+  EXPECT_FALSE(ScanAll(store.get(), 1)[0].redelivered);
+}
+
 TEST(RecoveryTest, LastReferenceAckedThenBodyDeleted) {
   TempDir dir;
   auto store = OpenOrDie(dir.path());

@@ -232,6 +232,17 @@ Status Store::Recover(RecoveryInfo* info) {
     dit->SeekToFirst();
     auto drop_delivery_before = [&](const rocksdb::Slice* limit) {
       for (; dit->Valid() && (limit == nullptr || dit->key().compare(*limit) < 0); dit->Next()) {
+        uint64_t qid = 0, seq = 0;
+        if (DecodeMessageKey(ToView(dit->key()), &qid, &seq) && seq == kHorizonSeq) {
+          uint64_t horizon = 0;
+          if (Status s = DecodeDeliveryHorizon(ToView(dit->value()), &horizon); !s.ok()) {
+            quarantine(Family::kDelivery, ToView(dit->key()), ToView(dit->value()),
+                       "queue " + std::to_string(qid) + ": " + s.message());
+          } else {
+            info->delivery_horizons[qid] = horizon;
+          }
+          continue;
+        }
         cleanup.DeleteRaw(Family::kDelivery, ToView(dit->key()));
         ++info->orphan_delivery_states_removed;
       }

@@ -81,6 +81,7 @@ struct RecoveryInfo {
   // body); a read-only store only reports them.
   std::vector<QuarantinedRecord> quarantined;
   std::vector<uint64_t> queue_ids;  // queues with index entries, ascending
+  std::unordered_map<uint64_t, uint64_t> delivery_horizons;  // queue id -> its delivery horizon
 };
 
 // "DIR/store": where the server keeps its store inside --data-dir DIR.

@@ -143,6 +143,12 @@ void WriteBatch::PutDeliveryState(uint64_t queue_id, uint64_t seq, uint32_t deli
            EncodeDeliveryState({delivery_count, redelivered}));
 }
 
+void WriteBatch::PutDeliveryHorizon(uint64_t queue_id, uint64_t horizon) {
+  char key[kMessageKeySize];
+  EncodeMessageKey(queue_id, kHorizonSeq, key);
+  rep_.Put(Handle(Family::kDelivery), rocksdb::Slice(key, sizeof(key)), EncodeDeliveryHorizon(horizon));
+}
+
 void WriteBatch::DeleteMessage(uint64_t queue_id, uint64_t seq) {
   char key[kMessageKeySize];
   EncodeMessageKey(queue_id, seq, key);

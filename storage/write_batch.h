@@ -71,6 +71,8 @@ class WriteBatch {
   void DeleteBody(uint64_t body_id);
   // Delivery state: a small record written on delivery and on requeue; never rewrites the body.
   void PutDeliveryState(uint64_t queue_id, uint64_t seq, uint32_t delivery_count, bool redelivered);
+  // No message of the queue with seq >= horizon has been delivered (format.h, kHorizonSeq).
+  void PutDeliveryHorizon(uint64_t queue_id, uint64_t horizon);
   // Removes the index entry and its delivery state (an ack). Does not delete a shared body.
   void DeleteMessage(uint64_t queue_id, uint64_t seq);
 

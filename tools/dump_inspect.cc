@@ -146,6 +146,7 @@ Status CollectMessageStats(storage::Store* store, MessageStats* out) {
   s = store->ForEach(Family::kDelivery, [&](std::string_view k, std::string_view v) {
     uint64_t q = 0, seq = 0;
     storage::DeliveryState d;
+    if (storage::DecodeMessageKey(k, &q, &seq) && seq == storage::kHorizonSeq) return true;
     ++out->delivery_states;
     if (storage::DecodeMessageKey(k, &q, &seq) && storage::DecodeDeliveryState(v, &d).ok() &&
         d.delivery_count > 0) {
@@ -285,8 +286,15 @@ Status Verify(storage::Store* store, VerifyReport* report) {
 
   // Delivery states.
   s = store->ForEach(Family::kDelivery, [&](std::string_view k, std::string_view v) {
-    ++report->delivery_states;
     uint64_t q = 0, seq = 0;
+    if (storage::DecodeMessageKey(k, &q, &seq) && seq == storage::kHorizonSeq) {
+      uint64_t horizon = 0;
+      if (Status st = storage::DecodeDeliveryHorizon(v, &horizon); !st.ok()) {
+        rep.Problem("queue " + std::to_string(q) + " delivery horizon: " + st.message());
+      }
+      return true;
+    }
+    ++report->delivery_states;
     if (!storage::DecodeMessageKey(k, &q, &seq)) {
       rep.Problem("delivery state: key " + Hex(k) + " has a bad size");
       return true;

@@ -132,6 +132,12 @@ Result<> Broker::DeleteVhost(std::string_view name) {
   return {};
 }
 
+void Broker::CloseDeliveryHorizons() {
+  for (const std::string& name : ListVhosts()) {
+    for (const auto& [queue_name, queue] : FindVhost(name)->queues()) queue->CloseDeliveryHorizon();
+  }
+}
+
 std::vector<std::string> Broker::ListVhosts() const {
   std::vector<std::string> names;
   for (const auto& [name, vhost] : vhosts_) names.push_back(name);

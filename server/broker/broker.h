@@ -73,6 +73,9 @@ class Broker {
   // Names, sorted.
   std::vector<std::string> ListVhosts() const;
   std::vector<std::string> VhostNames() const { return ListVhosts(); }
+  // A clean stop, after the last connection closed: every delivery has its delivery state in the
+  // open batch, so the queues' delivery horizons are dropped with it (Queue::CloseDeliveryHorizon).
+  void CloseDeliveryHorizons();
   // Recovery and tests: the vhost, created in memory if missing, not journaled.
   Vhost& RestoreVhost(std::string name);
   // Drops an in-memory vhost that recovery found not stored (no journaling, no hook).

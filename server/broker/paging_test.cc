@@ -1,10 +1,6 @@
 // Paging with a real store: the byte window, queues that are not durable, and recovery dropping
 // the paged messages of queues without a record.
-#include <deque>
-#include <functional>
-#include <mutex>
 #include <string>
-#include <thread>
 
 #include <gtest/gtest.h>
 
@@ -12,46 +8,15 @@
 #include "server/broker/persister.h"
 #include "server/broker/queue.h"
 #include "server/broker/recovery.h"
+#include "server/broker/store_testing.h"
 #include "server/broker/vhost.h"
 #include "storage/test_util.h"
 
 namespace warren::broker {
 namespace {
 
-// The broker thread's event loop, by hand: what the persister posts runs in Pump().
-class Loop {
- public:
-  Persister::Post post() {
-    return [this](std::function<void()> fn) {
-      std::lock_guard lock(mu_);
-      queue_.push_back(std::move(fn));
-    };
-  }
-  // Runs posted functions until `done` holds (bounded).
-  void PumpUntil(const std::function<bool()>& done) {
-    for (int i = 0; i < 5000 && !done(); ++i) {
-      std::deque<std::function<void()>> ready;
-      {
-        std::lock_guard lock(mu_);
-        ready.swap(queue_);
-      }
-      if (ready.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-      for (auto& fn : ready) fn();
-    }
-    ASSERT_TRUE(done());
-  }
-
- private:
-  std::mutex mu_;
-  std::deque<std::function<void()>> queue_;
-};
-
-MessageRef Body(Broker& broker, size_t size, char fill, bool persistent = false) {
-  const std::string props = persistent ? std::string("\x10\x00\x02", 3) : std::string("\x00\x00", 2);
-  MessageRef m = Message::Create("", "q", props, size, &broker.memory());
-  m->FillBody(std::string(size, fill));
-  return m;
-}
+using testing::Body;
+using testing::Loop;
 
 // The loop outlives the store: closing it runs the last completions, which post to the loop.
 struct Env {
@@ -66,11 +31,7 @@ struct Env {
     broker.set_persister(&persister);
   }
   // Commits and waits until everything so far is in the store.
-  void Settle() {
-    persister.Commit();
-    const uint64_t ticket = persister.open_ticket() - 1;
-    loop.PumpUntil([&] { return persister.durable_ticket() >= ticket; });
-  }
+  void Settle() { testing::SettleStore(persister, loop); }
 };
 
 TEST(PagingTest, ByteWindowPagesLargeBodiesOfATransientQueue) {
@@ -126,9 +87,7 @@ TEST(PagingTest, RecoveryDropsThePagedMessagesOfQueuesThatWereNotDurable) {
     ASSERT_TRUE(declared);
     transient_id = declared->queue->id();
     for (int i = 0; i < 10; ++i) declared->queue->Enqueue(Body(broker, 100, 'p', /*persistent=*/true));
-    persister.Commit();
-    const uint64_t ticket = persister.open_ticket() - 1;
-    loop.PumpUntil([&] { return persister.durable_ticket() >= ticket; });
+    testing::SettleStore(persister, loop);
     EXPECT_EQ(storage::testing::ScanAll(store.get(), transient_id).size(), 8u);
   }  // a crash: the queue is gone, its paged messages are not
   Loop loop;

@@ -108,7 +108,8 @@ void Queue::MaybePageIn() {
         msg->FillBody(m.body);
         msg->set_body_id(m.body_id);
         ready_.push_back(QueuedMessage{std::move(msg), m.seq, m.delivery_count,
-                                       m.redelivered || m.delivery_count > 0, true});
+                                       m.redelivered || m.delivery_count > 0 || MayHaveBeenDelivered(m.seq),
+                                       true});
         AddedReady(ready_.back());
         if (features_ != nullptr) features_->OnPagedIn(ready_.back());
         paged_next_seq_ = m.seq + 1;
@@ -126,7 +127,57 @@ void Queue::MaybePageIn() {
 
 void Queue::OnDurable(uint64_t, bool) {
   page_in_waiting_ = false;
+  horizon_waiting_ = false;
   Dispatch();
+}
+
+void Queue::PutHorizon(uint64_t horizon) {
+  horizon_written_ = horizon;
+  persister_->batch().PutDeliveryHorizon(id_, horizon);
+  horizon_ticket_ = persister_->open_ticket();
+}
+
+void Queue::StartDeliveryHorizon() {
+  if (persister_ == nullptr || !persister_->enabled() || !on_disk()) return;
+  PutHorizon(SeqAhead(kHorizonStep) + 1);
+}
+
+uint64_t Queue::SeqAhead(size_t ahead) const {
+  if (ready_.size() > ahead) return ready_[ahead].seq;
+  // The rest of the way is the paged tail or messages still to come, whose seqs ascend from there.
+  uint64_t from = paged_count_ > 0 ? paged_next_seq_ : next_seq_;
+  if (!ready_.empty()) from = std::max(from, ready_.back().seq + 1);
+  return from + (ahead - ready_.size());
+}
+
+void Queue::CloseDeliveryHorizon() {
+  if (persister_ == nullptr || !persister_->enabled() || !on_disk() || deleted_) return;
+  PutHorizon(0);
+  horizon_durable_ = 0;
+}
+
+void Queue::FinishRecovery(storage::WriteBatch& batch) {
+  next_seq_ = std::max(next_seq_, recovered_horizon_);
+  horizon_written_ = horizon_durable_ = std::max(recovered_horizon_, SeqAhead(kHorizonStep) + 1);
+  batch.PutDeliveryHorizon(id_, horizon_written_);
+}
+
+bool Queue::MayDeliver(const QueuedMessage& m) {
+  if (!m.stored || !on_disk()) return true;  // gone after a restart anyway
+  if (horizon_written_ != horizon_durable_ && persister_->durable_ticket() >= horizon_ticket_) {
+    horizon_durable_ = horizon_written_;
+  }
+  // Extended once the message half a step ahead is no longer covered: in seqs, gaps (acks out of
+  // order, the jump over an old horizon at a restart) would leave a get waiting needlessly.
+  if (horizon_written_ == horizon_durable_ && SeqAhead(kHorizonStep / 2) >= horizon_written_) {
+    PutHorizon(std::max(m.seq, SeqAhead(kHorizonStep)) + 1);
+  }
+  if (m.seq < horizon_durable_) return true;
+  if (!horizon_waiting_) {
+    horizon_waiting_ = true;
+    persister_->WaitForDurable(weak_from_this());
+  }
+  return false;
 }
 
 void Queue::DropPaged() {
@@ -160,7 +211,9 @@ void Queue::Forget(const QueuedMessage& m) {
 std::optional<QueuedMessage> Queue::Get(bool no_ack) {
   if (features_ != nullptr) features_->BeforeGet();  // x-expires lease, expired head
   MaybePageIn();
-  if (ready_.empty()) {
+  // A get that outruns the delivery horizon (kHorizonStep / 2 gets within one store write) is
+  // answered empty rather than risk an unflagged redelivery after a crash.
+  if (ready_.empty() || !MayDeliver(ready_.front())) {
     stats_.Add(MessageStat::kGetEmpty);
     return std::nullopt;
   }
@@ -237,7 +290,7 @@ void Queue::Dispatch() {
   while (!consumers_.empty()) {
     if (features_ != nullptr) features_->DropExpiredHead();
     if (paged_count_ > 0) MaybePageIn();
-    if (ready_.empty()) break;
+    if (ready_.empty() || !MayDeliver(ready_.front())) break;
     Consumer* chosen = nullptr;
     // Consumer priorities and single active consumer pick in QueueFeatures; otherwise round-robin.
     const bool picked = features_ != nullptr && features_->PickConsumer(&chosen);

@@ -81,6 +81,25 @@ class Queue : public std::enable_shared_from_this<Queue>, public DurabilityListe
   // Appends a message and delivers what the consumers can take. Returns true when the message
   // was written to the store (its publisher must wait for durability before a confirm).
   bool Enqueue(MessageRef message);
+  // Delivery horizon (durable queues): a stored message goes to a consumer only once a store
+  // record saying "no message at or above H was delivered", with H above its seq, is durable;
+  // H runs kHorizonStep messages ahead of the deliveries, extended every kHorizonStep / 2 of
+  // them, so a consumer waits for it only when it outruns the store. After a crash every message
+  // below the stored H comes back redelivered=true: nothing that may have reached a consumer is
+  // delivered again unflagged, and about kHorizonStep that never left are flagged needlessly.
+  static constexpr uint64_t kHorizonStep = 1024;
+  // A new durable queue: its first horizon goes in the batch of its declaration.
+  void StartDeliveryHorizon();
+  // A clean stop: the delivery states in the store say exactly what was delivered, so the
+  // horizon drops to 0 and the next start flags nothing needlessly. No delivery may follow.
+  void CloseDeliveryHorizon();
+  // Recovery, before any Restore: the horizon the store holds for this queue (0: none).
+  void set_recovered_horizon(uint64_t horizon) { recovered_horizon_ = horizon; }
+  // Whether a recovered message may have been delivered before the restart.
+  bool MayHaveBeenDelivered(uint64_t seq) const { return seq < recovered_horizon_; }
+  // Recovery, after the last Restore: new messages get seqs above the old horizon, and `batch`
+  // gets this run's first horizon (written before the server takes connections).
+  void FinishRecovery(storage::WriteBatch& batch);
   // Recovery: appends a message read from the store. REQUIRES: seq ascends across calls.
   void Restore(QueuedMessage message);
   // Recovery: the message `seq` stays in the store only (beyond the memory window).
@@ -123,7 +142,8 @@ class Queue : public std::enable_shared_from_this<Queue>, public DurabilityListe
   // Body bytes of the ready messages held in memory (the byte side of the memory window).
   uint64_t memory_bytes() const { return memory_bytes_; }
 
-  // DurabilityListener: paged-out messages we wait to read back are now in the store.
+  // DurabilityListener: paged-out messages we wait to read back, or the delivery horizon, are
+  // now in the store.
   void OnDurable(uint64_t ticket, bool ok) override;
   size_t unacked_count() const { return unacked_; }
   size_t consumer_count() const { return consumers_.size(); }
@@ -177,6 +197,13 @@ class Queue : public std::enable_shared_from_this<Queue>, public DurabilityListe
   void RemovedReady(const QueuedMessage& m) { memory_bytes_ -= std::min(memory_bytes_, m.msg->body_size()); }
   void MaybePageIn();
   void DropPaged();
+  // Whether `m`, the next message to leave, may go to a consumer now (the delivery horizon);
+  // when not, Dispatch resumes once the horizon is durable.
+  bool MayDeliver(const QueuedMessage& m);
+  void PutHorizon(uint64_t horizon);
+  // About the seq of the message `ahead` places behind the head: exact within the memory window,
+  // counted on from the last known seq beyond it.
+  uint64_t SeqAhead(size_t ahead) const;
 
   std::vector<Consumer*> consumers_;
   std::vector<std::weak_ptr<PublisherFlow>> paused_publishers_;
@@ -193,6 +220,11 @@ class Queue : public std::enable_shared_from_this<Queue>, public DurabilityListe
   uint64_t page_ticket_ = 0;     // the store batch holding the newest paged-out message
   bool page_in_waiting_ = false;
   bool ever_paged_ = false;  // a queue not on disk has index entries to remove when deleted
+  uint64_t horizon_durable_ = 0;    // stored messages below it may be delivered
+  uint64_t horizon_written_ = 0;    // the newest horizon put in a batch
+  uint64_t horizon_ticket_ = 0;     // that batch
+  bool horizon_waiting_ = false;
+  uint64_t recovered_horizon_ = 0;  // recovery: messages below it may have been delivered
   uint64_t memory_bytes_ = 0;
   Vhost* vhost_ = nullptr;
   uint64_t route_pass_ = 0;

@@ -224,15 +224,21 @@ Status RestoreUsers(storage::Store& store, Broker& broker, Quarantine& quarantin
   return Status::OK();
 }
 
-Status RestoreMessages(storage::Store& store, Broker& broker, RecoveryStats* stats) {
-  storage::WriteBatch discard;
+// The delivery horizons of this run are written with the discarded messages, before the server
+// takes connections, so a queue's first deliveries need not wait for the store.
+Status RestoreMessages(storage::Store& store, Broker& broker, const storage::RecoveryInfo& info,
+                       RecoveryStats* stats) {
+  storage::WriteBatch writes;
   for (const std::string& vhost_name : broker.VhostNames()) {
     Vhost* vhost = broker.FindVhost(vhost_name);
     for (const auto& [name, queue] : vhost->queues()) {
       Queue& q = *queue;
+      if (auto h = info.delivery_horizons.find(q.id()); h != info.delivery_horizons.end()) {
+        q.set_recovered_horizon(h->second);
+      }
       Status s = store.ScanQueue(q.id(), 0, [&](const storage::StoredMessage& m) {
         if (amqp::PeekDeliveryMode(m.properties) != std::optional<uint8_t>(2)) {
-          discard.DeleteMessage(q.id(), m.seq);  // transient: only ever on disk because it was paged out
+          writes.DeleteMessage(q.id(), m.seq);  // transient: only ever on disk because it was paged out
           ++stats->transient_discarded;
           return true;
         }
@@ -245,13 +251,15 @@ Status RestoreMessages(storage::Store& store, Broker& broker, RecoveryStats* sta
         msg->FillBody(m.body);
         msg->set_body_id(m.body_id);
         // Anything that may have been delivered before the restart is flagged redelivered.
-        q.Restore(QueuedMessage{std::move(msg), m.seq, m.delivery_count, m.redelivered || m.delivery_count > 0, true});
+        q.Restore(QueuedMessage{std::move(msg), m.seq, m.delivery_count,
+                                m.redelivered || m.delivery_count > 0 || q.MayHaveBeenDelivered(m.seq), true});
         return true;
       });
       if (!s.ok()) return s;
+      q.FinishRecovery(writes);
     }
   }
-  if (!discard.empty()) return store.Write(std::move(discard));
+  if (!writes.empty()) return store.Write(std::move(writes));
   return Status::OK();
 }
 
@@ -287,7 +295,7 @@ Status RecoverBroker(storage::Store& store, Broker& broker, Persister& persister
   persister.SetIdFloors(max_queue_id + 1, info.max_body_id + 1);
   for (const auto& [body_id, refs] : info.shared_body_refs) persister.AddBodyRefs(body_id, refs);
   broker.set_persister(&persister);  // before messages: queues consult its memory window
-  if (Status s = RestoreMessages(store, broker, stats); !s.ok()) return s;
+  if (Status s = RestoreMessages(store, broker, info, stats); !s.ok()) return s;
   stats->seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return Status::OK();
 }

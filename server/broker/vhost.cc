@@ -246,6 +246,7 @@ Result<QueueDeclareResult> Vhost::DeclareQueue(std::string_view name, bool passi
     if (arguments->any()) q->EnableFeatures();
     queues_[qname] = q;
     JournalQueue(*q, true);
+    q->StartDeliveryHorizon();
     // Every queue is bound to the default exchange by its name; routing handles that implicitly.
     return QueueDeclareResult{std::move(q), 0, 0};
   }

@@ -1,0 +1,63 @@
+// Test helpers for broker code that runs against a real store: the broker thread's event loop by
+// hand, and messages of a given size.
+#pragma once
+
+#include <chrono>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "server/broker/broker.h"
+#include "server/broker/message.h"
+#include "server/broker/persister.h"
+
+namespace warren::broker::testing {
+
+// The broker thread's event loop: what the persister posts runs in PumpUntil().
+class Loop {
+ public:
+  Persister::Post post() {
+    return [this](std::function<void()> fn) {
+      std::lock_guard lock(mu_);
+      queue_.push_back(std::move(fn));
+    };
+  }
+  // Runs posted functions until `done` holds (bounded).
+  void PumpUntil(const std::function<bool()>& done) {
+    for (int i = 0; i < 5000 && !done(); ++i) {
+      std::deque<std::function<void()>> ready;
+      {
+        std::lock_guard lock(mu_);
+        ready.swap(queue_);
+      }
+      if (ready.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      for (auto& fn : ready) fn();
+    }
+    ASSERT_TRUE(done());
+  }
+
+ private:
+  std::mutex mu_;
+  std::deque<std::function<void()>> queue_;
+};
+
+// Commits the persister's open batch and pumps `loop` until everything so far is in the store.
+inline void SettleStore(Persister& persister, Loop& loop) {
+  persister.Commit();
+  const uint64_t ticket = persister.open_ticket() - 1;
+  loop.PumpUntil([&] { return persister.durable_ticket() >= ticket; });
+}
+
+// A message of `size` bytes of `fill`, delivery mode 2 when persistent.
+inline MessageRef Body(Broker& broker, size_t size, char fill, bool persistent = false) {
+  const std::string props = persistent ? std::string("\x10\x00\x02", 3) : std::string("\x00\x00", 2);
+  MessageRef m = Message::Create("", "q", props, size, &broker.memory());
+  m->FillBody(std::string(size, fill));
+  return m;
+}
+
+}  // namespace warren::broker::testing
