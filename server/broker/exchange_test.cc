@@ -115,7 +115,9 @@ TEST(VhostTest, ManyQueuesOnOneFanout) {
     const std::string name = "q" + std::to_string(i);
     ASSERT_TRUE(v.DeclareQueue(name, false, {}, 1));
     ASSERT_TRUE(v.BindQueue(name, "amq.fanout", "", {}, 1));
-    if (i % 2 == 0) ASSERT_TRUE(v.BindQueue(name, "amq.fanout", "again", {}, 1));  // reached twice
+    if (i % 2 == 0) {
+      ASSERT_TRUE(v.BindQueue(name, "amq.fanout", "again", {}, 1));  // reached twice
+    }
   }
   auto ex = v.FindExchange("amq.fanout");
   ASSERT_TRUE(ex);

@@ -39,7 +39,7 @@ TEST_F(ServerTest, DeletingAVhostClosesItsConnections) {
   in_root.Open("u1", "pw", "/");
   in_dev.Send(1, m::ChannelOpen{});
   in_dev.Expect<m::ChannelOpenOk>();
-  in_dev.Send(1, m::QueueDeclare{.queue = "q", .exclusive = true});
+  in_dev.Send(1, m::QueueDeclare{.queue = "q", .exclusive = true, .arguments = {}});
   in_dev.Expect<m::QueueDeclareOk>();
   OnBrokerThread([this] { ASSERT_TRUE(broker_.DeleteVhost("dev").has_value()); });
   EXPECT_EQ(in_dev.ExpectClose(), "320 CONNECTION_FORCED - vhost 'dev' is deleted");
