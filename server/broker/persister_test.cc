@@ -5,7 +5,6 @@
 #include <chrono>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <shared_mutex>
 #include <string>
 #include <thread>
@@ -14,42 +13,12 @@
 #include <gtest/gtest.h>
 #include <rocksdb/env.h>
 
+#include "server/broker/store_testing.h"
 #include "storage/fault_injection_fs.h"
 #include "storage/test_util.h"
 
 namespace warren::broker {
 namespace {
-
-// Stands in for the broker thread: completions posted from the store's writer thread wait here
-// until the test runs them.
-class PostedQueue {
- public:
-  Persister::Post post() {
-    return [this](std::function<void()> fn) {
-      std::lock_guard lock(mu_);
-      fns_.push_back(std::move(fn));
-    };
-  }
-  // Runs what was posted until `done` holds (at most 10 s).
-  bool RunUntil(const std::function<bool()>& done) {
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    while (!done()) {
-      if (std::chrono::steady_clock::now() > deadline) return false;
-      std::vector<std::function<void()>> fns;
-      {
-        std::lock_guard lock(mu_);
-        fns.swap(fns_);
-      }
-      for (auto& fn : fns) fn();
-      if (fns.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
-    return true;
-  }
-
- private:
-  std::mutex mu_;
-  std::vector<std::function<void()>> fns_;
-};
 
 struct FaultyStore {
   FaultyStore() : fs(std::make_shared<storage::FaultInjectionFS>(rocksdb::FileSystem::Default())),
@@ -66,14 +35,14 @@ struct FaultyStore {
 };
 
 // Writes one message and waits for its batch to complete.
-void WriteOne(Persister& persister, PostedQueue& posted, uint64_t seq) {
+void WriteOne(Persister& persister, testing::Loop& posted, uint64_t seq) {
   const uint64_t ticket = persister.open_ticket();
   persister.batch().PutMessage(1, seq, storage::MessageData{"", "q", "", "body"});
   ASSERT_TRUE(posted.RunUntil([&] { return persister.durable_ticket() >= ticket; }));
 }
 
 TEST(PersisterTest, FullDiskFailsUntilAWriteSucceedsAndIsNotFatal) {
-  PostedQueue posted;  // outlives the store, which may still post completions while closing
+  testing::Loop posted;  // outlives the store, which may still post completions while closing
   FaultyStore f;
   Persister persister(f.store.get(), posted.post());
   int fatal = 0;
@@ -102,7 +71,7 @@ TEST(PersisterTest, FullDiskFailsUntilAWriteSucceedsAndIsNotFatal) {
 }
 
 TEST(PersisterTest, IOErrorIsFatal) {
-  PostedQueue posted;  // outlives the store, which may still post completions while closing
+  testing::Loop posted;  // outlives the store, which may still post completions while closing
   FaultyStore f;
   Persister persister(f.store.get(), posted.post());
   std::vector<std::string> fatal;
@@ -126,7 +95,7 @@ class CountingPublisher final : public PublisherFlow {
 // pauses AMQP publishers and makes HTTP publish answer 503); a paused publisher resumes once
 // the writer is down to kDrainedBytes, and every batch is then written.
 TEST(PersisterTest, AStalledStoreCongestsAndResumesPausedPublishersWhenDrained) {
-  PostedQueue posted;
+  testing::Loop posted;
   FaultyStore f;
   Persister persister(f.store.get(), posted.post());
   const std::string body(64 * 1024, 'b');

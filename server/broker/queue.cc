@@ -167,9 +167,11 @@ bool Queue::MayDeliver(const QueuedMessage& m) {
   if (horizon_written_ != horizon_durable_ && persister_->durable_ticket() >= horizon_ticket_) {
     horizon_durable_ = horizon_written_;
   }
-  // Extended once the message half a step ahead is no longer covered: in seqs, gaps (acks out of
-  // order, the jump over an old horizon at a restart) would leave a get waiting needlessly.
-  if (horizon_written_ == horizon_durable_ && SeqAhead(kHorizonStep / 2) >= horizon_written_) {
+  // Extended once the message three quarters of a step ahead is no longer covered, so that 768
+  // deliveries (about 100 ms of basic.get round trips) pass before the extension must be
+  // durable. Counted in messages: in seqs, gaps (acks out of order, the jump over an old horizon
+  // at a restart) would leave a get waiting needlessly.
+  if (horizon_written_ == horizon_durable_ && SeqAhead(kHorizonStep * 3 / 4) >= horizon_written_) {
     PutHorizon(std::max(m.seq, SeqAhead(kHorizonStep)) + 1);
   }
   if (m.seq < horizon_durable_) return true;
@@ -211,8 +213,8 @@ void Queue::Forget(const QueuedMessage& m) {
 std::optional<QueuedMessage> Queue::Get(bool no_ack) {
   if (features_ != nullptr) features_->BeforeGet();  // x-expires lease, expired head
   MaybePageIn();
-  // A get that outruns the delivery horizon (kHorizonStep / 2 gets within one store write) is
-  // answered empty rather than risk an unflagged redelivery after a crash.
+  // A get that outruns the delivery horizon (768 gets within one store write) is answered empty
+  // rather than risk an unflagged redelivery after a crash.
   if (ready_.empty() || !MayDeliver(ready_.front())) {
     stats_.Add(MessageStat::kGetEmpty);
     return std::nullopt;

@@ -83,7 +83,7 @@ class Queue : public std::enable_shared_from_this<Queue>, public DurabilityListe
   bool Enqueue(MessageRef message);
   // Delivery horizon (durable queues): a stored message goes to a consumer only once a store
   // record saying "no message at or above H was delivered", with H above its seq, is durable;
-  // H runs kHorizonStep messages ahead of the deliveries, extended every kHorizonStep / 2 of
+  // H runs kHorizonStep messages ahead of the deliveries, extended every kHorizonStep / 4 of
   // them, so a consumer waits for it only when it outruns the store. After a crash every message
   // below the stored H comes back redelivered=true: nothing that may have reached a consumer is
   // delivered again unflagged, and about kHorizonStep that never left are flagged needlessly.

@@ -26,9 +26,11 @@ class Loop {
       queue_.push_back(std::move(fn));
     };
   }
-  // Runs posted functions until `done` holds (bounded).
-  void PumpUntil(const std::function<bool()>& done) {
-    for (int i = 0; i < 5000 && !done(); ++i) {
+  // Runs posted functions until `done` holds; false when it still does not after 10 s.
+  bool RunUntil(const std::function<bool()>& done) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (!done()) {
+      if (std::chrono::steady_clock::now() > deadline) return false;
       std::deque<std::function<void()>> ready;
       {
         std::lock_guard lock(mu_);
@@ -37,8 +39,9 @@ class Loop {
       if (ready.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
       for (auto& fn : ready) fn();
     }
-    ASSERT_TRUE(done());
+    return true;
   }
+  void PumpUntil(const std::function<bool()>& done) { ASSERT_TRUE(RunUntil(done)); }
 
  private:
   std::mutex mu_;

@@ -100,16 +100,7 @@ def drain_on_healthy_disk(srv):
     """Restarts the normal server on the data directory; -> the indexes of QUEUE's messages."""
     srv.binary = srv.normal_binary
     srv.start()
-    conn = wutil.connect(srv)
-    ch = conn.channel()
-    got = []
-    while True:
-        method, _props, b = ch.basic_get(QUEUE, auto_ack=True)
-        if method is None:
-            break
-        got.append(int(b[1:9]))
-    conn.close()
-    return got
+    return [int(b[1:9]) for b in wutil.get_all(srv, QUEUE)]
 
 
 def assert_confirmed_kept(got, confirmed, unconfirmed):

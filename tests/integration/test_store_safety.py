@@ -100,19 +100,6 @@ def publish_then_kill(server_factory, tmp_path):
     return srv, wal
 
 
-def queue_bodies(srv):
-    conn = wutil.connect(srv)
-    ch = conn.channel()
-    got = []
-    while True:
-        method, _props, b = ch.basic_get(QUEUE, auto_ack=True)
-        if method is None:
-            break
-        got.append(b)
-    conn.close()
-    return got
-
-
 def test_wal_damaged_in_the_middle_stops_start_up(server_factory, tmp_path):
     srv, wal = publish_then_kill(server_factory, tmp_path)
     with open(wal, "r+b") as f:
@@ -130,7 +117,7 @@ def test_wal_damaged_in_the_middle_stops_start_up(server_factory, tmp_path):
     # The operator's explicit choice: start with the records before the damage.
     srv.extra_args.append("--truncate-corrupt-wal")
     srv.start()
-    got = queue_bodies(srv)
+    got = wutil.get_all(srv, QUEUE)
     assert 0 < len(got) < N
     assert got == [body(i) for i in range(len(got))]
 
@@ -139,7 +126,7 @@ def test_torn_wal_tail_is_dropped_and_the_rest_kept(server_factory, tmp_path):
     srv, wal = publish_then_kill(server_factory, tmp_path)
     os.truncate(wal, os.path.getsize(wal) - 100)  # the last record cut short, as a crash leaves it
     srv.start()
-    assert queue_bodies(srv) == [body(i) for i in range(N - 1)]
+    assert wutil.get_all(srv, QUEUE) == [body(i) for i in range(N - 1)]
 
 
 def test_second_server_on_a_data_dir_in_use_is_told_who_holds_it(server_factory, tmp_path):

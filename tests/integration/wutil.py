@@ -87,6 +87,21 @@ def get_one(ch, queue, timeout=5.0, auto_ack=False):
         time.sleep(0.02)
 
 
+def get_all(server, queue):
+    """basic.get (auto-ack) on a new connection until the queue answers empty; -> the bodies."""
+    conn = connect(server)
+    try:
+        ch = conn.channel()
+        got = []
+        while True:
+            method, _props, body = ch.basic_get(queue, auto_ack=True)
+            if method is None:
+                return got
+            got.append(body)
+    finally:
+        close_quietly(conn)
+
+
 def collect(conn, ch, queue, n, timeout=5.0, auto_ack=True, **consume_kw):
     """Consume until n messages arrived; returns [(method, props, body)].  Cancels after."""
     got = []
