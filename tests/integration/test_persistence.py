@@ -23,20 +23,6 @@ def publish_confirmed(srv, exchange, key, bodies, props=PERSISTENT):
         conn.close()
 
 
-def drain(srv, q):
-    conn = wutil.connect(srv)
-    try:
-        ch = conn.channel()
-        out = []
-        while True:
-            m, p, b = ch.basic_get(q, auto_ack=True)
-            if m is None:
-                return out
-            out.append((b, p))
-    finally:
-        conn.close()
-
-
 def queue_exists(srv, q):
     conn = wutil.connect(srv)
     try:
@@ -66,7 +52,7 @@ def test_persistent_messages_in_durable_queue_survive_restart(own_server, how):
                       pika.BasicProperties(delivery_mode=2, message_id="id-1",
                                            headers={"h": "v"}))
     own_server.restart(kill=(how == "kill9"))
-    got = drain(own_server, q)
+    got = wutil.get_all(own_server, q, with_properties=True)
     assert [b for b, _p in got] == bodies
     assert got[0][1].message_id == "id-1" and got[0][1].headers == {"h": "v"}
     assert got[0][1].delivery_mode == 2
@@ -79,7 +65,7 @@ def test_transient_messages_in_durable_queue_are_lost_on_restart(own_server):
     publish_confirmed(own_server, "", q, [b"t1"], pika.BasicProperties(delivery_mode=1))
     publish_confirmed(own_server, "", q, [b"p2"], PERSISTENT)
     own_server.restart()
-    assert [b for b, _p in drain(own_server, q)] == [b"p1", b"p2"]
+    assert wutil.get_all(own_server, q) == [b"p1", b"p2"]
 
 
 def test_non_durable_queue_is_gone_after_restart(own_server):
@@ -102,7 +88,7 @@ def test_acked_messages_stay_gone_after_restart(own_server):
     ch.basic_ack(m.delivery_tag)
     conn.close()
     own_server.restart()
-    assert [b for b, _p in drain(own_server, q)] == [b"b", b"c"]
+    assert wutil.get_all(own_server, q) == [b"b", b"c"]
 
 
 def test_unacked_message_is_kept_across_kill9(own_server):
@@ -115,7 +101,7 @@ def test_unacked_message_is_kept_across_kill9(own_server):
     own_server.kill9()
     wutil.close_quietly(conn)
     own_server.start()
-    assert [b for b, _p in drain(own_server, q)] == [b"held"]
+    assert wutil.get_all(own_server, q) == [b"held"]
 
 
 def test_durable_exchange_and_binding_survive_restart(own_server):
@@ -134,7 +120,7 @@ def test_durable_exchange_and_binding_survive_restart(own_server):
         ch.exchange_declare("tx", passive=True)
     conn.close()
     publish_confirmed(own_server, "dx", "a.b.c", [b"routed-after-restart"])
-    assert [b for b, _p in drain(own_server, "dq")] == [b"routed-after-restart"]
+    assert wutil.get_all(own_server, "dq") == [b"routed-after-restart"]
 
 
 def test_server_named_durable_queue_survives(own_server):
@@ -143,7 +129,7 @@ def test_server_named_durable_queue_survives(own_server):
     conn.close()
     publish_confirmed(own_server, "", q, [b"m"])
     own_server.restart()
-    assert [b for b, _p in drain(own_server, q)] == [b"m"]
+    assert wutil.get_all(own_server, q) == [b"m"]
 
 
 def test_repeated_restarts_keep_data(own_server):
@@ -152,7 +138,7 @@ def test_repeated_restarts_keep_data(own_server):
     for i in range(3):
         publish_confirmed(own_server, "", q, [b"r%d" % i])
         own_server.restart(kill=(i == 1))
-    assert [b for b, _p in drain(own_server, q)] == [b"r0", b"r1", b"r2"]
+    assert wutil.get_all(own_server, q) == [b"r0", b"r1", b"r2"]
 
 
 def test_sigterm_stops_the_server_promptly(own_server):

@@ -87,17 +87,18 @@ def get_one(ch, queue, timeout=5.0, auto_ack=False):
         time.sleep(0.02)
 
 
-def get_all(server, queue):
-    """basic.get (auto-ack) on a new connection until the queue answers empty; -> the bodies."""
+def get_all(server, queue, with_properties=False):
+    """basic.get (auto-ack) on a new connection until the queue answers empty; -> the bodies (or
+    (body, properties) pairs)."""
     conn = connect(server)
     try:
         ch = conn.channel()
         got = []
         while True:
-            method, _props, body = ch.basic_get(queue, auto_ack=True)
+            method, props, body = ch.basic_get(queue, auto_ack=True)
             if method is None:
                 return got
-            got.append(body)
+            got.append((body, props) if with_properties else body)
     finally:
         close_quietly(conn)
 
