@@ -147,9 +147,6 @@ std::string RenderMetrics(broker::Broker& broker, const net::Server* server, con
   Sample(out, "warren_store_write_failing", persister != nullptr && persister->failing() ? 1 : 0);
   Header(out, "warren_store_write_failures_total", "counter", "Write batches the store failed to write");
   Sample(out, "warren_store_write_failures_total", persister != nullptr ? persister->stats().batches_failed : 0);
-  Header(out, "warren_alarms_free_disk_space_watermark", "gauge",
-         "1 while the free disk space alarm is in effect (RabbitMQ's rabbitmq_alarms_free_disk_space_watermark)");
-  Sample(out, "warren_alarms_free_disk_space_watermark", server != nullptr && server->alarm() ? 1 : 0);
 
   Header(out, "warren_process_resident_memory_bytes", "gauge", "Resident memory of the server process");
   Sample(out, "warren_process_resident_memory_bytes", net::ResidentMemoryBytes());
@@ -165,7 +162,8 @@ std::string RenderMetrics(broker::Broker& broker, const net::Server* server, con
   if (server != nullptr) {
     Header(out, "warren_alarms_memory_used_watermark", "gauge", "1 while the memory alarm is on");
     Sample(out, "warren_alarms_memory_used_watermark", server->alarm(net::ResourceAlarm::kMemory) ? 1 : 0);
-    Header(out, "warren_alarms_free_disk_space_watermark", "gauge", "1 while the disk alarm is on");
+    Header(out, "warren_alarms_free_disk_space_watermark", "gauge",
+           "1 while the free disk space alarm is on (RabbitMQ's rabbitmq_alarms_free_disk_space_watermark)");
     Sample(out, "warren_alarms_free_disk_space_watermark", server->alarm(net::ResourceAlarm::kDisk) ? 1 : 0);
   }
   return out;

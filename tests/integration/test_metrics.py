@@ -22,13 +22,16 @@ def scrape(srv):
     for line in text.splitlines():
         if line.startswith("# TYPE "):
             _, _, name, kind = line.split(" ")
+            assert name not in types, "metric family %s exposed twice" % name
             types[name] = kind
             continue
         if not line or line.startswith("#"):
             continue
         m = SAMPLE.match(line)
         assert m, "malformed line: %r" % line
-        samples[m.group(1) + (m.group(2) or "")] = float(m.group(3))
+        key = m.group(1) + (m.group(2) or "")
+        assert key not in samples, "sample %s exposed twice" % key
+        samples[key] = float(m.group(3))
     return samples, types
 
 
