@@ -46,7 +46,8 @@ std::string WriteDurably(const std::string& path, const std::string& text) {
 }
 
 Reply Fail(int status, std::string_view error, const std::string& dir, const std::string& reason) {
-  spdlog::error("backup to {} failed: {}", dir, reason);
+  // A refused request is the caller's mistake, not the server's.
+  spdlog::log(status >= 500 ? spdlog::level::err : spdlog::level::warn, "backup to {} failed: {}", dir, reason);
   return JsonReply(json{{"error", error}, {"reason", reason}}, status);
 }
 
