@@ -287,6 +287,7 @@ int main(int argc, char** argv) {
     management_options.admin_token = WriteWarrenctlToken(s.data_dir);
     for (const std::string& host : SplitNames(s.management_allowed_hosts)) management_options.allowed_hosts.push_back(host);
     management_options.disk_monitor = &disk_monitor;
+    management_options.store = store.get();
     management = std::make_unique<warren::http::ManagementServer>(io, broker, server, management_options);
     if (std::string error = management->Start(); !error.empty()) {
       spdlog::critical("{}", error);

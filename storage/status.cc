@@ -26,6 +26,7 @@ std::string Status::ToString() const {
     case kInvalidArgument: return "Invalid argument: " + msg_;
     case kNoSpace: return "No space: " + msg_;
     case kNotFound: return "Not found: " + msg_;
+    case kBusy: return "Busy: " + msg_;
   }
   return "Unknown: " + msg_;
 }

@@ -87,6 +87,22 @@ struct RecoveryInfo {
 // "DIR/store": where the server keeps its store inside --data-dir DIR.
 std::string StoreDirFor(std::string_view data_dir);
 
+// What Store::Checkpoint wrote: enough for a manifest that lets the copy be verified.
+struct CheckpointInfo {
+  struct File {
+    std::string path;  // relative to the checkpoint's data dir: "store/000012.sst"
+    uint64_t size = 0;
+    std::string sha256;  // lowercase hex, as sha256sum prints it
+  };
+  uint32_t format_version = 0;
+  // Every write with a sequence number up to this one is in the copy (RocksDB's guarantee;
+  // later ones may be too).
+  uint64_t sequence_number = 0;
+  // Table files were hard-linked (same file system) rather than copied.
+  bool same_filesystem = false;
+  std::vector<File> files;  // sorted by path
+};
+
 class Store {
  public:
   // Creates a new store or opens an existing one. Refuses, with a Status naming the problem and
@@ -165,6 +181,19 @@ class Store {
   };
   Stats stats() const;
 
+  // Online backup: a consistent copy of the store, laid out as a server data dir (`data_dir`/store,
+  // StoreDirFor), that a server started with --data-dir data_dir opens as it would after a crash at
+  // the moment of the call: every write completed (for a synced one: confirmed) before the call is
+  // in it. A RocksDB checkpoint without a memtable flush: table files are hard-linked when
+  // data_dir is on the store's file system and copied otherwise; the MANIFEST and the live WAL
+  // files are copied (the newest up to its size at the call; a record being appended then ends
+  // the copy torn, and recovery drops it whole). Writers never wait for it. `data_dir` must be
+  // an absolute path outside the store, missing or an empty directory (InvalidArgument
+  // otherwise, nothing written); one checkpoint at a time (Busy). Fills *info with every file
+  // and its SHA-256. Thread-safe; slow (reads every file): not for the broker or writer thread.
+  // REQUIRES: not read-only.
+  Status Checkpoint(const std::string& data_dir, CheckpointInfo* info);
+
   // ---- For tools (warren-dump) and tests ----
   // Visits every key/value of one column family in key order, from one snapshot.
   Status ForEach(Family family,
@@ -219,6 +248,7 @@ class Store {
   std::chrono::steady_clock::time_point next_resume_;
   std::thread writer_;
   std::thread::id writer_id_;
+  std::mutex checkpoint_mu_;  // held by the running Checkpoint
 };
 
 }  // namespace warren::storage

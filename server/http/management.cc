@@ -181,6 +181,7 @@ ManagementServer::ManagementServer(asio::io_context& io, broker::Broker& broker,
       try {
         reply = on_broker([api, request = CopyRequest(method, req)] { return api->Dispatch(request); })
                     .value_or(Unavailable());
+        if (reply.off_broker) reply = std::function<Reply()>(std::move(reply.off_broker))();
       } catch (const std::exception& e) {
         reply = Refused(500, "internal_server_error", e.what());
       }

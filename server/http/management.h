@@ -1,7 +1,7 @@
 // The management HTTP API and web UI: RabbitMQ's management plugin API (/api/overview with
 // message rates, vhosts, exchanges, queues, bindings, connections, channels, consumers,
 // publish/get, purge, aliveness and alarm health checks; users, vhosts, permissions and
-// definitions export/import for administrators), JSON with RabbitMQ's field names, so that curl
+// definitions export/import and online backup for administrators), JSON with RabbitMQ's field names, so that curl
 // scripts and `rabbitmqadmin` work against Warren; and the browser UI at / (web_ui.h).
 //
 // Threads: an HttpServer (listener.h: the front door that bounds slow and idle clients) serves
@@ -50,6 +50,9 @@ namespace warren::net {
 class DiskMonitor;
 class Server;
 }
+namespace warren::storage {
+class Store;
+}
 
 namespace warren::http {
 
@@ -78,6 +81,8 @@ struct ManagementOptions {
   // The data directory's free space for /api/nodes (disk_free, disk_free_limit); may be null.
   // Owned by the broker thread, outlives the server.
   const net::DiskMonitor* disk_monitor = nullptr;
+  // The store `POST /api/backup` checkpoints (on an HTTP thread); may be null (no backups).
+  storage::Store* store = nullptr;
 };
 
 class ManagementServer {

@@ -10,6 +10,7 @@
 #include <functional>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -98,12 +99,15 @@ class Api {
  public:
   explicit Api(const Options& o) : o_(o) {}
 
+  // How long a reply may take; a backup reads every file of the store before it answers.
+  time_t read_timeout_seconds = 30;
+
   // Sends a request; no response at all is "unavailable" (69).
   Response Send(const std::string& method, const std::string& path, const std::string& body = {},
                 const httplib::Headers& extra = {}) {
     httplib::Client cli(o_.url);
     cli.set_connection_timeout(5);
-    cli.set_read_timeout(30);
+    cli.set_read_timeout(read_timeout_seconds);
     Authorize(cli);
     const std::string full = "/api/" + path;
     httplib::Result r = method == "GET"    ? cli.Get(full, extra)
@@ -528,6 +532,27 @@ int Run(const std::string& verb, Options& o, Args& x) {
       std::this_thread::sleep_for(std::chrono::milliseconds(200));
     }
   }
+  if (verb == "backup") {
+    // The server writes the copy, so a relative DIR means the same place to both only as an
+    // absolute path.
+    const std::string dir = std::filesystem::absolute(x.a).lexically_normal().string();
+    out.Banner("Backing up the store to " + Quoted(dir) + " ...");
+    api.read_timeout_seconds = 24 * 3600;
+    Response r = api.Send("POST", "backup", json{{"dir", dir}}.dump());
+    if (r.status == 404 || r.status == 405) throw Exit{kUnavailable, "Error: online backup (/api/backup) is not supported by this server"};
+    if (r.status < 200 || r.status >= 300) throw api.ErrorFor(r);
+    const json manifest = r.Json();
+    if (out.json_mode()) {
+      std::cout << manifest.dump(1) << "\n";
+    } else if (!o.quiet) {
+      std::cout << "Backup written: " << Cell(manifest.value("files", json::array()).size()) << " files, "
+                << Cell(manifest.value("total_size", json(0))) << " bytes, last sequence number "
+                << Cell(manifest.value("last_sequence_number", json(0))) << "; manifest "
+                << Cell(manifest.value("manifest", json(""))) << "\nRestore: start warren-server with --data-dir "
+                << dir << "\n";
+    }
+    return kOk;
+  }
   auto unsupported = [&](const Response& r) {
     if (r.status == 404 || r.status == 405) {
       throw Exit{kUnavailable, "Error: definitions export/import (/api/definitions) is not supported by this server"};
@@ -659,6 +684,9 @@ int main(int argc, char** argv) {
   s->add_option("file", x.a)->required();
   s = sub("import_definitions", "load definitions from FILE ('-': stdin)");
   s->add_option("file", x.a)->required();
+  s = sub("backup", "online backup: the server writes a copy of its store to DIR (missing or empty), laid out "
+                    "as a data dir, with the manifest DIR/warren-backup.json");
+  s->add_option("dir", x.a)->required();
 
   try {
     app.parse(argc, argv);

@@ -35,6 +35,7 @@ Api::Api(broker::Broker& broker, net::Server& server, ManagementOptions options)
   AddMessageRoutes();
   AddRuntimeRoutes();
   AddAdminRoutes();
+  AddBackupRoute();
 }
 
 Reply Api::Dispatch(const Request& req) {
@@ -89,7 +90,7 @@ std::variant<Reply, Api::Admission> Api::Admit(const Request& req) {
     spdlog::warn("management API: HTTP access denied: the local admin token presented from {}", req.remote_addr);
   }
   if (by_token) {
-    if (a.route == nullptr) return Reply{405, {}, false, {}};
+    if (a.route == nullptr) return Reply{405, {}, false, {}, {}};
     a.user = &kTokenUser;
     a.sees_all = true;
     a.token = true;
@@ -100,7 +101,7 @@ std::variant<Reply, Api::Admission> Api::Admit(const Request& req) {
     if (req.has_credentials) spdlog::warn("management API: HTTP access denied: user '{}' - invalid credentials", req.user);
     // RabbitMQ's texts: no body without credentials, and "not_authorized" spelt so here only.
     Reply r = req.has_credentials ? JsonReply(json{{"error", "not_authorized"}, {"reason", "Login failed"}}, 401)
-                                  : Reply{401, {}, false, {}};
+                                  : Reply{401, {}, false, {}, {}};
     r.authenticate = true;
     return r;
   }
@@ -113,7 +114,7 @@ std::variant<Reply, Api::Admission> Api::Admit(const Request& req) {
     spdlog::warn("management API: HTTP access denied: user '{}' - Not management user", user->name);
     NotAuthorised("Not management user");
   }
-  if (a.route == nullptr) return Reply{405, {}, false, {}};
+  if (a.route == nullptr) return Reply{405, {}, false, {}, {}};
   a.user = user;
   a.sees_all = sees_all;
   return a;

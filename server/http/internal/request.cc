@@ -19,9 +19,9 @@ void BrokerError(const broker::Error& e) {
 
 std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
-Reply JsonReply(const json& j, int status) { return Reply{status, Dump(j), false, {}}; }
-Reply NoContent() { return Reply{204, {}, false, {}}; }
-Reply Created() { return Reply{201, {}, false, {}}; }
+Reply JsonReply(const json& j, int status) { return Reply{status, Dump(j), false, {}, {}}; }
+Reply NoContent() { return Reply{204, {}, false, {}, {}}; }
+Reply Created() { return Reply{201, {}, false, {}, {}}; }
 
 amqp::FieldTable JsonToTable(const json& j, std::string_view what) {
   if (j.is_null()) return {};

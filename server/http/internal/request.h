@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -46,6 +47,9 @@ struct Reply {
   std::string body;  // JSON text, or empty (201, 204)
   bool authenticate = false;  // add WWW-Authenticate
   std::string location;
+  // Non-empty: the broker thread only admitted the request, and the HTTP thread that carries it
+  // runs this to build the real reply — slow work that touches no broker state (a backup).
+  std::function<Reply()> off_broker;
 };
 
 struct HttpError {

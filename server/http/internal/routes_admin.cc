@@ -77,7 +77,7 @@ void Api::AddAdminRoutes() {
   // nothing: an invalid document is 400 naming the bad entry, and nothing changes.
   On("GET", "definitions", [this](Ctx& ctx) {
     RequireAdmin(ctx);
-    return Reply{200, broker::ExportDefinitions(broker_), false, {}};
+    return Reply{200, broker::ExportDefinitions(broker_), false, {}, {}};
   });
   On("POST", "definitions", [this](Ctx& ctx) {
     RequireAdmin(ctx);

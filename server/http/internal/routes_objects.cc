@@ -193,7 +193,7 @@ Reply Api::PostBinding(Ctx& ctx, bool to_queue) {
   Permit(ctx, v, {.op = op, .name = dest, .source = source, .routing_key = key});
   auto ok = to_queue ? v.BindQueue(dest, source, key, args, 0) : v.BindExchange(dest, source, key, args);
   if (!ok) BrokerError(ok.error());
-  Reply r{201, {}, false, {}};
+  Reply r{201, {}, false, {}, {}};
   r.location = fmt::format("/api/bindings/{}/e/{}/{}/{}/{}", EncodeSegment(v.name()),
                            EncodeSegment(source.empty() ? "amq.default" : source), to_queue ? "q" : "e",
                            EncodeSegment(dest), EncodeSegment(PropertiesKey(key, args)));
