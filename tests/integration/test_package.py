@@ -113,9 +113,10 @@ def test_the_package_holds_the_binaries_unit_config_man_pages_and_docs():
         server = tar.getmember("./usr/sbin/warren-server")
     assert re.search(r"^ExecStart=/usr/sbin/warren-server\b", unit, re.M), unit
     assert re.search(r"^User=warren$", unit, re.M), unit
-    # The service's data directory is the one postinst makes: the unit's environment says so
-    # (or else the packaged configuration must).
+    # The service's data directory is the one postinst makes: the unit's environment or command
+    # line says so, or else the packaged configuration must.
     assert (re.search(r"^Environment=\"?WARREN_DATA_DIR=/var/lib/warren\b", unit, re.M)
+            or re.search(r"^ExecStart=.* --data-dir[ =]/var/lib/warren\b", unit, re.M)
             or re.search(r"^warren\.data_dir\s*=\s*/var/lib/warren\s*$", conf, re.M)), unit
     assert server.mode & 0o777 == 0o755 and server.uid == 0
 
