@@ -6,7 +6,7 @@ PKGS=(
   build-essential cmake ninja-build pkg-config
   librocksdb-dev libasio-dev libprotobuf-dev protobuf-compiler libgtest-dev libgmock-dev
   libspdlog-dev libfmt-dev libcli11-dev nlohmann-json3-dev libcpp-httplib-dev libssl-dev
-  libre2-dev libsystemd-dev ccache amqp-specs python3-pika python3-pytest python3-amqp librabbitmq-dev amqp-tools
+  libre2-dev libsystemd-dev ccache help2man amqp-specs python3-pika python3-pytest python3-amqp librabbitmq-dev amqp-tools
 )
 missing=()
 for p in "${PKGS[@]}"; do

@@ -3,11 +3,12 @@
 # when not already on PATH) and tests/ui's pinned playwright-core for the web UI's browser test
 # (tests/integration/test_web_ui.py), and Debian's rabbitmq-server for the rabbitmqadmin it ships
 # (test_management_api.py; the package's broker is not started), and Debian's clang-16 with its
-# libFuzzer/sanitizer runtimes for the fuzz build (clang-14 cannot use libstdc++ 12's <expected>).
+# libFuzzer/sanitizer runtimes for the fuzz build (clang-14 cannot use libstdc++ 12's <expected>),
+# and lintian for the Debian package's test (tests/integration/test_package.py).
 # Idempotent: a second run costs one dpkg query and two stat calls.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PKGS=(chromium rabbitmq-server clang-16 libclang-rt-16-dev)
+PKGS=(chromium rabbitmq-server clang-16 libclang-rt-16-dev lintian)
 command -v node > /dev/null && command -v npm > /dev/null || PKGS+=(nodejs npm)
 missing=()
 for p in "${PKGS[@]}"; do

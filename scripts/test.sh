@@ -2,7 +2,8 @@
 # Builds Warren and runs every test, in phases (docs/ARCHITECTURE.md, "Sanitizers and fuzzing"):
 #   normal  the GoogleTest unit tests and the system tests that start the real warren-server and
 #           drive it with pika and rabbitmq-c (and the web UI's browser test, with chromium and
-#           playwright-core from scripts/install-test-deps.sh), in build/;
+#           playwright-core from scripts/install-test-deps.sh), in build/; also the Debian package
+#           of build/ (scripts/package.sh), which test_package.py checks, installs and purges;
 #   asan    the same unit and system tests under AddressSanitizer + UndefinedBehaviorSanitizer
 #           (build-asan/; leaks checked at exit; tests marked `soak` skipped);
 #   tsan    the tests of the store writer thread and the HTTP threads under ThreadSanitizer
@@ -92,6 +93,11 @@ sanitizer_env() {
 
 phase_normal() {
   build normal || return
+  # The Debian package of build/ (cpack only), for tests/integration/test_package.py.
+  if ! BUILD_DIR=build BUILD_TYPE=RelWithDebInfo bash scripts/package.sh; then
+    note normal "PACKAGE FAILED (scripts/package.sh)"
+    failed=$((failed + 1))
+  fi
   bash scripts/install-test-deps.sh
   local t0=$SECONDS
   ctest --test-dir build --output-on-failure -j "$JOBS" --timeout 1800 2>&1 | tee build/ctest.log

@@ -59,6 +59,8 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "soak: a long load test; skipped in sanitizer builds (WARREN_SANITIZER)")
     config.addinivalue_line("markers", "measures_rss: bounds the server's resident memory; skipped in sanitizer "
                             "builds, whose shadow memory and freed-memory quarantine inflate it")
+    config.addinivalue_line("markers", "package: installs the Debian package on this machine (test_package.py); "
+                            "skipped in sanitizer builds, which are never packaged")
     config.addinivalue_line("markers", "timeout(seconds): per-test time limit (default %d)" % DEFAULT_TIMEOUT)
 
 
@@ -66,7 +68,10 @@ def pytest_collection_modifyitems(config, items):
     if SANITIZER:
         soak = pytest.mark.skip(reason="soak test; skipped in sanitizer builds")
         rss = pytest.mark.skip(reason="bounds resident memory, which a sanitizer's allocator inflates")
+        package = pytest.mark.skip(reason="sanitizer builds are not packaged")
         for item in items:
+            if "package" in item.keywords:
+                item.add_marker(package)
             if "soak" in item.keywords:
                 item.add_marker(soak)
             if "measures_rss" in item.keywords:
