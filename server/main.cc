@@ -336,6 +336,10 @@ int main(int argc, char** argv) {
   broker.StartStatsSampling(s.collect_statistics_interval);
   notifier.Ready(fmt::format("serving AMQP on {}:{}; {} messages recovered", s.bind, server.port(), recovered.messages));
   notifier.StartWatchdog();
+  notifier.StartStatusUpdates(std::chrono::seconds(10), [&] {
+    return fmt::format("serving AMQP on {}:{}; {} connections{}", s.bind, server.port(), server.connections().size(),
+                       server.alarm() ? fmt::format(", publishers blocked: {}", server.AlarmReason()) : "");
+  });
 
   asio::error_code signal_error;
   asio::signal_set reload(io);

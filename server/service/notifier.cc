@@ -24,7 +24,7 @@ std::string OneLine(std::string_view text) {
 
 }  // namespace
 
-Notifier::Notifier(asio::io_context& io) : watchdog_timer_(io) {
+Notifier::Notifier(asio::io_context& io) : watchdog_timer_(io), status_timer_(io) {
   const char* socket = std::getenv("NOTIFY_SOCKET");
   enabled_ = socket != nullptr && socket[0] != '\0';
   if (!enabled_) return;
@@ -32,7 +32,10 @@ Notifier::Notifier(asio::io_context& io) : watchdog_timer_(io) {
   if (sd_watchdog_enabled(0, &usec) > 0 && usec > 0) watchdog_interval_ = std::chrono::microseconds(usec / 2);
 }
 
-Notifier::~Notifier() { watchdog_timer_.cancel(); }
+Notifier::~Notifier() {
+  watchdog_timer_.cancel();
+  status_timer_.cancel();
+}
 
 void Notifier::Send(const std::string& state) {
   if (!enabled_) return;
@@ -52,6 +55,8 @@ void Notifier::SendProgress(std::string_view status) {
 
 void Notifier::Stopping(std::string_view status) {
   watchdog_timer_.cancel();
+  status_timer_.cancel();
+  status_ = nullptr;
   Send(fmt::format("STOPPING=1\nSTATUS={}", OneLine(status)));
 }
 
@@ -59,6 +64,22 @@ void Notifier::StartWatchdog() {
   if (watchdog_interval_.count() == 0) return;
   spdlog::info("systemd watchdog: pinging every {} ms", watchdog_interval_.count() / 1000);
   Ping();
+}
+
+void Notifier::StartStatusUpdates(std::chrono::milliseconds interval, std::function<std::string()> status) {
+  if (!enabled_) return;
+  status_interval_ = interval;
+  status_ = std::move(status);
+  status_timer_.expires_after(status_interval_);
+  status_timer_.async_wait([this](const asio::error_code& ec) {
+    if (!ec) UpdateStatus();
+  });
+}
+
+void Notifier::UpdateStatus() {
+  if (!status_) return;
+  Status(status_());
+  StartStatusUpdates(status_interval_, std::move(status_));
 }
 
 void Notifier::Ping() {

@@ -13,6 +13,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -49,20 +50,26 @@ class Notifier {
     last_progress_ = now;
     SendProgress(status());
   }
-  // Also stops the watchdog pings: systemd stops expecting them with STOPPING=1.
+  // Also stops the watchdog pings and status updates: systemd stops expecting pings with STOPPING=1.
   void Stopping(std::string_view status);
   // Begins the WATCHDOG=1 pings (when systemd asked for them).
   void StartWatchdog();
+  // While serving: a STATUS= line from `status` every `interval` (systemctl status shows it).
+  void StartStatusUpdates(std::chrono::milliseconds interval, std::function<std::string()> status);
 
  private:
   void Send(const std::string& state);
   void SendProgress(std::string_view status);
   void Ping();
+  void UpdateStatus();
 
   bool enabled_ = false;
   std::chrono::microseconds watchdog_interval_{0};
   std::chrono::steady_clock::time_point last_progress_{};
   asio::steady_timer watchdog_timer_;
+  asio::steady_timer status_timer_;
+  std::chrono::milliseconds status_interval_{0};
+  std::function<std::string()> status_;
 };
 
 }  // namespace warren::service

@@ -86,6 +86,23 @@ TEST(NotifierTest, ProgressIsThrottledAndExtendsTheStartTimeout) {
             (std::vector<std::string>{"STATUS=recovering: 5 messages of queue q\nEXTEND_TIMEOUT_USEC=60000000"}));
 }
 
+TEST(NotifierTest, StatusUpdatesUntilStopping) {
+  FakeSystemd systemd;
+  asio::io_context io;
+  Notifier notifier(io);
+  int n = 0;
+  notifier.StartStatusUpdates(std::chrono::milliseconds(10), [&] { return "serving: " + std::to_string(++n); });
+  io.run_for(std::chrono::milliseconds(35));
+  notifier.Stopping("bye");
+  io.run_for(std::chrono::milliseconds(30));
+  const auto messages = systemd.Messages();
+  ASSERT_GE(messages.size(), 3u);
+  EXPECT_EQ(messages[0], "STATUS=serving: 1");
+  EXPECT_EQ(messages[1], "STATUS=serving: 2");
+  EXPECT_EQ(messages.back(), "STOPPING=1\nSTATUS=bye");
+  EXPECT_EQ(n + 1, static_cast<int>(messages.size()));
+}
+
 TEST(NotifierTest, WatchdogPingsAtHalfTheInterval) {
   FakeSystemd systemd;
   ::setenv("WATCHDOG_USEC", "40000", 1);
