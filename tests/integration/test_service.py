@@ -182,7 +182,7 @@ def test_second_signal_exits_at_once(own_server):
     started = time.monotonic()
     srv.proc.send_signal(signal.SIGINT)
     srv.proc.wait(timeout=5)
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < 2.0  # the close-ok wait alone is 3 s
     assert srv.proc.returncode == -signal.SIGINT
     srv.proc = None
     assert "received signal 2 again, exiting at once" in srv.log_text()
