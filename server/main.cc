@@ -1,6 +1,7 @@
 // warren-server: resolves its settings (flags, WARREN_* environment variables, the configuration
 // file, defaults: server/config/settings.h), builds the broker and runs the AMQP listener on one
-// io_context thread until SIGTERM/SIGINT.
+// io_context thread until SIGTERM/SIGINT, then shuts down gracefully (docs/ARCHITECTURE.md,
+// "Service"). Under systemd (Type=notify) it reports readiness, progress and watchdog pings.
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -21,6 +22,7 @@
 #include <fmt/format.h>
 #include <asio/io_context.hpp>
 #include <asio/signal_set.hpp>
+#include <asio/steady_timer.hpp>
 #include <spdlog/spdlog.h>
 
 #include <asio/post.hpp>
@@ -37,6 +39,8 @@
 #include "server/net/fd_budget.h"
 #include "server/net/memory_monitor.h"
 #include "server/net/server.h"
+#include "server/service/logging.h"
+#include "server/service/notifier.h"
 #include "server/store_env.h"
 #include "storage/store.h"
 
@@ -154,8 +158,18 @@ int main(int argc, char** argv) {
   // server creates (the data dir, the store's files, the warrenctl token) is 0600 / 0700.
   ::umask(077);
 
-  spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e [%l] %v");
-  spdlog::set_level(spdlog::level::from_str(s.log_level));
+  if (std::string error = warren::service::SetUpLogging({.console = s.log_console,
+                                                         .console_level = s.log_level,
+                                                         .console_json = s.log_console_json,
+                                                         .file = s.log_file,
+                                                         .file_level = s.log_file_level,
+                                                         .file_json = s.log_file_json,
+                                                         .rotation_size = s.log_file_rotation_size,
+                                                         .rotation_count = s.log_file_rotation_count});
+      !error.empty()) {
+    fmt::print(stderr, "warren-server: {}, refusing to start\n", error);
+    return 1;
+  }
   if (!resolved->config_path.empty()) spdlog::info("configuration file {}", resolved->config_path);
   for (const std::string& warning : resolved->warnings) spdlog::warn("{}", warning);
 
@@ -179,6 +193,8 @@ int main(int argc, char** argv) {
                fds.fd_limit, fds.reserve, fds.store_max_open_files, fds.max_connections);
 
   asio::io_context io(1);
+  warren::service::Notifier notifier(io);
+  notifier.Status(fmt::format("opening the data directory '{}'", s.data_dir));
   std::unique_ptr<warren::storage::Store> store;
   warren::storage::StoreOptions store_options;
   store_options.dir = warren::storage::StoreDirFor(s.data_dir);
@@ -211,7 +227,16 @@ int main(int argc, char** argv) {
   persister.set_memory_window(s.queue_memory_window);
   persister.set_memory_window_bytes(s.queue_memory_window_bytes);
   warren::broker::RecoveryStats recovered;
-  if (auto status = warren::broker::RecoverBroker(*store, broker, persister, {s.default_user, s.default_pass}, &recovered);
+  notifier.Status("recovering");
+  // Recovery runs on this thread before the event loop: it reports from its progress callback.
+  auto progress = [&](std::string_view vhost, std::string_view queue, uint64_t messages, uint64_t total) {
+    notifier.Progress([&] {
+      return fmt::format("recovering: {} messages of queue '{}' in vhost '{}' ({} restored in all)", messages, queue,
+                         vhost, total);
+    });
+  };
+  if (auto status = warren::broker::RecoverBroker(*store, broker, persister, {s.default_user, s.default_pass},
+                                                  &recovered, progress);
       !status.ok()) {
     spdlog::critical("cannot recover from the data directory '{}': {}", s.data_dir, status.ToString());
     return 1;
@@ -310,6 +335,12 @@ int main(int argc, char** argv) {
   }
 
   broker.StartStatsSampling(s.collect_statistics_interval);
+  notifier.Ready(fmt::format("serving AMQP on {}:{}; {} messages recovered", s.bind, server.port(), recovered.messages));
+  notifier.StartWatchdog();
+  notifier.StartStatusUpdates(std::chrono::seconds(10), [&] {
+    return fmt::format("serving AMQP on {}:{}; {} connections{}", s.bind, server.port(), server.connections().size(),
+                       server.alarm() ? fmt::format(", publishers blocked: {}", server.AlarmReason()) : "");
+  });
 
   asio::error_code signal_error;
   asio::signal_set reload(io);
@@ -328,6 +359,17 @@ int main(int argc, char** argv) {
     });
   };
   wait_reload();
+  asio::signal_set reopen(io);
+  reopen.add(SIGUSR1, signal_error);
+  if (signal_error) spdlog::warn("cannot handle SIGUSR1: {}", signal_error.message());
+  std::function<void()> wait_reopen = [&] {
+    reopen.async_wait([&](const asio::error_code& error, int) {
+      if (error) return;
+      warren::service::ReopenLogFile();
+      wait_reopen();
+    });
+  };
+  wait_reopen();
   asio::signal_set signals(io);
   for (int signal : {SIGINT, SIGTERM}) {
     if (signals.add(signal, signal_error); signal_error) {
@@ -335,25 +377,63 @@ int main(int argc, char** argv) {
       return 1;
     }
   }
+  // Shutdown: stop accepting and reading; let the store finish the batches in flight (their
+  // publishers' confirms go out); close every connection with 320; stop the loop once all are
+  // closed or at the deadline. A second signal ends the process at once.
   bool shutting_down = false;
+  asio::steady_timer shutdown_timer(io);
+  std::chrono::steady_clock::time_point shutdown_deadline;
+  std::function<void()> drain_store = [&] {
+    const bool late = std::chrono::steady_clock::now() >= shutdown_deadline;
+    if (!persister.idle() && !persister.failing() && !late) {
+      shutdown_timer.expires_after(std::chrono::milliseconds(5));
+      shutdown_timer.async_wait([&](const asio::error_code& error) {
+        if (!error) drain_store();
+      });
+      return;
+    }
+    if (late) spdlog::warn("the store's last writes did not finish within --shutdown-timeout; closing connections");
+    notifier.Status(fmt::format("shutting down: closing {} client connections", server.connections().size()));
+    server.CloseAll("broker forced connection closure with reason 'shutdown'", [&] { io.stop(); });
+    shutdown_timer.expires_at(std::max(shutdown_deadline, std::chrono::steady_clock::now() + std::chrono::seconds(1)));
+    shutdown_timer.async_wait([&](const asio::error_code& error) {
+      if (error) return;
+      spdlog::warn("{} client connections still open after --shutdown-timeout; dropping them",
+                   server.connections().size());
+      io.stop();
+    });
+  };
   auto shut_down = [&] {
     if (shutting_down) return;  // a signal and a store failure, or several failed batches
     shutting_down = true;
+    notifier.Stopping("shutting down: waiting for the store's last writes");
     disk_monitor.Stop();
     memory_monitor.Stop();
     asio::error_code cancel_error;
     reload.cancel(cancel_error);
-    signals.cancel(cancel_error);
+    reopen.cancel(cancel_error);
     if (management) management->Stop();
     if (prometheus) prometheus->Stop();
-    server.Stop();
-    io.stop();
+    server.StopAccepting();
+    shutdown_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(s.shutdown_timeout);
+    drain_store();
   };
-  signals.async_wait([&](const asio::error_code& error, int signal) {
-    if (error) return;
-    spdlog::info("received signal {}, shutting down", signal);
-    shut_down();
-  });
+  std::function<void()> wait_signal = [&] {
+    signals.async_wait([&](const asio::error_code& error, int signal) {
+      if (error) return;
+      if (shutting_down) {
+        // What was confirmed is in the write-ahead log already; the next start replays it.
+        spdlog::warn("received signal {} again, exiting at once", signal);
+        spdlog::shutdown();
+        std::signal(signal, SIG_DFL);
+        std::raise(signal);
+      }
+      spdlog::info("received signal {}, shutting down (a second one exits at once)", signal);
+      shut_down();
+      wait_signal();
+    });
+  };
+  wait_signal();
   // Nothing persistent can be confirmed any more; a restart replays the WAL and recovers every
   // confirmed message, so stop (non-zero: a supervisor restarts us) rather than serve half a broker.
   persister.set_on_fatal_failure([&](const std::string& error) {
@@ -373,6 +453,9 @@ int main(int argc, char** argv) {
       spdlog::error("unexpected error in the event loop, continuing: unknown exception");
     }
   }
+  server.Stop();  // those that outlived the shutdown deadline
+  asio::error_code cancel_error;
+  signals.cancel(cancel_error);
   // The stop left the closed connections' aborted reads and writes queued: run them, so every
   // connection and the messages its buffers pin are released here, while the broker (and its
   // MemoryAccount) lives, and not when the io_context is destroyed after it.

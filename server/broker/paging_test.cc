@@ -1,6 +1,8 @@
-// Paging with a real store: the byte window, queues that are not durable, and recovery dropping
-// the paged messages of queues without a record.
+// Paging with a real store: the byte window, queues that are not durable, recovery dropping the
+// paged messages of queues without a record, and recovery's progress reports.
 #include <string>
+#include <tuple>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -99,6 +101,37 @@ TEST(PagingTest, RecoveryDropsThePagedMessagesOfQueuesThatWereNotDurable) {
   EXPECT_EQ(stats.transient_queues_discarded, 1u);
   EXPECT_TRUE(storage::testing::ScanAll(store.get(), transient_id).empty());
   EXPECT_GT(persister.NextQueueId(), transient_id);  // never reused
+}
+
+TEST(PagingTest, RecoveryReportsProgressPerQueueAndEveryThousandMessages) {
+  storage::testing::TempDir dir;
+  {
+    Loop loop;
+    std::unique_ptr<storage::Store> store = storage::testing::OpenOrDie(dir.path());
+    Broker broker;
+    Persister persister(store.get(), loop.post());
+    RecoveryStats stats;
+    ASSERT_TRUE(RecoverBroker(*store, broker, persister, {"guest", "guest"}, &stats).ok());
+    auto declared = broker.FindVhost("/")->DeclareQueue("d", false, QueueOptions{.durable = true}, 1);
+    ASSERT_TRUE(declared);
+    for (uint64_t i = 0; i < 2 * kRecoveryProgressEvery + 5; ++i) {
+      declared->queue->Enqueue(Body(broker, 10, 'p', /*persistent=*/true));
+    }
+    testing::SettleStore(persister, loop);
+  }
+  Loop loop;
+  std::unique_ptr<storage::Store> store = storage::testing::OpenOrDie(dir.path());
+  Broker broker;
+  Persister persister(store.get(), loop.post());
+  RecoveryStats stats;
+  std::vector<std::tuple<std::string, std::string, uint64_t>> reports;
+  auto progress = [&](std::string_view vhost, std::string_view queue, uint64_t messages, uint64_t) {
+    reports.emplace_back(vhost, queue, messages);
+  };
+  ASSERT_TRUE(RecoverBroker(*store, broker, persister, {"guest", "guest"}, &stats, progress).ok());
+  EXPECT_EQ(stats.messages, 2 * kRecoveryProgressEvery + 5);
+  EXPECT_EQ(reports, (std::vector<std::tuple<std::string, std::string, uint64_t>>{
+                         {"/", "d", 0}, {"/", "d", kRecoveryProgressEvery}, {"/", "d", 2 * kRecoveryProgressEvery}}));
 }
 
 }  // namespace

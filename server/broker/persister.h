@@ -54,6 +54,8 @@ class Persister {
   storage::WriteBatch& batch();
   uint64_t open_ticket() const { return submitted_ticket_ + 1; }
   uint64_t durable_ticket() const { return durable_ticket_; }
+  // Nothing waits to be written: every submitted batch has completed and the open one is empty.
+  bool idle() const { return batch_.empty() && durable_ticket_ == submitted_ticket_; }
   // Whether the last batch failed: the store cannot make messages durable (disk full, I/O error)
   // until a later batch is written. failure() names the error then (empty otherwise).
   bool failing() const { return failing_; }

@@ -227,7 +227,7 @@ Status RestoreUsers(storage::Store& store, Broker& broker, Quarantine& quarantin
 // The delivery horizons of this run are written with the discarded messages, before the server
 // takes connections, so a queue's first deliveries need not wait for the store.
 Status RestoreMessages(storage::Store& store, Broker& broker, const storage::RecoveryInfo& info,
-                       RecoveryStats* stats) {
+                       RecoveryStats* stats, const RecoveryProgress& progress) {
   storage::WriteBatch writes;
   for (const std::string& vhost_name : broker.VhostNames()) {
     Vhost* vhost = broker.FindVhost(vhost_name);
@@ -236,7 +236,10 @@ Status RestoreMessages(storage::Store& store, Broker& broker, const storage::Rec
       if (auto h = info.delivery_horizons.find(q.id()); h != info.delivery_horizons.end()) {
         q.set_recovered_horizon(h->second);
       }
+      uint64_t scanned = 0;
+      if (progress) progress(vhost_name, name, 0, stats->messages);
       Status s = store.ScanQueue(q.id(), 0, [&](const storage::StoredMessage& m) {
+        if (progress && ++scanned % kRecoveryProgressEvery == 0) progress(vhost_name, name, scanned, stats->messages);
         if (amqp::PeekDeliveryMode(m.properties) != std::optional<uint8_t>(2)) {
           writes.DeleteMessage(q.id(), m.seq);  // transient: only ever on disk because it was paged out
           ++stats->transient_discarded;
@@ -266,7 +269,7 @@ Status RestoreMessages(storage::Store& store, Broker& broker, const storage::Rec
 }  // namespace
 
 Status RecoverBroker(storage::Store& store, Broker& broker, Persister& persister, const DefaultUser& default_user,
-                     RecoveryStats* stats) {
+                     RecoveryStats* stats, const RecoveryProgress& progress) {
   const auto start = std::chrono::steady_clock::now();
   uint64_t max_queue_id = 0;
   Quarantine quarantine(store, stats);
@@ -295,7 +298,7 @@ Status RecoverBroker(storage::Store& store, Broker& broker, Persister& persister
   persister.SetIdFloors(max_queue_id + 1, info.max_body_id + 1);
   for (const auto& [body_id, refs] : info.shared_body_refs) persister.AddBodyRefs(body_id, refs);
   broker.set_persister(&persister);  // before messages: queues consult its memory window
-  if (Status s = RestoreMessages(store, broker, info, stats); !s.ok()) return s;
+  if (Status s = RestoreMessages(store, broker, info, stats, progress); !s.ok()) return s;
   stats->seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return Status::OK();
 }

@@ -5,7 +5,9 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
+#include <string_view>
 
 #include "server/broker/broker.h"
 #include "server/broker/persister.h"
@@ -32,6 +34,13 @@ struct DefaultUser {
   std::string password;
 };
 
+// Told, while messages are restored, which queue is being read and how many of its messages (and
+// of all queues') are restored so far: when a queue starts and every kRecoveryProgressEvery
+// messages. A long recovery reports through it (systemd's STATUS).
+using RecoveryProgress = std::function<void(std::string_view vhost, std::string_view queue, uint64_t queue_messages,
+                                            uint64_t total_messages)>;
+inline constexpr uint64_t kRecoveryProgressEvery = 1024;
+
 // Loads everything from `store` into `broker` (which must be fresh). A store with no users gets
 // `default_user` (administrator, full access to "/"), as RabbitMQ does at first start. A record
 // that does not parse or makes no sense (undecodable arguments, a binding to a missing queue, a
@@ -39,6 +48,7 @@ struct DefaultUser {
 // (Store::Quarantine; warren-dump quarantine shows it), and the rest is restored. Returns a
 // non-OK status only when the store cannot be read or written; the server must not start then.
 storage::Status RecoverBroker(storage::Store& store, Broker& broker, Persister& persister,
-                              const DefaultUser& default_user, RecoveryStats* stats);
+                              const DefaultUser& default_user, RecoveryStats* stats,
+                              const RecoveryProgress& progress = {});
 
 }  // namespace warren::broker

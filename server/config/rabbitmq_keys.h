@@ -15,7 +15,7 @@ inline constexpr std::string_view kNoTls =
 // Why Warren refuses `key`: serving without it would not be what the operator asked for.
 std::optional<std::string_view> RefusedReason(std::string_view key);
 
-// `key` changes nothing Warren does, or tunes what Warren lacks (clustering, Erlang, log files).
+// `key` changes nothing Warren does, or tunes what Warren lacks (clustering, Erlang, log exchanges).
 bool IsIgnoredRabbitMqKey(std::string_view key);
 
 }  // namespace warren::config

@@ -102,23 +102,42 @@ std::pair<Setter, Shower> IpField(std::string Settings::*field, bool allow_empty
           [=](const Settings& s) { return s.*field; }};
 }
 
-std::pair<Setter, Shower> LogLevelField() {
+std::pair<Setter, Shower> LogLevelField(std::string Settings::*field) {
   // spdlog's levels under their own and under RabbitMQ's names (log.console.level).
   static constexpr std::pair<std::string_view, std::string_view> kLevels[] = {
       {"trace", "trace"},       {"debug", "debug"}, {"info", "info"},         {"notice", "info"},
       {"warn", "warn"},         {"warning", "warn"}, {"error", "error"},      {"critical", "critical"},
       {"alert", "critical"},    {"emergency", "critical"}, {"off", "off"},    {"none", "off"},
   };
-  return {[](Settings& s, std::string_view text) -> std::string {
+  return {[=](Settings& s, std::string_view text) -> std::string {
             for (auto [name, level] : kLevels) {
               if (text == name) {
-                s.log_level = std::string(level);
+                s.*field = std::string(level);
                 return {};
               }
             }
             return Quote(text) + " is not a log level (debug, info, warning, error, critical, none)";
           },
-          [](const Settings& s) { return s.log_level; }};
+          [=](const Settings& s) { return s.*field; }};
+}
+
+// RabbitMQ's log.*.formatter.
+std::pair<Setter, Shower> FormatterField(bool Settings::*json) {
+  return {[=](Settings& s, std::string_view text) -> std::string {
+            if (text != "plaintext" && text != "json") return Quote(text) + " is not plaintext or json";
+            s.*json = text == "json";
+            return {};
+          },
+          [=](const Settings& s) -> std::string { return s.*json ? "json" : "plaintext"; }};
+}
+
+// RabbitMQ's log.file: a path, or false for none.
+std::pair<Setter, Shower> LogFileField() {
+  return {[](Settings& s, std::string_view text) -> std::string {
+            s.log_file = text == "false" ? std::string() : std::string(text);
+            return {};
+          },
+          [](const Settings& s) { return s.log_file; }};
 }
 
 std::pair<Setter, Shower> WatermarkField() {
@@ -166,7 +185,25 @@ std::vector<SettingSpec> MakeSpecs() {
            StringField(&Settings::default_pass, true)));
   specs.back().secret = true;
   add(Spec("log-level", "WARREN_LOG_LEVEL", "log.console.level", "LEVEL",
-           "trace, debug, info, warn (warning), error, critical, off (none)", LogLevelField()));
+           "level of the stderr log: trace, debug, info, warn (warning), error, critical, off (none)",
+           LogLevelField(&Settings::log_level)));
+  add(Spec("log-console", "WARREN_LOG_CONSOLE", "log.console", "BOOL", "log to stderr (the journal under systemd)",
+           BoolField(&Settings::log_console)));
+  add(Spec("log-formatter", "WARREN_LOG_FORMATTER", "log.console.formatter", "plaintext|json",
+           "format of the stderr log: plaintext, or json (one object per line: time, level, msg)",
+           FormatterField(&Settings::log_console_json)));
+  add(Spec("log-file", "WARREN_LOG_FILE", "log.file", "PATH",
+           "also log to this file (appended; reopened on SIGUSR1, for logrotate; false or empty: none)",
+           LogFileField()));
+  add(Spec("log-file-level", "WARREN_LOG_FILE_LEVEL", "log.file.level", "LEVEL", "level of the log file",
+           LogLevelField(&Settings::log_file_level)));
+  add(Spec("log-file-formatter", "WARREN_LOG_FILE_FORMATTER", "log.file.formatter", "plaintext|json",
+           "format of the log file", FormatterField(&Settings::log_file_json)));
+  add(Spec("log-file-rotation-size", "WARREN_LOG_FILE_ROTATION_SIZE", "log.file.rotation.size", "BYTES",
+           "rotate the log file (FILE.1, FILE.2, ...) before it grows past this size (0 = never)",
+           BytesField(&Settings::log_file_rotation_size)));
+  add(Spec("log-file-rotation-count", "WARREN_LOG_FILE_ROTATION_COUNT", "log.file.rotation.count", "N",
+           "rotated log files kept", UintField(&Settings::log_file_rotation_count, 0, 1000)));
   add(Spec("sync-writes", "WARREN_SYNC_WRITES", "warren.sync_writes", "BOOL",
            "fsync the store before confirming persistent messages (false: OS-buffered writes, faster, may lose the "
            "last confirmed messages on power loss)",
@@ -226,6 +263,10 @@ std::vector<SettingSpec> MakeSpecs() {
            "failed AMQP logins from one address within 60 s after which its logins are refused for 60 s (0 = no "
            "throttle)",
            UintField(&Settings::max_login_failures, 0, 1'000'000'000)));
+  add(Spec("shutdown-timeout", "WARREN_SHUTDOWN_TIMEOUT", "warren.shutdown_timeout", "SECONDS",
+           "at SIGTERM, how long to wait for the store's last writes and for clients to acknowledge the close "
+           "before exiting anyway (a second signal exits at once)",
+           UintField(&Settings::shutdown_timeout, 1, 3600)));
   // A one-off repair, not a standing setting: no environment variable or file key that would
   // keep dropping records at every later start.
   add(Spec("truncate-corrupt-wal", "", "", "",

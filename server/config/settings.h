@@ -27,6 +27,14 @@ struct Settings {
   std::string default_user = "guest";
   std::string default_pass = "guest";
   std::string log_level = "info";  // spdlog's name
+  bool log_console = true;
+  bool log_console_json = false;
+  std::string log_file;  // empty: none
+  std::string log_file_level = "info";
+  bool log_file_json = false;
+  uint64_t log_file_rotation_size = 0;  // bytes; 0: never by size
+  uint32_t log_file_rotation_count = 5;
+  uint32_t shutdown_timeout = 10;  // seconds
   bool sync_writes = true;
   uint64_t queue_memory_window = 20000;
   uint64_t queue_memory_window_bytes = 64ull << 20;

@@ -87,6 +87,24 @@ TEST(SettingsTest, RabbitMqKeysAndWarrensOwn) {
   EXPECT_EQ(SettingsFrom("log.console.level = none\n").log_level, "off");
 }
 
+TEST(SettingsTest, LogKeysAreRabbitMqs) {
+  const Settings s = SettingsFrom(
+      "log.console = false\nlog.console.formatter = json\nlog.file = /var/log/warren/warren.log\n"
+      "log.file.level = debug\nlog.file.formatter = json\nlog.file.rotation.size = 10485760\n"
+      "log.file.rotation.count = 3\nwarren.shutdown_timeout = 30\n");
+  EXPECT_FALSE(s.log_console);
+  EXPECT_TRUE(s.log_console_json);
+  EXPECT_EQ(s.log_file, "/var/log/warren/warren.log");
+  EXPECT_EQ(s.log_file_level, "debug");
+  EXPECT_TRUE(s.log_file_json);
+  EXPECT_EQ(s.log_file_rotation_size, 10485760u);
+  EXPECT_EQ(s.log_file_rotation_count, 3u);
+  EXPECT_EQ(s.shutdown_timeout, 30u);
+  EXPECT_EQ(SettingsFrom("log.file = false\n").log_file, "");
+  EXPECT_NE(ErrorFrom("log.console.formatter = xml\n").find("is not plaintext or json"), std::string::npos);
+  EXPECT_NE(ErrorFrom("log.file.level = loud\n").find("is not a log level"), std::string::npos);
+}
+
 TEST(SettingsTest, ListenerIsAPortOrAnAddressAndAPort) {
   Settings s = SettingsFrom("listeners.tcp.default = 5673\n");
   EXPECT_EQ(s.port, 5673);

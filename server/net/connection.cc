@@ -210,7 +210,7 @@ void Connection::OnRead(size_t n) {
 
 void Connection::MaybeRead() {
   // Resumed by OnWritten once the peer drained our output, or by ResumePublishing.
-  if (terminated_ || silent_closing_ || publishing_paused_ || blocked_by_alarm_ ||
+  if (terminated_ || silent_closing_ || reads_stopped_ || publishing_paused_ || blocked_by_alarm_ ||
       pending_.size() + writing_.size() > kStopReadingBytes) {
     return;
   }
@@ -696,6 +696,11 @@ void Connection::CloseWithError(uint16_t code, std::string_view text, uint16_t c
   state_ = State::kClosing;
   for (auto& channel : channels_) {
     if (channel) channel->Shutdown();
+  }
+  if (reads_stopped_) {
+    reads_stopped_ = false;
+    // Posted: this may run inside a read handler that is still parsing the read buffer.
+    asio::post(socket_.get_executor(), Guard([this] { MaybeRead(); }));
   }
   close_timer_.expires_after(kCloseOkTimeout);
   close_timer_.async_wait(Guard([this](const asio::error_code& ec) {

@@ -63,6 +63,9 @@ class Connection : public std::enable_shared_from_this<Connection>,
   void CloseWithError(uint16_t code, std::string_view text, uint16_t class_id = 0, uint16_t method_id = 0);
   // Drops the socket at once and releases everything (requeues unacked, deletes exclusive queues).
   void Abort();
+  // Shutdown's first step: what was already received is handled, nothing more is read until
+  // CloseWithError (which must read the client's close-ok).
+  void StopReading() { reads_stopped_ = true; }
 
   uint64_t id() const { return id_; }
   broker::Broker& broker() { return broker_; }
@@ -85,6 +88,7 @@ class Connection : public std::enable_shared_from_this<Connection>,
   const std::string& peer() const { return peer_; }
   const asio::ip::address& remote_address() const { return remote_address_; }
   bool is_open() const { return state_ == State::kOpen; }
+  bool handshaking() const { return state_ < State::kOpen; }
   bool blocked() const { return blocked_by_alarm_; }
   uint16_t heartbeat() const { return heartbeat_; }
   uint16_t channel_max() const { return channel_max_; }
@@ -196,6 +200,7 @@ class Connection : public std::enable_shared_from_this<Connection>,
   size_t read_begin_ = 0;  // start of unparsed data
   size_t read_end_ = 0;    // end of received data
   bool reading_ = false;
+  bool reads_stopped_ = false;
   bool publishing_paused_ = false;
   bool silent_closing_ = false;  // SilentClose: read nothing more
 

@@ -1,6 +1,9 @@
 #include "server/net/server.h"
 
+#include <utility>
 #include <vector>
+
+#include <asio/post.hpp>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -118,6 +121,7 @@ void Server::OnAccepted(const asio::error_code& ec, asio::ip::tcp::socket socket
 
 void Server::Unregister(uint64_t connection_id) {
   connections_.erase(connection_id);
+  if (connections_.empty() && on_all_closed_) asio::post(io_, std::exchange(on_all_closed_, nullptr));
   Accept();
 }
 
@@ -144,7 +148,32 @@ std::string Server::AlarmReason() const {
   return reason;
 }
 
+void Server::StopAccepting() {
+  asio::error_code ec;
+  acceptor_.close(ec);
+  backoff_timer_.cancel();
+  for (auto& [id, c] : connections_) c->StopReading();
+}
+
+void Server::CloseAll(std::string_view reason, std::function<void()> on_closed) {
+  on_all_closed_ = std::move(on_closed);
+  if (connections_.empty()) {
+    asio::post(io_, std::exchange(on_all_closed_, nullptr));
+    return;
+  }
+  std::vector<std::shared_ptr<Connection>> live;
+  for (auto& [id, c] : connections_) live.push_back(c);
+  for (auto& c : live) {
+    if (c->is_open()) {
+      c->CloseWithError(amqp::reply::kConnectionForced, reason);
+    } else if (c->handshaking()) {
+      c->Abort();
+    }  // else closing already, within its close-ok timeout
+  }
+}
+
 void Server::Stop() {
+  on_all_closed_ = nullptr;
   asio::error_code ec;
   acceptor_.close(ec);
   backoff_timer_.cancel();

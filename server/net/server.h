@@ -49,6 +49,13 @@ class Server {
   std::string Listen();
   static constexpr auto kAcceptBackoff = std::chrono::milliseconds(100);
   static constexpr auto kAcceptLogInterval = std::chrono::seconds(10);
+  // Graceful shutdown (main.cc), first step: stops accepting, and stops reading from every
+  // connection, so no new work arrives while the store finishes its last batches.
+  void StopAccepting();
+  // Second step: connection.close 320 CONNECTION_FORCED with `reason` to every open connection
+  // (those still in the handshake are dropped); `on_closed` runs once none is left. A client that
+  // does not answer with close-ok is dropped after the connection's close-ok timeout.
+  void CloseAll(std::string_view reason, std::function<void()> on_closed);
   // Stops accepting and drops every connection.
   void Stop();
 
@@ -82,6 +89,7 @@ class Server {
   uint16_t bound_port_ = 0;
   uint8_t alarms_ = 0;  // ResourceAlarm bits
   std::unordered_map<uint64_t, std::shared_ptr<Connection>> connections_;
+  std::function<void()> on_all_closed_;  // CloseAll's
   LoginThrottle login_throttle_;
   asio::ip::tcp::endpoint accept_peer_;
   asio::steady_timer backoff_timer_;

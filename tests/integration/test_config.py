@@ -154,12 +154,16 @@ def test_a_missing_config_file_stops_the_start(tmp_path):
 def test_the_documented_example_is_valid_commented_and_set(tmp_path):
     r = run_server("--config", EXAMPLE, "--print-config")
     assert r.returncode == 0, r.stdout + r.stderr
-    assert all(origin == "default" for _, origin in effective(r.stdout).values())
+    settings = effective(r.stdout)
+    # The one key set: the example is also the package's /etc/warren/warren.conf.
+    assert settings.pop("data-dir")[0] == "/var/lib/warren"
+    assert all(origin == "default" for _, origin in settings.values())
     with open(EXAMPLE) as f:
         # Every `# key = value` line set (one of each pair of alternatives), still all defaults.
         lines = [line[2:] for line in f.read().splitlines() if re.match(r"# [A-Za-z0-9_.-]+ = ", line)
                  and not line.startswith(("# vm_memory_high_watermark.absolute", "# loopback_users = ",
-                                          "# load_definitions", "# warren.management_allowed_hosts"))]
+                                          "# load_definitions", "# warren.management_allowed_hosts",
+                                          "# log.file = "))]
     conf = tmp_path / "set.conf"
     conf.write_text("\n".join(lines) + "\n")
     r = run_server("--config", str(conf), "--print-config")
