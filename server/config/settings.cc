@@ -317,6 +317,9 @@ class FileApplier {
     key_ = key;
     if (key == "listeners.tcp.default") return ApplyListener(value);
     if (key == "listeners.ssl") return value == "none" ? "" : "use listeners.ssl.default (one AMQPS listener)";
+    if (key == "listeners.ssl.default" && value.find(':') != std::string_view::npos) {
+      return Quote(value) + ": give a port (the AMQPS listener binds where listeners.tcp.default does)";
+    }
     if (key.starts_with("ssl_options.versions.")) return AppendToList("ssl-versions", ",", value);
     if (key.starts_with("ssl_options.ciphers.")) return AppendToList("ssl-ciphers", ":", value);
     if (key == "vm_memory_high_watermark.relative" || key == "vm_memory_high_watermark.absolute") {

@@ -183,6 +183,7 @@ TEST(SettingsTest, BadTlsValuesAndUnsupportedTlsKeysStopTheStart) {
   }
   EXPECT_NE(ErrorFrom("listeners.ssl = 5671\n").find("listeners.ssl.default"), std::string::npos);
   EXPECT_NE(ErrorFrom("listeners.ssl.other = 5673\n").find("one AMQPS listener"), std::string::npos);
+  EXPECT_NE(ErrorFrom("listeners.ssl.default = 127.0.0.1:5671\n").find("give a port"), std::string::npos);
   EXPECT_TRUE(ResolveFrom("listeners.ssl = none\n"));
 }
 
