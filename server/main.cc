@@ -39,6 +39,7 @@
 #include "server/net/fd_budget.h"
 #include "server/net/memory_monitor.h"
 #include "server/net/server.h"
+#include "server/net/tls.h"
 #include "server/service/logging.h"
 #include "server/service/notifier.h"
 #include "server/store_env.h"
@@ -57,6 +58,33 @@ std::set<std::string, std::less<>> SplitNames(const std::string& list) {
     names.insert(name.substr(first, name.find_last_not_of(' ') - first + 1));
   }
   return names;
+}
+
+// The AMQPS listener's TLS settings (ssl_options.*), or the management API's (management.ssl.*
+// files; no client certificates asked for).
+warren::net::TlsOptions TlsOptionsFor(const warren::config::Settings& s, bool management) {
+  warren::net::TlsOptions o;
+  o.cacertfile = management ? s.management_ssl_cacertfile : s.ssl_cacertfile;
+  o.certfile = management ? s.management_ssl_certfile : s.ssl_certfile;
+  o.keyfile = management ? s.management_ssl_keyfile : s.ssl_keyfile;
+  o.verify_peer = !management && s.ssl_verify_peer;
+  o.fail_if_no_peer_cert = !management && s.ssl_fail_if_no_peer_cert;
+  o.versions = s.ssl_versions;
+  o.ciphers = s.ssl_ciphers;
+  return o;
+}
+
+// Null when `port` is 0 (TLS off); exits the start with the reason when the files do not load.
+std::unique_ptr<warren::net::TlsContexts> MakeTls(std::string what, uint16_t port, warren::net::TlsOptions options,
+                                                  bool* failed) {
+  if (port == 0) return nullptr;
+  auto context = warren::net::MakeTlsContext(options);
+  if (!context) {
+    spdlog::critical("{}: {}", what, context.error());
+    *failed = true;
+    return nullptr;
+  }
+  return std::make_unique<warren::net::TlsContexts>(std::move(what), std::move(options), std::move(*context));
 }
 
 }  // namespace
@@ -288,6 +316,15 @@ int main(int argc, char** argv) {
   options.limits.max_assembly_bytes = 2 * s.max_message_size;
   options.max_connections = fds.max_connections;
   options.login_throttle.max_failures = s.max_login_failures;
+  // Certificates and keys are read before the listeners open, and again on SIGHUP.
+  bool tls_failed = false;
+  const auto amqp_tls = MakeTls("AMQPS (listeners.ssl.default)", s.ssl_port, TlsOptionsFor(s, false), &tls_failed);
+  const auto management_tls = MakeTls("management HTTPS (management.ssl.port)",
+                                      s.management_port != 0 ? s.management_ssl_port : 0, TlsOptionsFor(s, true),
+                                      &tls_failed);
+  if (tls_failed) return 1;
+  options.ssl_port = s.ssl_port;
+  options.tls = amqp_tls.get();
   warren::net::Server server(io, broker, options);
   if (std::string error = server.Listen(); !error.empty()) {
     spdlog::critical("{}", error);
@@ -295,6 +332,7 @@ int main(int argc, char** argv) {
   }
   spdlog::info("Warren {} accepting AMQP 0-9-1 connections on {}:{} (data dir '{}')", WARREN_VERSION, s.bind,
                server.port(), s.data_dir);
+  if (amqp_tls) spdlog::info("accepting AMQPS (AMQP over TLS) connections on {}:{}", s.bind, server.ssl_port());
 
   warren::net::DiskMonitor disk_monitor(io, s.data_dir, s.disk_free_limit,
                                         [&server](bool alarm) { server.SetAlarm(warren::net::ResourceAlarm::kDisk, alarm); });
@@ -309,6 +347,9 @@ int main(int argc, char** argv) {
     management_options.bind_address = s.management_bind.empty() ? s.bind : s.management_bind;
     management_options.port = s.management_port;
     management_options.amqp_port = server.port();
+    management_options.amqps_port = server.ssl_port();
+    management_options.ssl_port = s.management_ssl_port;
+    management_options.tls = management_tls.get();
     management_options.admin_token = WriteWarrenctlToken(s.data_dir);
     for (const std::string& host : SplitNames(s.management_allowed_hosts)) management_options.allowed_hosts.push_back(host);
     management_options.disk_monitor = &disk_monitor;
@@ -319,6 +360,9 @@ int main(int argc, char** argv) {
       return 1;
     }
     spdlog::info("management HTTP API listening on {}:{}", management_options.bind_address, management->port());
+    if (management_tls) {
+      spdlog::info("management HTTPS API listening on {}:{}", management_options.bind_address, management->ssl_port());
+    }
   }
 
   std::unique_ptr<warren::http::PrometheusServer> prometheus;
@@ -349,6 +393,9 @@ int main(int argc, char** argv) {
   std::function<void()> wait_reload = [&] {
     reload.async_wait([&](const asio::error_code& error, int) {
       if (error) return;
+      // Connections keep the certificate they were accepted with; new ones get the new one.
+      if (amqp_tls) amqp_tls->Reload();
+      if (management_tls) management_tls->Reload();
       if (s.load_definitions.empty()) {
         spdlog::info("received SIGHUP; no --load-definitions file to reload");
       } else {

@@ -15,7 +15,7 @@ struct Refused {
   std::string_view reason;
 };
 constexpr Refused kRefused[] = {
-    {"listeners.ssl.*", kNoTls},
+    {"listeners.ssl.*", "Warren has one AMQPS listener: set listeners.ssl.default (a port)"},
     {"ssl_options", kNoTls},
     {"ssl_options.*", kNoTls},
     {"management.ssl.*", kNoTls},

@@ -10,7 +10,9 @@
 namespace warren::config {
 
 inline constexpr std::string_view kNoTls =
-    "TLS is not supported yet; remove the TLS settings (Warren will not serve plaintext where TLS was asked for)";
+    "this TLS setting is not supported yet (Warren has ssl_options.cacertfile, certfile, keyfile, verify, "
+    "fail_if_no_peer_cert, versions.N and ciphers.N, management.ssl.port, cacertfile, certfile and keyfile); remove "
+    "it rather than have TLS served otherwise than asked";
 
 // Why Warren refuses `key`: serving without it would not be what the operator asked for.
 std::optional<std::string_view> RefusedReason(std::string_view key);

@@ -165,6 +165,32 @@ std::pair<Setter, Shower> ConnectionsField() {
           [](const Settings& s) { return s.max_connections == 0 ? std::string("infinity") : std::to_string(s.max_connections); }};
 }
 
+std::pair<Setter, Shower> VerifyField() {
+  return {[](Settings& s, std::string_view text) -> std::string {
+            if (text != "verify_none" && text != "verify_peer") return Quote(text) + " is not verify_none or verify_peer";
+            s.ssl_verify_peer = text == "verify_peer";
+            return {};
+          },
+          [](const Settings& s) -> std::string { return s.ssl_verify_peer ? "verify_peer" : "verify_none"; }};
+}
+
+std::pair<Setter, Shower> TlsVersionsField() {
+  return {[](Settings& s, std::string_view text) -> std::string {
+            size_t start = 0;
+            do {
+              const size_t comma = std::min(text.find(',', start), text.size());
+              const std::string_view version = text.substr(start, comma - start);
+              if (version != "tlsv1.2" && version != "tlsv1.3") {
+                return Quote(version) + " is not tlsv1.2 or tlsv1.3 (the TLS versions Warren serves)";
+              }
+              start = comma + 1;
+            } while (start <= text.size());
+            s.ssl_versions = std::string(text);
+            return {};
+          },
+          [](const Settings& s) { return s.ssl_versions; }};
+}
+
 SettingSpec Spec(std::string_view flag, std::string_view env, std::string_view file_key, std::string_view type,
                  std::string_view help, std::pair<Setter, Shower> access) {
   return SettingSpec{flag, env, file_key, type, help, std::move(access.first), std::move(access.second)};
@@ -274,6 +300,42 @@ std::vector<SettingSpec> MakeSpecs() {
            "damage (the rest is lost: keep a copy of the data directory first)",
            BoolField(&Settings::truncate_corrupt_wal)));
   specs.back().is_switch = true;
+  add(Spec("ssl-port", "WARREN_SSL_PORT", "listeners.ssl.default", "PORT",
+           "AMQPS (AMQP over TLS) port, on --bind (RabbitMQ's is 5671; 0 = off); needs --ssl-certfile and "
+           "--ssl-keyfile",
+           UintField(&Settings::ssl_port, 0, 65535)));
+  add(Spec("ssl-cacertfile", "WARREN_SSL_CACERTFILE", "ssl_options.cacertfile", "FILE",
+           "PEM file of the CA certificates that client certificates are verified against",
+           StringField(&Settings::ssl_cacertfile, true)));
+  add(Spec("ssl-certfile", "WARREN_SSL_CERTFILE", "ssl_options.certfile", "FILE",
+           "PEM file of the server's certificate (and its chain); reloaded on SIGHUP",
+           StringField(&Settings::ssl_certfile, true)));
+  add(Spec("ssl-keyfile", "WARREN_SSL_KEYFILE", "ssl_options.keyfile", "FILE",
+           "PEM file of the server certificate's private key; reloaded on SIGHUP",
+           StringField(&Settings::ssl_keyfile, true)));
+  add(Spec("ssl-verify", "WARREN_SSL_VERIFY", "ssl_options.verify", "MODE",
+           "verify_peer: ask for a client certificate and refuse one the CA did not sign (enables EXTERNAL "
+           "login); verify_none: do not ask",
+           VerifyField()));
+  add(Spec("ssl-fail-if-no-peer-cert", "WARREN_SSL_FAIL_IF_NO_PEER_CERT", "ssl_options.fail_if_no_peer_cert", "BOOL",
+           "with verify_peer, refuse a client that sends no certificate", BoolField(&Settings::ssl_fail_if_no_peer_cert)));
+  add(Spec("ssl-versions", "WARREN_SSL_VERSIONS", "ssl_options.versions.N", "LIST",
+           "comma-separated TLS versions served: tlsv1.2, tlsv1.3", TlsVersionsField()));
+  add(Spec("ssl-ciphers", "WARREN_SSL_CIPHERS", "ssl_options.ciphers.N", "LIST",
+           "colon-separated OpenSSL cipher (TLS 1.2) and ciphersuite (TLS 1.3) names allowed; empty: OpenSSL's "
+           "defaults",
+           StringField(&Settings::ssl_ciphers, true)));
+  add(Spec("management-ssl-port", "WARREN_MANAGEMENT_SSL_PORT", "management.ssl.port", "PORT",
+           "management HTTPS API port, beside the HTTP one, on --management-bind (RabbitMQ's is 15671; 0 = off); "
+           "clients are not asked for certificates; versions and ciphers as --ssl-*",
+           UintField(&Settings::management_ssl_port, 0, 65535)));
+  add(Spec("management-ssl-cacertfile", "WARREN_MANAGEMENT_SSL_CACERTFILE", "management.ssl.cacertfile", "FILE",
+           "CA certificates for management client certificates (PEM)",
+           StringField(&Settings::management_ssl_cacertfile, true)));
+  add(Spec("management-ssl-certfile", "WARREN_MANAGEMENT_SSL_CERTFILE", "management.ssl.certfile", "FILE",
+           "management HTTPS certificate (PEM); reloaded on SIGHUP", StringField(&Settings::management_ssl_certfile, true)));
+  add(Spec("management-ssl-keyfile", "WARREN_MANAGEMENT_SSL_KEYFILE", "management.ssl.keyfile", "FILE",
+           "management HTTPS private key (PEM); reloaded on SIGHUP", StringField(&Settings::management_ssl_keyfile, true)));
   return specs;
 }
 
@@ -295,7 +357,12 @@ class FileApplier {
     line_ = entry.line;
     key_ = key;
     if (key == "listeners.tcp.default") return ApplyListener(value);
-    if (key == "listeners.ssl") return value == "none" ? "" : std::string(kNoTls);
+    if (key == "listeners.ssl") return value == "none" ? "" : "use listeners.ssl.default (one AMQPS listener)";
+    if (key == "listeners.ssl.default" && value.find(':') != std::string_view::npos) {
+      return Quote(value) + ": give a port (the AMQPS listener binds where listeners.tcp.default does)";
+    }
+    if (key.starts_with("ssl_options.versions.")) return AppendToList("ssl-versions", ",", value);
+    if (key.starts_with("ssl_options.ciphers.")) return AppendToList("ssl-ciphers", ":", value);
     if (key == "vm_memory_high_watermark.relative" || key == "vm_memory_high_watermark.absolute") {
       return ApplyWatermark(key.ends_with("absolute"), value);
     }
@@ -365,6 +432,14 @@ class FileApplier {
     r_.settings.memory_high_watermark_text = std::string(value);
     MarkFromFile("memory-high-watermark");
     return {};
+  }
+
+  // RabbitMQ's `key.N = item` lists: the file's first item replaces the default list.
+  std::string AppendToList(std::string_view flag, std::string_view separator, std::string_view item) {
+    if (item.empty() || item.find(separator) != std::string_view::npos) return Quote(item) + " is not one item";
+    std::string list = Specs()[IndexOf(flag)].show(r_.settings);
+    if (!r_.origins[IndexOf(flag)].starts_with("file ")) list.clear();
+    return Set(flag, list.empty() ? std::string(item) : list + std::string(separator) + std::string(item));
   }
 
   // RabbitMQ's translation: the list is the users set to true (so guest = false empties it).

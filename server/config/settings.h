@@ -55,6 +55,18 @@ struct Settings {
   uint64_t max_connections = 0;  // 0: only the file-descriptor budget bounds them
   uint64_t max_login_failures = 10;
   bool truncate_corrupt_wal = false;
+  // TLS (RabbitMQ's listeners.ssl.default and ssl_options.*): the AMQPS listener is off while
+  // ssl_port is 0; it binds where the plain listener does.
+  uint16_t ssl_port = 0;
+  std::string ssl_cacertfile, ssl_certfile, ssl_keyfile;
+  bool ssl_verify_peer = false;  // verify_none, Erlang's server default
+  bool ssl_fail_if_no_peer_cert = false;
+  std::string ssl_versions = "tlsv1.2,tlsv1.3";  // comma-separated, each tlsv1.2 or tlsv1.3
+  std::string ssl_ciphers;  // OpenSSL names, colon-separated; empty: OpenSSL's defaults
+  // HTTPS for the management API (management.ssl.*; off while 0), beside its HTTP port: no
+  // client certificates; versions and ciphers are those of ssl_options.
+  uint16_t management_ssl_port = 0;
+  std::string management_ssl_cacertfile, management_ssl_certfile, management_ssl_keyfile;
 };
 
 struct SettingSpec {

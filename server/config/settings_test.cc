@@ -165,15 +165,44 @@ TEST(SettingsTest, UnknownKeysStopTheStart) {
   EXPECT_EQ(ErrorFrom("warren.no_such = 1\n"), "w.conf:1: warren.no_such: unknown key");
 }
 
-TEST(SettingsTest, TlsKeysStopTheStart) {
-  for (const char* line : {"listeners.ssl.default = 5671", "ssl_options.certfile = /etc/cert.pem",
-                           "ssl_options.versions.1 = tlsv1.2", "management.ssl.port = 15671",
-                           "listeners.ssl = 5671", "prometheus.ssl.port = 15691"}) {
+TEST(SettingsTest, TlsKeys) {
+  auto resolved = ResolveFrom(
+      "listeners.ssl.default = 5671\nssl_options.certfile = /c.pem\nssl_options.keyfile = /k.pem\n"
+      "ssl_options.cacertfile = /ca.pem\nssl_options.verify = verify_peer\nssl_options.fail_if_no_peer_cert = true\n"
+      "ssl_options.versions.1 = tlsv1.3\nssl_options.ciphers.1 = TLS_AES_256_GCM_SHA384\n"
+      "ssl_options.ciphers.2 = ECDHE-RSA-AES256-GCM-SHA384\nmanagement.ssl.port = 15671\n"
+      "management.ssl.certfile = /m.pem\n");
+  ASSERT_TRUE(resolved) << resolved.error();
+  const Settings& s = resolved->settings;
+  EXPECT_EQ(s.ssl_port, 5671);
+  EXPECT_EQ(s.ssl_certfile, "/c.pem");
+  EXPECT_EQ(s.ssl_keyfile, "/k.pem");
+  EXPECT_EQ(s.ssl_cacertfile, "/ca.pem");
+  EXPECT_TRUE(s.ssl_verify_peer);
+  EXPECT_TRUE(s.ssl_fail_if_no_peer_cert);
+  EXPECT_EQ(s.ssl_versions, "tlsv1.3");  // the file's list replaces the default one
+  EXPECT_EQ(s.ssl_ciphers, "TLS_AES_256_GCM_SHA384:ECDHE-RSA-AES256-GCM-SHA384");
+  EXPECT_EQ(s.management_ssl_port, 15671);
+  EXPECT_EQ(s.management_ssl_certfile, "/m.pem");
+  EXPECT_EQ(Settings().ssl_versions, "tlsv1.2,tlsv1.3");
+  EXPECT_FALSE(Settings().ssl_verify_peer);
+}
+
+TEST(SettingsTest, BadTlsValuesAndUnsupportedTlsKeysStopTheStart) {
+  EXPECT_NE(ErrorFrom("ssl_options.versions.1 = tlsv1.1\n").find("\"tlsv1.1\" is not tlsv1.2 or tlsv1.3"),
+            std::string::npos);
+  EXPECT_NE(ErrorFrom("", {}, {{"ssl-versions", "tlsv1.2,sslv3"}}).find("\"sslv3\" is not"), std::string::npos);
+  EXPECT_NE(ErrorFrom("ssl_options.verify = verify_maybe\n").find("not verify_none or verify_peer"), std::string::npos);
+  for (const char* line : {"ssl_options.password = x", "ssl_options.depth = 3", "management.ssl.verify = verify_peer",
+                           "prometheus.ssl.port = 15691"}) {
     const std::string error = ErrorFrom(std::string(line) + "\n");
     EXPECT_NE(error.find("w.conf:1: "), std::string::npos) << line;
-    EXPECT_NE(error.find("TLS is not supported yet"), std::string::npos) << line << ": " << error;
+    EXPECT_NE(error.find("TLS setting is not supported yet"), std::string::npos) << line << ": " << error;
   }
-  EXPECT_TRUE(ResolveFrom("listeners.ssl = none\n"));  // what Warren does anyway
+  EXPECT_NE(ErrorFrom("listeners.ssl = 5671\n").find("listeners.ssl.default"), std::string::npos);
+  EXPECT_NE(ErrorFrom("listeners.ssl.other = 5673\n").find("one AMQPS listener"), std::string::npos);
+  EXPECT_NE(ErrorFrom("listeners.ssl.default = 127.0.0.1:5671\n").find("give a port"), std::string::npos);
+  EXPECT_TRUE(ResolveFrom("listeners.ssl = none\n"));
 }
 
 TEST(SettingsTest, IgnoredRabbitMqKeysAreNamedInWarnings) {
@@ -250,7 +279,13 @@ TEST(SettingsTest, EverySettingHasAFlagAndEveryFileKeyWorks) {
     // The default's own text is valid in the file (a round trip through the shown value).
     std::string value = spec.show(Settings{});
     if (value.empty() || spec.file_key == "listeners.tcp.default" || spec.file_key == "loopback_users") continue;
-    auto resolved = ResolveFrom(std::string(spec.file_key) + " = " + value + "\n");
+    std::string key(spec.file_key);
+    // A list's items one per `key.N` line.
+    if (key.ends_with(".N")) {
+      key.replace(key.size() - 1, 1, "1");
+      value = value.substr(0, value.find(','));
+    }
+    auto resolved = ResolveFrom(key + " = " + value + "\n");
     EXPECT_TRUE(resolved) << spec.file_key << " = " << value << ": " << (resolved ? "" : resolved.error());
   }
 }

@@ -1,6 +1,11 @@
 #include "server/http/listener.h"
 
+#include <fcntl.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -21,8 +26,12 @@ namespace warren::http {
 using Clock = std::chrono::steady_clock;
 
 struct HttpServer::Connection {
-  Connection(int fd, std::atomic<size_t>& open) : fd(fd), open(open) { open.fetch_add(1); }
+  Connection(int fd, SSL* ssl, std::atomic<size_t>& open) : fd(fd), ssl(ssl), open(open) { open.fetch_add(1); }
   ~Connection() {
+    if (ssl != nullptr) {
+      if (tls_ready) SSL_shutdown(ssl);  // one non-blocking try at close_notify
+      SSL_free(ssl);
+    }
     ::shutdown(fd, SHUT_RDWR);
     ::close(fd);
     open.fetch_sub(1);
@@ -31,6 +40,9 @@ struct HttpServer::Connection {
   Connection& operator=(const Connection&) = delete;
 
   const int fd;
+  SSL* const ssl;  // HTTPS: owned; the socket is non-blocking
+  bool tls_ready = false;   // the TLS handshake is done
+  bool want_write = false;  // the handshake waits for the socket to take more
   std::atomic<size_t>& open;
   std::string peer_ip, local_ip;
   int peer_port = -1, local_port = -1;
@@ -64,12 +76,51 @@ void Address(const sockaddr_storage& addr, socklen_t len, std::string* ip, int* 
   }
 }
 
+constexpr ssize_t kAgain = -2;
+
+// One non-blocking read or write, through TLS on an HTTPS connection: the bytes moved, 0 when
+// the peer closed (reads), -1 on an error, or kAgain with *wait the poll event to wait for.
+ssize_t Recv(HttpServer::Connection& conn, char* data, size_t size, short* wait) {
+  *wait = POLLIN;
+  if (conn.ssl == nullptr) {
+    const ssize_t n = ::recv(conn.fd, data, size, MSG_DONTWAIT);
+    return n >= 0 ? n : (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) ? kAgain : -1;
+  }
+  ERR_clear_error();  // SSL_get_error reads this thread's queue
+  const int n = SSL_read(conn.ssl, data, static_cast<int>(std::min<size_t>(size, INT32_MAX)));
+  if (n > 0) return n;
+  switch (SSL_get_error(conn.ssl, n)) {
+    case SSL_ERROR_WANT_READ: return kAgain;
+    case SSL_ERROR_WANT_WRITE: *wait = POLLOUT; return kAgain;
+    case SSL_ERROR_ZERO_RETURN: return 0;
+    default: return -1;
+  }
+}
+
+ssize_t Send(HttpServer::Connection& conn, const char* data, size_t size, short* wait) {
+  *wait = POLLOUT;
+  if (conn.ssl == nullptr) {
+    const ssize_t n = ::send(conn.fd, data, size, MSG_NOSIGNAL | MSG_DONTWAIT);
+    return n >= 0 ? n : (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) ? kAgain : -1;
+  }
+  if (!conn.tls_ready) return -1;
+  ERR_clear_error();
+  const int n = SSL_write(conn.ssl, data, static_cast<int>(std::min<size_t>(size, INT32_MAX)));
+  if (n > 0) return n;
+  switch (SSL_get_error(conn.ssl, n)) {
+    case SSL_ERROR_WANT_WRITE: return kAgain;
+    case SSL_ERROR_WANT_READ: *wait = POLLIN; return kAgain;
+    default: return -1;
+  }
+}
+
 // Best effort: the connection is closed right after, whatever the peer reads.
-void SendAndClose(int fd, int status, std::string_view reason, std::string_view text) {
+void SendAndClose(HttpServer::Connection& conn, int status, std::string_view reason, std::string_view text) {
   const std::string reply = fmt::format(
       "HTTP/1.1 {} {}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}", status,
       reason, text.size(), text);
-  [[maybe_unused]] const ssize_t n = ::send(fd, reply.data(), reply.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+  short wait = 0;
+  [[maybe_unused]] const ssize_t n = Send(conn, reply.data(), reply.size(), &wait);
 }
 
 // Where the request head in `buf` ends (after its blank line), or npos.
@@ -128,7 +179,9 @@ class RequestStream : public httplib::Stream {
 
   bool consumed_all() const { return pos_ >= conn_.request_end; }
 
-  bool is_readable() const override { return pos_ < conn_.buf.size() || Poll(POLLIN); }
+  bool is_readable() const override {
+    return pos_ < conn_.buf.size() || (conn_.ssl != nullptr && SSL_pending(conn_.ssl) > 0) || Poll(POLLIN);
+  }
   bool is_writable() const override { return Poll(POLLOUT); }
 
   ssize_t read(char* ptr, size_t size) override {
@@ -141,28 +194,28 @@ class RequestStream : public httplib::Stream {
       return static_cast<ssize_t>(n);
     }
     for (;;) {
-      const ssize_t n = ::recv(conn_.fd, ptr, size, MSG_DONTWAIT);
+      short wait = 0;
+      const ssize_t n = Recv(conn_, ptr, size, &wait);
       if (n >= 0) {
         pos_ += static_cast<size_t>(n);
         // The door's buffer held less than this request, so none of it is kept.
         conn_.buf.clear();
         return n;
       }
-      if (errno == EINTR) continue;
-      if ((errno != EAGAIN && errno != EWOULDBLOCK) || !Poll(POLLIN)) return -1;
+      if (n != kAgain || !Poll(wait)) return -1;
     }
   }
 
   ssize_t write(const char* ptr, size_t size) override {
     size_t done = 0;
     while (done < size) {
-      const ssize_t n = ::send(conn_.fd, ptr + done, size - done, MSG_NOSIGNAL | MSG_DONTWAIT);
+      short wait = 0;
+      const ssize_t n = Send(conn_, ptr + done, size - done, &wait);
       if (n > 0) {
         done += static_cast<size_t>(n);
         continue;
       }
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && Poll(POLLOUT)) continue;
+      if (n == kAgain && Poll(wait)) continue;
       return -1;
     }
     return static_cast<ssize_t>(size);
@@ -231,9 +284,66 @@ std::string HttpServer::Start(std::string_view what, const std::string& address,
   return {};
 }
 
+std::string HttpServer::StartTls(std::string_view what, const std::string& address, uint16_t* port,
+                                 net::TlsContexts* tls) {
+  addrinfo hints{};
+  hints.ai_flags = AI_NUMERICHOST | AI_PASSIVE;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* found = nullptr;
+  const std::string service = std::to_string(*port);
+  if (::getaddrinfo(address.c_str(), service.c_str(), &hints, &found) != 0 || found == nullptr) {
+    return fmt::format("{}: invalid address {}", what, address);
+  }
+  tls_fd_ = ::socket(found->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  const int yes = 1;
+  const bool ok = tls_fd_ >= 0 && ::setsockopt(tls_fd_, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes) == 0 &&
+                  ::bind(tls_fd_, found->ai_addr, found->ai_addrlen) == 0 && ::listen(tls_fd_, SOMAXCONN) == 0;
+  ::freeaddrinfo(found);
+  sockaddr_storage bound{};
+  socklen_t len = sizeof bound;
+  if (!ok || ::getsockname(tls_fd_, reinterpret_cast<sockaddr*>(&bound), &len) != 0) {
+    return fmt::format("{}: cannot listen on {}:{}: {}", what, address, *port, std::strerror(errno));
+  }
+  std::string ip;
+  int bound_port = 0;
+  Address(bound, len, &ip, &bound_port);
+  *port = static_cast<uint16_t>(bound_port);
+  tls_ = tls;
+  tls_listener_ = std::thread([this] { TlsAcceptLoop(); });
+  return {};
+}
+
+void HttpServer::TlsAcceptLoop() {
+  while (!stopping_.load()) {
+    pollfd p{tls_fd_, POLLIN, 0};
+    if (::poll(&p, 1, 100) <= 0) continue;
+    const int fd = ::accept4(tls_fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    if (fd < 0) {
+      // Out of descriptors (or an aborted connection): wait rather than spin.
+      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      }
+      continue;
+    }
+    const int yes = 1;
+    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &yes, sizeof yes);
+    SSL* ssl = SSL_new(tls_->current()->native_handle());  // holds its own reference to the context
+    if (ssl == nullptr || SSL_set_fd(ssl, fd) != 1) {
+      if (ssl != nullptr) SSL_free(ssl);
+      ::close(fd);
+      continue;
+    }
+    SSL_set_accept_state(ssl);
+    Adopt(fd, ssl);
+  }
+}
+
 void HttpServer::Stop() {
   if (!listener_.joinable()) return;
   stopping_.store(true);
+  if (tls_listener_.joinable()) tls_listener_.join();
+  if (tls_fd_ >= 0) ::close(tls_fd_);
+  tls_fd_ = -1;
   // httplib's stop() only closes the socket of a server that is running: wait (briefly) for the
   // listener thread to get there when Stop follows Start closely.
   const auto deadline = Clock::now() + std::chrono::seconds(2);
@@ -248,7 +358,12 @@ void HttpServer::Stop() {
 }
 
 bool HttpServer::process_and_close_socket(socket_t sock) {
-  auto conn = std::make_unique<Connection>(sock, open_);
+  Adopt(sock, nullptr);
+  return true;
+}
+
+void HttpServer::Adopt(int sock, SSL* ssl) {
+  auto conn = std::make_unique<Connection>(sock, ssl, open_);
   sockaddr_storage addr{};
   socklen_t len = sizeof(addr);
   if (getpeername(sock, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
@@ -260,7 +375,6 @@ bool HttpServer::process_and_close_socket(socket_t sock) {
   }
   conn->since = Clock::now();
   ToDoor(std::move(conn));
-  return true;
 }
 
 void HttpServer::ToDoor(std::unique_ptr<Connection> conn) {
@@ -302,11 +416,11 @@ void HttpServer::DoorLoop() {
         size_t body = 0;
         switch (BodyLength(std::string_view(conn->buf).substr(0, head_end), &body)) {
           case Framing::kChunked:
-            SendAndClose(conn->fd, 411, "Length Required", "chunked request bodies are not accepted: send Content-Length\n");
+            SendAndClose(*conn, 411, "Length Required", "chunked request bodies are not accepted: send Content-Length\n");
             conn.reset();
             continue;
           case Framing::kBadLength:
-            SendAndClose(conn->fd, 400, "Bad Request", "invalid Content-Length\n");
+            SendAndClose(*conn, 400, "Bad Request", "invalid Content-Length\n");
             conn.reset();
             continue;
           case Framing::kOk:
@@ -318,7 +432,7 @@ void HttpServer::DoorLoop() {
         continue;
       }
       if (conn->buf.size() >= limits_.max_head_bytes) {
-        SendAndClose(conn->fd, 431, "Request Header Fields Too Large",
+        SendAndClose(*conn, 431, "Request Header Fields Too Large",
                      fmt::format("request line and headers exceed {} bytes\n", limits_.max_head_bytes));
         conn.reset();
         continue;
@@ -327,7 +441,7 @@ void HttpServer::DoorLoop() {
       const auto limit = conn->since + (idle ? limits_.idle_timeout : limits_.head_timeout);
       if (now >= limit) {
         if (conn->started || conn->served == 0) {
-          SendAndClose(conn->fd, 408, "Request Timeout",
+          SendAndClose(*conn, 408, "Request Timeout",
                        fmt::format("the request head did not arrive within {} ms\n", limits_.head_timeout.count()));
         }
         conn.reset();
@@ -338,8 +452,13 @@ void HttpServer::DoorLoop() {
     std::erase(waiting, nullptr);
 
     fds.assign(1, pollfd{wake_fd_, POLLIN, 0});
-    for (const auto& conn : waiting) fds.push_back(pollfd{conn->fd, POLLIN, 0});
-    const auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(next - Clock::now()).count() + 1;
+    // Bytes OpenSSL decrypted already (the rest of a record) wake no poll: read them now.
+    bool decrypted = false;
+    for (const auto& conn : waiting) {
+      fds.push_back(pollfd{conn->fd, static_cast<short>(conn->want_write ? POLLOUT : POLLIN), 0});
+      decrypted = decrypted || (conn->ssl != nullptr && conn->tls_ready && SSL_pending(conn->ssl) > 0);
+    }
+    const auto wait = decrypted ? 0 : std::chrono::duration_cast<std::chrono::milliseconds>(next - Clock::now()).count() + 1;
     if (::poll(fds.data(), fds.size(), static_cast<int>(std::clamp<int64_t>(wait, 0, 1000))) < 0) {
       if (errno != EINTR) spdlog::error("HTTP front door: poll: {}", std::strerror(errno));
       continue;
@@ -349,12 +468,25 @@ void HttpServer::DoorLoop() {
       [[maybe_unused]] const ssize_t n = ::read(wake_fd_, &count, sizeof(count));
     }
     for (size_t i = 1; i < fds.size(); ++i) {
-      if (fds[i].revents == 0) continue;
       Connection& conn = *waiting[i - 1];
+      if (fds[i].revents == 0 && !(conn.ssl != nullptr && conn.tls_ready && SSL_pending(conn.ssl) > 0)) continue;
+      if (conn.ssl != nullptr && !conn.tls_ready) {
+        ERR_clear_error();
+        const int r = SSL_do_handshake(conn.ssl);
+        const int error = r == 1 ? SSL_ERROR_NONE : SSL_get_error(conn.ssl, r);
+        conn.tls_ready = r == 1;
+        conn.want_write = error == SSL_ERROR_WANT_WRITE;
+        if (r != 1 && error != SSL_ERROR_WANT_READ && error != SSL_ERROR_WANT_WRITE) {
+          spdlog::debug("HTTPS {}:{}: TLS handshake failed", conn.peer_ip, conn.peer_port);
+          waiting[i - 1].reset();
+        }
+        continue;
+      }
       char chunk[4096];
       const size_t room = std::min(sizeof(chunk), limits_.max_head_bytes - std::min(limits_.max_head_bytes, conn.buf.size()));
-      const ssize_t n = ::recv(conn.fd, chunk, std::max<size_t>(room, 1), MSG_DONTWAIT);
-      if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+      short ignored = 0;
+      const ssize_t n = Recv(conn, chunk, std::max<size_t>(room, 1), &ignored);
+      if (n == 0 || n == -1) {
         waiting[i - 1].reset();
         continue;
       }

@@ -17,8 +17,14 @@
 //  - At most max_connections sockets are open; past that the door closes the connection that
 //    has waited longest for its request, so idle and slow sockets give way to new ones.
 //
+// HTTPS (StartTls): a second listening socket, accepted on its own thread, whose connections go
+// through the same door. The door runs each one's TLS handshake (non-blocking, bounded by
+// head_timeout like the head that follows it) before it reads the head, and from then on every
+// read and write of the door and the workers is SSL_read/SSL_write on the non-blocking socket.
+//
 // Threads: httplib's listener thread accepts and hands sockets to the door thread; `workers`
-// threads serve. Start and Stop from one thread (the broker thread or main).
+// threads serve; the TLS listener thread accepts HTTPS. Start, StartTls and Stop from one thread
+// (the broker thread or main).
 #pragma once
 
 #include <atomic>
@@ -33,6 +39,8 @@
 #include <vector>
 
 #include <httplib.h>
+
+#include "server/net/tls.h"
 
 namespace warren::http {
 
@@ -57,6 +65,9 @@ class HttpServer : public httplib::Server {
   // Binds to address:*port (0 = any free port; the chosen one is written back) and starts
   // serving. Returns an error message naming `what`, empty on success.
   std::string Start(std::string_view what, const std::string& address, uint16_t* port);
+  // After Start: also serves HTTPS on address:*port, each connection with the context current in
+  // `tls` (which outlives this server) when it is accepted.
+  std::string StartTls(std::string_view what, const std::string& address, uint16_t* port, net::TlsContexts* tls);
   // Stops accepting, closes every connection and joins every thread. Idempotent.
   void Stop();
 
@@ -64,6 +75,9 @@ class HttpServer : public httplib::Server {
 
  private:
   bool process_and_close_socket(socket_t sock) override;
+  // Takes `sock` (and `ssl`, owned, for HTTPS) to the door.
+  void Adopt(int sock, SSL* ssl);
+  void TlsAcceptLoop();
   void DoorLoop();
   void Serve(std::unique_ptr<Connection> conn);
   // Hands a connection to the door thread.
@@ -79,6 +93,9 @@ class HttpServer : public httplib::Server {
   std::unique_ptr<httplib::ThreadPool> workers_;
   std::thread listener_;
   std::thread door_;
+  net::TlsContexts* tls_ = nullptr;
+  int tls_fd_ = -1;
+  std::thread tls_listener_;
 };
 
 }  // namespace warren::http

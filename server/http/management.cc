@@ -123,6 +123,8 @@ ManagementServer::ManagementServer(asio::io_context& io, broker::Broker& broker,
     : stopping_(std::make_shared<std::atomic<bool>>(false)) {
   const std::string bind = options.bind_address;
   const uint16_t port = options.port;
+  ssl_port_ = options.ssl_port;
+  tls_ = options.tls;
   const std::vector<std::string> allowed_hosts = options.allowed_hosts;
   api_ = std::make_unique<internal::Api>(broker, server, std::move(options));
   http_ = std::make_unique<HttpServer>();
@@ -198,7 +200,11 @@ ManagementServer::ManagementServer(asio::io_context& io, broker::Broker& broker,
 
 ManagementServer::~ManagementServer() { Stop(); }
 
-std::string ManagementServer::Start() { return http_->Start("management API", bind_address_, &bound_port_); }
+std::string ManagementServer::Start() {
+  std::string error = http_->Start("management API", bind_address_, &bound_port_);
+  if (error.empty() && tls_ != nullptr) error = http_->StartTls("management HTTPS", bind_address_, &ssl_port_, tls_);
+  return error;
+}
 
 void ManagementServer::Stop() {
   stopping_->store(true);

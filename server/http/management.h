@@ -48,6 +48,7 @@
 
 namespace warren::net {
 class DiskMonitor;
+class TlsContexts;
 class Server;
 }
 namespace warren::storage {
@@ -70,6 +71,11 @@ struct ManagementOptions {
   std::string bind_address = "0.0.0.0";
   uint16_t port = 15672;  // 0: pick a free port (tests)
   uint16_t amqp_port = 5672;  // reported in /api/overview's listeners
+  uint16_t amqps_port = 0;  // 0: no AMQPS listener
+  // HTTPS beside HTTP on bind_address:ssl_port when `tls` is set (outlives the server); 0: any
+  // free port (tests), written back by Start.
+  uint16_t ssl_port = 0;
+  net::TlsContexts* tls = nullptr;
   std::string node_name = "warren@localhost";
   std::string cluster_name = "warren@localhost";
   // Non-empty: `Authorization: Bearer <admin_token>` is accepted as an administrator with access
@@ -99,12 +105,15 @@ class ManagementServer {
   // called from the broker thread (it does not wait for the broker).
   void Stop();
   uint16_t port() const { return bound_port_; }
+  uint16_t ssl_port() const { return ssl_port_; }
 
  private:
   std::unique_ptr<internal::Api> api_;
   std::unique_ptr<HttpServer> http_;
   std::string bind_address_;
   uint16_t bound_port_ = 0;
+  uint16_t ssl_port_ = 0;
+  net::TlsContexts* tls_ = nullptr;
   std::shared_ptr<std::atomic<bool>> stopping_;
 };
 

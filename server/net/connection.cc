@@ -96,8 +96,10 @@ bool ParseCredentials(std::string_view mechanism, std::string_view response, std
 }  // namespace
 
 Connection::Connection(asio::ip::tcp::socket socket, const asio::ip::tcp::endpoint& remote, Server& server,
-                       broker::Broker& broker, ConnectionLimits limits)
-    : socket_(std::move(socket)),
+                       broker::Broker& broker, ConnectionLimits limits, std::shared_ptr<asio::ssl::context> tls,
+                       bool verify_peer)
+    : transport_(std::move(socket), std::move(tls)),
+      offer_external_(verify_peer && transport_.is_tls()),
       server_(server),
       broker_(broker),
       limits_(limits),
@@ -106,13 +108,13 @@ Connection::Connection(asio::ip::tcp::socket socket, const asio::ip::tcp::endpoi
       channel_max_(limits.channel_max),
       frame_max_(limits.frame_max),
       read_buffer_(kHandshakeReadBuffer),
-      heartbeat_timer_(socket_.get_executor()),
-      close_timer_(socket_.get_executor()) {
+      heartbeat_timer_(transport_.get_executor()),
+      close_timer_(transport_.get_executor()) {
   asio::error_code ec;
-  const auto local = socket_.local_endpoint(ec);
+  const auto local = transport_.socket().local_endpoint(ec);
   const std::string local_text = ec ? "unknown" : fmt::format("{}:{}", local.address().to_string(), local.port());
   peer_ = fmt::format("{}:{} -> {}", remote.address().to_string(), remote.port(), local_text);
-  socket_.set_option(asio::ip::tcp::no_delay(true), ec);
+  transport_.socket().set_option(asio::ip::tcp::no_delay(true), ec);
 }
 
 Connection::~Connection() = default;
@@ -138,8 +140,7 @@ void Connection::OnHandlerException(std::string_view what) {
     // Half torn down: at least give the socket and the slot back.
     spdlog::error("AMQP connection {} ({}): error while aborting: {}", id_, peer_, e.what());
     terminated_ = true;
-    asio::error_code ec;
-    socket_.close(ec);
+    transport_.Close();
     server_.Unregister(id_);
   }
 }
@@ -168,6 +169,23 @@ void Connection::Start() {
       Abort();
     }
   }));
+  if (transport_.is_tls()) {
+    transport_.async_handshake(Guard([this](const asio::error_code& ec) { OnTlsHandshake(ec); }));
+    return;
+  }
+  Read();
+}
+
+void Connection::OnTlsHandshake(const asio::error_code& ec) {
+  if (terminated_) return;
+  if (ec) {
+    spdlog::warn("AMQPS connection {} ({}): TLS handshake failed: {}", id_, peer_, ec.message());
+    Terminate();
+    return;
+  }
+  tls_info_ = PeerInfo(transport_.native_tls());
+  spdlog::info("AMQPS connection {} ({}): {} {}{}", id_, peer_, tls_info_.protocol, tls_info_.cipher,
+               tls_info_.subject.empty() ? std::string() : fmt::format(", client certificate {}", tls_info_.subject));
   Read();
 }
 
@@ -185,7 +203,7 @@ void Connection::Read() {
     }
   }
   reading_ = true;
-  socket_.async_read_some(asio::buffer(read_buffer_.data() + read_end_, read_buffer_.size() - read_end_),
+  transport_.async_read_some(asio::buffer(read_buffer_.data() + read_end_, read_buffer_.size() - read_end_),
                           Guard([this](const asio::error_code& ec, size_t n) {
                             reading_ = false;
                             if (ec) {
@@ -233,7 +251,7 @@ void Connection::ResumePublishing() {
   if (!publishing_paused_) return;
   publishing_paused_ = false;
   // Called from inside a queue operation: read later, on a fresh stack.
-  asio::post(socket_.get_executor(), Guard([this] { MaybeRead(); }));
+  asio::post(transport_.get_executor(), Guard([this] { MaybeRead(); }));
 }
 
 bool Connection::ProcessFrames() {
@@ -354,7 +372,8 @@ void Connection::SendStart() {
   WriteMethodFrame(output(), 0,
                    m::ConnectionStart{.version_major = version.major, .version_minor = version.minor,
                                       .server_properties = ServerProperties(protocol_),
-                                      .mechanisms = "PLAIN AMQPLAIN", .locales = "en_US"});
+                                      .mechanisms = offer_external_ ? "PLAIN AMQPLAIN EXTERNAL" : "PLAIN AMQPLAIN",
+                                      .locales = "en_US"});
 }
 
 void Connection::HandleConnectionMethod(const amqp::Method& method) {
@@ -407,13 +426,18 @@ void Connection::HandleStartOk(const m::ConnectionStartOk& start_ok) {
   const std::string address = remote_address_.to_string();
   const auto now = Clock::now();
   const bool throttled = throttle.Blocked(address, now);
-  std::string user, pass;
-  const bool parsed = !throttled && ParseCredentials(start_ok.mechanism, start_ok.response, &user, &pass);
-  const broker::User* found = parsed ? broker_.Authenticate(user, pass) : nullptr;
+  // EXTERNAL (rabbitmq_auth_mechanism_ssl): the verified client certificate's CN names the user.
+  const bool external = offer_external_ && start_ok.mechanism == "EXTERNAL";
+  std::string user = external ? tls_info_.common_name : std::string(), pass;
+  const bool parsed =
+      !throttled && (external ? !user.empty() : ParseCredentials(start_ok.mechanism, start_ok.response, &user, &pass));
+  const broker::User* found = !parsed ? nullptr : external ? broker_.FindUser(user) : broker_.Authenticate(user, pass);
   std::string refusal;
   if (throttled) {
     refusal = fmt::format("too many failed logins from {}, login refused for {} s", address,
                           throttle.options().block.count());
+  } else if (!parsed && external) {
+    refusal = "EXTERNAL: no verified client certificate with a CN";
   } else if (!parsed) {
     refusal = fmt::format("unsupported authentication mechanism or malformed response for '{}'", start_ok.mechanism);
   } else if (found == nullptr) {
@@ -444,6 +468,7 @@ void Connection::HandleStartOk(const m::ConnectionStartOk& start_ok) {
     return;
   }
   user_name_ = found->name;
+  auth_mechanism_ = start_ok.mechanism;
   state_ = State::kAwaitTuneOk;
   WriteMethodFrame(output(), 0,
                    m::ConnectionTune{.channel_max = limits_.channel_max, .frame_max = limits_.frame_max,
@@ -613,7 +638,7 @@ void Connection::FlushConfirms() {
 void Connection::ScheduleFlush() {
   if (flush_scheduled_ || terminated_) return;
   flush_scheduled_ = true;
-  asio::post(socket_.get_executor(), Guard([this] {
+  asio::post(transport_.get_executor(), Guard([this] {
     flush_scheduled_ = false;
     Flush();
   }));
@@ -630,7 +655,7 @@ void Connection::Flush() {
   writing_.Buffers(gather_);
   writing_active_ = true;
   last_write_ = Clock::now();
-  asio::async_write(socket_, gather_, Guard([this](const asio::error_code& ec, size_t) {
+  asio::async_write(transport_, gather_, Guard([this](const asio::error_code& ec, size_t) {
     writing_active_ = false;
     if (ec) {
       Terminate();
@@ -738,9 +763,7 @@ void Connection::Terminate() {
   if (vhost_) vhost_->RemoveExclusiveQueues(id_);
   pending_.Clear();  // unsent output pins messages; what is being written goes with the write
   AccountBuffers();
-  asio::error_code ec;
-  socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ec);
-  socket_.close(ec);
+  transport_.Close();
   server_.Unregister(id_);
 }
 

@@ -11,6 +11,11 @@
 // before tune-ok may carry at most kFrameMinSize (4,096) octets, and a larger one is answered as
 // RabbitMQ does: nothing, then the socket is closed after kSilentCloseDelay. An exception thrown by
 // any of this connection's completion handlers is logged and aborts this connection only.
+//
+// TLS (a connection accepted by the AMQPS listener): the handshake comes first, within the same
+// kHandshakeTimeout as the AMQP handshake, and before any AMQP byte is read; then the connection
+// works as over TCP, through Transport. EXTERNAL login is offered only there, and only when the
+// listener verifies client certificates.
 #pragma once
 
 #include <chrono>
@@ -21,6 +26,7 @@
 #include <vector>
 
 #include <asio/ip/tcp.hpp>
+#include <asio/ssl/context.hpp>
 #include <asio/steady_timer.hpp>
 
 #include "server/amqp/methods.h"
@@ -28,6 +34,8 @@
 #include "server/broker/broker.h"
 #include "server/broker/persister.h"
 #include "server/net/output_buffer.h"
+#include "server/net/tls.h"
+#include "server/net/transport.h"
 
 namespace warren::net {
 
@@ -53,9 +61,11 @@ class Connection : public std::enable_shared_from_this<Connection>,
   static constexpr size_t kOpenReadBuffer = 128 * 1024;
 
   // `remote` is the peer address as accept() returned it: the socket may be reset already, and a
-  // reset socket has no remote endpoint to ask for.
+  // reset socket has no remote endpoint to ask for. `tls` null: plain AMQP; `verify_peer`: the
+  // TLS context asks for client certificates (EXTERNAL is offered).
   Connection(asio::ip::tcp::socket socket, const asio::ip::tcp::endpoint& remote, Server& server,
-             broker::Broker& broker, ConnectionLimits limits);
+             broker::Broker& broker, ConnectionLimits limits, std::shared_ptr<asio::ssl::context> tls = nullptr,
+             bool verify_peer = false);
   ~Connection();
 
   void Start();
@@ -98,6 +108,11 @@ class Connection : public std::enable_shared_from_this<Connection>,
   size_t read_buffer_capacity() const { return read_buffer_.size(); }
   uint32_t frame_max() const { return frame_max_; }
   amqp::Protocol protocol() const { return protocol_; }
+  bool is_tls() const { return transport_.is_tls(); }
+  // The TLS session's protocol, cipher and client certificate (empty before the handshake).
+  const TlsPeerInfo& tls_info() const { return tls_info_; }
+  // The mechanism the user logged in with ("" before).
+  const std::string& auth_mechanism() const { return auth_mechanism_; }
   // The client understands basic.cancel from the server (consumer_cancel_notify capability).
   bool client_cancel_notify() const { return client_cancel_notify_; }
 
@@ -148,6 +163,7 @@ class Connection : public std::enable_shared_from_this<Connection>,
   auto Guard(Fn fn);
   void OnHandlerException(std::string_view what);
   void Read();
+  void OnTlsHandshake(const asio::error_code& ec);
   // Reads unless paused by flow control or by unsent output piling up.
   void MaybeRead();
   void OnRead(size_t n);
@@ -177,7 +193,9 @@ class Connection : public std::enable_shared_from_this<Connection>,
   // and the bytes copied into output (referenced bodies are counted as messages).
   void AccountBuffers();
 
-  asio::ip::tcp::socket socket_;
+  Transport transport_;
+  bool offer_external_ = false;
+  TlsPeerInfo tls_info_;
   Server& server_;
   broker::Broker& broker_;
   ConnectionLimits limits_;
@@ -186,6 +204,7 @@ class Connection : public std::enable_shared_from_this<Connection>,
   std::string peer_;
   State state_ = State::kAwaitHeader;
   amqp::Protocol protocol_ = amqp::Protocol::k0_9_1;  // chosen by the protocol header
+  std::string auth_mechanism_;
   std::string user_name_;  // set once authenticated; a name, since the user may be deleted
   broker::Vhost* vhost_ = nullptr;
   bool client_auth_failure_close_ = false;

@@ -16,9 +16,8 @@ Server::Server(asio::io_context& io, broker::Broker& broker, ServerOptions optio
     : io_(io),
       broker_(broker),
       options_(std::move(options)),
-      acceptor_(io),
-      login_throttle_(options_.login_throttle),
-      backoff_timer_(io) {
+      listeners_{Listener(io), Listener(io)},
+      login_throttle_(options_.login_throttle) {
   // As RabbitMQ (3.7+): deleting a user or a vhost force-closes the connections that use it.
   broker_.set_on_user_deleted([this](std::string_view user) {
     CloseConnectionsIf([&](const Connection& c) { return c.user_name() == user; },
@@ -44,25 +43,36 @@ void Server::CloseConnectionsIf(const std::function<bool(const Connection&)>& ma
 }
 
 std::string Server::Listen() {
-  asio::error_code ec;
-  auto address = asio::ip::make_address(options_.bind_address, ec);
-  if (ec) return "invalid bind address '" + options_.bind_address + "': " + ec.message();
-  asio::ip::tcp::endpoint endpoint(address, options_.port);
-  acceptor_.open(endpoint.protocol(), ec);
-  if (!ec) acceptor_.set_option(asio::ip::tcp::acceptor::reuse_address(true), ec);
-  if (!ec) acceptor_.bind(endpoint, ec);
-  if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
-  if (ec) {
-    return "cannot listen on " + options_.bind_address + ":" + std::to_string(options_.port) + ": " + ec.message();
+  if (std::string error = Bind(listeners_[0], options_.port); !error.empty()) return error;
+  if (options_.tls != nullptr) {
+    if (std::string error = Bind(listeners_[1], options_.ssl_port); !error.empty()) return error;
   }
-  bound_port_ = acceptor_.local_endpoint(ec).port();
-  if (ec) return "cannot listen on " + options_.bind_address + ": " + ec.message();
   Accept();
   return {};
 }
 
+std::string Server::Bind(Listener& listener, uint16_t port) {
+  asio::error_code ec;
+  auto address = asio::ip::make_address(options_.bind_address, ec);
+  if (ec) return "invalid bind address '" + options_.bind_address + "': " + ec.message();
+  asio::ip::tcp::endpoint endpoint(address, port);
+  asio::ip::tcp::acceptor& acceptor = listener.acceptor;
+  acceptor.open(endpoint.protocol(), ec);
+  if (!ec) acceptor.set_option(asio::ip::tcp::acceptor::reuse_address(true), ec);
+  if (!ec) acceptor.bind(endpoint, ec);
+  if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) return "cannot listen on " + options_.bind_address + ":" + std::to_string(port) + ": " + ec.message();
+  listener.bound_port = acceptor.local_endpoint(ec).port();
+  if (ec) return "cannot listen on " + options_.bind_address + ": " + ec.message();
+  return {};
+}
+
 void Server::Accept() {
-  if (accept_pending_ || !acceptor_.is_open()) return;
+  for (Listener& listener : listeners_) Accept(listener);
+}
+
+void Server::Accept(Listener& listener) {
+  if (listener.accept_pending || !listener.acceptor.is_open()) return;
   if (options_.max_connections != 0 && connections_.size() >= options_.max_connections) {
     const auto now = std::chrono::steady_clock::now();
     if (!at_limit_logged_ && now - last_limit_log_ >= kAcceptLogInterval) {
@@ -77,19 +87,20 @@ void Server::Accept() {
     spdlog::info("below the AMQP connection limit again ({} open)", connections_.size());
     at_limit_logged_ = false;
   }
-  accept_pending_ = true;
-  acceptor_.async_accept(accept_peer_, [this](const asio::error_code& ec, asio::ip::tcp::socket socket) {
-    accept_pending_ = false;
+  listener.accept_pending = true;
+  listener.acceptor.async_accept(listener.accept_peer, [this, &listener](const asio::error_code& ec,
+                                                                         asio::ip::tcp::socket socket) {
+    listener.accept_pending = false;
     try {
-      OnAccepted(ec, std::move(socket));
+      OnAccepted(listener, ec, std::move(socket));
     } catch (const std::exception& e) {
       spdlog::error("error while accepting an AMQP connection: {}", e.what());
-      Accept();
+      Accept(listener);
     }
   });
 }
 
-void Server::OnAccepted(const asio::error_code& ec, asio::ip::tcp::socket socket) {
+void Server::OnAccepted(Listener& listener, const asio::error_code& ec, asio::ip::tcp::socket socket) {
   if (ec == asio::error::operation_aborted) return;
   const auto now = std::chrono::steady_clock::now();
   if (ec && ec != asio::error::connection_aborted) {
@@ -99,11 +110,11 @@ void Server::OnAccepted(const asio::error_code& ec, asio::ip::tcp::socket socket
                    ec.message(), connections_.size(), failed_accepts_, kAcceptBackoff.count());
       last_accept_log_ = now;
     }
-    accept_pending_ = true;
-    backoff_timer_.expires_after(kAcceptBackoff);
-    backoff_timer_.async_wait([this](const asio::error_code& wait_error) {
-      accept_pending_ = false;
-      if (!wait_error) Accept();
+    listener.accept_pending = true;
+    listener.backoff_timer.expires_after(kAcceptBackoff);
+    listener.backoff_timer.async_wait([this, &listener](const asio::error_code& wait_error) {
+      listener.accept_pending = false;
+      if (!wait_error) Accept(listener);
     });
     return;
   }
@@ -112,11 +123,14 @@ void Server::OnAccepted(const asio::error_code& ec, asio::ip::tcp::socket socket
     failed_accepts_ = 0;
   }
   if (!ec) {
-    auto connection = std::make_shared<Connection>(std::move(socket), accept_peer_, *this, broker_, options_.limits);
+    const bool tls = &listener == &listeners_[1];
+    auto connection = std::make_shared<Connection>(
+        std::move(socket), listener.accept_peer, *this, broker_, options_.limits,
+        tls ? options_.tls->current() : nullptr, tls && options_.tls->options().verify_peer);
     connections_.emplace(connection->id(), connection);
     connection->Start();
   }
-  Accept();
+  Accept(listener);
 }
 
 void Server::Unregister(uint64_t connection_id) {
@@ -175,8 +189,10 @@ void Server::CloseAll(std::string_view reason, std::function<void()> on_closed) 
 void Server::Stop() {
   on_all_closed_ = nullptr;
   asio::error_code ec;
-  acceptor_.close(ec);
-  backoff_timer_.cancel();
+  for (Listener& listener : listeners_) {
+    listener.acceptor.close(ec);
+    listener.backoff_timer.cancel();
+  }
   std::vector<std::shared_ptr<Connection>> live;
   for (auto& [id, c] : connections_) live.push_back(c);
   for (auto& c : live) c->Abort();

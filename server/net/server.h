@@ -1,4 +1,5 @@
-// The AMQP listener: accepts TCP connections and owns the live Connection objects.
+// The AMQP listeners (plain, and AMQPS when TLS is configured): accept TCP connections and own
+// the live Connection objects. Both listeners share the connection limit and the alarms.
 //
 // Accepting pauses while max_connections are open (at most one log line per kAcceptLogInterval
 // says so), and for kAcceptBackoff after a failed accept (EMFILE, ENFILE, ENOBUFS, ...), so that
@@ -22,6 +23,7 @@
 #include "server/broker/broker.h"
 #include "server/net/connection.h"
 #include "server/net/login_throttle.h"
+#include "server/net/tls.h"
 
 namespace warren::net {
 
@@ -37,6 +39,10 @@ struct ServerOptions {
   // connection_max: new clients wait in the listen backlog) until a connection closes.
   size_t max_connections = 0;
   LoginThrottleOptions login_throttle;
+  // AMQPS on bind_address:ssl_port when `tls` is set (owned by the caller, outliving the Server):
+  // each connection takes the context current when it is accepted.
+  uint16_t ssl_port = 0;
+  TlsContexts* tls = nullptr;
 };
 
 class Server {
@@ -59,7 +65,9 @@ class Server {
   // Stops accepting and drops every connection.
   void Stop();
 
-  uint16_t port() const { return bound_port_; }
+  uint16_t port() const { return listeners_[0].bound_port; }
+  // 0 without TLS.
+  uint16_t ssl_port() const { return listeners_[1].bound_port; }
   // Whether any resource alarm is on: publishing connections are blocked (connection.blocked,
   // no more reading from them) until every alarm is clear.
   bool alarm() const { return alarms_ != 0; }
@@ -79,21 +87,27 @@ class Server {
   void CloseConnectionsIf(const std::function<bool(const Connection&)>& match, std::string_view reason);
 
  private:
+  struct Listener {
+    explicit Listener(asio::io_context& io) : acceptor(io), backoff_timer(io) {}
+    asio::ip::tcp::acceptor acceptor;
+    uint16_t bound_port = 0;
+    asio::ip::tcp::endpoint accept_peer;
+    asio::steady_timer backoff_timer;
+    bool accept_pending = false;  // an async_accept or a back-off wait is outstanding
+  };
+  std::string Bind(Listener& listener, uint16_t port);
   void Accept();
-  void OnAccepted(const asio::error_code& ec, asio::ip::tcp::socket socket);
+  void Accept(Listener& listener);
+  void OnAccepted(Listener& listener, const asio::error_code& ec, asio::ip::tcp::socket socket);
 
   asio::io_context& io_;
   broker::Broker& broker_;
   ServerOptions options_;
-  asio::ip::tcp::acceptor acceptor_;
-  uint16_t bound_port_ = 0;
+  Listener listeners_[2];  // plain, TLS (closed without TLS)
   uint8_t alarms_ = 0;  // ResourceAlarm bits
   std::unordered_map<uint64_t, std::shared_ptr<Connection>> connections_;
   std::function<void()> on_all_closed_;  // CloseAll's
   LoginThrottle login_throttle_;
-  asio::ip::tcp::endpoint accept_peer_;
-  asio::steady_timer backoff_timer_;
-  bool accept_pending_ = false;  // an async_accept or a back-off wait is outstanding
   bool at_limit_logged_ = false;  // the limit line was logged and accepting has not resumed yet
   std::chrono::steady_clock::time_point last_limit_log_;
   uint64_t failed_accepts_ = 0;  // in the current streak

@@ -131,6 +131,8 @@ class Api {
   // ---- Handlers ----
   // GET things or things/{vhost}: a JSON array that `append` fills for each vhost shown.
   Reply ListPerVhost(Ctx& ctx, const std::function<void(const broker::Vhost&, json&)>& append);
+  // /api/overview's listeners, RabbitMQ's protocol names ("amqp/ssl", "https").
+  json Listeners() const;
   Reply Overview(Ctx& ctx);
   Reply PutExchange(Ctx& ctx);
   Reply PutQueue(Ctx& ctx);

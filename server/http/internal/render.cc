@@ -123,6 +123,14 @@ void Api::AppendBindings(const broker::Vhost& vhost, json& out) const {
   }
 }
 
+// RabbitMQ's null for what a plain connection (or one without a client certificate) lacks;
+// protocol names in its spelling ("tlsv1.3").
+static json TlsField(const net::Connection& c, const std::string& value) {
+  if (!c.is_tls() || value.empty()) return nullptr;
+  if (value.starts_with("TLSv")) return "tlsv" + value.substr(4);
+  return value;
+}
+
 json Api::ConnectionJson(const net::Connection& c) const {
   const PeerInfo p = Peer(c);
   size_t channels = 0;
@@ -139,8 +147,12 @@ json Api::ConnectionJson(const net::Connection& c) const {
               {"state", !c.is_open() ? "starting" : c.blocked() ? "blocked" : "running"},
               {"protocol", std::string(amqp::ProtocolName(c.protocol()))},
               {"type", "network"},
-              {"auth_mechanism", "PLAIN"},
-              {"ssl", false},
+              {"auth_mechanism", c.auth_mechanism()},
+              {"ssl", c.is_tls()},
+              {"ssl_protocol", TlsField(c, c.tls_info().protocol)},
+              {"ssl_cipher", TlsField(c, c.tls_info().cipher)},
+              {"peer_cert_subject", TlsField(c, c.tls_info().subject)},
+              {"peer_cert_issuer", TlsField(c, c.tls_info().issuer)},
               {"timeout", c.heartbeat()},
               {"frame_max", c.frame_max()},
               {"channel_max", c.channel_max()}};

@@ -156,6 +156,18 @@ void Api::AddRuntimeRoutes() {
   });
 }
 
+json Api::Listeners() const {
+  json listeners = json::array();
+  auto add = [&](std::string_view protocol, uint16_t port) {
+    listeners.push_back(json{{"node", options_.node_name}, {"protocol", protocol}, {"port", port}});
+  };
+  add("amqp", options_.amqp_port);
+  if (options_.amqps_port != 0) add("amqp/ssl", options_.amqps_port);
+  add("http", options_.port);
+  if (options_.tls != nullptr) add("https", options_.ssl_port);
+  return listeners;
+}
+
 Reply Api::Overview(Ctx& ctx) {
   size_t exchanges = 0, queues = 0, consumers = 0, ready = 0, unacked = 0;
   double ready_rate = 0, unacked_rate = 0;
@@ -207,8 +219,7 @@ Reply Api::Overview(Ctx& ctx) {
         {"messages_unacknowledged", unacked},
         {"messages_unacknowledged_details", Details(unacked_rate)}}},
       {"message_stats", MessageStatsJson(broker_.stats(), /*queue=*/false)},
-      {"listeners", json::array({json{{"node", options_.node_name}, {"protocol", "amqp"}, {"port", options_.amqp_port}},
-                                 json{{"node", options_.node_name}, {"protocol", "http"}, {"port", options_.port}}})},
+      {"listeners", Listeners()},
       {"contexts", json::array()}});
 }
 
