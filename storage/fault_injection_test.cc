@@ -91,7 +91,7 @@ Found ReadBack(Store* store) {
   }).ok());
   std::vector<proto::QueueRecord> queues;
   EXPECT_TRUE(store->ListQueues(&queues).ok());
-  for (const auto& q : queues) f.defs.insert({static_cast<int>(q.id() >> 32), q.id() & 0xffffffff});
+  for (const auto& q : queues) f.defs.insert({static_cast<int>(q.id() >> 32), (q.id() & 0xffffffff) - 1});
   return f;
 }
 
@@ -142,7 +142,7 @@ void RunCrash(const CrashParams& p) {
         proto::QueueRecord q;
         q.set_vhost("/");
         q.set_name(DefName(t, i));
-        q.set_id(BodyId(t, i) - 1);
+        q.set_id(BodyId(t, i));  // queue ids start at 1
         b.PutQueue(q);
         w.synced[t][i] = sync && p.sync_writes;
         w.submitted[t] = i + 1;

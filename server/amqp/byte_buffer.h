@@ -13,7 +13,6 @@
 #include <string>
 #include <string_view>
 
-#include "common/dcheck.h"
 
 namespace warren::amqp {
 
@@ -76,9 +75,9 @@ class ByteWriter {
   void WriteU32(uint32_t v) { WriteBE<4>(v); }
   void WriteU64(uint64_t v) { WriteBE<8>(v); }
   void WriteBytes(std::string_view b) { out_.append(b); }
-  // REQUIRES: s.size() <= 255; longer input is truncated (callers validate beforehand).
+  // Longer input is cut at 255 bytes: names are validated before they get here, but a reply
+  // text that quotes a client's names (a 255-byte queue name in a 405's sentence) may be longer.
   void WriteShortStr(std::string_view s) {
-    WARREN_DCHECK(s.size() <= 255);
     if (s.size() > 255) s = s.substr(0, 255);
     WriteU8(static_cast<uint8_t>(s.size()));
     out_.append(s);

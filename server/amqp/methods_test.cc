@@ -446,12 +446,15 @@ TEST(Method0_8Test, BasicConsumeHasNoArgumentsTable) {
 }
 
 TEST(Method0_8Test, RecoverAsyncRecoverAndAccessAreTheSameInBoth) {
+  // Decoded methods view their input: it must outlive them.
+  const std::string async_bytes = "\x00\x3c\x00\x64\x01"s, recover_bytes = "\x00\x3c\x00\x6e\x01"s,
+                    request_bytes = "\x00\x1e\x00\x0a\x05/data\x1e"s;
   for (Protocol p : {Protocol::k0_9_1, Protocol::k0_8}) {
-    auto async = DecodeMethod("\x00\x3c\x00\x64\x01"s, p);
+    auto async = DecodeMethod(async_bytes, p);
     ASSERT_TRUE(async.has_value());
     EXPECT_TRUE(std::get<method::BasicRecoverAsync>(*async).requeue);
-    EXPECT_TRUE(std::holds_alternative<method::BasicRecover>(*DecodeMethod("\x00\x3c\x00\x6e\x01"s, p)));
-    auto request = DecodeMethod("\x00\x1e\x00\x0a\x05/data\x1e"s, p);
+    EXPECT_TRUE(std::holds_alternative<method::BasicRecover>(*DecodeMethod(recover_bytes, p)));
+    auto request = DecodeMethod(request_bytes, p);
     ASSERT_TRUE(request.has_value());
     EXPECT_EQ(std::get<method::AccessRequest>(*request).realm, "/data");
     EXPECT_EQ(Encode(method::AccessRequestOk{.ticket = 1}, p), "\x00\x1e\x00\x0b\x00\x01"s);

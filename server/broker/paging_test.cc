@@ -112,7 +112,7 @@ TEST(PagingTest, RecoveryReportsProgressPerQueueAndEveryThousandMessages) {
     Persister persister(store.get(), loop.post());
     RecoveryStats stats;
     ASSERT_TRUE(RecoverBroker(*store, broker, persister, {"guest", "guest"}, &stats).ok());
-    auto declared = broker.FindVhost("/")->DeclareQueue("d", false, QueueOptions{.durable = true}, 1);
+    auto declared = broker.FindVhost("/")->DeclareQueue("d", false, QueueOptions{.durable = true, .arguments = {}}, 1);
     ASSERT_TRUE(declared);
     for (uint64_t i = 0; i < 2 * kRecoveryProgressEvery + 5; ++i) {
       declared->queue->Enqueue(Body(broker, 10, 'p', /*persistent=*/true));

@@ -725,7 +725,7 @@ void Connection::CloseWithError(uint16_t code, std::string_view text, uint16_t c
   if (reads_stopped_) {
     reads_stopped_ = false;
     // Posted: this may run inside a read handler that is still parsing the read buffer.
-    asio::post(socket_.get_executor(), Guard([this] { MaybeRead(); }));
+    asio::post(transport_.get_executor(), Guard([this] { MaybeRead(); }));
   }
   close_timer_.expires_after(kCloseOkTimeout);
   close_timer_.async_wait(Guard([this](const asio::error_code& ec) {

@@ -162,10 +162,16 @@ std::string Server::AlarmReason() const {
   return reason;
 }
 
-void Server::StopAccepting() {
+void Server::CloseListeners() {
   asio::error_code ec;
-  acceptor_.close(ec);
-  backoff_timer_.cancel();
+  for (Listener& listener : listeners_) {
+    listener.acceptor.close(ec);
+    listener.backoff_timer.cancel();
+  }
+}
+
+void Server::StopAccepting() {
+  CloseListeners();
   for (auto& [id, c] : connections_) c->StopReading();
 }
 
@@ -188,11 +194,7 @@ void Server::CloseAll(std::string_view reason, std::function<void()> on_closed) 
 
 void Server::Stop() {
   on_all_closed_ = nullptr;
-  asio::error_code ec;
-  for (Listener& listener : listeners_) {
-    listener.acceptor.close(ec);
-    listener.backoff_timer.cancel();
-  }
+  CloseListeners();
   std::vector<std::shared_ptr<Connection>> live;
   for (auto& [id, c] : connections_) live.push_back(c);
   for (auto& c : live) c->Abort();

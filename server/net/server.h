@@ -104,6 +104,7 @@ class Server {
   broker::Broker& broker_;
   ServerOptions options_;
   Listener listeners_[2];  // plain, TLS (closed without TLS)
+  void CloseListeners();
   uint8_t alarms_ = 0;  // ResourceAlarm bits
   std::unordered_map<uint64_t, std::shared_ptr<Connection>> connections_;
   std::function<void()> on_all_closed_;  // CloseAll's
