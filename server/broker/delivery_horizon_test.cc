@@ -30,14 +30,9 @@ class RecordingConsumer : public Consumer {
   std::vector<uint64_t> seqs;
 };
 
-// One broker run on a store in `dir`; destroying it without Settle() is a crash that loses the
-// batch not yet committed (what a kill -9 or a power cut does to writes not yet made).
-struct BrokerRun {
-  explicit BrokerRun(const std::string& dir) : store(storage::testing::OpenOrDie(dir)) {
-    persister.set_memory_window(100000);
-    RecoveryStats stats;
-    EXPECT_TRUE(RecoverBroker(*store, broker, persister, {"guest", "guest"}, &stats).ok());
-  }
+// A run with a helper to declare a durable queue.
+struct BrokerRun : testing::BrokerRun {
+  using testing::BrokerRun::BrokerRun;
   Queue& Durable(const std::string& name) {
     QueueOptions options;
     options.durable = true;
@@ -45,12 +40,6 @@ struct BrokerRun {
     EXPECT_TRUE(declared);
     return *declared->queue;
   }
-  void Settle() { testing::SettleStore(persister, loop); }
-
-  Loop loop;  // outlives the store, whose last completions post to it
-  std::unique_ptr<storage::Store> store;
-  Broker broker;
-  Persister persister{store.get(), loop.post()};
 };
 
 TEST(DeliveryHorizonTest, AConsumerWaitsWhenItOutrunsTheDurableHorizon) {

@@ -78,46 +78,31 @@ TEST(PagingTest, RecoveryDropsThePagedMessagesOfQueuesThatWereNotDurable) {
   storage::testing::TempDir dir;
   uint64_t transient_id = 0;
   {
-    Loop loop;
-    std::unique_ptr<storage::Store> store = storage::testing::OpenOrDie(dir.path());
-    Broker broker;
-    Persister persister(store.get(), loop.post());
-    RecoveryStats stats;
-    ASSERT_TRUE(RecoverBroker(*store, broker, persister, {"guest", "guest"}, &stats).ok());
-    persister.set_memory_window(2);
-    auto declared = broker.FindVhost("/")->DeclareQueue("t", false, QueueOptions{}, 1);
+    testing::BrokerRun run(dir.path());
+    run.persister.set_memory_window(2);
+    auto declared = run.broker.FindVhost("/")->DeclareQueue("t", false, QueueOptions{}, 1);
     ASSERT_TRUE(declared);
     transient_id = declared->queue->id();
-    for (int i = 0; i < 10; ++i) declared->queue->Enqueue(Body(broker, 100, 'p', /*persistent=*/true));
-    testing::SettleStore(persister, loop);
-    EXPECT_EQ(storage::testing::ScanAll(store.get(), transient_id).size(), 8u);
+    for (int i = 0; i < 10; ++i) declared->queue->Enqueue(Body(run.broker, 100, 'p', /*persistent=*/true));
+    run.Settle();
+    EXPECT_EQ(storage::testing::ScanAll(run.store.get(), transient_id).size(), 8u);
   }  // a crash: the queue is gone, its paged messages are not
-  Loop loop;
-  std::unique_ptr<storage::Store> store = storage::testing::OpenOrDie(dir.path());
-  Broker broker;
-  Persister persister(store.get(), loop.post());
-  RecoveryStats stats;
-  ASSERT_TRUE(RecoverBroker(*store, broker, persister, {"guest", "guest"}, &stats).ok());
-  EXPECT_EQ(stats.transient_queues_discarded, 1u);
-  EXPECT_TRUE(storage::testing::ScanAll(store.get(), transient_id).empty());
-  EXPECT_GT(persister.NextQueueId(), transient_id);  // never reused
+  testing::BrokerRun run(dir.path());
+  EXPECT_EQ(run.stats.transient_queues_discarded, 1u);
+  EXPECT_TRUE(storage::testing::ScanAll(run.store.get(), transient_id).empty());
+  EXPECT_GT(run.persister.NextQueueId(), transient_id);  // never reused
 }
 
 TEST(PagingTest, RecoveryReportsProgressPerQueueAndEveryThousandMessages) {
   storage::testing::TempDir dir;
   {
-    Loop loop;
-    std::unique_ptr<storage::Store> store = storage::testing::OpenOrDie(dir.path());
-    Broker broker;
-    Persister persister(store.get(), loop.post());
-    RecoveryStats stats;
-    ASSERT_TRUE(RecoverBroker(*store, broker, persister, {"guest", "guest"}, &stats).ok());
-    auto declared = broker.FindVhost("/")->DeclareQueue("d", false, QueueOptions{.durable = true, .arguments = {}}, 1);
+    testing::BrokerRun run(dir.path());
+    auto declared = run.broker.FindVhost("/")->DeclareQueue("d", false, QueueOptions{.durable = true, .arguments = {}}, 1);
     ASSERT_TRUE(declared);
     for (uint64_t i = 0; i < 2 * kRecoveryProgressEvery + 5; ++i) {
-      declared->queue->Enqueue(Body(broker, 10, 'p', /*persistent=*/true));
+      declared->queue->Enqueue(Body(run.broker, 10, 'p', /*persistent=*/true));
     }
-    testing::SettleStore(persister, loop);
+    run.Settle();
   }
   Loop loop;
   std::unique_ptr<storage::Store> store = storage::testing::OpenOrDie(dir.path());

@@ -14,6 +14,8 @@
 #include "server/broker/broker.h"
 #include "server/broker/message.h"
 #include "server/broker/persister.h"
+#include "server/broker/recovery.h"
+#include "storage/test_util.h"
 
 namespace warren::broker::testing {
 
@@ -62,5 +64,21 @@ inline MessageRef Body(Broker& broker, size_t size, char fill, bool persistent =
   m->FillBody(std::string(size, fill));
   return m;
 }
+
+// One broker run on the store in `dir`, recovered as the server recovers at start; destroying it
+// without SettleStore() is a crash that loses the batch not yet committed (what a kill -9 or a
+// power cut does to writes not yet made).
+struct BrokerRun {
+  explicit BrokerRun(const std::string& dir) : store(storage::testing::OpenOrDie(dir)) {
+    EXPECT_TRUE(RecoverBroker(*store, broker, persister, {"guest", "guest"}, &stats).ok());
+  }
+  void Settle() { SettleStore(persister, loop); }
+
+  Loop loop;  // outlives the store, whose last completions post to it
+  std::unique_ptr<storage::Store> store;
+  Broker broker;
+  Persister persister{store.get(), loop.post()};
+  RecoveryStats stats;
+};
 
 }  // namespace warren::broker::testing
