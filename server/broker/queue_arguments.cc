@@ -155,6 +155,10 @@ QueueArguments Build(const amqp::FieldTable& args) {
     out.dead_letter_exchange = *s;
     if (const std::string* rk = string("x-dead-letter-routing-key")) out.dead_letter_routing_key = *rk;
   }
+  if (const std::string* s = string("x-queue-type")) {
+    if (*s == "quorum") out.type = QueueType::kQuorum;
+    if (*s == "stream") out.type = QueueType::kStream;
+  }
   if (const amqp::FieldValue* v = args.Find("x-single-active-consumer")) {
     out.single_active_consumer = v->AsBool().value_or(false);
   }
@@ -162,6 +166,15 @@ QueueArguments Build(const amqp::FieldTable& args) {
 }
 
 }  // namespace
+
+std::string_view QueueTypeName(QueueType type) {
+  switch (type) {
+    case QueueType::kQuorum: return "quorum";
+    case QueueType::kStream: return "stream";
+    case QueueType::kClassic: break;
+  }
+  return "classic";
+}
 
 std::string_view FieldTypeName(const amqp::FieldValue& value) {
   switch (value.TypeCode()) {

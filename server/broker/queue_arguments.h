@@ -16,6 +16,11 @@
 
 namespace warren::broker {
 
+// x-queue-type. A quorum queue is a durable queue with RabbitMQ's quorum-queue rules (on one node);
+// a stream is an append-only log that consumers read without removing.
+enum class QueueType : uint8_t { kClassic, kQuorum, kStream };
+std::string_view QueueTypeName(QueueType type);
+
 // What a queue over its length limit does with the next message.
 enum class Overflow : uint8_t { kDropHead, kRejectPublish, kRejectPublishDlx };
 
@@ -25,6 +30,7 @@ inline constexpr uint64_t kMaxExpiry = 4294967295ull;
 inline constexpr int64_t kMaxSupportedPriority = 255;
 
 struct QueueArguments {
+  QueueType type = QueueType::kClassic;
   std::optional<uint32_t> message_ttl;  // x-message-ttl, ms
   std::optional<uint32_t> expires;      // x-expires, ms (> 0)
   std::optional<uint64_t> max_length;
@@ -34,6 +40,7 @@ struct QueueArguments {
   std::optional<std::string> dead_letter_routing_key;
   std::optional<uint8_t> max_priority;  // set: a priority queue with levels 0..max
   bool single_active_consumer = false;
+  std::optional<uint32_t> delivery_limit;  // x-delivery-limit: deliveries before dead-lettering
 
   // Whether a queue with these arguments behaves differently from a plain queue.
   bool any() const {

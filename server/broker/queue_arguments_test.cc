@@ -58,6 +58,14 @@ TEST(QueueArgumentsTest, ParsesEveryKnownArgument) {
   EXPECT_TRUE(parsed->single_active_consumer);
 }
 
+TEST(QueueArgumentsTest, QueueType) {
+  EXPECT_EQ(ParseValidQueueArguments({}).type, QueueType::kClassic);
+  EXPECT_EQ(ParseValidQueueArguments(Args({{"x-queue-type", FieldValue("quorum"s)}})).type, QueueType::kQuorum);
+  EXPECT_EQ(ParseValidQueueArguments(Args({{"x-queue-type", FieldValue("stream"s)}})).type, QueueType::kStream);
+  EXPECT_EQ(QueueTypeName(QueueType::kQuorum), "quorum");
+  EXPECT_EQ(QueueTypeName(QueueType::kClassic), "classic");
+}
+
 TEST(QueueArgumentsTest, RabbitMQErrorTexts) {
   EXPECT_EQ(ErrorText(Args({{"x-message-ttl", FieldValue(int32_t{-1})}})),
             "invalid arg 'x-message-ttl' for queue 'q' in vhost '/': {value_negative,-1}");
