@@ -1,12 +1,22 @@
-"""deploy/Dockerfile, checked statically: there is no Docker engine on the test machines (and
-hadolint is not packaged by Debian), so these are the invariants a reviewer would look for."""
+"""deploy/Dockerfile. There is no Docker engine on the test machines (and hadolint is not packaged
+by Debian), so the invariants a reviewer would look for are checked statically, and the runtime
+stage is executed: its instructions are played, as Docker would, in an ephemeral copy of a fresh
+Debian 12 root (debian_root.py, systemd-nspawn without booting): the RUN lines as root, the package
+from this build in place of the build stage's, then the ENTRYPOINT as the USER with the ENV and the
+variables `docker run -e` would pass, and the HEALTHCHECK command until it passes."""
+import json
 import os
 import re
+import shlex
 import subprocess
+import time
 
+import pika
 import pytest
 
-from conftest import REPO, SERVER_BIN
+import wutil
+from conftest import REPO, SERVER_BIN, free_port
+from debian_root import MARKS, deb, debian_root
 
 DOCKERFILE = os.path.join(REPO, "deploy", "Dockerfile")
 
@@ -78,3 +88,107 @@ def test_the_build_context_leaves_out_builds_and_data():
     with open(os.path.join(REPO, ".dockerignore")) as f:
         ignored = {line.strip() for line in f if line.strip() and not line.startswith("#")}
     assert {".git", "build", "build-*", "data"} <= ignored, ignored
+
+
+def play_runtime_stage(env):
+    """The runtime stage as one shell script; refuses an instruction it does not know how to play."""
+    lines, user, run_env = ["set -e", "unset NOTIFY_SOCKET  # nspawn's; a container has none"], "root", {}
+    for word, args in runtime():
+        if word == "FROM":
+            assert args == "debian:bookworm-slim", "the root stands for %s" % args
+        elif word == "ARG":
+            lines.append("export " + args)
+        elif word == "RUN":
+            lines.append(args)
+        elif word == "COPY":
+            assert args == "--from=build /src/build/packages/ /tmp/packages/", args
+            lines.append("mkdir -p /tmp/packages && cp /mnt/warren/*.deb /tmp/packages/")
+        elif word == "ENV":
+            key, _, value = args.partition("=")
+            run_env[key] = value
+        elif word == "USER":
+            user = args
+        elif word == "WORKDIR":
+            lines.append("cd " + shlex.quote(args))
+        elif word == "HEALTHCHECK":
+            health = json.loads(args.split(" CMD ", 1)[1])
+        elif word == "ENTRYPOINT":
+            entrypoint = json.loads(args)
+        elif word not in ("VOLUME", "EXPOSE", "STOPSIGNAL"):
+            raise AssertionError("the test cannot play %s %s" % (word, args))
+    run_env.update(env)
+    as_user = "setpriv --reuid=%s --regid=%s --init-groups -- env %s " % (
+        user, user, " ".join("%s=%s" % (k, shlex.quote(v)) for k, v in run_env.items()))
+    lines += [
+        "stat -c '%U %a' /var/lib/warren > /mnt/out/volume",
+        as_user + " ".join(map(shlex.quote, entrypoint)) + " > /mnt/out/server.log 2>&1 &",
+        "server=$!",
+        "healthy=0",
+        "for i in $(seq 60); do",
+        "  if " + as_user + " ".join(map(shlex.quote, health)) + "; then healthy=1; break; fi",
+        "  sleep 1",
+        "done",
+        "echo $healthy > /mnt/out/healthy",
+        "while [ ! -e /mnt/out/stop ]; do sleep 0.2; done",
+        "kill -TERM $server",
+        "status=0; wait $server || status=$?",
+        "echo $status > /mnt/out/exit",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def wait_file(path, timeout):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if os.path.exists(path):
+            with open(path) as f:
+                text = f.read().strip()
+            if text:
+                return text
+        time.sleep(0.25)
+    raise AssertionError("no %s after %d s" % (path, timeout))
+
+
+@MARKS[0]
+@MARKS[1]
+@pytest.mark.timeout(1800)
+def test_the_runtime_stage_runs_on_a_fresh_debian_12_root(tmp_path):
+    port = free_port()
+    env = {"WARREN_DEFAULT_USER": "admin", "WARREN_DEFAULT_PASS": "change-me", "WARREN_PORT": str(port),
+           "WARREN_BIND": "127.0.0.1", "WARREN_MANAGEMENT_PORT": str(free_port()),
+           "WARREN_MANAGEMENT_BIND": "127.0.0.1", "WARREN_PROMETHEUS_PORT": "0"}
+    out = tmp_path / "out"
+    out.mkdir()
+    package = deb()
+    with open(tmp_path / "nspawn.log", "w") as log:
+        box = subprocess.Popen(
+            ["systemd-nspawn", "--quiet", "--register=no", "--keep-unit", "--ephemeral",
+             "--bind-ro=%s:/mnt/warren" % os.path.dirname(package), "--bind=%s:/mnt/out" % out,
+             "-D", debian_root(), "/bin/sh", "-c", play_runtime_stage(env)],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        healthy = wait_file(out / "healthy", 1200)
+        with open(tmp_path / "nspawn.log") as f:
+            assert healthy == "1", f.read()[-3000:] + (out / "server.log").read_text()[-3000:]
+        assert (out / "volume").read_text().split() == ["warren", "700"]
+
+        class Endpoint:
+            host, user, password = "127.0.0.1", "admin", "change-me"
+        Endpoint.port = port
+        conn = wutil.connect(Endpoint)
+        try:
+            ch = conn.channel()
+            ch.confirm_delivery()
+            ch.queue_declare("image-q", durable=True)
+            ch.basic_publish("", "image-q", b"in the image", pika.BasicProperties(delivery_mode=2), mandatory=True)
+            assert wutil.get_one(ch, "image-q", auto_ack=True)[2] == b"in the image"
+        finally:
+            wutil.close_quietly(conn)
+
+        (out / "stop").write_text("1")
+        assert wait_file(out / "exit", 60) == "0", (out / "server.log").read_text()[-3000:]
+        box.wait(60)
+    finally:
+        if box.poll() is None:
+            box.kill()
+            box.wait(10)

@@ -60,7 +60,8 @@ std::string UrlHost(std::string_view url) {
 }
 
 struct Options {
-  std::string url = EnvOr("WARREN_URL", "http://127.0.0.1:15672");
+  // Beside a server configured by environment (a container), its own management port is the one to ask.
+  std::string url = EnvOr("WARREN_URL", "http://127.0.0.1:" + EnvOr("WARREN_MANAGEMENT_PORT", "15672"));
   std::string user = EnvOr("WARREN_USER", "");
   std::string password = EnvOr("WARREN_PASSWORD", "");
   std::string data_dir = EnvOr("WARREN_DATA_DIR", "./data");
