@@ -1,6 +1,7 @@
 // Basic properties and content header codec (contract in properties.h).
 #include "server/amqp/properties.h"
 
+#include <algorithm>
 #include <utility>
 
 namespace warren::amqp {
@@ -77,6 +78,22 @@ void WriteStr(const std::optional<std::string>& s, ByteWriter& w) {
 }
 
 }  // namespace
+
+bool SetHeader(std::string_view raw, std::string_view key, FieldValue value, std::string* out) {
+  BasicProperties props;
+  if (!DecodeProperties(raw, &props)) return false;
+  FieldTable& headers = props.headers ? *props.headers : props.headers.emplace();
+  auto it = std::find_if(headers.entries.begin(), headers.entries.end(), [&](const auto& e) { return e.first == key; });
+  if (it != headers.entries.end()) {
+    it->second = std::move(value);
+  } else {
+    headers.entries.emplace_back(std::string(key), std::move(value));
+  }
+  out->clear();
+  ByteWriter w(*out);
+  EncodeProperties(props, w);
+  return true;
+}
 
 bool DecodeProperties(std::string_view raw, BasicProperties* out) {
   ByteReader r(raw);

@@ -62,6 +62,10 @@ bool DecodeProperties(std::string_view raw, BasicProperties* out);
 // longer than 255 bytes are truncated (ByteWriter::WriteShortStr).
 void EncodeProperties(const BasicProperties& p, ByteWriter& w);
 
+// *out = raw with the header `key` set to `value` (replaced where present, else appended last,
+// as RabbitMQ's rabbit_basic:add_header does). False when raw is malformed.
+bool SetHeader(std::string_view raw, std::string_view key, FieldValue value, std::string* out);
+
 // Fast paths used per message without a full decode. They only parse the properties up to the
 // one they need (skipping earlier ones without allocating); the rest is not validated.
 // Delivery mode: nullopt when absent or when raw is malformed up to that point.

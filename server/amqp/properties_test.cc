@@ -294,5 +294,31 @@ TEST(ContentHeaderTest, TruncationAndMalformedPropertiesRejected) {
   EXPECT_FALSE(DecodeContentHeader(bad_flags, &h));
 }
 
+TEST(PropertiesTest, SetHeaderAppendsOrReplacesAndKeepsTheRest) {
+  BasicProperties p;
+  p.content_type = "text/plain";
+  p.priority = 3;
+  p.headers = FieldTable{{{"a", FieldValue(int32_t{1})}}};
+  std::string out;
+  ASSERT_TRUE(SetHeader(Encode(p), "x-delivery-count", FieldValue(int64_t{2}), &out));
+  BasicProperties got;
+  ASSERT_TRUE(DecodeProperties(out, &got));
+  EXPECT_EQ(got.content_type, "text/plain");
+  EXPECT_EQ(got.priority, 3);
+  ASSERT_EQ(got.headers->entries.size(), 2u);
+  EXPECT_EQ(got.headers->entries[1].first, "x-delivery-count");
+  EXPECT_EQ(got.headers->entries[1].second.TypeCode(), 'l');
+  EXPECT_EQ(got.headers->entries[1].second.AsInt(), 2);
+  // Replaced where the publisher set it; a message without headers gets a table.
+  ASSERT_TRUE(SetHeader(out, "x-delivery-count", FieldValue(int64_t{5}), &out));
+  ASSERT_TRUE(DecodeProperties(out, &got));
+  ASSERT_EQ(got.headers->entries.size(), 2u);
+  EXPECT_EQ(got.headers->Find("x-delivery-count")->AsInt(), 5);
+  ASSERT_TRUE(SetHeader(Encode(BasicProperties{}), "k", FieldValue(int64_t{0}), &out));
+  ASSERT_TRUE(DecodeProperties(out, &got));
+  EXPECT_EQ(got.headers->entries.size(), 1u);
+  EXPECT_FALSE(SetHeader(std::string("\xff", 1), "k", FieldValue(int64_t{0}), &out));
+}
+
 }  // namespace
 }  // namespace warren::amqp

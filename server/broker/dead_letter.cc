@@ -93,6 +93,7 @@ std::string_view DeathReasonName(DeathReason reason) {
     case DeathReason::kRejected: return "rejected";
     case DeathReason::kExpired: return "expired";
     case DeathReason::kMaxLen: return "maxlen";
+    case DeathReason::kDeliveryLimit: return "delivery_limit";
   }
   return "unknown";
 }

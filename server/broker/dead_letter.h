@@ -1,4 +1,5 @@
-// Dead-lettering: a message rejected without requeue, expired, or dropped by a length limit is
+// Dead-lettering: a message rejected without requeue, expired, dropped by a length limit or
+// returned past its queue's delivery limit (reason delivery_limit) is
 // republished to its queue's dead-letter exchange, as RabbitMQ does:
 //   - exchange = the dead-letter exchange; routing key = x-dead-letter-routing-key if set (the CC
 //     header is then removed), else the message's own;
@@ -31,7 +32,7 @@ namespace warren::broker {
 
 class Vhost;
 
-enum class DeathReason : uint8_t { kRejected, kExpired, kMaxLen };
+enum class DeathReason : uint8_t { kRejected, kExpired, kMaxLen, kDeliveryLimit };
 
 std::string_view DeathReasonName(DeathReason reason);
 

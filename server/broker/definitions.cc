@@ -295,9 +295,13 @@ Result<DefinitionsSummary> LoadDefinitions(Broker& broker, std::string_view text
         }
         auto args = ArgumentsField(q, what);
         if (!args) return std::unexpected(args.error());
-        if (auto valid = ParseQueueArguments(*args, fmt::format("queue '{}' in vhost '{}'", def.name, def.vhost));
-            !valid) {
-          return Invalid(fmt::format("{}: {}", what, valid.error().text));
+        const std::string label = fmt::format("queue '{}' in vhost '{}'", def.name, def.vhost);
+        auto valid = ParseQueueArguments(*args, label);
+        if (!valid) return Invalid(fmt::format("{}: {}", what, valid.error().text));
+        if (auto ok = CheckQueueTypeProperties(valid->type, def.options.durable, false, def.options.auto_delete,
+                                               false, label);
+            !ok) {
+          return Invalid(fmt::format("{}: {}", what, ok.error().text));
         }
         def.options.arguments = std::move(*args);
         queues.push_back(std::move(def));

@@ -246,6 +246,7 @@ void Queue::Requeue(QueuedMessage message) {
     Forget(message);
     return;
   }
+  if (features_ != nullptr && features_->DropIfOverDeliveryLimit(message)) [[unlikely]] return;
   message.redelivered = true;
   if (message.stored) {
     persister_->batch().PutDeliveryState(id_, message.seq, message.delivery_count, true);

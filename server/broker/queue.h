@@ -19,6 +19,7 @@
 #include "server/broker/message_stats.h"
 #include "server/broker/persister.h"
 #include "server/broker/publisher_flow.h"
+#include "server/broker/queue_arguments.h"
 #include "server/broker/timers.h"
 
 namespace warren::broker {
@@ -66,7 +67,11 @@ class Queue : public std::enable_shared_from_this<Queue>, public DurabilityListe
  public:
   // `persister` may be null (nothing is stored); `id` keys the queue's messages in the store.
   Queue(uint64_t id, std::string name, QueueOptions options, Persister* persister = nullptr)
-      : id_(id), name_(std::move(name)), options_(std::move(options)), persister_(persister) {}
+      : id_(id),
+        name_(std::move(name)),
+        options_(std::move(options)),
+        persister_(persister),
+        type_(QueueTypeOf(options_.arguments)) {}
   Queue(const Queue&) = delete;
   Queue& operator=(const Queue&) = delete;
 
@@ -74,6 +79,7 @@ class Queue : public std::enable_shared_from_this<Queue>, public DurabilityListe
   const std::string& name() const { return name_; }
   void set_persister(Persister* persister) { persister_ = persister; }
   const QueueOptions& options() const { return options_; }
+  QueueType type() const { return type_; }
   // Durable, non-exclusive queues live in the store (exclusive ones die with their connection).
   bool on_disk() const { return options_.durable && !options_.exclusive; }
   bool deleted() const { return deleted_; }
@@ -163,6 +169,14 @@ class Queue : public std::enable_shared_from_this<Queue>, public DurabilityListe
   // x-overflow=reject-publish(-dlx): the queue is full and refuses `message` (dead-lettering it
   // for reject-publish-dlx); its publisher gets a basic.nack. Asked before Enqueue.
   bool RejectsPublish(const MessageRef& message) { return features_ != nullptr && RejectsPublishSlow(message); }
+  // The x-delivery-count header a delivery of `message` (delivery_count already counting it)
+  // carries, or nullopt for none. Quorum queues as RabbitMQ 3.10: the deliveries before this one,
+  // on every basic.get and on redeliveries to consumers; classic queues with a delivery limit the
+  // same (Warren's extension); other queues none, so their properties go out untouched.
+  std::optional<int64_t> DeliveryCountHeader(const QueuedMessage& message, bool by_get) const {
+    if (type_ != QueueType::kQuorum && features_ == nullptr) return std::nullopt;
+    return DeliveryCountHeaderSlow(message, by_get);
+  }
   // basic.reject / basic.nack without requeue: Settle, dead-lettering the message first when the
   // queue has a dead-letter exchange.
   void Reject(const QueuedMessage& message);
@@ -178,11 +192,13 @@ class Queue : public std::enable_shared_from_this<Queue>, public DurabilityListe
  private:
   friend class QueueFeatures;
   bool RejectsPublishSlow(const MessageRef& message);
+  std::optional<int64_t> DeliveryCountHeaderSlow(const QueuedMessage& message, bool by_get) const;
 
   uint64_t id_;
   std::string name_;
   QueueOptions options_;
   Persister* persister_;
+  QueueType type_;
   std::deque<QueuedMessage> ready_;  // ascending seq
   void ResumePublishersIfDrained();
   // Store bookkeeping for a message leaving the queue's hands: delivered, settled, dropped.

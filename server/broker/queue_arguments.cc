@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <charconv>
+#include <span>
 
 #include <fmt/format.h>
 
@@ -90,7 +91,27 @@ Problem CheckQueueModeArg(const amqp::FieldValue& v, const amqp::FieldTable&) {
 }
 
 Problem CheckQueueTypeArg(const amqp::FieldValue& v, const amqp::FieldTable&) {
-  return CheckOneOf(v, {"classic", "quorum", "stream"}, "invalid_queue_type");
+  const std::string* s = v.AsString();
+  if (s == nullptr) return Unacceptable(v);
+  if (*s != "classic" && *s != "quorum" && *s != "stream") return fmt::format("\"unsupported queue type '{}'\"", *s);
+  return std::nullopt;
+}
+
+Problem CheckDlxStrategyArg(const amqp::FieldValue& v, const amqp::FieldTable&) {
+  return CheckOneOf(v, {"at-most-once", "at-least-once"}, "invalid_dlx_strategy");
+}
+
+// RabbitMQ's check_initial_cluster_size_arg, whose type error is worded apart from the others.
+Problem CheckGroupSizeArg(const amqp::FieldValue& v, const amqp::FieldTable&) {
+  if (!IsIntegerArg(v)) return fmt::format("\"expected integer, got {}\"", FieldTypeName(v));
+  const int64_t n = *v.AsInt();
+  if (n == 0) return std::string("{value_zero,0}");
+  if (n < 0) return fmt::format("{{value_negative,{}}}", n);
+  return std::nullopt;
+}
+
+Problem CheckLeaderLocatorArg(const amqp::FieldValue& v, const amqp::FieldTable&) {
+  return CheckOneOf(v, {"client-local", "balanced", "random", "least-leaders"}, "invalid_queue_locator_arg");
 }
 
 Problem CheckBoolArg(const amqp::FieldValue& v, const amqp::FieldTable&) {
@@ -109,6 +130,7 @@ constexpr std::array kQueueValidators = {
     Validator{"x-message-ttl", CheckMessageTtlArg},
     Validator{"x-dead-letter-exchange", CheckDlxNameArg},
     Validator{"x-dead-letter-routing-key", CheckDlxRoutingKeyArg},
+    Validator{"x-dead-letter-strategy", CheckDlxStrategyArg},
     Validator{"x-max-length", CheckNonNegIntArg},
     Validator{"x-max-length-bytes", CheckNonNegIntArg},
     Validator{"x-max-in-memory-length", CheckNonNegIntArg},
@@ -118,7 +140,64 @@ constexpr std::array kQueueValidators = {
     Validator{"x-queue-mode", CheckQueueModeArg},
     Validator{"x-single-active-consumer", CheckBoolArg},
     Validator{"x-queue-type", CheckQueueTypeArg},
+    Validator{"x-quorum-initial-group-size", CheckGroupSizeArg},
+    Validator{"x-queue-leader-locator", CheckLeaderLocatorArg},
 };
+
+// The arguments each queue type takes (RabbitMQ 3.10's queue_arguments capability; x-delivery-limit
+// on classic queues is Warren's extension). An argument another type takes is refused ("of queue
+// type ..."); one no type knows is ignored.
+constexpr std::array<std::string_view, 14> kClassicArguments = {
+    "x-expires", "x-message-ttl", "x-dead-letter-exchange", "x-dead-letter-routing-key", "x-max-length",
+    "x-max-length-bytes", "x-max-priority", "x-overflow", "x-queue-mode", "x-queue-version",
+    "x-single-active-consumer", "x-queue-type", "x-queue-master-locator", "x-delivery-limit"};
+constexpr std::array<std::string_view, 15> kQuorumArguments = {
+    "x-dead-letter-exchange", "x-dead-letter-routing-key", "x-dead-letter-strategy", "x-expires", "x-max-length",
+    "x-max-length-bytes", "x-max-in-memory-length", "x-max-in-memory-bytes", "x-overflow",
+    "x-single-active-consumer", "x-queue-type", "x-quorum-initial-group-size", "x-delivery-limit", "x-message-ttl",
+    "x-queue-leader-locator"};
+constexpr std::array<std::string_view, 6> kStreamArguments = {
+    "x-max-length-bytes", "x-queue-type", "x-max-age", "x-stream-max-segment-size-bytes", "x-initial-cluster-size",
+    "x-queue-leader-locator"};
+
+std::span<const std::string_view> TypeArguments(QueueType type) {
+  switch (type) {
+    case QueueType::kQuorum: return kQuorumArguments;
+    case QueueType::kStream: return kStreamArguments;
+    case QueueType::kClassic: break;
+  }
+  return kClassicArguments;
+}
+
+bool Contains(std::span<const std::string_view> keys, std::string_view key) {
+  return std::find(keys.begin(), keys.end(), key) != keys.end();
+}
+
+bool KnownToSomeType(std::string_view key) {
+  return Contains(kClassicArguments, key) || Contains(kQuorumArguments, key) || Contains(kStreamArguments, key);
+}
+
+// RabbitMQ's module name for a queue type, as its error texts print it.
+std::string_view TypeModule(QueueType type) {
+  switch (type) {
+    case QueueType::kQuorum: return "rabbit_quorum_queue";
+    case QueueType::kStream: return "rabbit_stream_queue";
+    case QueueType::kClassic: break;
+  }
+  return "rabbit_classic_queue";
+}
+
+}  // namespace
+
+QueueType QueueTypeOf(const amqp::FieldTable& args) {
+  const amqp::FieldValue* v = args.Find("x-queue-type");
+  const std::string* s = v != nullptr ? v->AsString() : nullptr;
+  if (s != nullptr && *s == "quorum") return QueueType::kQuorum;
+  if (s != nullptr && *s == "stream") return QueueType::kStream;
+  return QueueType::kClassic;
+}
+
+namespace {
 
 std::unexpected<Error> InvalidArg(std::string_view key, std::string_view label, const std::string& problem) {
   return Fail(r::kPreconditionFailed, fmt::format("invalid arg '{}' for {}: {}", key, label, problem));
@@ -155,9 +234,17 @@ QueueArguments Build(const amqp::FieldTable& args) {
     out.dead_letter_exchange = *s;
     if (const std::string* rk = string("x-dead-letter-routing-key")) out.dead_letter_routing_key = *rk;
   }
-  if (const std::string* s = string("x-queue-type")) {
-    if (*s == "quorum") out.type = QueueType::kQuorum;
-    if (*s == "stream") out.type = QueueType::kStream;
+  out.type = QueueTypeOf(args);
+  if (out.type == QueueType::kQuorum && out.overflow == Overflow::kRejectPublishDlx) {
+    out.overflow = Overflow::kDropHead;  // RabbitMQ 3.10's quorum queues fall back to drop-head
+  }
+  // RabbitMQ does not validate it: a negative limit acts as 0 (the first return exceeds it), a
+  // value that is no integer never matches (no limit).
+  if (auto n = integer("x-delivery-limit")) {
+    out.delivery_limit = static_cast<uint32_t>(std::clamp<int64_t>(*n, 0, UINT32_MAX));
+  }
+  if (const std::string* s = string("x-dead-letter-strategy"); s != nullptr && *s == "at-least-once") {
+    out.dead_letter_strategy = DeadLetterStrategy::kAtLeastOnce;
   }
   if (const amqp::FieldValue* v = args.Find("x-single-active-consumer")) {
     out.single_active_consumer = v->AsBool().value_or(false);
@@ -199,7 +286,21 @@ std::string_view FieldTypeName(const amqp::FieldValue& value) {
   }
 }
 
+std::string_view QueueTypeModule(QueueType type) { return TypeModule(type); }
+
 Result<QueueArguments> ParseQueueArguments(const amqp::FieldTable& arguments, std::string_view queue_label) {
+  // RabbitMQ checks the type first, then which arguments the type takes, then their values.
+  if (const amqp::FieldValue* v = arguments.Find("x-queue-type")) {
+    if (Problem problem = CheckQueueTypeArg(*v, arguments)) return InvalidArg("x-queue-type", queue_label, *problem);
+  }
+  const QueueType type = QueueTypeOf(arguments);
+  const std::span<const std::string_view> allowed = TypeArguments(type);
+  for (const auto& [key, value] : arguments.entries) {
+    if (!Contains(allowed, key) && KnownToSomeType(key)) {
+      return Fail(r::kPreconditionFailed,
+                  fmt::format("invalid arg '{}' for {} of queue type {}", key, queue_label, TypeModule(type)));
+    }
+  }
   for (const Validator& validator : kQueueValidators) {
     const amqp::FieldValue* v = arguments.Find(validator.key);
     if (v == nullptr) continue;
@@ -209,6 +310,21 @@ Result<QueueArguments> ParseQueueArguments(const amqp::FieldTable& arguments, st
 }
 
 QueueArguments ParseValidQueueArguments(const amqp::FieldTable& arguments) { return Build(arguments); }
+
+Result<> CheckQueueTypeProperties(QueueType type, bool durable, bool exclusive, bool auto_delete, bool server_named,
+                                  std::string_view queue_label) {
+  if (type != QueueType::kQuorum && type != QueueType::kStream) return {};
+  if (server_named) {
+    return Fail(r::kPreconditionFailed, fmt::format("Cannot declare a server-named queue for type {}", TypeModule(type)));
+  }
+  auto invalid = [&](std::string_view property) {
+    return Fail(r::kPreconditionFailed, fmt::format("invalid property '{}' for {}", property, queue_label));
+  };
+  if (auto_delete) return invalid("auto-delete");
+  if (exclusive) return invalid("exclusive-owner");
+  if (!durable) return invalid("non-durable");
+  return {};
+}
 
 Result<int32_t> ParseConsumerPriority(const amqp::FieldTable& arguments, std::string_view queue_label) {
   if (const amqp::FieldValue* v = arguments.Find("x-cancel-on-ha-failover")) {

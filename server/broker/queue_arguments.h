@@ -21,6 +21,16 @@ namespace warren::broker {
 enum class QueueType : uint8_t { kClassic, kQuorum, kStream };
 std::string_view QueueTypeName(QueueType type);
 
+// The type x-queue-type names (classic when absent or not a known type).
+QueueType QueueTypeOf(const amqp::FieldTable& arguments);
+
+// RabbitMQ's module name for a queue type ("rabbit_quorum_queue"), as its error texts print it.
+std::string_view QueueTypeModule(QueueType type);
+
+// x-dead-letter-strategy (quorum queues). Warren dead-letters at most once either way: see
+// docs/ARCHITECTURE.md, "Quorum queues".
+enum class DeadLetterStrategy : uint8_t { kAtMostOnce, kAtLeastOnce };
+
 // What a queue over its length limit does with the next message.
 enum class Overflow : uint8_t { kDropHead, kRejectPublish, kRejectPublishDlx };
 
@@ -40,18 +50,29 @@ struct QueueArguments {
   std::optional<std::string> dead_letter_routing_key;
   std::optional<uint8_t> max_priority;  // set: a priority queue with levels 0..max
   bool single_active_consumer = false;
-  std::optional<uint32_t> delivery_limit;  // x-delivery-limit: deliveries before dead-lettering
+  // x-delivery-limit: a message returned to the queue (nack/reject with requeue, channel or
+  // connection closed, crash) after more than this many deliveries is dead-lettered (reason
+  // delivery_limit) or dropped; 0: after its first delivery.
+  std::optional<uint32_t> delivery_limit;
+  DeadLetterStrategy dead_letter_strategy = DeadLetterStrategy::kAtMostOnce;
 
   // Whether a queue with these arguments behaves differently from a plain queue.
   bool any() const {
     return message_ttl || expires || max_length || max_length_bytes || dead_letter_exchange ||
-           (max_priority && *max_priority > 0) || single_active_consumer;
+           (max_priority && *max_priority > 0) || single_active_consumer || delivery_limit;
   }
 };
 
 // Validates and parses queue.declare arguments, in RabbitMQ's order of checks. `queue_label`
-// names the queue in error texts ("queue 'q' in vhost '/'"). Unknown arguments are ignored.
+// names the queue in error texts ("queue 'q' in vhost '/'"). Arguments of another queue type are
+// refused ("invalid arg 'x-max-priority' for queue 'q' in vhost '/' of queue type
+// rabbit_quorum_queue"); arguments no type knows are ignored.
 Result<QueueArguments> ParseQueueArguments(const amqp::FieldTable& arguments, std::string_view queue_label);
+
+// RabbitMQ's quorum and stream queue rules at creation (406): no server-named, auto-delete,
+// exclusive or non-durable queue, checked in its order. Classic queues pass.
+Result<> CheckQueueTypeProperties(QueueType type, bool durable, bool exclusive, bool auto_delete, bool server_named,
+                                  std::string_view queue_label);
 
 // Parses arguments that were validated when the queue was declared (recovery, lazily built
 // queue state): anything invalid is treated as absent.

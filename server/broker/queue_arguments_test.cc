@@ -66,6 +66,80 @@ TEST(QueueArgumentsTest, QueueType) {
   EXPECT_EQ(QueueTypeName(QueueType::kClassic), "classic");
 }
 
+TEST(QueueArgumentsTest, ArgumentsOfAnotherQueueType) {
+  auto quorum = [](std::string key, FieldValue v) {
+    return ErrorText(Args({{"x-queue-type", FieldValue("quorum"s)}, {std::move(key), std::move(v)}}));
+  };
+  // RabbitMQ 3.10.8's texts; the first argument the type does not take is named.
+  EXPECT_EQ(quorum("x-max-priority", FieldValue(int32_t{5})),
+            "invalid arg 'x-max-priority' for queue 'q' in vhost '/' of queue type rabbit_quorum_queue");
+  EXPECT_EQ(quorum("x-queue-mode", FieldValue("lazy"s)),
+            "invalid arg 'x-queue-mode' for queue 'q' in vhost '/' of queue type rabbit_quorum_queue");
+  EXPECT_EQ(ErrorText(Args({{"x-queue-type", FieldValue("quorum"s)},
+                            {"x-max-priority", FieldValue(int32_t{-1})}})),
+            "invalid arg 'x-max-priority' for queue 'q' in vhost '/' of queue type rabbit_quorum_queue");
+  for (const char* key : {"x-message-ttl", "x-expires", "x-max-length", "x-max-length-bytes", "x-delivery-limit",
+                          "x-max-in-memory-length", "x-quorum-initial-group-size"}) {
+    EXPECT_EQ(quorum(key, FieldValue(int32_t{3})), "ok") << key;
+  }
+  EXPECT_EQ(quorum("x-single-active-consumer", FieldValue(true)), "ok");
+  EXPECT_EQ(quorum("x-custom", FieldValue("any"s)), "ok");  // no type knows it: ignored
+  EXPECT_EQ(ErrorText(Args({{"x-dead-letter-strategy", FieldValue("at-most-once"s)}})),
+            "invalid arg 'x-dead-letter-strategy' for queue 'q' in vhost '/' of queue type rabbit_classic_queue");
+  // Warren's extension: classic queues take a delivery limit.
+  EXPECT_EQ(ErrorText(Args({{"x-delivery-limit", FieldValue(int32_t{2})}})), "ok");
+  EXPECT_EQ(ErrorText(Args({{"x-queue-type", FieldValue("bogus"s)}})),
+            "invalid arg 'x-queue-type' for queue 'q' in vhost '/': \"unsupported queue type 'bogus'\"");
+  EXPECT_EQ(ErrorText(Args({{"x-queue-type", FieldValue(int32_t{5})}})),
+            "invalid arg 'x-queue-type' for queue 'q' in vhost '/': {unacceptable_type,signedint}");
+}
+
+TEST(QueueArgumentsTest, QuorumValueChecks) {
+  auto quorum = [](std::string key, FieldValue v) {
+    return ErrorText(Args({{"x-queue-type", FieldValue("quorum"s)}, {std::move(key), std::move(v)}}));
+  };
+  EXPECT_EQ(quorum("x-dead-letter-strategy", FieldValue("bogus"s)),
+            "invalid arg 'x-dead-letter-strategy' for queue 'q' in vhost '/': invalid_dlx_strategy");
+  EXPECT_EQ(quorum("x-dead-letter-strategy", FieldValue(int32_t{5})),
+            "invalid arg 'x-dead-letter-strategy' for queue 'q' in vhost '/': {unacceptable_type,signedint}");
+  EXPECT_EQ(quorum("x-quorum-initial-group-size", FieldValue(int32_t{0})),
+            "invalid arg 'x-quorum-initial-group-size' for queue 'q' in vhost '/': {value_zero,0}");
+  EXPECT_EQ(quorum("x-quorum-initial-group-size", FieldValue("a"s)),
+            "invalid arg 'x-quorum-initial-group-size' for queue 'q' in vhost '/': \"expected integer, got longstr\"");
+  EXPECT_EQ(quorum("x-queue-leader-locator", FieldValue("bogus"s)),
+            "invalid arg 'x-queue-leader-locator' for queue 'q' in vhost '/': invalid_queue_locator_arg");
+}
+
+TEST(QueueArgumentsTest, DeliveryLimitAndQuorumFallbacks) {
+  auto parse = [](std::vector<std::pair<std::string, FieldValue>> entries) {
+    return ParseValidQueueArguments(Args(std::move(entries)));
+  };
+  EXPECT_EQ(parse({{"x-delivery-limit", FieldValue(int32_t{3})}}).delivery_limit, 3u);
+  EXPECT_TRUE(parse({{"x-delivery-limit", FieldValue(int32_t{3})}}).any());
+  // Not validated by RabbitMQ: negative acts as 0, a non-integer as no limit.
+  EXPECT_EQ(parse({{"x-delivery-limit", FieldValue(int32_t{-1})}}).delivery_limit, 0u);
+  EXPECT_EQ(parse({{"x-delivery-limit", FieldValue("a"s)}}).delivery_limit, std::nullopt);
+  // Quorum queues turn reject-publish-dlx into drop-head, as RabbitMQ 3.10 does.
+  EXPECT_EQ(parse({{"x-queue-type", FieldValue("quorum"s)}, {"x-overflow", FieldValue("reject-publish-dlx"s)}}).overflow,
+            Overflow::kDropHead);
+  EXPECT_EQ(parse({{"x-overflow", FieldValue("reject-publish-dlx"s)}}).overflow, Overflow::kRejectPublishDlx);
+  EXPECT_EQ(parse({{"x-dead-letter-strategy", FieldValue("at-least-once"s)}}).dead_letter_strategy,
+            DeadLetterStrategy::kAtLeastOnce);
+}
+
+TEST(QueueArgumentsTest, QuorumQueueProperties) {
+  auto check = [](bool durable, bool exclusive, bool auto_delete, bool server_named) {
+    auto ok = CheckQueueTypeProperties(QueueType::kQuorum, durable, exclusive, auto_delete, server_named, kLabel);
+    return ok ? std::string("ok") : ok.error().text;
+  };
+  EXPECT_EQ(check(true, false, false, false), "ok");
+  EXPECT_EQ(check(false, false, false, false), "invalid property 'non-durable' for queue 'q' in vhost '/'");
+  EXPECT_EQ(check(false, true, false, false), "invalid property 'exclusive-owner' for queue 'q' in vhost '/'");
+  EXPECT_EQ(check(true, true, true, false), "invalid property 'auto-delete' for queue 'q' in vhost '/'");
+  EXPECT_EQ(check(false, false, false, true), "Cannot declare a server-named queue for type rabbit_quorum_queue");
+  EXPECT_TRUE(CheckQueueTypeProperties(QueueType::kClassic, false, true, true, true, kLabel));
+}
+
 TEST(QueueArgumentsTest, RabbitMQErrorTexts) {
   EXPECT_EQ(ErrorText(Args({{"x-message-ttl", FieldValue(int32_t{-1})}})),
             "invalid arg 'x-message-ttl' for queue 'q' in vhost '/': {value_negative,-1}");
@@ -97,7 +171,7 @@ TEST(QueueArgumentsTest, RabbitMQErrorTexts) {
   EXPECT_EQ(ErrorText(Args({{"x-queue-mode", FieldValue("fast"s)}})),
             "invalid arg 'x-queue-mode' for queue 'q' in vhost '/': invalid_queue_mode");
   EXPECT_EQ(ErrorText(Args({{"x-queue-type", FieldValue("magic"s)}})),
-            "invalid arg 'x-queue-type' for queue 'q' in vhost '/': invalid_queue_type");
+            "invalid arg 'x-queue-type' for queue 'q' in vhost '/': \"unsupported queue type 'magic'\"");
 }
 
 TEST(QueueArgumentsTest, ChecksInRabbitMQOrder) {

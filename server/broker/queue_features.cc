@@ -23,6 +23,13 @@ void Queue::Reject(const QueuedMessage& message) {
   Settle(message);
 }
 
+std::optional<int64_t> Queue::DeliveryCountHeaderSlow(const QueuedMessage& message, bool by_get) const {
+  if (type_ != QueueType::kQuorum && !features_->arguments().delivery_limit) return std::nullopt;
+  const int64_t before = message.delivery_count > 0 ? message.delivery_count - 1 : 0;
+  if (before == 0 && !by_get) return std::nullopt;
+  return before;
+}
+
 void Queue::Touch() {
   if (features_ != nullptr) features_->Touch();
 }
@@ -106,6 +113,7 @@ void QueueFeatures::AfterEnqueue() {
 }
 
 void QueueFeatures::Restore(QueuedMessage message) {
+  NoteRecovered(message);
   if (message.msg->has_ttl()) ttl_ = true;
   Stamp(message, ttl_ ? Now() : 0);  // the store keeps no deadline: the TTL restarts
   ready_bytes_ += message.msg->body_size();
@@ -114,6 +122,7 @@ void QueueFeatures::Restore(QueuedMessage message) {
 }
 
 void QueueFeatures::OnPagedIn(QueuedMessage& message) {
+  NoteRecovered(message);
   if (message.msg->has_ttl()) ttl_ = true;
   Stamp(message, ttl_ ? Now() : 0);  // bytes were counted when it was enqueued
   ArmTtlTimer();
@@ -130,10 +139,14 @@ void QueueFeatures::OnLeftReady(const QueuedMessage& message) {
   ready_bytes_ -= std::min(ready_bytes_, message.msg->body_size());
 }
 
-void QueueFeatures::OnPurged() { ready_bytes_ = 0; }
+void QueueFeatures::OnPurged() {
+  ready_bytes_ = 0;
+  recovered_over_limit_ = 0;
+}
 
 void QueueFeatures::OnDeleted() {
   ready_bytes_ = 0;
+  recovered_over_limit_ = 0;
   if (ttl_timer_) ttl_timer_->Cancel();
   if (expiry_timer_) expiry_timer_->Cancel();
   ttl_timer_at_ = 0;
@@ -141,12 +154,37 @@ void QueueFeatures::OnDeleted() {
 
 void QueueFeatures::BeforeGet() {
   Touch();
+  DropOverLimitHead();
   if (ttl_) DropExpired(Now(), /*inclusive=*/false);
+}
+
+// -- delivery limit --
+
+bool QueueFeatures::DropIfOverDeliveryLimit(const QueuedMessage& message) {
+  if (!OverDeliveryLimit(message)) return false;
+  DeadLetter(*message.msg, DeathReason::kDeliveryLimit);
+  queue_.Forget(message);
+  return true;
+}
+
+void QueueFeatures::NoteRecovered(const QueuedMessage& m) {
+  if (OverDeliveryLimit(m)) ++recovered_over_limit_;
+}
+
+void QueueFeatures::DropOverLimitHead() {
+  // A crash returned these messages (their delivery state counts the delivery it interrupted):
+  // they go when they reach the head, as if returned then.
+  auto& ready = queue_.ready_;
+  while (recovered_over_limit_ > 0 && !ready.empty() && OverDeliveryLimit(ready.front())) {
+    --recovered_over_limit_;
+    Drop(PopHead(), DeathReason::kDeliveryLimit);
+  }
 }
 
 // -- TTL --
 
 void QueueFeatures::DropExpiredHead() {
+  DropOverLimitHead();
   if (!ttl_) return;
   DropExpired(pinned_now_ != 0 ? pinned_now_ : Now(), /*inclusive=*/false);
 }

@@ -10,6 +10,11 @@
 //                   (dead-letters, "maxlen") from the head after an enqueue or requeue;
 //                   reject-publish(-dlx) refuses the publish (Queue::RejectsPublish).
 //   dead-lettering  x-dead-letter-exchange / -routing-key, through the vhost's DeadLetterRouter.
+//   x-delivery-limit  a message returned to the queue (nack/reject with requeue, recover, channel
+//                   or connection closed) after more than `limit` deliveries is dead-lettered
+//                   (reason delivery_limit) or dropped, as RabbitMQ 3.10's quorum queues do; the
+//                   count is the stored delivery count. Messages recovered or paged in over the
+//                   limit (returned by a crash) are dropped when they reach the head.
 //   x-expires       the queue is deleted once it had no consumer, basic.get or declare for that
 //                   long.
 //   x-max-priority  a priority queue: ready messages ordered by priority (highest first), then by
@@ -61,12 +66,16 @@ class QueueFeatures {
   // A message read back from the store (paging): its TTL restarts now.
   void OnPagedIn(QueuedMessage& message);
   void Requeue(QueuedMessage message);
+  // A delivered message comes back: past the delivery limit it is dead-lettered (or dropped) and
+  // leaves the queue instead. True when it did.
+  bool DropIfOverDeliveryLimit(const QueuedMessage& message);
   // A ready message was taken by a consumer or basic.get.
   void OnLeftReady(const QueuedMessage& message);
   void OnPurged();
   void OnDeleted();
   void BeforeGet();
-  // Dispatch: drops messages at the head whose TTL has passed.
+  // Dispatch: drops messages at the head whose TTL has passed, or that came back from the store
+  // past the delivery limit.
   void DropExpiredHead();
   // Dispatch: *chosen = the consumer for the next message (nullptr: none ready). False when the
   // queue's plain round-robin applies.
@@ -90,6 +99,12 @@ class QueueFeatures {
   void Drop(QueuedMessage m, DeathReason reason);
   // Drops head messages whose deadline is before `now` (or at it, when `inclusive`).
   bool DropExpired(MonoMillis now, bool inclusive);
+  bool OverDeliveryLimit(const QueuedMessage& m) const {
+    return args_.delivery_limit && m.delivery_count > *args_.delivery_limit;
+  }
+  // A message read from the store already over the limit counts towards recovered_over_limit_.
+  void NoteRecovered(const QueuedMessage& m);
+  void DropOverLimitHead();
   bool OverLengthLimit() const;
   void EnforceLengthLimit();
   void ArmTtlTimer();
@@ -100,6 +115,7 @@ class QueueFeatures {
   QueueArguments args_;
   bool ttl_ = false;  // messages may carry deadlines (x-message-ttl, or an expiration seen)
   uint64_t ready_bytes_ = 0;
+  size_t recovered_over_limit_ = 0;  // ready messages read from the store past the delivery limit
   size_t prioritized_consumers_ = 0;  // attached consumers with a non-zero x-priority
   MonoMillis pinned_now_ = 0;         // the current enqueue's clock reading (0: none)
   MonoMillis enqueue_deadline_ = 0;   // the deadline of the message being enqueued

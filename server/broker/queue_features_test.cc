@@ -57,8 +57,9 @@ class QueueFeaturesTest : public ::testing::Test {
  protected:
   QueueFeaturesTest() { vhost.set_timers(&timers); }
 
-  std::shared_ptr<Queue> Declare(std::string name, FieldTable args = {}) {
+  std::shared_ptr<Queue> Declare(std::string name, FieldTable args = {}, bool durable = false) {
     QueueOptions options;
+    options.durable = durable;
     options.arguments = std::move(args);
     auto r = vhost.DeclareQueue(name, false, std::move(options), 1);
     EXPECT_TRUE(r) << r.error().text;
@@ -250,6 +251,92 @@ TEST_F(DeadLetterQueueTest, RejectPublishDlx) {
   EXPECT_TRUE(src->RejectsPublish(Msg("refused")));
   timers.RunPosted();
   EXPECT_EQ(DeathReason(), "maxlen:refused");
+}
+
+// x-delivery-limit as RabbitMQ 3.10's quorum queues: a message returned after more than `limit`
+// deliveries is dead-lettered (reason delivery_limit); limit 0 allows one delivery.
+TEST_F(DeadLetterQueueTest, DeliveryLimit) {
+  for (int32_t limit : {0, 1, 3}) {
+    SCOPED_TRACE(limit);
+    auto src = Source({{"x-delivery-limit", FieldValue(limit)}});
+    src->Enqueue(Msg("poison"));
+    int deliveries = 0;
+    while (auto m = src->Get(false)) {
+      ++deliveries;
+      EXPECT_EQ(m->delivery_count, static_cast<uint32_t>(deliveries));
+      src->Requeue(std::move(*m));
+    }
+    EXPECT_EQ(deliveries, limit + 1);
+    EXPECT_EQ(src->ready_count(), 0u);
+    EXPECT_EQ(src->unacked_count(), 0u);
+    timers.RunPosted();
+    EXPECT_EQ(DeathReason(), "delivery_limit:poison");
+    ASSERT_TRUE(vhost.DeleteQueue("src", false, false, 1));
+  }
+}
+
+TEST_F(DeadLetterQueueTest, DeliveryLimitWithoutDeadLetterExchangeDrops) {
+  auto q = Declare("limited", FieldTable{{{"x-delivery-limit", FieldValue(int32_t{1})}}});
+  FakeConsumer c(10);
+  q->Enqueue(Msg("a"));
+  q->AddConsumer(&c, false);
+  q->Dispatch();
+  for (int round = 0; round < 2; ++round) {
+    ASSERT_EQ(c.held.size(), 1u);
+    QueuedMessage m = std::move(c.held.back());
+    c.held.clear();
+    q->Requeue(std::move(m));  // as a channel closing with it unacked
+    q->Dispatch();
+  }
+  EXPECT_EQ(c.bodies, (std::vector<std::string>{"a", "a"}));
+  EXPECT_EQ(q->ready_count(), 0u);
+  timers.RunPosted();
+  EXPECT_EQ(dead->ready_count(), 0u);
+}
+
+// The x-delivery-count header: quorum queues on every get and on redeliveries to consumers
+// (RabbitMQ 3.10); classic queues only with a delivery limit (Warren's extension), plain ones never.
+TEST_F(QueueFeaturesTest, DeliveryCountHeader) {
+  auto quorum = Declare("quorum", FieldTable{{{"x-queue-type", FieldValue("quorum"s)}}}, /*durable=*/true);
+  auto limited = Declare("limited", FieldTable{{{"x-delivery-limit", FieldValue(int32_t{5})}}});
+  auto plain = Declare("plain");
+  QueuedMessage first{Msg("m"), 1, 1};
+  QueuedMessage third{Msg("m"), 1, 3};
+  for (auto* q : {quorum.get(), limited.get()}) {
+    EXPECT_EQ(q->DeliveryCountHeader(first, /*by_get=*/true), 0);
+    EXPECT_EQ(q->DeliveryCountHeader(first, /*by_get=*/false), std::nullopt);
+    EXPECT_EQ(q->DeliveryCountHeader(third, /*by_get=*/false), 2);
+    EXPECT_EQ(q->DeliveryCountHeader(third, /*by_get=*/true), 2);
+  }
+  EXPECT_EQ(quorum->type(), QueueType::kQuorum);
+  EXPECT_EQ(quorum->features(), nullptr);  // a quorum queue without other arguments stays plain
+  EXPECT_EQ(plain->DeliveryCountHeader(third, true), std::nullopt);
+}
+
+TEST_F(QueueFeaturesTest, QuorumDeclareRules) {
+  auto declare = [&](std::string name, FieldTable args, bool durable, bool server_named = false) {
+    QueueOptions options;
+    options.durable = durable;
+    options.arguments = std::move(args);
+    auto r = vhost.DeclareQueue(name, false, std::move(options), 1, server_named);
+    return r ? std::string("ok") : r.error().text;
+  };
+  const FieldTable quorum{{{"x-queue-type", FieldValue("quorum"s)}}};
+  EXPECT_EQ(declare("q", quorum, false), "invalid property 'non-durable' for queue 'q' in vhost '/'");
+  EXPECT_EQ(declare("amq.gen-x", quorum, true, /*server_named=*/true),
+            "Cannot declare a server-named queue for type rabbit_quorum_queue");
+  EXPECT_EQ(declare("q", quorum, true), "ok");
+  EXPECT_EQ(declare("q", quorum, true), "ok");
+  EXPECT_EQ(declare("q", {}, true),
+            "inequivalent arg 'x-queue-type' for queue 'q' in vhost '/': received none but current is the value "
+            "'quorum' of type 'longstr'");
+  EXPECT_EQ(declare("q", FieldTable{{{"x-queue-type", FieldValue("classic"s)}}}, true),
+            "inequivalent arg 'x-queue-type' for queue 'q' in vhost '/': received 'classic' but current is 'quorum'");
+  EXPECT_EQ(declare("c", {}, true), "ok");
+  EXPECT_EQ(declare("c", FieldTable{{{"x-queue-type", FieldValue("classic"s)}}}, true), "ok");
+  EXPECT_EQ(declare("c", FieldTable{{{"x-message-ttl", FieldValue(int32_t{5})}}}, true),
+            "inequivalent arg 'x-message-ttl' for queue 'c' in vhost '/': received the value '5' of type "
+            "'signedint' but current is none");
 }
 
 TEST_F(QueueFeaturesTest, QueueExpiresWhenUnused) {

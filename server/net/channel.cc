@@ -233,6 +233,11 @@ Status Channel::On(const m::BasicConsume& c) {
     return MethodFail(c, Error{r::kNotAllowed, fmt::format("attempt to reuse consumer tag '{}'", tag)});
   }
   broker::Queue& q = **queue;
+  if (q.type() == broker::QueueType::kQuorum && channel_prefetch_ != 0) {
+    // RabbitMQ 3.10's quorum queues take no channel-wide (global) prefetch: a connection error.
+    return MethodFail(c, Error{r::kNotImplemented, fmt::format("queue '{}' in vhost '{}' does not support global qos",
+                                                               q.name(), connection_.vhost().name())});
+  }
   auto priority = broker::ParseConsumerPriority(
       c.arguments, fmt::format("queue '{}' in vhost '{}'", q.name(), connection_.vhost().name()));
   if (!priority) return MethodFail(c, priority.error());
@@ -303,7 +308,7 @@ Status Channel::On(const m::BasicGet& g) {
                    m::BasicGetOk{.delivery_tag = tag, .redelivered = message->redelivered,
                                  .exchange = msg.exchange(), .routing_key = msg.routing_key(),
                                  .message_count = static_cast<uint32_t>((*queue)->ready_count())});
-  WriteContentFrames(out, id_, connection_.frame_max(), message->msg);
+  WriteDeliveryContent(**queue, *message, /*by_get=*/true);
   connection_.broker().stats().AddDelivery(/*by_get=*/true, g.no_ack, message->redelivered);
   if (!g.no_ack) {
     unacked_.push_back(Unacked{tag, *queue, std::move(*message), nullptr});

@@ -124,6 +124,9 @@ class Channel final : public broker::DirectReplyTarget {
   void ApplySettle(Unacked& u, SettleKind kind);
   void PopSettled();
   void RequeueAll();
+  // The content frames of a delivery from `queue`: the message's own properties, or re-encoded
+  // with the x-delivery-count header where the queue adds one (Queue::DeliveryCountHeader).
+  void WriteDeliveryContent(const broker::Queue& queue, const broker::QueuedMessage& message, bool by_get);
   void CancelConsumer(const std::string& tag, bool notify_client);
 
   Connection& connection_;
@@ -134,6 +137,7 @@ class Channel final : public broker::DirectReplyTarget {
   std::optional<PendingPublish> assembling_;
   uint64_t assembly_charge_ = 0;  // bytes of assembling_ charged to the connection
   std::vector<broker::Queue*> route_scratch_;
+  std::string properties_scratch_;  // WriteDeliveryContent's re-encoded properties
   std::string last_queue_;
   // PermitPublish's memo: `publish_permit_exchange_` was writable at this access generation.
   uint64_t publish_permit_generation_ = 0;

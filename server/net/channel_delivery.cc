@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include "server/amqp/constants.h"
+#include "server/amqp/properties.h"
 #include "server/net/channel_consumer.h"
 #include "server/net/connection.h"
 #include "server/net/frame_writer.h"
@@ -60,7 +61,20 @@ bool Channel::CanDeliver(const ChannelConsumer& consumer) const {
   return channel_prefetch_ == 0 || unacked_count_ < channel_prefetch_;
 }
 
-void Channel::Deliver(ChannelConsumer& consumer, broker::Queue&, broker::QueuedMessage message) {
+void Channel::WriteDeliveryContent(const broker::Queue& queue, const broker::QueuedMessage& message, bool by_get) {
+  OutputBuffer& out = connection_.output();
+  if (std::optional<int64_t> count = queue.DeliveryCountHeader(message, by_get)) [[unlikely]] {
+    // RabbitMQ's type for it is a long (signed 64-bit).
+    if (amqp::SetHeader(message.msg->raw_properties(), "x-delivery-count", amqp::FieldValue(*count),
+                        &properties_scratch_)) {
+      WriteContentFrames(out, id_, connection_.frame_max(), message.msg, properties_scratch_);
+      return;
+    }
+  }
+  WriteContentFrames(out, id_, connection_.frame_max(), message.msg);
+}
+
+void Channel::Deliver(ChannelConsumer& consumer, broker::Queue& queue, broker::QueuedMessage message) {
   const uint64_t tag = next_delivery_tag_++;
   OutputBuffer& out = connection_.output();
   const broker::Message& msg = *message.msg;
@@ -68,7 +82,7 @@ void Channel::Deliver(ChannelConsumer& consumer, broker::Queue&, broker::QueuedM
                    m::BasicDeliver{.consumer_tag = consumer.tag(), .delivery_tag = tag,
                                    .redelivered = message.redelivered, .exchange = msg.exchange(),
                                    .routing_key = msg.routing_key()});
-  WriteContentFrames(out, id_, connection_.frame_max(), message.msg);
+  WriteDeliveryContent(queue, message, /*by_get=*/false);
   connection_.broker().stats().AddDelivery(/*by_get=*/false, consumer.no_ack(), message.redelivered);
   if (!consumer.no_ack()) {
     unacked_.push_back(Unacked{tag, consumer.queue(), std::move(message), &consumer});

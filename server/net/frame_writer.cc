@@ -8,6 +8,11 @@
 namespace warren::net {
 
 void WriteContentFrames(OutputBuffer& out, uint16_t channel, uint32_t frame_max, const broker::MessageRef& message) {
+  WriteContentFrames(out, channel, frame_max, message, message->raw_properties());
+}
+
+void WriteContentFrames(OutputBuffer& out, uint16_t channel, uint32_t frame_max, const broker::MessageRef& message,
+                        std::string_view raw_properties) {
   WARREN_DCHECK(frame_max > amqp::kFrameOverhead);
   std::string& b = out.bytes();
   amqp::ByteWriter w(b);
@@ -15,7 +20,7 @@ void WriteContentFrames(OutputBuffer& out, uint16_t channel, uint32_t frame_max,
   w.WriteU8(amqp::kFrameHeader);
   w.WriteU16(channel);
   w.WriteU32(0);
-  amqp::EncodeContentHeader(amqp::kClassBasic, message->body_size(), message->raw_properties(), w);
+  amqp::EncodeContentHeader(amqp::kClassBasic, message->body_size(), raw_properties, w);
   w.PatchU32(start + 3, static_cast<uint32_t>(b.size() - start - amqp::kFrameHeaderSize));
   w.WriteU8(amqp::kFrameEnd);
 

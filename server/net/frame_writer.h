@@ -28,6 +28,9 @@ void WriteMethodFrame(OutputBuffer& out, uint16_t channel, const M& method) {
 // Writes the content header and body frames of `message`, splitting the body so that no frame
 // exceeds frame_max. REQUIRES: frame_max > kFrameOverhead.
 void WriteContentFrames(OutputBuffer& out, uint16_t channel, uint32_t frame_max, const broker::MessageRef& message);
+// The same with other raw properties than the message's (a delivery that adds a header).
+void WriteContentFrames(OutputBuffer& out, uint16_t channel, uint32_t frame_max, const broker::MessageRef& message,
+                        std::string_view raw_properties);
 
 void WriteHeartbeatFrame(OutputBuffer& out);
 

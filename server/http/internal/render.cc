@@ -64,26 +64,33 @@ PeerInfo Peer(const net::Connection& c) {
 
 json Api::QueueJson(const broker::Vhost& vhost, const broker::Queue& q) const {
   const auto& o = q.options();
-  return json{{"name", q.name()},
-              {"vhost", vhost.name()},
-              {"durable", o.durable},
-              {"auto_delete", o.auto_delete},
-              {"exclusive", o.exclusive},
-              {"arguments", broker::FieldTableToJson(o.arguments)},
-              {"messages", q.ready_count() + q.unacked_count()},
-              {"messages_details", Details(q.stats().ready_rate() + q.stats().unacked_rate())},
-              {"messages_ready", q.ready_count()},
-              {"messages_ready_details", Details(q.stats().ready_rate())},
-              {"messages_unacknowledged", q.unacked_count()},
-              {"messages_unacknowledged_details", Details(q.stats().unacked_rate())},
-              {"messages_paged_out", q.paged_count()},
-              {"consumers", q.consumer_count()},
-              {"message_stats", MessageStatsJson(q.stats(), /*queue=*/true)},
-              {"state", "running"},
-              {"type", "classic"},
-              {"node", options_.node_name},
-              {"policy", nullptr},
-              {"exclusive_consumer_tag", nullptr}};
+  json out{{"name", q.name()},
+           {"vhost", vhost.name()},
+           {"durable", o.durable},
+           {"auto_delete", o.auto_delete},
+           {"exclusive", o.exclusive},
+           {"arguments", broker::FieldTableToJson(o.arguments)},
+           {"messages", q.ready_count() + q.unacked_count()},
+           {"messages_details", Details(q.stats().ready_rate() + q.stats().unacked_rate())},
+           {"messages_ready", q.ready_count()},
+           {"messages_ready_details", Details(q.stats().ready_rate())},
+           {"messages_unacknowledged", q.unacked_count()},
+           {"messages_unacknowledged_details", Details(q.stats().unacked_rate())},
+           {"messages_paged_out", q.paged_count()},
+           {"consumers", q.consumer_count()},
+           {"message_stats", MessageStatsJson(q.stats(), /*queue=*/true)},
+           {"state", "running"},
+           {"type", std::string(broker::QueueTypeName(q.type()))},
+           {"node", options_.node_name},
+           {"policy", nullptr},
+           {"exclusive_consumer_tag", nullptr}};
+  if (q.type() == broker::QueueType::kQuorum) {
+    // A one-node quorum queue: this node leads and is its only member, as RabbitMQ shows it.
+    out["leader"] = options_.node_name;
+    out["members"] = json::array({options_.node_name});
+    out["online"] = json::array({options_.node_name});
+  }
+  return out;
 }
 
 json Api::ExchangeJson(const broker::Vhost& vhost, const broker::Exchange& e) const {
