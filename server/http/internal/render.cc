@@ -4,6 +4,7 @@
 
 #include "server/amqp/protocol.h"
 #include "server/broker/field_table_json.h"
+#include "server/broker/queue_arguments.h"
 #include "server/http/internal/api.h"
 #include "server/http/internal/codec.h"
 #include "server/net/channel.h"
@@ -80,7 +81,8 @@ json Api::QueueJson(const broker::Vhost& vhost, const broker::Queue& q) const {
               {"consumers", q.consumer_count()},
               {"message_stats", MessageStatsJson(q.stats(), /*queue=*/true)},
               {"state", "running"},
-              {"type", "classic"},
+              {"type",
+               std::string(broker::QueueTypeName(broker::ParseValidQueueArguments(q.options().arguments).type))},
               {"node", options_.node_name},
               {"policy", nullptr},
               {"exclusive_consumer_tag", nullptr}};
