@@ -5,6 +5,7 @@ restarts and kill -9, and what streams refuse (basic.get, auto-ack, no prefetch,
 import base64
 import datetime
 import json
+import os
 import time
 import urllib.request
 
@@ -372,3 +373,42 @@ def test_offsets_continue_after_a_restart(own_server, kill):
     assert offsets(got) == list(range(55))
     assert bodies(got)[-5:] == [b"b%d" % i for i in range(5)]
     assert api(own_server, "/api/queues/%2F/st")["type"] == "stream"
+
+
+@pytest.mark.needs_own_server
+@pytest.mark.timeout(120)
+def test_reading_a_long_stream_from_the_start_does_not_stall_other_clients(own_server):
+    conn = wutil.connect(own_server)
+    ch = conn.channel()
+    declare(ch, "long")
+    body = b"." * 1024
+    for _ in range(30000):
+        ch.basic_publish("", "long", body)
+    wutil.wait_until(lambda: ch.queue_declare("long", passive=True).method.message_count == 30000, timeout=30,
+                     interval=0.1, what="30000 messages in the stream")
+    reader = wutil.connect(own_server)
+    rch = reader.channel()
+    rch.basic_qos(prefetch_count=2000)
+    got = [0]
+
+    def on(c, m, p, b):
+        got[0] += 1
+        if got[0] % 500 == 0:
+            c.basic_ack(m.delivery_tag, multiple=True)
+
+    rch.basic_consume("long", on, arguments={"x-stream-offset": "first"})
+    other = wutil.connect(own_server).channel()
+    other.queue_declare("probe")
+    worst = 0.0
+    rounds = 0
+    while got[0] < 30000:
+        reader.process_data_events(0)
+        start = time.monotonic()
+        other.basic_publish("", "probe", b"x")
+        assert other.basic_get("probe", auto_ack=True)[0] is not None
+        worst = max(worst, time.monotonic() - start)
+        rounds += 1
+    assert rounds > 10
+    print("publish+get round trips during the read: %d, worst %.3f s" % (rounds, worst))
+    slowdown = 3.0 if os.environ.get("WARREN_SANITIZER") else 1.0
+    assert worst < 0.5 * slowdown, "a publish+get round trip took %.3f s" % worst
