@@ -7,6 +7,7 @@ import datetime
 import json
 import os
 import time
+import urllib.error
 import urllib.request
 
 import pika
@@ -314,6 +315,16 @@ def test_management_api_shows_type_and_count(server, connect, uniq):
         assert (q["type"], q["messages"], q["messages_ready"], q["messages_unacknowledged"]) == ("stream", 10, 10, 0)
         assert q["arguments"] == {"x-max-age": "1h", "x-queue-type": "stream"}
         assert q["durable"] is True
+        req = urllib.request.Request(
+            "http://%s:%d/api/queues/%%2F/%s/get" % (server.host, server.management_port, name),
+            data=json.dumps({"count": 1, "ackmode": "ack_requeue_true", "encoding": "auto"}).encode(),
+            headers={"Authorization": "Basic " + base64.b64encode(b"guest:guest").decode(),
+                     "Content-Type": "application/json"}, method="POST")
+        with pytest.raises(urllib.error.HTTPError) as ei:
+            urllib.request.urlopen(req, timeout=10)
+        assert ei.value.code == 400
+        assert json.load(ei.value)["reason"] == (
+            "540 basic.get not supported by stream queues queue '%s' in vhost '/'" % name)
     finally:
         cleanup(connect, name)
 
