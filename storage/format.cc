@@ -53,8 +53,8 @@ std::string DefKey(DefKind kind, std::initializer_list<std::string_view> parts) 
 }
 
 // Shared by index (inline) and bodies values, which differ only in their kind byte.
-Status DecodeMessageBody(std::string_view value, MessageView* out) {
-  std::string_view in = value.substr(1);
+Status DecodeMessageBody(std::string_view value, MessageView* out, size_t skip = 1) {
+  std::string_view in = value.substr(skip);
   if (!GetLengthPrefixed(&in, &out->exchange) || !GetLengthPrefixed(&in, &out->routing_key) ||
       !GetLengthPrefixed(&in, &out->properties)) {
     return Status::Corruption("truncated message header");
@@ -174,6 +174,52 @@ void EncodeMessageHeader(ValueKind kind, const MessageData& m, std::string* out)
   out->append(m.properties);
 }
 
+void EncodeStreamHeader(int64_t timestamp, const MessageData& m, std::string* out) {
+  EncodeMessageHeader(kStreamMessage, m, out);
+  char ts[8];
+  PutBigEndian64(ts, static_cast<uint64_t>(timestamp));
+  out->insert(1, ts, sizeof(ts));
+}
+
+std::string StreamSegmentKey(uint64_t queue_id, uint64_t first_offset) {
+  std::string key(kStreamSegmentPrefix);
+  key.resize(kStreamSegmentPrefix.size() + 16);
+  PutBigEndian64(key.data() + kStreamSegmentPrefix.size(), queue_id);
+  PutBigEndian64(key.data() + kStreamSegmentPrefix.size() + 8, first_offset);
+  return key;
+}
+
+std::string StreamSegmentRangeEnd(uint64_t queue_id) {
+  // Above the queue's largest possible key, below the next queue's first.
+  return StreamSegmentKey(queue_id, UINT64_MAX) + '\0';
+}
+
+bool DecodeStreamSegmentKey(std::string_view key, uint64_t* queue_id, uint64_t* first_offset) {
+  if (key.size() != kStreamSegmentPrefix.size() + 16 || !key.starts_with(kStreamSegmentPrefix)) return false;
+  *queue_id = GetBigEndian64(key.data() + kStreamSegmentPrefix.size());
+  *first_offset = GetBigEndian64(key.data() + kStreamSegmentPrefix.size() + 8);
+  return true;
+}
+
+std::string EncodeStreamSegment(const StreamSegment& s) {
+  std::string v(1 + 4 * 8, '\0');
+  v[0] = '\x01';
+  PutBigEndian64(v.data() + 1, s.end);
+  PutBigEndian64(v.data() + 9, s.bytes);
+  PutBigEndian64(v.data() + 17, static_cast<uint64_t>(s.first_timestamp));
+  PutBigEndian64(v.data() + 25, static_cast<uint64_t>(s.last_timestamp));
+  return v;
+}
+
+Status DecodeStreamSegment(std::string_view value, StreamSegment* out) {
+  if (value.size() != 1 + 4 * 8 || value[0] != '\x01') return Status::Corruption("bad stream segment record");
+  out->end = GetBigEndian64(value.data() + 1);
+  out->bytes = GetBigEndian64(value.data() + 9);
+  out->first_timestamp = static_cast<int64_t>(GetBigEndian64(value.data() + 17));
+  out->last_timestamp = static_cast<int64_t>(GetBigEndian64(value.data() + 25));
+  return Status::OK();
+}
+
 Status DecodeIndexValue(std::string_view value, MessageView* out) {
   *out = MessageView();
   if (value.empty()) return Status::Corruption("empty message index value");
@@ -181,6 +227,11 @@ Status DecodeIndexValue(std::string_view value, MessageView* out) {
     case kInlineMessage:
       out->kind = kInlineMessage;
       return DecodeMessageBody(value, out);
+    case kStreamMessage:
+      if (value.size() < 1 + 8) return Status::Corruption("truncated stream entry");
+      out->kind = kStreamMessage;
+      out->timestamp = static_cast<int64_t>(GetBigEndian64(value.data() + 1));
+      return DecodeMessageBody(value, out, 1 + 8);
     case kBodyRef:
       if (value.size() != 1 + kBodyKeySize) return Status::Corruption("bad body reference size");
       out->kind = kBodyRef;

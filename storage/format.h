@@ -4,8 +4,10 @@
 // WriteBatch encodes ids without a DB at hand — Store::Open checks the ids match):
 //   0 "default"        kMetaKey -> proto::StoreMeta (magic + format version)
 //                      kQuarantinePrefix, u8 family, original key -> quarantined record
+//                      kStreamSegmentPrefix, be64(queue id), be64(first offset) -> stream segment
 //   1 "definitions"    kind byte + escaped components -> proto::*Record
-//   2 "message_index"  be64(queue id) be64(seq) -> inline message | body reference
+//   2 "message_index"  be64(queue id) be64(seq) -> inline message | body reference | stream entry
+//                      (a stream's seq is the message's offset)
 //   3 "message_bodies" be64(body id) -> shared body
 //   4 "delivery_state" be64(queue id) be64(seq) -> delivery count + redelivered
 //
@@ -22,6 +24,11 @@
 // concatenating them and read back as a view. Protobuf would force a copy of the body into a
 // std::string on both paths.
 // Body reference (message_index kind 2): u8 kind | be64 body id.
+// Stream entry (message_index kind 4): u8 kind | be64 unix milliseconds (when appended) | then
+// as an inline message. The timestamp serves x-stream-offset timestamps and x-max-age.
+// Stream segment: u8 version (1) | be64 end offset (exclusive) | be64 body bytes | be64 first
+// timestamp | be64 last timestamp. A segment is a run of offsets deleted as one range when
+// retention drops it; the open (last) segment's record is rewritten with each append.
 // Delivery state: u8 version (1) | varint32 delivery count | u8 redelivered (0/1).
 //
 // Thread-safety: free functions over caller-owned buffers; no shared state.
@@ -100,6 +107,7 @@ enum ValueKind : uint8_t {
   kInlineMessage = 1,
   kBodyRef = 2,
   kSharedBody = 3,
+  kStreamMessage = 4,
 };
 
 // Appends the header of a message value (everything but the body) to *out.
@@ -109,9 +117,12 @@ void EncodeMessageHeader(ValueKind kind, const MessageData& m, std::string* out)
 struct MessageView {
   ValueKind kind = kInlineMessage;
   uint64_t body_id = 0;  // kBodyRef only
+  int64_t timestamp = 0;  // kStreamMessage only: unix milliseconds
   std::string_view exchange, routing_key, properties, body;
 };
-// Decodes a message_index value (kInlineMessage or kBodyRef).
+// Appends the header of a stream entry (kStreamMessage: the timestamp, then as EncodeMessageHeader).
+void EncodeStreamHeader(int64_t timestamp, const MessageData& m, std::string* out);
+// Decodes a message_index value (kInlineMessage, kBodyRef or kStreamMessage).
 Status DecodeIndexValue(std::string_view value, MessageView* out);
 // Decodes a message_bodies value (kSharedBody).
 Status DecodeBodyValue(std::string_view value, MessageView* out);
@@ -128,6 +139,22 @@ std::string QuarantineKey(Family family, std::string_view key);
 bool DecodeQuarantineKey(std::string_view qkey, Family* family, std::string_view* key);
 std::string EncodeQuarantineValue(std::string_view reason, std::string_view value);
 Status DecodeQuarantineValue(std::string_view encoded, std::string_view* reason, std::string_view* value);
+
+// ---- Streams (segments in the default family) ----
+inline constexpr std::string_view kStreamSegmentPrefix = "stream/";
+struct StreamSegment {
+  uint64_t first = 0;  // first offset
+  uint64_t end = 0;    // one past the last offset
+  uint64_t bytes = 0;  // body bytes
+  int64_t first_timestamp = 0, last_timestamp = 0;  // unix milliseconds
+  bool operator==(const StreamSegment&) const = default;
+};
+std::string StreamSegmentKey(uint64_t queue_id, uint64_t first_offset);
+// [StreamSegmentKey(queue_id, 0), StreamSegmentRangeEnd(queue_id)) holds the queue's segments.
+std::string StreamSegmentRangeEnd(uint64_t queue_id);
+bool DecodeStreamSegmentKey(std::string_view key, uint64_t* queue_id, uint64_t* first_offset);
+std::string EncodeStreamSegment(const StreamSegment& s);
+Status DecodeStreamSegment(std::string_view value, StreamSegment* out);
 
 struct DeliveryState {
   uint32_t delivery_count = 0;

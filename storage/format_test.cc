@@ -74,6 +74,37 @@ TEST(FormatTest, TruncatedValuesAreCorruption) {
   EXPECT_TRUE(DecodeIndexValue(EncodeBodyRef(5).substr(0, 5), &v).IsCorruption());
 }
 
+TEST(FormatTest, StreamEntriesAndSegments) {
+  MessageData m{"ex", "rk", "props", "body"};
+  std::string value;
+  EncodeStreamHeader(1234567890, m, &value);
+  value += m.body;
+  MessageView v;
+  ASSERT_TRUE(DecodeIndexValue(value, &v).ok());
+  EXPECT_EQ(v.kind, kStreamMessage);
+  EXPECT_EQ(v.timestamp, 1234567890);
+  EXPECT_EQ(v.exchange, "ex");
+  EXPECT_EQ(v.routing_key, "rk");
+  EXPECT_EQ(v.properties, "props");
+  EXPECT_EQ(v.body, "body");
+  EXPECT_FALSE(DecodeIndexValue(value.substr(0, 5), &v).ok());
+
+  StreamSegment s{10, 20, 1000, 5, 7};
+  StreamSegment back;
+  ASSERT_TRUE(DecodeStreamSegment(EncodeStreamSegment(s), &back).ok());
+  back.first = 10;
+  EXPECT_EQ(back, s);
+  EXPECT_FALSE(DecodeStreamSegment("x", &back).ok());
+  uint64_t q = 0, first = 0;
+  ASSERT_TRUE(DecodeStreamSegmentKey(StreamSegmentKey(3, 10), &q, &first));
+  EXPECT_EQ(q, 3u);
+  EXPECT_EQ(first, 10u);
+  EXPECT_LT(StreamSegmentKey(3, 9), StreamSegmentKey(3, 10));
+  EXPECT_LT(StreamSegmentKey(3, UINT64_MAX), StreamSegmentRangeEnd(3));
+  EXPECT_LT(StreamSegmentRangeEnd(3), StreamSegmentKey(4, 0));
+  EXPECT_LT(StreamSegmentKey(UINT64_MAX, UINT64_MAX), StreamSegmentRangeEnd(UINT64_MAX));
+}
+
 TEST(FormatTest, BodyRefAndDeliveryState) {
   MessageView v;
   ASSERT_TRUE(DecodeIndexValue(EncodeBodyRef(123456789), &v).ok());

@@ -24,6 +24,7 @@ struct StoredMessage {
   std::string routing_key;
   std::string properties;
   std::string body;
+  int64_t timestamp = 0;  // stream entries: when appended (unix milliseconds); 0 otherwise
   uint32_t delivery_count = 0;  // from the delivery-state record; 0 when there is none
   bool redelivered = false;
 };

@@ -141,6 +141,26 @@ Status Store::ListQuarantined(std::vector<QuarantinedRecord>* out) {
   return Status::FromRocksDB(it->status(), "list quarantine");
 }
 
+Status Store::ListStreamSegments(uint64_t queue_id, std::vector<StreamSegment>* out) {
+  out->clear();
+  std::string lo = StreamSegmentKey(queue_id, 0), hi = StreamSegmentRangeEnd(queue_id);
+  rocksdb::Slice lo_s(lo), hi_s(hi);
+  rocksdb::ReadOptions ro;
+  ro.iterate_lower_bound = &lo_s;
+  ro.iterate_upper_bound = &hi_s;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cf(Family::kMeta)));
+  for (it->Seek(lo_s); it->Valid(); it->Next()) {
+    StreamSegment segment;
+    uint64_t qid = 0;
+    if (!DecodeStreamSegmentKey(ToView(it->key()), &qid, &segment.first) ||
+        !DecodeStreamSegment(ToView(it->value()), &segment).ok() || segment.end < segment.first) {
+      return Status::Corruption("stream segment record at key '" + PrintableKey(ToView(it->key())) + "' is malformed");
+    }
+    out->push_back(segment);
+  }
+  return Status::FromRocksDB(it->status(), "list stream segments");
+}
+
 Status Store::ScanQueue(uint64_t queue_id, uint64_t from_seq,
                         const std::function<bool(const StoredMessage&)>& fn) {
   ScopedSnapshot snap(db_.get(), options_.read_only);
@@ -174,6 +194,7 @@ Status Store::ScanQueue(uint64_t queue_id, uint64_t from_seq,
     if (!s.ok()) return Status::Corruption(MessageName(qid, seq) + ": " + s.message());
     m.seq = seq;
     m.body_id = v.body_id;
+    m.timestamp = v.timestamp;
     if (v.kind == kBodyRef) {
       body_value.Reset();
       std::string bkey = BodyKey(v.body_id);

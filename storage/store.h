@@ -154,6 +154,10 @@ class Store {
   Status ScanQueue(uint64_t queue_id, uint64_t from_seq,
                    const std::function<bool(const StoredMessage&)>& fn);
 
+  // A stream's segment records, in offset order (format.h). A record that does not decode is
+  // Corruption.
+  Status ListStreamSegments(uint64_t queue_id, std::vector<StreamSegment>* out);
+
   // Asynchronous group commit. on_done (may be empty) runs on the writer thread after the batch,
   // merged with every batch queued meanwhile, is written; fsynced first if any merged batch has
   // sync() and the store has sync_writes. Batches are applied in submission order. On a write or

@@ -88,6 +88,26 @@ void WriteBatch::DeleteQueueMessages(uint64_t queue_id) {
   std::string end = QueueRangeEnd(queue_id);
   rep_.DeleteRange(Handle(Family::kIndex), begin, end);
   rep_.DeleteRange(Handle(Family::kDelivery), begin, end);
+  rep_.DeleteRange(Handle(Family::kMeta), StreamSegmentKey(queue_id, 0), StreamSegmentRangeEnd(queue_id));
+}
+
+void WriteBatch::PutStreamMessage(uint64_t queue_id, uint64_t offset, int64_t timestamp, const MessageData& m) {
+  char key[kMessageKeySize];
+  EncodeMessageKey(queue_id, offset, key);
+  scratch_.clear();
+  EncodeStreamHeader(timestamp, m, &scratch_);
+  rocksdb::Slice key_part(key, sizeof(key));
+  rocksdb::Slice value_parts[2] = {ToSlice(scratch_), ToSlice(m.body)};
+  rep_.Put(Handle(Family::kIndex), rocksdb::SliceParts(&key_part, 1), rocksdb::SliceParts(value_parts, 2));
+}
+
+void WriteBatch::PutStreamSegment(uint64_t queue_id, const StreamSegment& segment) {
+  rep_.Put(Handle(Family::kMeta), StreamSegmentKey(queue_id, segment.first), EncodeStreamSegment(segment));
+}
+
+void WriteBatch::DeleteStreamSegment(uint64_t queue_id, const StreamSegment& segment) {
+  rep_.DeleteRange(Handle(Family::kIndex), MessageKey(queue_id, segment.first), MessageKey(queue_id, segment.end));
+  rep_.Delete(Handle(Family::kMeta), StreamSegmentKey(queue_id, segment.first));
 }
 
 void WriteBatch::PutBinding(const proto::BindingRecord& r) {

@@ -45,7 +45,7 @@ class WriteBatch {
   void DeleteExchange(std::string_view vhost, std::string_view name);
   // REQUIRES: r.id() != 0 and never used by another queue of this store.
   void PutQueue(const proto::QueueRecord& r);
-  // Deletes the queue record and every index entry and delivery state of queue_id. Shared bodies
+  // Deletes the queue record and every index entry, delivery state and stream segment of queue_id. Shared bodies
   // the queue referenced stay; the caller deletes those whose last reference this was (or the
   // next Recover does).
   void DeleteQueue(std::string_view vhost, std::string_view name, uint64_t queue_id);
@@ -67,6 +67,13 @@ class WriteBatch {
   // An index entry pointing at a body written by PutBody (in this batch or an earlier one).
   // Same REQUIRES as PutMessage.
   void PutMessageRef(uint64_t queue_id, uint64_t seq, uint64_t body_id);
+  // A stream entry at `offset`, appended at `timestamp` (unix milliseconds); see format.h.
+  // Same REQUIRES as PutMessage.
+  void PutStreamMessage(uint64_t queue_id, uint64_t offset, int64_t timestamp, const MessageData& m);
+  // A stream segment's record (replaces the one with the same first offset).
+  void PutStreamSegment(uint64_t queue_id, const StreamSegment& segment);
+  // Retention: deletes a segment's entries (one range tombstone) and its record.
+  void DeleteStreamSegment(uint64_t queue_id, const StreamSegment& segment);
   // Deletes a shared body; the caller does so when its last index entry goes.
   void DeleteBody(uint64_t body_id);
   // Delivery state: a small record written on delivery and on requeue; never rewrites the body.

@@ -8,6 +8,7 @@
 #include "server/broker/broker.h"
 #include "server/broker/persister.h"
 #include "server/broker/queue_arguments.h"
+#include "server/broker/stream.h"
 #include "server/broker/vhost.h"
 
 namespace warren::broker {
@@ -61,7 +62,8 @@ PublishOutcome Publish(Broker& broker, Vhost& vhost, const Exchange& exchange, c
   Persister* persister = broker.persister();
   if (persister != nullptr && persister->enabled() && message->persistent()) {
     size_t durable = 0;
-    for (Queue* q : scratch) durable += q->on_disk() ? 1 : 0;
+    // A stream writes its own entry (with its offset header), never a reference to a shared body.
+    for (Queue* q : scratch) durable += q->on_disk() && q->stream() == nullptr ? 1 : 0;
     if (durable > 1) {
       // One body for all the durable queues; each gets a small index entry pointing at it.
       const uint64_t body_id = persister->NextBodyId();

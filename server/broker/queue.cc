@@ -7,6 +7,7 @@
 #include "common/dcheck.h"
 #include "server/amqp/properties.h"
 #include "server/broker/queue_features.h"
+#include "server/broker/stream.h"
 #include "server/broker/vhost.h"
 
 namespace warren::broker {
@@ -18,6 +19,28 @@ storage::MessageData DataOf(const Message& m) {
 }
 
 }  // namespace
+
+Queue::Queue(uint64_t id, std::string name, QueueOptions options, Persister* persister)
+    : id_(id),
+      name_(std::move(name)),
+      options_(std::move(options)),
+      persister_(persister),
+      type_(QueueTypeOf(options_.arguments)) {
+  if (type_ == QueueType::kStream) {
+    stream_.reset(new StreamLog(*this, ParseValidStreamArguments(options_.arguments)));
+  }
+}
+
+void Queue::StreamDeleter::operator()(StreamLog* stream) const { delete stream; }
+
+size_t Queue::StreamMessageCount() const { return static_cast<size_t>(stream_->message_count()); }
+
+void Queue::AddStreamConsumer(Consumer* consumer, const StreamOffset& offset) {
+  WARREN_DCHECK(stream_ != nullptr);
+  consumers_.push_back(consumer);
+  had_consumers_ = true;
+  stream_->AddConsumer(consumer, offset);
+}
 
 bool Queue::MemoryWindowFull() const {
   return ready_.size() >= persister_->memory_window() || memory_bytes_ >= persister_->memory_window_bytes();
@@ -35,6 +58,10 @@ bool Queue::memory_window_full() const { return ShouldPageOut(); }
 
 bool Queue::Enqueue(MessageRef message) {
   stats_.Add(MessageStat::kPublish);
+  if (stream_ != nullptr) {
+    stream_->Append(*message);
+    return persister_ != nullptr && persister_->enabled();
+  }
   if (features_ == nullptr && message->has_ttl()) [[unlikely]] EnableFeatures();
   if (features_ != nullptr) [[unlikely]] features_->BeforeEnqueue(*message);  // TTL clock, byte count
   const uint64_t seq = next_seq_++;
@@ -126,6 +153,7 @@ void Queue::MaybePageIn() {
 }
 
 void Queue::OnDurable(uint64_t, bool) {
+  if (stream_ != nullptr) stream_->OnDurable();
   page_in_waiting_ = false;
   horizon_waiting_ = false;
   Dispatch();
@@ -138,7 +166,8 @@ void Queue::PutHorizon(uint64_t horizon) {
 }
 
 void Queue::StartDeliveryHorizon() {
-  if (persister_ == nullptr || !persister_->enabled() || !on_disk()) return;
+  // A stream's deliveries change nothing stored: a consumer says where it starts.
+  if (stream_ != nullptr || persister_ == nullptr || !persister_->enabled() || !on_disk()) return;
   PutHorizon(SeqAhead(kHorizonStep) + 1);
 }
 
@@ -151,7 +180,7 @@ uint64_t Queue::SeqAhead(size_t ahead) const {
 }
 
 void Queue::CloseDeliveryHorizon() {
-  if (persister_ == nullptr || !persister_->enabled() || !on_disk() || deleted_) return;
+  if (stream_ != nullptr || persister_ == nullptr || !persister_->enabled() || !on_disk() || deleted_) return;
   PutHorizon(0);
   horizon_durable_ = 0;
 }
@@ -211,6 +240,7 @@ void Queue::Forget(const QueuedMessage& m) {
 }
 
 std::optional<QueuedMessage> Queue::Get(bool no_ack) {
+  if (stream_ != nullptr) return std::nullopt;  // the channel refuses basic.get on a stream first
   if (features_ != nullptr) features_->BeforeGet();  // x-expires lease, expired head
   MaybePageIn();
   // A get that outruns the delivery horizon (768 gets within one store write) is answered empty
@@ -231,6 +261,7 @@ std::optional<QueuedMessage> Queue::Get(bool no_ack) {
 }
 
 void Queue::Settle(const QueuedMessage& message) {
+  if (stream_ != nullptr) return;  // reading a stream removes nothing, and counts nothing unacked
   if (unacked_ > 0) --unacked_;
   Forget(message);
 }
@@ -241,6 +272,7 @@ void Queue::Ack(const QueuedMessage& message) {
 }
 
 void Queue::Requeue(QueuedMessage message) {
+  if (stream_ != nullptr) return;  // as RabbitMQ: a stream does not redeliver
   if (unacked_ > 0) --unacked_;
   if (deleted_) {
     Forget(message);
@@ -259,6 +291,7 @@ void Queue::Requeue(QueuedMessage message) {
 }
 
 uint32_t Queue::Purge() {
+  if (stream_ != nullptr) return 0;  // the channel refuses queue.purge on a stream first
   auto n = static_cast<uint32_t>(ready_count());
   for (const QueuedMessage& m : ready_) Forget(m);
   ready_.clear();
@@ -281,6 +314,7 @@ void Queue::RemoveConsumer(Consumer* consumer) {
   auto it = std::find(consumers_.begin(), consumers_.end(), consumer);
   if (it == consumers_.end()) return;
   consumers_.erase(it);
+  if (stream_ != nullptr) stream_->RemoveConsumer(consumer);
   exclusive_consumer_ = false;
   if (next_consumer_ >= consumers_.size()) next_consumer_ = 0;
   if (features_ != nullptr) features_->OnConsumerRemoved(consumer);
@@ -290,6 +324,11 @@ void Queue::RemoveConsumer(Consumer* consumer) {
 void Queue::Dispatch() {
   if (dispatching_ || deleted_) return;
   dispatching_ = true;
+  if (stream_ != nullptr) {
+    stream_->Dispatch();
+    dispatching_ = false;
+    return;
+  }
   while (!consumers_.empty()) {
     if (features_ != nullptr) features_->DropExpiredHead();
     if (paged_count_ > 0) MaybePageIn();
@@ -337,6 +376,7 @@ void Queue::ResumePublishersIfDrained() {
 
 void Queue::MarkDeleted() {
   deleted_ = true;
+  if (stream_ != nullptr) stream_->OnDeleted();
   paged_count_ = 0;  // the store drops the queue's whole key range (the vhost's for durable queues)
   if (ever_paged_ && !on_disk()) persister_->batch().DeleteQueueMessages(id_);
   std::vector<Consumer*> consumers;

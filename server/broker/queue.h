@@ -26,6 +26,8 @@ namespace warren::broker {
 
 class Queue;
 class QueueFeatures;
+class StreamLog;
+struct StreamOffset;
 class Vhost;
 
 struct QueuedMessage {
@@ -66,12 +68,8 @@ struct QueueOptions {
 class Queue : public std::enable_shared_from_this<Queue>, public DurabilityListener {
  public:
   // `persister` may be null (nothing is stored); `id` keys the queue's messages in the store.
-  Queue(uint64_t id, std::string name, QueueOptions options, Persister* persister = nullptr)
-      : id_(id),
-        name_(std::move(name)),
-        options_(std::move(options)),
-        persister_(persister),
-        type_(QueueTypeOf(options_.arguments)) {}
+  // A queue declared with x-queue-type=stream is a stream (stream.h) from here on.
+  Queue(uint64_t id, std::string name, QueueOptions options, Persister* persister = nullptr);
   Queue(const Queue&) = delete;
   Queue& operator=(const Queue&) = delete;
 
@@ -83,6 +81,11 @@ class Queue : public std::enable_shared_from_this<Queue>, public DurabilityListe
   // Durable, non-exclusive queues live in the store (exclusive ones die with their connection).
   bool on_disk() const { return options_.durable && !options_.exclusive; }
   bool deleted() const { return deleted_; }
+  // A stream (x-queue-type=stream): an append-only log; null for other queues.
+  StreamLog* stream() const { return stream_.get(); }
+  // Stream consumers start at `offset` (x-stream-offset) and read without removing.
+  // REQUIRES: stream() and the consumer is not attached already.
+  void AddStreamConsumer(Consumer* consumer, const StreamOffset& offset);
 
   // Appends a message and delivers what the consumers can take. Returns true when the message
   // was written to the store (its publisher must wait for durability before a confirm).
@@ -137,12 +140,16 @@ class Queue : public std::enable_shared_from_this<Queue>, public DurabilityListe
   // consumers never pauses anyone: it buffers.
   static constexpr size_t kFlowHighWatermark = 4000;
   static constexpr size_t kFlowLowWatermark = 2000;
-  bool ShouldPausePublishers() const { return !consumers_.empty() && ready_count() >= kFlowHighWatermark; }
+  // A stream keeps nothing in memory, so only the store's back-pressure paces its publishers.
+  bool ShouldPausePublishers() const {
+    return stream_ == nullptr && !consumers_.empty() && ready_count() >= kFlowHighWatermark;
+  }
   void PausePublisher(std::weak_ptr<PublisherFlow> publisher);
   // Detaches every consumer (telling each) and drops all messages. The queue is dead after this.
   void MarkDeleted();
 
-  size_t ready_count() const { return ready_.size() + paged_count_; }
+  // A stream's ready count is every message it keeps (as RabbitMQ reports streams).
+  size_t ready_count() const { return stream_ != nullptr ? StreamMessageCount() : ready_.size() + paged_count_; }
   // Ready messages held only in the store.
   size_t paged_count() const { return paged_count_; }
   // Body bytes of the ready messages held in memory (the byte side of the memory window).
@@ -191,8 +198,10 @@ class Queue : public std::enable_shared_from_this<Queue>, public DurabilityListe
 
  private:
   friend class QueueFeatures;
+  friend class StreamLog;
   bool RejectsPublishSlow(const MessageRef& message);
   std::optional<int64_t> DeliveryCountHeaderSlow(const QueuedMessage& message, bool by_get) const;
+  size_t StreamMessageCount() const;
 
   uint64_t id_;
   std::string name_;
@@ -248,6 +257,10 @@ class Queue : public std::enable_shared_from_this<Queue>, public DurabilityListe
     void operator()(QueueFeatures* features) const;  // in queue_features.cc
   };
   std::unique_ptr<QueueFeatures, FeaturesDeleter> features_;
+  struct StreamDeleter {
+    void operator()(StreamLog* stream) const;  // in queue.cc
+  };
+  std::unique_ptr<StreamLog, StreamDeleter> stream_;
 };
 
 }  // namespace warren::broker

@@ -12,6 +12,7 @@
 #include "proto/warren.pb.h"
 #include "server/amqp/properties.h"
 #include "server/broker/password.h"
+#include "server/broker/stream.h"
 
 namespace warren::broker {
 
@@ -238,6 +239,14 @@ Status RestoreMessages(storage::Store& store, Broker& broker, const storage::Rec
       }
       uint64_t scanned = 0;
       if (progress) progress(vhost_name, name, 0, stats->messages);
+      if (StreamLog* stream = q.stream()) {
+        // A stream's messages stay in the store; its segments say which offsets it keeps.
+        std::vector<storage::StreamSegment> segments;
+        if (Status s = store.ListStreamSegments(q.id(), &segments); !s.ok()) return s;
+        stream->Restore(std::move(segments));
+        stats->messages += stream->message_count();
+        continue;
+      }
       Status s = store.ScanQueue(q.id(), 0, [&](const storage::StoredMessage& m) {
         if (progress && ++scanned % kRecoveryProgressEvery == 0) progress(vhost_name, name, scanned, stats->messages);
         if (amqp::PeekDeliveryMode(m.properties) != std::optional<uint8_t>(2)) {

@@ -31,6 +31,9 @@ class TimerService {
   virtual MonoMillis Now() const = 0;
   // Wall-clock seconds since the Unix epoch (x-death timestamps).
   virtual int64_t UnixSeconds() const = 0;
+  // Wall-clock milliseconds since the Unix epoch (stream timestamps); seconds resolution unless
+  // the implementation has better.
+  virtual int64_t UnixMillis() const { return UnixSeconds() * 1000; }
   virtual std::unique_ptr<Timer> NewTimer(std::function<void()> callback) = 0;
   // Runs `fn` later on the broker thread (never inline).
   virtual void Post(std::function<void()> fn) = 0;
@@ -39,6 +42,10 @@ class TimerService {
 // steady_clock / system_clock readings, shared by the real implementations.
 inline MonoMillis SteadyNowMillis() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+inline int64_t SystemUnixMillis() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
 inline int64_t SystemUnixSeconds() {
@@ -59,6 +66,7 @@ inline TimerService& FallbackTimers() {
    public:
     MonoMillis Now() const override { return SteadyNowMillis(); }
     int64_t UnixSeconds() const override { return SystemUnixSeconds(); }
+    int64_t UnixMillis() const override { return SystemUnixMillis(); }
     std::unique_ptr<Timer> NewTimer(std::function<void()>) override { return std::make_unique<NoTimer>(); }
     void Post(std::function<void()> fn) override { fn(); }
   };

@@ -13,6 +13,7 @@
 #include "server/broker/persister.h"
 #include "server/broker/queue_arguments.h"
 #include "server/broker/queue_features.h"
+#include "server/broker/stream.h"
 #include "proto/warren.pb.h"
 
 namespace warren::broker {
@@ -91,7 +92,7 @@ Exchange* Vhost::RestoreExchange(std::string name, ExchangeType type, ExchangeOp
 std::shared_ptr<Queue> Vhost::RestoreQueue(uint64_t id, std::string name, QueueOptions options) {
   auto q = std::make_shared<Queue>(id, name, std::move(options), persister_);
   q->set_vhost(this);
-  if (ParseValidQueueArguments(q->options().arguments).any()) q->EnableFeatures();
+  if (ParseValidQueueArguments(q->options().arguments).any() && q->stream() == nullptr) q->EnableFeatures();
   queues_[std::move(name)] = q;
   return q;
 }
@@ -262,6 +263,11 @@ Result<QueueDeclareResult> Vhost::DeclareQueue(std::string_view name, bool passi
     std::string qname = name.empty() ? GenerateName("amq.gen-") : std::string(name);
     auto arguments = ParseQueueArguments(options.arguments, QueueLabel(qname));
     if (!arguments) return std::unexpected(arguments.error());
+    if (arguments->type == QueueType::kStream) {
+      if (auto stream = ParseStreamArguments(options.arguments, QueueLabel(qname)); !stream) {
+        return std::unexpected(stream.error());
+      }
+    }
     if (auto ok = CheckQueueTypeProperties(arguments->type, options.durable, options.exclusive, options.auto_delete,
                                            name.empty() || server_named, QueueLabel(qname));
         !ok) {
@@ -276,7 +282,7 @@ Result<QueueDeclareResult> Vhost::DeclareQueue(std::string_view name, bool passi
     const uint64_t id = persister_ != nullptr ? persister_->NextQueueId() : next_local_queue_id_++;
     auto q = std::make_shared<Queue>(id, qname, std::move(options), persister_);
     q->set_vhost(this);
-    if (arguments->any()) q->EnableFeatures();
+    if (arguments->any() && q->stream() == nullptr) q->EnableFeatures();
     queues_[qname] = q;
     JournalQueue(*q, true);
     q->StartDeliveryHorizon();
@@ -315,8 +321,9 @@ Result<QueueDeclareResult> Vhost::DeclareQueue(std::string_view name, bool passi
     }
   }
   q->Touch();  // renews an x-expires lease
+  // As RabbitMQ 3.10, a stream reports no consumers in declare-ok.
   return QueueDeclareResult{q, static_cast<uint32_t>(q->ready_count()),
-                            static_cast<uint32_t>(q->consumer_count())};
+                            q->stream() != nullptr ? 0u : static_cast<uint32_t>(q->consumer_count())};
 }
 
 Result<std::shared_ptr<Queue>> Vhost::FindQueue(std::string_view name, uint64_t connection) {
@@ -346,6 +353,9 @@ Result<uint32_t> Vhost::DeleteQueue(std::string_view name, bool if_unused, bool 
 Result<uint32_t> Vhost::PurgeQueue(std::string_view name, uint64_t connection) {
   auto q = FindQueue(name, connection);
   if (!q) return std::unexpected(q.error());
+  if ((*q)->stream() != nullptr) {
+    return Fail(r::kNotImplemented, "queue.purge not supported by stream queues " + QueueLabel(name));
+  }
   return (*q)->Purge();
 }
 

@@ -18,6 +18,7 @@ class AsioTimerService final : public broker::TimerService {
 
   broker::MonoMillis Now() const override { return broker::SteadyNowMillis(); }
   int64_t UnixSeconds() const override { return broker::SystemUnixSeconds(); }
+  int64_t UnixMillis() const override { return broker::SystemUnixMillis(); }
   std::unique_ptr<broker::Timer> NewTimer(std::function<void()> callback) override;
   void Post(std::function<void()> fn) override;
 

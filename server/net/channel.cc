@@ -7,6 +7,7 @@
 #include "server/amqp/constants.h"
 #include "server/broker/persister.h"
 #include "server/broker/queue_arguments.h"
+#include "server/broker/stream.h"
 #include "server/broker/vhost.h"
 #include "server/net/channel_consumer.h"
 #include "server/net/connection.h"
@@ -245,11 +246,31 @@ Status Channel::On(const m::BasicConsume& c) {
     return MethodFail(c, Error{r::kAccessRefused, fmt::format("queue '{}' in vhost '{}' in exclusive use", q.name(),
                                                               connection_.vhost().name())});
   }
+  std::optional<broker::StreamOffset> stream_offset;
+  if (q.stream() != nullptr) {
+    // RabbitMQ 3.10's rules: manual acks, and a per-consumer prefetch that bounds the read-ahead.
+    const std::string label = fmt::format("queue '{}' in vhost '{}'", q.name(), connection_.vhost().name());
+    if (c.no_ack) {
+      return MethodFail(c, Error{r::kNotImplemented,
+                                 "automatic acknowledgement not supported by stream queues " + label});
+    }
+    if (consumer_prefetch_ == 0) {
+      return MethodFail(c, Error{r::kPreconditionFailed,
+                                 fmt::format("consumer prefetch count is not set for '{}'", label)});
+    }
+    auto offset = broker::ParseStreamOffset(c.arguments, connection_.vhost().timers().UnixMillis(), label);
+    if (!offset) return MethodFail(c, offset.error());
+    stream_offset = *offset;
+  }
   if (!c.no_wait) WriteMethodFrame(connection_.output(), id_, m::BasicConsumeOk{.consumer_tag = tag});
   auto consumer = std::make_unique<ChannelConsumer>(*this, tag, *queue, c.no_ack, consumer_prefetch_, *priority);
   ChannelConsumer* raw = consumer.get();
   consumers_.emplace(std::move(tag), std::move(consumer));
-  q.AddConsumer(raw, c.exclusive);
+  if (stream_offset) {
+    q.AddStreamConsumer(raw, *stream_offset);
+  } else {
+    q.AddConsumer(raw, c.exclusive);
+  }
   q.Dispatch();
   return {};
 }
@@ -295,6 +316,11 @@ Status Channel::On(const m::BasicGet& g) {
   if (auto ok = Permit<m::BasicGet>({.op = Op::kGet, .name = QueueName(g.queue)}); !ok) return ok;
   auto queue = connection_.vhost().FindQueue(QueueName(g.queue), connection_.id());
   if (!queue) return MethodFail(g, queue.error());
+  if ((*queue)->stream() != nullptr) {
+    return MethodFail(g, Error{r::kNotImplemented,
+                               fmt::format("basic.get not supported by stream queues queue '{}' in vhost '{}'",
+                                           (*queue)->name(), connection_.vhost().name())});
+  }
   auto message = (*queue)->Get(g.no_ack);
   OutputBuffer& out = connection_.output();
   if (!message) {

@@ -102,6 +102,17 @@ broker::Result<> Channel::Settle(uint64_t tag, bool multiple, SettleKind kind) {
   }
   const size_t first = multiple ? 0 : static_cast<size_t>(it - unacked_.begin());
   const size_t last = (multiple && tag == 0) ? unacked_.size() : static_cast<size_t>(it - unacked_.begin()) + 1;
+  if (kind != SettleKind::kAck) {
+    // As RabbitMQ 3.10: a stream neither redelivers nor dead-letters, and says so.
+    for (size_t i = first; i < last; ++i) {
+      const broker::Queue& q = *unacked_[i].queue;
+      if (live(unacked_[i]) && q.stream() != nullptr) {
+        return broker::Fail(r::kNotImplemented,
+                            fmt::format("basic.nack and basic.reject not supported by stream queues queue '{}' in "
+                                        "vhost '{}'", q.name(), connection_.vhost().name()));
+      }
+    }
+  }
 
   if (tx_mode_) {
     for (size_t i = first; i < last; ++i) {

@@ -4,6 +4,7 @@
 
 #include "server/amqp/protocol.h"
 #include "server/broker/field_table_json.h"
+#include "server/broker/queue_arguments.h"
 #include "server/http/internal/api.h"
 #include "server/http/internal/codec.h"
 #include "server/net/channel.h"

@@ -164,6 +164,10 @@ Reply Api::Get(Ctx& ctx) {
   auto found = v.FindQueue(name, 0);
   if (!found) BrokerError(found.error());
   std::shared_ptr<broker::Queue> queue = *found;
+  if (queue->stream() != nullptr) {
+    // RabbitMQ's words, its AMQP reply code first.
+    BadRequest(fmt::format("540 basic.get not supported by stream queues queue '{}' in vhost '{}'", name, v.name()));
+  }
   std::vector<broker::QueuedMessage> taken;
   json out = json::array();
   size_t reply_bytes = 0;
