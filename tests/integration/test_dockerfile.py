@@ -190,5 +190,11 @@ def test_the_runtime_stage_runs_on_a_fresh_debian_12_root(tmp_path):
         box.wait(60)
     finally:
         if box.poll() is None:
-            box.kill()
-            box.wait(10)
+            # SIGTERM makes nspawn kill the whole container; SIGKILL would orphan the server in it.
+            (out / "stop").write_text("1")
+            box.terminate()
+            try:
+                box.wait(30)
+            except subprocess.TimeoutExpired:
+                box.kill()
+                box.wait(10)
