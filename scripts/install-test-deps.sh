@@ -5,11 +5,12 @@
 # (test_management_api.py; the package's broker is not started), and Debian's clang-16 with its
 # libFuzzer/sanitizer runtimes for the fuzz build (clang-14 cannot use libstdc++ 12's <expected>),
 # and lintian for the Debian package's test (tests/integration/test_package.py), and debootstrap
-# with systemd-container for the package under a real systemd (test_systemd.py).
+# with systemd-container for the package under a real systemd (test_systemd.py), and iproute2 for
+# the private network namespaces of the loopback-only login tests (conftest.py, PrivateNetwork).
 # Idempotent: a second run costs one dpkg query and two stat calls.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PKGS=(chromium rabbitmq-server clang-16 libclang-rt-16-dev lintian debootstrap systemd-container)
+PKGS=(chromium rabbitmq-server clang-16 libclang-rt-16-dev lintian debootstrap systemd-container iproute2)
 command -v node > /dev/null && command -v npm > /dev/null || PKGS+=(nodejs npm)
 missing=()
 for p in "${PKGS[@]}"; do

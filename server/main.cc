@@ -310,6 +310,7 @@ int main(int argc, char** argv) {
   options.bind_address = s.bind;
   options.port = s.port;
   options.limits.heartbeat = s.heartbeat;
+  options.limits.handshake_timeout = std::chrono::milliseconds(s.handshake_timeout);
   options.limits.frame_max = s.frame_max;
   options.limits.channel_max = s.channel_max;
   options.limits.max_message_size = s.max_message_size;

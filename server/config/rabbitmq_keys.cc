@@ -43,7 +43,6 @@ constexpr Refused kRefused[] = {
 // accepted, so that a rabbitmq.conf can be reused, and each named in a warning.
 constexpr std::string_view kIgnored[] = {
     "consumer_timeout",
-    "handshake_timeout",
     "ssl_handshake_timeout",
     "ssl_allow_poodle_attack",
     "ssl_cert_login_from",

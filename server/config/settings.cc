@@ -252,6 +252,9 @@ std::vector<SettingSpec> MakeSpecs() {
            BytesField(&Settings::disk_free_limit)));
   add(Spec("heartbeat", "WARREN_HEARTBEAT", "heartbeat", "SECONDS",
            "heartbeat interval proposed to clients, seconds (0 = off)", UintField(&Settings::heartbeat, 0, 65535)));
+  add(Spec("handshake-timeout", "WARREN_HANDSHAKE_TIMEOUT", "handshake_timeout", "MS",
+           "milliseconds a new connection has to finish the AMQP handshake (and TLS's) before it is dropped",
+           UintField(&Settings::handshake_timeout, 100, 3'600'000)));
   add(Spec("frame-max", "WARREN_FRAME_MAX", "frame_max", "BYTES", "largest frame accepted, bytes",
            UintField(&Settings::frame_max, 4096, 1u << 24)));
   add(Spec("channel-max", "WARREN_CHANNEL_MAX", "channel_max", "N", "most channels per connection",

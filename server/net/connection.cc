@@ -25,7 +25,6 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-constexpr auto kHandshakeTimeout = std::chrono::seconds(10);
 constexpr auto kCloseOkTimeout = std::chrono::seconds(3);
 // RabbitMQ's ?SILENT_CLOSE_DELAY.
 constexpr auto kSilentCloseDelay = std::chrono::seconds(3);
@@ -162,7 +161,7 @@ void Connection::AccountBuffers() {
 void Connection::Start() {
   spdlog::info("accepting AMQP connection {} ({})", id_, peer_);
   last_read_ = last_write_ = Clock::now();
-  close_timer_.expires_after(kHandshakeTimeout);
+  close_timer_.expires_after(limits_.handshake_timeout);
   close_timer_.async_wait(Guard([this](const asio::error_code& ec) {
     if (!ec && state_ < State::kOpen) {
       spdlog::warn("closing AMQP connection {} ({}): handshake timeout", id_, peer_);

@@ -13,7 +13,7 @@
 // any of this connection's completion handlers is logged and aborts this connection only.
 //
 // TLS (a connection accepted by the AMQPS listener): the handshake comes first, within the same
-// kHandshakeTimeout as the AMQP handshake, and before any AMQP byte is read; then the connection
+// handshake_timeout as the AMQP handshake, and before any AMQP byte is read; then the connection
 // works as over TCP, through Transport. EXTERNAL login is offered only there, and only when the
 // listener verifies client certificates.
 #pragma once
@@ -46,6 +46,8 @@ struct ConnectionLimits {
   uint16_t channel_max = 2047;
   uint32_t frame_max = 131072;
   uint16_t heartbeat = 60;  // seconds, proposed in connection.tune
+  // From accept until connection.open (TLS handshake included): then the socket is dropped.
+  std::chrono::milliseconds handshake_timeout{10000};
   uint64_t max_message_size = 128ull << 20;
   // Bytes all channels' half-assembled publishes (content headers and the body received so far)
   // may hold at once: past it the connection is closed with 506 RESOURCE_ERROR. Twice the largest

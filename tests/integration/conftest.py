@@ -7,6 +7,8 @@ External mode (WARREN_TEST_EXTERNAL=host:port): the tests talk to an already
 running broker instead (used to prove the tests against real RabbitMQ); tests
 marked `needs_own_server` are skipped, and only in that mode.
 """
+import contextlib
+import ctypes
 import os
 import signal
 import socket
@@ -141,13 +143,29 @@ def _time_limit(request):
 # --------------------------------------------------------------------------
 # servers
 
-def free_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+_HANDED_OUT = set()  # ports free_ports returned: the kernel may offer a closed one again
+
+
+def free_ports(n):
+    """n free ports, none returned before in this run: each is held until all are picked."""
+    socks, ports = [], []
     try:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        while len(ports) < n:
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            socks.append(s)
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+            if port not in _HANDED_OUT:
+                ports.append(port)
+                _HANDED_OUT.add(port)
+        return ports
     finally:
-        s.close()
+        for s in socks:
+            s.close()
+
+
+def free_port():
+    return free_ports(1)[0]
 
 
 class ExternalServer:
@@ -185,10 +203,11 @@ class WarrenServer:
         self.wrapper = list(wrapper)  # a command the server runs under, e.g. ["prlimit", "--nofile=64", "--"]
         self.host = "127.0.0.1"  # where the tests connect (also when bound to all interfaces)
         self.bind = bind
-        self.port = port or free_port()
-        self.management_port = management_port or free_port()  # the management HTTP API
+        picked = free_ports(3)
+        self.port = port or picked[0]
+        self.management_port = management_port or picked[1]  # the management HTTP API
         # Prometheus /metrics; 0 = off
-        self.prometheus_port = free_port() if prometheus_port is None else prometheus_port
+        self.prometheus_port = picked[2] if prometheus_port is None else prometheus_port
         self._own_tmp = None
         if data_dir is None:
             self._own_tmp = tempfile.TemporaryDirectory(prefix="warren-test-")
@@ -366,6 +385,60 @@ def server_factory():
     finally:
         for srv in made:
             srv.cleanup()
+
+
+class PrivateNetwork:
+    """A network namespace of the test's own, whose loopback device also carries TEST-NET-1's
+    192.0.2.1: a non-loopback address that no other machine can reach, so tests of loopback-only
+    logins never listen on the machine's real interfaces.  Sockets made inside `inside()` and
+    servers started with `wrapper` live in it."""
+    ip = "192.0.2.1"
+
+    def __init__(self):
+        # Holds the namespace open; nsenter and setns join it through /proc.
+        self._holder = subprocess.Popen(["unshare", "--net", "--", "sleep", "infinity"],
+                                        stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
+        self.path = "/proc/%d/ns/net" % self._holder.pid
+        deadline = time.monotonic() + 10
+        while os.readlink(self.path) == os.readlink("/proc/self/ns/net"):
+            if self._holder.poll() is not None or time.monotonic() > deadline:
+                self.close()
+                pytest.fail("unshare --net did not make a network namespace", pytrace=False)
+            time.sleep(0.01)
+        for cmd in (["ip", "link", "set", "lo", "up"], ["ip", "addr", "add", self.ip + "/32", "dev", "lo"]):
+            subprocess.run(["nsenter", "--net=" + self.path, "--"] + cmd, check=True, timeout=10)
+        self.wrapper = ["nsenter", "--net=" + self.path, "--"]
+
+    @contextlib.contextmanager
+    def inside(self):
+        """Moves this thread into the namespace (setns is per thread) and back."""
+        libc = ctypes.CDLL(None, use_errno=True)
+        clone_newnet = 0x40000000
+        with open("/proc/thread-self/ns/net") as home, open(self.path) as target:
+            if libc.setns(target.fileno(), clone_newnet) != 0:
+                pytest.fail("setns: %s" % os.strerror(ctypes.get_errno()), pytrace=False)
+            try:
+                yield self
+            finally:
+                if libc.setns(home.fileno(), clone_newnet) != 0:
+                    raise OSError(ctypes.get_errno(), "setns back to the test's own network namespace")
+
+    def close(self):
+        self._holder.kill()
+        self._holder.wait()
+
+
+@pytest.fixture
+def private_network():
+    if EXTERNAL:
+        pytest.skip("needs its own Warren server; skipped in external mode")
+    if os.geteuid() != 0:
+        pytest.skip("a private network namespace needs root (CAP_SYS_ADMIN)")
+    net = PrivateNetwork()
+    try:
+        yield net
+    finally:
+        net.close()
 
 
 @pytest.fixture

@@ -7,9 +7,7 @@ import json
 import os
 import signal
 import subprocess
-import time
 
-import pika
 import pika.exceptions as pexc
 import pytest
 
@@ -281,22 +279,22 @@ def test_publish_refused_after_permission_change(acl_server, as_user):
 
 # ---------------------------------------------------------------- loopback users
 
-def test_loopback_users_flag(server_factory, tmp_path):
-    ip = wutil.non_loopback_ipv4()
-    if ip is None:
-        pytest.skip("this machine has no non-loopback IPv4 address")
+def test_loopback_users_flag(server_factory, private_network, tmp_path):
+    ip = private_network.ip
     path = str(tmp_path / "definitions.json")
     write_defs(path, definitions())
-    # --loopback-users alice: guest may connect from anywhere, alice only from localhost.
-    srv = server_factory(bind="0.0.0.0", extra_args=["--load-definitions", path, "--loopback-users", "alice"])
-    wutil.connect(srv, host=ip).close()  # guest
-    wutil.connect(srv, user="alice", password="alice-pw").close()  # alice from loopback
-    with pytest.raises(pexc.ProbableAuthenticationError) as ei:
-        wutil.connect(srv, host=ip, user="alice", password="alice-pw")
-    assert "403" in str(ei.value) and "ACCESS_REFUSED" in str(ei.value)
-    # Empty list: nobody is restricted.
-    srv2 = server_factory(bind="0.0.0.0", extra_args=["--loopback-users", ""])
-    wutil.connect(srv2, host=ip).close()  # guest from a non-loopback address
+    with private_network.inside():
+        # --loopback-users alice: guest may connect from anywhere, alice only from localhost.
+        srv = server_factory(bind="0.0.0.0", wrapper=private_network.wrapper,
+                             extra_args=["--load-definitions", path, "--loopback-users", "alice"])
+        wutil.connect(srv, host=ip).close()  # guest
+        wutil.connect(srv, user="alice", password="alice-pw").close()  # alice from loopback
+        with pytest.raises(pexc.ProbableAuthenticationError) as ei:
+            wutil.connect(srv, host=ip, user="alice", password="alice-pw")
+        assert "403" in str(ei.value) and "ACCESS_REFUSED" in str(ei.value)
+        # Empty list: nobody is restricted.
+        srv2 = server_factory(bind="0.0.0.0", wrapper=private_network.wrapper, extra_args=["--loopback-users", ""])
+        wutil.connect(srv2, host=ip).close()  # guest from a non-loopback address
 
 
 # ---------------------------------------------------------------- invalid files

@@ -10,7 +10,7 @@ import pytest
 
 import wutil
 from amqp_raw import RawConnection
-from conftest import REPO, SERVER_BIN, WarrenServer, free_port
+from conftest import REPO, SERVER_BIN, WarrenServer
 
 pytestmark = pytest.mark.needs_own_server
 

@@ -1,7 +1,6 @@
 """Connection handshake, login, negotiation and heartbeats."""
 import time
 
-import pika
 import pika.exceptions as pexc
 import pytest
 
@@ -204,23 +203,19 @@ def test_custom_default_user(server_factory):
 
 
 @pytest.mark.needs_own_server
-def test_guest_may_only_log_in_from_loopback(server_factory):
-    ip = wutil.non_loopback_ipv4()
-    if ip is None:
-        pytest.skip("this machine has no non-loopback IPv4 address")
-    srv = server_factory(bind="0.0.0.0")
-    wutil.connect(srv).close()  # from loopback: fine
-    with pytest.raises(pexc.ProbableAuthenticationError) as ei:
-        wutil.connect(srv, host=ip)
+def test_guest_may_only_log_in_from_loopback(server_factory, private_network):
+    with private_network.inside():
+        srv = server_factory(bind="0.0.0.0", wrapper=private_network.wrapper)
+        wutil.connect(srv).close()  # from loopback: fine
+        with pytest.raises(pexc.ProbableAuthenticationError) as ei:
+            wutil.connect(srv, host=private_network.ip)
     assert "403" in str(ei.value) and "ACCESS_REFUSED" in str(ei.value)
 
 
 @pytest.mark.needs_own_server
-def test_other_users_may_log_in_from_anywhere(server_factory):
-    ip = wutil.non_loopback_ipv4()
-    if ip is None:
-        pytest.skip("this machine has no non-loopback IPv4 address")
-    srv = server_factory(bind="0.0.0.0", user="remote", password="pw")
-    conn = wutil.connect(srv, host=ip)
-    conn.channel().queue_declare("", exclusive=True)
-    conn.close()
+def test_other_users_may_log_in_from_anywhere(server_factory, private_network):
+    with private_network.inside():
+        srv = server_factory(bind="0.0.0.0", user="remote", password="pw", wrapper=private_network.wrapper)
+        conn = wutil.connect(srv, host=private_network.ip)
+        conn.channel().queue_declare("", exclusive=True)
+        conn.close()

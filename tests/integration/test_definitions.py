@@ -8,7 +8,6 @@ orders.direct -> events.topic ("order.created"), orders.direct -> orders.q ("new
 events.topic -> events.q ("order.*", {x-level: 2}).
 """
 import base64
-import copy
 import json
 import os
 import urllib.error

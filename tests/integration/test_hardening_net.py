@@ -114,7 +114,8 @@ def test_frame_over_4096_octets_before_tune_ok_is_closed_silently(server):
 @pytest.mark.measures_rss
 @pytest.mark.needs_own_server
 def test_handshaking_sockets_cost_little_memory(server_factory):
-    srv = server_factory()
+    # Opening 3000 sockets may take longer than the default 10 s handshake timeout on a loaded machine.
+    srv = server_factory(extra_args=["--handshake-timeout", "600000"])
     pid = srv.proc.pid
     before = rss_kib(pid)
     base_fds = open_fds(pid)
@@ -134,6 +135,26 @@ def test_handshaking_sockets_cost_little_memory(server_factory):
     print("RSS %d KiB -> %d KiB: %.1f KiB per handshaking socket" % (before, after, per_socket))
     assert per_socket < 40, "%.1f KiB per socket (was about 127 KiB with a 128 KiB read buffer)" % per_socket
     wutil.assert_healthy(srv)
+
+
+@pytest.mark.needs_own_server
+def test_a_connection_that_does_not_finish_the_handshake_in_time_is_dropped(server_factory):
+    srv = server_factory(extra_args=["--handshake-timeout", "500"])
+    idle = socket.create_connection((srv.host, srv.port), timeout=10)
+    started = socket.create_connection((srv.host, srv.port), timeout=10)
+    try:
+        t0 = time.monotonic()
+        started.sendall(PROTOCOL_HEADER)
+        assert started.recv(1)[:1] == b"\x01", "connection.start"
+        for s in (idle, started):
+            while s.recv(65536):  # connection.start's rest, then the end of the stream
+                pass
+        assert time.monotonic() - t0 < 8
+    finally:
+        idle.close()
+        started.close()
+    assert len(log_lines(srv, "handshake timeout")) == 2
+    wutil.connect(srv).close()  # a client that logs in at once is not affected
 
 
 @pytest.mark.needs_own_server

@@ -3,10 +3,8 @@ linear in the name and without recursion, so no pattern or name can stall or cra
 PCRE-only syntax is refused when set; {username}/{vhost} are substituted regex-escaped; names and
 keys longer than a short string (255 bytes) are refused on every path, HTTP and definitions
 import included (RabbitMQ 3.10.8 refuses only the over-long queue name, with this text)."""
-import json
 import time
 
-import pika
 import pika.exceptions as pexc
 import pytest
 

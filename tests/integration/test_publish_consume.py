@@ -10,7 +10,7 @@ import pytest
 
 import wutil
 from wutil import channel_error
-from amqp_raw import (FRAME_BODY, FRAME_HEADER, FRAME_METHOD, RawConnection, encode_table,
+from amqp_raw import (FRAME_BODY, FRAME_HEADER, FRAME_METHOD, RawConnection,
                       frame, method_payload)
 
 FRAME_MAX = 131072

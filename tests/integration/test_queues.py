@@ -1,5 +1,4 @@
 """Queue declaration rules, exclusivity, auto-delete, purge, delete, bindings."""
-import pytest
 
 import wutil
 from wutil import channel_error

@@ -12,7 +12,6 @@ import urllib.parse
 import urllib.request
 
 import pika
-import pika.exceptions as pexc
 import pytest
 
 import wutil

@@ -1,14 +1,12 @@
 """Topic permissions as RabbitMQ's (set_topic_permissions): routing-key regexes per user, vhost and
 topic exchange, checked on publish (write) and on binding and unbinding (read). Every expectation
 here was first run against Debian's RabbitMQ 3.10.8 (reply codes and texts)."""
-import json
 
-import pika
 import pika.exceptions as pexc
 import pytest
 
 import wutil
-from test_management_api import api, ok, q
+from test_management_api import api, ok
 from test_warrenctl import ctl, rows, table
 
 pytestmark = pytest.mark.needs_own_server

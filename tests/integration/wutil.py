@@ -1,8 +1,6 @@
 """Small helpers shared by the system tests (pika-based)."""
 import contextlib
 import os
-import socket
-import subprocess
 import time
 
 import pika
@@ -143,29 +141,6 @@ def assert_healthy(server, timeout=5.0):
         assert body == b"still-alive"
     finally:
         close_quietly(conn)
-
-
-def non_loopback_ipv4():
-    """An IPv4 address of this machine that is not loopback, or None."""
-    for target in ("192.0.2.1", "10.255.255.254", "172.31.255.254", "192.168.255.254"):
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        try:
-            s.connect((target, 9))  # UDP: no packet is sent
-            ip = s.getsockname()[0]
-            if ip and not ip.startswith("127."):
-                return ip
-        except OSError:
-            pass
-        finally:
-            s.close()
-    try:
-        out = subprocess.run(["hostname", "-I"], capture_output=True, text=True, timeout=5).stdout
-    except (OSError, subprocess.SubprocessError):
-        return None
-    for ip in out.split():
-        if "." in ip and not ip.startswith("127."):
-            return ip
-    return None
 
 
 def power_cut_binary(server_binary):
