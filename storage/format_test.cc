@@ -105,6 +105,41 @@ TEST(FormatTest, StreamEntriesAndSegments) {
   EXPECT_LT(StreamSegmentKey(UINT64_MAX, UINT64_MAX), StreamSegmentRangeEnd(UINT64_MAX));
 }
 
+TEST(FormatTest, MessagesWithAnExpiry) {
+  MessageData m{"ex", "rk", "props", "body"};
+  std::string value;
+  EncodeInlineHeader(1700000000123, m, &value);
+  value += m.body;
+  MessageView v;
+  ASSERT_TRUE(DecodeIndexValue(value, &v).ok());
+  EXPECT_EQ(v.kind, kInlineMessage);
+  EXPECT_EQ(v.expires, 1700000000123);
+  EXPECT_EQ(v.exchange, "ex");
+  EXPECT_EQ(v.body, "body");
+  for (size_t n = 0; n < value.size() - m.body.size(); ++n) {
+    EXPECT_TRUE(DecodeIndexValue(value.substr(0, n), &v).IsCorruption()) << n;
+  }
+  std::string plain;
+  EncodeInlineHeader(0, m, &plain);
+  ASSERT_TRUE(DecodeIndexValue(plain, &v).ok());
+  EXPECT_EQ(v.expires, 0);
+  EXPECT_EQ(static_cast<uint8_t>(plain[0]), kInlineMessage);  // version 1's layout when there is no TTL
+
+  ASSERT_TRUE(DecodeIndexValue(EncodeBodyRef(77, 1700000000999), &v).ok());
+  EXPECT_EQ(v.kind, kBodyRef);
+  EXPECT_EQ(v.body_id, 77u);
+  EXPECT_EQ(v.expires, 1700000000999);
+  EXPECT_TRUE(DecodeIndexValue(EncodeBodyRef(77, 5).substr(0, 12), &v).IsCorruption());
+  // The flag only goes with inline messages and body references, and never with expiry 0.
+  std::string stream;
+  EncodeStreamHeader(5, m, &stream);
+  stream[0] = static_cast<char>(kStreamMessage | kExpiresFlag);
+  EXPECT_TRUE(DecodeIndexValue(stream, &v).IsCorruption());
+  std::string zero = EncodeBodyRef(77, 1);
+  zero[8] = '\0';
+  EXPECT_TRUE(DecodeIndexValue(zero, &v).IsCorruption());
+}
+
 TEST(FormatTest, BodyRefAndDeliveryState) {
   MessageView v;
   ASSERT_TRUE(DecodeIndexValue(EncodeBodyRef(123456789), &v).ok());

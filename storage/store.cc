@@ -195,6 +195,7 @@ Status Store::ScanQueue(uint64_t queue_id, uint64_t from_seq,
     m.seq = seq;
     m.body_id = v.body_id;
     m.timestamp = v.timestamp;
+    m.expires = v.expires;
     if (v.kind == kBodyRef) {
       body_value.Reset();
       std::string bkey = BodyKey(v.body_id);

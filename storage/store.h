@@ -223,6 +223,7 @@ class Store {
   explicit Store(const StoreOptions& options);
   Status OpenDB();  // defined in store_open.cc
   Status CheckOrWriteMeta();
+  Status WriteMeta(const proto::StoreMeta& meta);  // synced
   Status AllFamiliesEmpty(bool* empty);
   rocksdb::ColumnFamilyHandle* cf(Family f) const { return handles_[static_cast<uint32_t>(f)]; }
   template <typename Record>

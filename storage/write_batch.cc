@@ -92,12 +92,17 @@ void WriteBatch::DeleteQueueMessages(uint64_t queue_id) {
 }
 
 void WriteBatch::PutStreamMessage(uint64_t queue_id, uint64_t offset, int64_t timestamp, const MessageData& m) {
-  char key[kMessageKeySize];
-  EncodeMessageKey(queue_id, offset, key);
   scratch_.clear();
   EncodeStreamHeader(timestamp, m, &scratch_);
+  PutIndexEntry(queue_id, offset, m.body);
+}
+
+void WriteBatch::PutIndexEntry(uint64_t queue_id, uint64_t seq, std::string_view body) {
+  char key[kMessageKeySize];
+  EncodeMessageKey(queue_id, seq, key);
+  // [header][body] from two slices: the body is copied once, into the batch.
   rocksdb::Slice key_part(key, sizeof(key));
-  rocksdb::Slice value_parts[2] = {ToSlice(scratch_), ToSlice(m.body)};
+  rocksdb::Slice value_parts[2] = {ToSlice(scratch_), ToSlice(body)};
   rep_.Put(Handle(Family::kIndex), rocksdb::SliceParts(&key_part, 1), rocksdb::SliceParts(value_parts, 2));
 }
 
@@ -121,16 +126,10 @@ void WriteBatch::DeleteBinding(const proto::BindingRecord& r) {
                          r.routing_key(), r.arguments()));
 }
 
-void WriteBatch::PutMessage(uint64_t queue_id, uint64_t seq, const MessageData& m) {
-  char key[kMessageKeySize];
-  EncodeMessageKey(queue_id, seq, key);
+void WriteBatch::PutMessage(uint64_t queue_id, uint64_t seq, const MessageData& m, int64_t expires) {
   scratch_.clear();
-  EncodeMessageHeader(kInlineMessage, m, &scratch_);
-  // [header][body] from two slices: the body is copied once, into the batch.
-  rocksdb::Slice key_part(key, sizeof(key));
-  rocksdb::Slice value_parts[2] = {ToSlice(scratch_), ToSlice(m.body)};
-  rep_.Put(Handle(Family::kIndex), rocksdb::SliceParts(&key_part, 1),
-           rocksdb::SliceParts(value_parts, 2));
+  EncodeInlineHeader(expires, m, &scratch_);
+  PutIndexEntry(queue_id, seq, m.body);
 }
 
 void WriteBatch::PutBody(uint64_t body_id, const MessageData& m) {
@@ -145,10 +144,10 @@ void WriteBatch::PutBody(uint64_t body_id, const MessageData& m) {
            rocksdb::SliceParts(value_parts, 2));
 }
 
-void WriteBatch::PutMessageRef(uint64_t queue_id, uint64_t seq, uint64_t body_id) {
+void WriteBatch::PutMessageRef(uint64_t queue_id, uint64_t seq, uint64_t body_id, int64_t expires) {
   char key[kMessageKeySize];
   EncodeMessageKey(queue_id, seq, key);
-  rep_.Put(Handle(Family::kIndex), rocksdb::Slice(key, sizeof(key)), EncodeBodyRef(body_id));
+  rep_.Put(Handle(Family::kIndex), rocksdb::Slice(key, sizeof(key)), EncodeBodyRef(body_id, expires));
 }
 
 void WriteBatch::DeleteBody(uint64_t body_id) {

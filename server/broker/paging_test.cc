@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include "server/broker/broker.h"
+#include "server/broker/manual_timers.h"
 #include "server/broker/persister.h"
 #include "server/broker/queue.h"
 #include "server/broker/recovery.h"
@@ -91,6 +92,73 @@ TEST(PagingTest, RecoveryDropsThePagedMessagesOfQueuesThatWereNotDurable) {
   EXPECT_EQ(run.stats.transient_queues_discarded, 1u);
   EXPECT_TRUE(storage::testing::ScanAll(run.store.get(), transient_id).empty());
   EXPECT_GT(run.persister.NextQueueId(), transient_id);  // never reused
+}
+
+QueueOptions WithTtl(int32_t ms) {
+  return QueueOptions{.durable = true, .arguments = amqp::FieldTable{{{"x-message-ttl", amqp::FieldValue(ms)}}}};
+}
+
+// The TTL counts from the enqueue: reading a message back from the store does not restart it.
+TEST(PagingTest, PagedOutMessagesExpireOnTheirOwnDeadline) {
+  storage::testing::TempDir dir;
+  ManualTimers timers;
+  testing::BrokerRun run(dir.path(), &timers);
+  run.persister.set_memory_window(4);
+  auto declared = run.broker.FindVhost("/")->DeclareQueue("q", false, WithTtl(1000), 1);
+  ASSERT_TRUE(declared);
+  Queue& q = *declared->queue;
+  for (int i = 0; i < 20; ++i) q.Enqueue(Body(run.broker, 100, 'p', /*persistent=*/true));
+  run.Settle();
+  EXPECT_GT(q.paged_count(), 10u);
+  timers.Advance(999);
+  run.Settle();
+  EXPECT_EQ(q.ready_count(), 20u);
+  timers.Advance(1);
+  run.Settle();
+  EXPECT_EQ(q.ready_count(), 0u);
+  EXPECT_EQ(q.paged_count(), 0u);
+  EXPECT_TRUE(storage::testing::ScanAll(run.store.get(), q.id()).empty());
+}
+
+TEST(PagingTest, ExpiryGoesOnOnceAPageInThatWaitedForTheStoreCan) {
+  storage::testing::TempDir dir;
+  ManualTimers timers;
+  testing::BrokerRun run(dir.path(), &timers);
+  run.persister.set_memory_window(4);
+  auto declared = run.broker.FindVhost("/")->DeclareQueue("q", false, WithTtl(1000), 1);
+  ASSERT_TRUE(declared);
+  Queue& q = *declared->queue;
+  for (int i = 0; i < 20; ++i) q.Enqueue(Body(run.broker, 100, 'p', /*persistent=*/true));
+  timers.Advance(1000);  // the paged tail is not in the store yet: the page-in waits for it
+  EXPECT_GT(q.paged_count(), 10u);
+  run.Settle();
+  EXPECT_EQ(q.ready_count(), 0u);
+}
+
+TEST(PagingTest, RecoveredMessagesKeepTheirDeadline) {
+  storage::testing::TempDir dir;
+  {
+    ManualTimers timers;
+    testing::BrokerRun run(dir.path(), &timers);
+    run.persister.set_memory_window(4);
+    auto declared = run.broker.FindVhost("/")->DeclareQueue("q", false, WithTtl(1000), 1);
+    ASSERT_TRUE(declared);
+    for (int i = 0; i < 10; ++i) declared->queue->Enqueue(Body(run.broker, 100, 'p', /*persistent=*/true));
+    run.Settle();
+  }
+  // Restarted 600 ms later by the wall clock, on a monotonic clock that starts anew.
+  ManualTimers timers(5000);
+  timers.Advance(600);
+  testing::BrokerRun run(dir.path(), &timers);
+  auto found = run.broker.FindVhost("/")->FindQueue("q", 0);
+  ASSERT_TRUE(found);
+  Queue& q = **found;
+  EXPECT_EQ(q.ready_count(), 10u);
+  timers.Advance(399);
+  EXPECT_EQ(q.ready_count(), 10u);
+  timers.Advance(1);
+  run.Settle();
+  EXPECT_EQ(q.ready_count(), 0u);
 }
 
 TEST(PagingTest, RecoveryReportsProgressPerQueueAndEveryThousandMessages) {
