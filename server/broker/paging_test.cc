@@ -94,57 +94,55 @@ TEST(PagingTest, RecoveryDropsThePagedMessagesOfQueuesThatWereNotDurable) {
   EXPECT_GT(run.persister.NextQueueId(), transient_id);  // never reused
 }
 
-QueueOptions WithTtl(int32_t ms) {
-  return QueueOptions{.durable = true, .arguments = amqp::FieldTable{{{"x-message-ttl", amqp::FieldValue(ms)}}}};
-}
+// A broker on the store in `dir` whose clock the test moves, with a 4-message memory window.
+struct TtlRun {
+  explicit TtlRun(const std::string& dir) : run(dir, &timers) { run.persister.set_memory_window(4); }
+  // A durable queue with x-message-ttl 1000 and `n` persistent messages.
+  Queue& DeclareWithMessages(int n) {
+    QueueOptions options{.durable = true, .arguments = amqp::FieldTable{{{"x-message-ttl", amqp::FieldValue(int32_t{1000})}}}};
+    auto declared = run.broker.FindVhost("/")->DeclareQueue("q", false, std::move(options), 1);
+    EXPECT_TRUE(declared);
+    for (int i = 0; i < n; ++i) declared->queue->Enqueue(Body(run.broker, 100, 'p', /*persistent=*/true));
+    return *declared->queue;
+  }
+
+  ManualTimers timers;
+  testing::BrokerRun run;
+};
 
 // The TTL counts from the enqueue: reading a message back from the store does not restart it.
 TEST(PagingTest, PagedOutMessagesExpireOnTheirOwnDeadline) {
   storage::testing::TempDir dir;
-  ManualTimers timers;
-  testing::BrokerRun run(dir.path(), &timers);
-  run.persister.set_memory_window(4);
-  auto declared = run.broker.FindVhost("/")->DeclareQueue("q", false, WithTtl(1000), 1);
-  ASSERT_TRUE(declared);
-  Queue& q = *declared->queue;
-  for (int i = 0; i < 20; ++i) q.Enqueue(Body(run.broker, 100, 'p', /*persistent=*/true));
-  run.Settle();
+  TtlRun t(dir.path());
+  Queue& q = t.DeclareWithMessages(20);
+  t.run.Settle();
   EXPECT_GT(q.paged_count(), 10u);
-  timers.Advance(999);
-  run.Settle();
+  t.timers.Advance(999);
+  t.run.Settle();
   EXPECT_EQ(q.ready_count(), 20u);
-  timers.Advance(1);
-  run.Settle();
+  t.timers.Advance(1);
+  t.run.Settle();
   EXPECT_EQ(q.ready_count(), 0u);
   EXPECT_EQ(q.paged_count(), 0u);
-  EXPECT_TRUE(storage::testing::ScanAll(run.store.get(), q.id()).empty());
+  EXPECT_TRUE(storage::testing::ScanAll(t.run.store.get(), q.id()).empty());
 }
 
 TEST(PagingTest, ExpiryGoesOnOnceAPageInThatWaitedForTheStoreCan) {
   storage::testing::TempDir dir;
-  ManualTimers timers;
-  testing::BrokerRun run(dir.path(), &timers);
-  run.persister.set_memory_window(4);
-  auto declared = run.broker.FindVhost("/")->DeclareQueue("q", false, WithTtl(1000), 1);
-  ASSERT_TRUE(declared);
-  Queue& q = *declared->queue;
-  for (int i = 0; i < 20; ++i) q.Enqueue(Body(run.broker, 100, 'p', /*persistent=*/true));
-  timers.Advance(1000);  // the paged tail is not in the store yet: the page-in waits for it
+  TtlRun t(dir.path());
+  Queue& q = t.DeclareWithMessages(20);
+  t.timers.Advance(1000);  // the paged tail is not in the store yet: the page-in waits for it
   EXPECT_GT(q.paged_count(), 10u);
-  run.Settle();
+  t.run.Settle();
   EXPECT_EQ(q.ready_count(), 0u);
 }
 
 TEST(PagingTest, RecoveredMessagesKeepTheirDeadline) {
   storage::testing::TempDir dir;
   {
-    ManualTimers timers;
-    testing::BrokerRun run(dir.path(), &timers);
-    run.persister.set_memory_window(4);
-    auto declared = run.broker.FindVhost("/")->DeclareQueue("q", false, WithTtl(1000), 1);
-    ASSERT_TRUE(declared);
-    for (int i = 0; i < 10; ++i) declared->queue->Enqueue(Body(run.broker, 100, 'p', /*persistent=*/true));
-    run.Settle();
+    TtlRun t(dir.path());
+    t.DeclareWithMessages(10);
+    t.run.Settle();
   }
   // Restarted 600 ms later by the wall clock, on a monotonic clock that starts anew.
   ManualTimers timers(5000);
