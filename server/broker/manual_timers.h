@@ -13,11 +13,14 @@ namespace warren::broker {
 
 class ManualTimers final : public TimerService {
  public:
-  explicit ManualTimers(MonoMillis start = 1000) : now_(start) {}
+  explicit ManualTimers(MonoMillis start = 1000) : now_(start), start_(start) {}
 
   MonoMillis Now() const override { return now_; }
   int64_t UnixSeconds() const override { return unix_seconds_; }
   void set_unix_seconds(int64_t s) { unix_seconds_ = s; }
+  // Wall-clock milliseconds stand still (UnixSeconds' value) unless told to advance with the clock.
+  int64_t UnixMillis() const override { return unix_seconds_ * 1000 + (unix_follows_clock_ ? now_ - start_ : 0); }
+  void set_unix_follows_clock(bool follow) { unix_follows_clock_ = follow; }
 
   std::unique_ptr<Timer> NewTimer(std::function<void()> callback) override {
     auto slot = std::make_shared<Slot>();
@@ -80,6 +83,8 @@ class ManualTimers final : public TimerService {
   };
 
   MonoMillis now_;
+  MonoMillis start_;
+  bool unix_follows_clock_ = false;
   int64_t unix_seconds_ = 1700000000;
   std::vector<std::weak_ptr<Slot>> slots_;
   std::vector<std::function<void()>> posted_;
