@@ -206,6 +206,37 @@ std::string StreamSegmentRangeEnd(uint64_t queue_id) {
   return StreamSegmentKey(queue_id, UINT64_MAX) + '\0';
 }
 
+std::string DelayedExchangePrefix(std::string_view vhost, std::string_view exchange) {
+  std::string key(kDelayedPrefix);
+  AppendComponent(&key, vhost);
+  AppendComponent(&key, exchange);
+  return key;
+}
+
+std::string DelayedRangeEnd(std::string_view prefix) {
+  // Both prefixes end in a byte below 0xff ('/' or a component's terminating 01).
+  std::string end(prefix);
+  ++end.back();
+  return end;
+}
+
+std::string DelayedKey(std::string_view exchange_prefix, uint64_t due_unix_ms, uint64_t seq) {
+  std::string key(exchange_prefix);
+  key.resize(exchange_prefix.size() + kDelayedKeySuffixSize);
+  PutBigEndian64(key.data() + exchange_prefix.size(), due_unix_ms);
+  PutBigEndian64(key.data() + exchange_prefix.size() + 8, seq);
+  return key;
+}
+
+bool DecodeDelayedKey(std::string_view key, std::string_view* exchange_prefix, uint64_t* due_unix_ms, uint64_t* seq) {
+  if (key.size() < kDelayedPrefix.size() + kDelayedKeySuffixSize || !key.starts_with(kDelayedPrefix)) return false;
+  const size_t n = key.size() - kDelayedKeySuffixSize;
+  *exchange_prefix = key.substr(0, n);
+  *due_unix_ms = GetBigEndian64(key.data() + n);
+  *seq = GetBigEndian64(key.data() + n + 8);
+  return true;
+}
+
 bool DecodeStreamSegmentKey(std::string_view key, uint64_t* queue_id, uint64_t* first_offset) {
   if (key.size() != kStreamSegmentPrefix.size() + 16 || !key.starts_with(kStreamSegmentPrefix)) return false;
   *queue_id = GetBigEndian64(key.data() + kStreamSegmentPrefix.size());

@@ -5,6 +5,8 @@
 //   0 "default"        kMetaKey -> proto::StoreMeta (magic + format version)
 //                      kQuarantinePrefix, u8 family, original key -> quarantined record
 //                      kStreamSegmentPrefix, be64(queue id), be64(first offset) -> stream segment
+//                      kDelayedPrefix, escaped vhost, escaped exchange, be64(due unix ms), be64(seq)
+//                      -> a delayed message (x-delayed-message exchange), as an inline message
 //   1 "definitions"    kind byte + escaped components -> proto::*Record
 //   2 "message_index"  be64(queue id) be64(seq) -> inline message | body reference | stream entry
 //                      (a stream's seq is the message's offset)
@@ -166,6 +168,20 @@ std::string StreamSegmentRangeEnd(uint64_t queue_id);
 bool DecodeStreamSegmentKey(std::string_view key, uint64_t* queue_id, uint64_t* first_offset);
 std::string EncodeStreamSegment(const StreamSegment& s);
 Status DecodeStreamSegment(std::string_view value, StreamSegment* out);
+
+// ---- Delayed messages (in the default family) ----
+// An x-delayed-message exchange's pending messages: one contiguous range per exchange (its
+// prefix: kDelayedPrefix and the escaped vhost and exchange names, as definition components),
+// ordered by due time, then by the exchange's publish sequence. The value is an inline message
+// value (kInlineMessage; DecodeIndexValue reads it).
+inline constexpr std::string_view kDelayedPrefix = "delayed/";
+inline constexpr size_t kDelayedKeySuffixSize = 16;
+std::string DelayedExchangePrefix(std::string_view vhost, std::string_view exchange);
+// The smallest key after every key starting with `prefix` (a DelayedExchangePrefix or kDelayedPrefix).
+std::string DelayedRangeEnd(std::string_view prefix);
+std::string DelayedKey(std::string_view exchange_prefix, uint64_t due_unix_ms, uint64_t seq);
+// Splits a delayed key into its exchange prefix and suffix; false when it is too short.
+bool DecodeDelayedKey(std::string_view key, std::string_view* exchange_prefix, uint64_t* due_unix_ms, uint64_t* seq);
 
 struct DeliveryState {
   uint32_t delivery_count = 0;

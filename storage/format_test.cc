@@ -1,6 +1,8 @@
 // Key and value encodings.
 #include "storage/format.h"
 
+#include <string>
+
 #include <gtest/gtest.h>
 
 namespace warren::storage {
@@ -31,6 +33,28 @@ TEST(FormatTest, DefinitionKeysAreUnambiguousAndOrdered) {
   std::string k = QueueKey("v", "n");
   EXPECT_GE(k, DefPrefix(DefKind::kQueue));
   EXPECT_LT(k, DefPrefixEnd(DefKind::kQueue));
+}
+
+TEST(FormatTest, DelayedKeysOrderByDueThenSeqWithinTheirExchangesRange) {
+  const std::string a = DelayedExchangePrefix("/", "a");
+  EXPECT_LT(DelayedKey(a, 5, 9), DelayedKey(a, 6, 1));
+  EXPECT_LT(DelayedKey(a, 6, 1), DelayedKey(a, 6, 2));
+  EXPECT_LT(DelayedKey(a, UINT64_MAX, UINT64_MAX), DelayedRangeEnd(a));
+  EXPECT_GE(DelayedKey(a, 0, 0), a);
+  // No other exchange's key falls in a's range: names that extend it or hold 00 bytes.
+  for (std::string_view other : {std::string_view("ab"), std::string_view("a\0", 2), std::string_view("")}) {
+    const std::string k = DelayedKey(DelayedExchangePrefix("/", other), 0, 0);
+    EXPECT_FALSE(k >= a && k < DelayedRangeEnd(a)) << PrintableKey(k);
+  }
+  const std::string k = DelayedKey(DelayedExchangePrefix("vh", "x"), 42, 7);
+  EXPECT_LT(k, DelayedRangeEnd(kDelayedPrefix));
+  std::string_view prefix;
+  uint64_t due = 0, seq = 0;
+  ASSERT_TRUE(DecodeDelayedKey(k, &prefix, &due, &seq));
+  EXPECT_EQ(prefix, DelayedExchangePrefix("vh", "x"));
+  EXPECT_EQ(due, 42u);
+  EXPECT_EQ(seq, 7u);
+  EXPECT_FALSE(DecodeDelayedKey("delayed/short", &prefix, &due, &seq));
 }
 
 TEST(FormatTest, MessageValueRoundTrip) {

@@ -106,6 +106,20 @@ void WriteBatch::PutIndexEntry(uint64_t queue_id, uint64_t seq, std::string_view
   rep_.Put(Handle(Family::kIndex), rocksdb::SliceParts(&key_part, 1), rocksdb::SliceParts(value_parts, 2));
 }
 
+void WriteBatch::PutDelayed(std::string_view key, const MessageData& m) {
+  scratch_.clear();
+  EncodeMessageHeader(kInlineMessage, m, &scratch_);
+  rocksdb::Slice key_part = ToSlice(key);
+  rocksdb::Slice value_parts[2] = {ToSlice(scratch_), ToSlice(m.body)};
+  rep_.Put(Handle(Family::kMeta), rocksdb::SliceParts(&key_part, 1), rocksdb::SliceParts(value_parts, 2));
+}
+
+void WriteBatch::DeleteDelayed(std::string_view key) { rep_.Delete(Handle(Family::kMeta), ToSlice(key)); }
+
+void WriteBatch::DeleteDelayedRange(std::string_view exchange_prefix) {
+  rep_.DeleteRange(Handle(Family::kMeta), ToSlice(exchange_prefix), DelayedRangeEnd(exchange_prefix));
+}
+
 void WriteBatch::PutStreamSegment(uint64_t queue_id, const StreamSegment& segment) {
   rep_.Put(Handle(Family::kMeta), StreamSegmentKey(queue_id, segment.first), EncodeStreamSegment(segment));
 }

@@ -75,6 +75,12 @@ class WriteBatch {
   void PutStreamSegment(uint64_t queue_id, const StreamSegment& segment);
   // Retention: deletes a segment's entries (one range tombstone) and its record.
   void DeleteStreamSegment(uint64_t queue_id, const StreamSegment& segment);
+  // A delayed message under `key` (format.h, DelayedKey). DeleteDelayed is a full Delete: an
+  // exchange deleted and declared again may write a key of the old one again.
+  void PutDelayed(std::string_view key, const MessageData& m);
+  void DeleteDelayed(std::string_view key);
+  // Every delayed message of one exchange (its DelayedExchangePrefix): one range tombstone.
+  void DeleteDelayedRange(std::string_view exchange_prefix);
   // Deletes a shared body; the caller does so when its last index entry goes.
   void DeleteBody(uint64_t body_id);
   // Delivery state: a small record written on delivery and on requeue; never rewrites the body.
