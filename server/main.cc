@@ -312,6 +312,8 @@ int main(int argc, char** argv) {
   options.port = s.port;
   options.limits.heartbeat = s.heartbeat;
   options.limits.handshake_timeout = std::chrono::milliseconds(s.handshake_timeout);
+  options.limits.consumer_timeout =
+      s.consumer_timeout == 0 ? std::nullopt : std::optional<uint64_t>(s.consumer_timeout);  // 0: undefined
   options.limits.frame_max = s.frame_max;
   options.limits.channel_max = s.channel_max;
   options.limits.max_message_size = s.max_message_size;

@@ -25,7 +25,8 @@ Queue::Queue(uint64_t id, std::string name, QueueOptions options, Persister* per
       name_(std::move(name)),
       options_(std::move(options)),
       persister_(persister),
-      type_(QueueTypeOf(options_.arguments)) {
+      type_(QueueTypeOf(options_.arguments)),
+      consumer_timeout_(ParseValidQueueArguments(options_.arguments).consumer_timeout) {
   if (type_ == QueueType::kStream) {
     stream_.reset(new StreamLog(*this, ParseValidStreamArguments(options_.arguments)));
   }

@@ -78,6 +78,9 @@ class Queue : public std::enable_shared_from_this<Queue>, public DurabilityListe
   void set_persister(Persister* persister) { persister_ = persister; }
   const QueueOptions& options() const { return options_; }
   QueueType type() const { return type_; }
+  // x-consumer-timeout, ms: how long a delivery from this queue may stay unacknowledged (nullopt:
+  // the server's consumer_timeout applies).
+  std::optional<uint64_t> consumer_timeout() const { return consumer_timeout_; }
   // Durable, non-exclusive queues live in the store (exclusive ones die with their connection).
   bool on_disk() const { return options_.durable && !options_.exclusive; }
   bool deleted() const { return deleted_; }
@@ -209,6 +212,7 @@ class Queue : public std::enable_shared_from_this<Queue>, public DurabilityListe
   QueueOptions options_;
   Persister* persister_;
   QueueType type_;
+  std::optional<uint64_t> consumer_timeout_;
   std::deque<QueuedMessage> ready_;  // ascending seq
   void ResumePublishersIfDrained();
   // Writes the message's index entry (paged out, or persistent in a durable queue).

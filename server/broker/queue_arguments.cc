@@ -142,20 +142,22 @@ constexpr std::array kQueueValidators = {
     Validator{"x-queue-type", CheckQueueTypeArg},
     Validator{"x-quorum-initial-group-size", CheckGroupSizeArg},
     Validator{"x-queue-leader-locator", CheckLeaderLocatorArg},
+    Validator{"x-consumer-timeout", CheckNonNegIntArg},
 };
 
-// The arguments each queue type takes (RabbitMQ 3.10's queue_arguments capability; x-delivery-limit
-// on classic queues is Warren's extension). An argument another type takes is refused ("of queue
+// The arguments each queue type takes (RabbitMQ 3.10's queue_arguments capability, and 3.12's
+// x-consumer-timeout for classic and quorum queues; x-delivery-limit on classic queues is Warren's
+// extension). An argument another type takes is refused ("of queue
 // type ..."); one no type knows is ignored.
-constexpr std::array<std::string_view, 14> kClassicArguments = {
+constexpr std::array<std::string_view, 15> kClassicArguments = {
     "x-expires", "x-message-ttl", "x-dead-letter-exchange", "x-dead-letter-routing-key", "x-max-length",
     "x-max-length-bytes", "x-max-priority", "x-overflow", "x-queue-mode", "x-queue-version",
-    "x-single-active-consumer", "x-queue-type", "x-queue-master-locator", "x-delivery-limit"};
-constexpr std::array<std::string_view, 15> kQuorumArguments = {
+    "x-single-active-consumer", "x-queue-type", "x-queue-master-locator", "x-delivery-limit", "x-consumer-timeout"};
+constexpr std::array<std::string_view, 16> kQuorumArguments = {
     "x-dead-letter-exchange", "x-dead-letter-routing-key", "x-dead-letter-strategy", "x-expires", "x-max-length",
     "x-max-length-bytes", "x-max-in-memory-length", "x-max-in-memory-bytes", "x-overflow",
     "x-single-active-consumer", "x-queue-type", "x-quorum-initial-group-size", "x-delivery-limit", "x-message-ttl",
-    "x-queue-leader-locator"};
+    "x-queue-leader-locator", "x-consumer-timeout"};
 constexpr std::array<std::string_view, 6> kStreamArguments = {
     "x-max-length-bytes", "x-queue-type", "x-max-age", "x-stream-max-segment-size-bytes", "x-initial-cluster-size",
     "x-queue-leader-locator"};
@@ -249,6 +251,7 @@ QueueArguments Build(const amqp::FieldTable& args) {
   if (const amqp::FieldValue* v = args.Find("x-single-active-consumer")) {
     out.single_active_consumer = v->AsBool().value_or(false);
   }
+  if (auto n = integer("x-consumer-timeout"); n && *n >= 0) out.consumer_timeout = static_cast<uint64_t>(*n);
   return out;
 }
 

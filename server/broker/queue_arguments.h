@@ -55,6 +55,10 @@ struct QueueArguments {
   // delivery_limit) or dropped; 0: after its first delivery.
   std::optional<uint32_t> delivery_limit;
   DeadLetterStrategy dead_letter_strategy = DeadLetterStrategy::kAtMostOnce;
+  // x-consumer-timeout (RabbitMQ 3.12's), ms: replaces the server's consumer_timeout for this
+  // queue's deliveries. Left out of any(): the channels apply it, the queue's messages need
+  // nothing for it.
+  std::optional<uint64_t> consumer_timeout;
 
   // Whether a queue with these arguments behaves differently from a plain queue.
   bool any() const {

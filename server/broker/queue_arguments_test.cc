@@ -127,6 +127,28 @@ TEST(QueueArgumentsTest, DeliveryLimitAndQuorumFallbacks) {
             DeadLetterStrategy::kAtLeastOnce);
 }
 
+TEST(QueueArgumentsTest, ConsumerTimeout) {
+  auto parse = [](std::vector<std::pair<std::string, FieldValue>> entries) {
+    return ParseValidQueueArguments(Args(std::move(entries)));
+  };
+  EXPECT_EQ(parse({}).consumer_timeout, std::nullopt);
+  EXPECT_EQ(parse({{"x-consumer-timeout", FieldValue(int32_t{5000})}}).consumer_timeout, 5000u);
+  EXPECT_EQ(parse({{"x-consumer-timeout", FieldValue(int64_t{31'536'000'000})}}).consumer_timeout, 31'536'000'000u);
+  EXPECT_EQ(parse({{"x-consumer-timeout", FieldValue(int32_t{0})}}).consumer_timeout, 0u);
+  // The channels apply it: the queue itself stays plain.
+  EXPECT_FALSE(parse({{"x-consumer-timeout", FieldValue(int32_t{5000})}}).any());
+  EXPECT_EQ(ErrorText(Args({{"x-consumer-timeout", FieldValue(int32_t{-1})}})),
+            "invalid arg 'x-consumer-timeout' for queue 'q' in vhost '/': {value_negative,-1}");
+  EXPECT_EQ(ErrorText(Args({{"x-consumer-timeout", FieldValue("60000"s)}})),
+            "invalid arg 'x-consumer-timeout' for queue 'q' in vhost '/': {unacceptable_type,longstr}");
+  EXPECT_EQ(ErrorText(Args({{"x-consumer-timeout", FieldValue(true)}})),
+            "invalid arg 'x-consumer-timeout' for queue 'q' in vhost '/': {unacceptable_type,bool}");
+  EXPECT_EQ(ErrorText(Args({{"x-queue-type", FieldValue("quorum"s)}, {"x-consumer-timeout", FieldValue(int32_t{1})}})),
+            "ok");
+  EXPECT_EQ(ErrorText(Args({{"x-queue-type", FieldValue("stream"s)}, {"x-consumer-timeout", FieldValue(int32_t{1})}})),
+            "invalid arg 'x-consumer-timeout' for queue 'q' in vhost '/' of queue type rabbit_stream_queue");
+}
+
 TEST(QueueArgumentsTest, QuorumQueueProperties) {
   auto check = [](bool durable, bool exclusive, bool auto_delete, bool server_named) {
     auto ok = CheckQueueTypeProperties(QueueType::kQuorum, durable, exclusive, auto_delete, server_named, kLabel);

@@ -42,7 +42,6 @@ constexpr Refused kRefused[] = {
 // RabbitMQ keys that change nothing Warren does (or tune what it lacks, such as clustering):
 // accepted, so that a rabbitmq.conf can be reused, and each named in a warning.
 constexpr std::string_view kIgnored[] = {
-    "consumer_timeout",
     "ssl_handshake_timeout",
     "ssl_allow_poodle_attack",
     "ssl_cert_login_from",

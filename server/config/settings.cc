@@ -191,6 +191,24 @@ std::pair<Setter, Shower> TlsVersionsField() {
           [](const Settings& s) { return s.ssl_versions; }};
 }
 
+// RabbitMQ's consumer_timeout: a positive integer (its schema refuses 0), or `undefined`, the value
+// that turns it off (advanced.config's in RabbitMQ, which Warren does not read).
+std::pair<Setter, Shower> ConsumerTimeoutField() {
+  return {[](Settings& s, std::string_view text) -> std::string {
+            if (text == "undefined") {
+              s.consumer_timeout = 0;
+              return {};
+            }
+            auto value = ParseUint(text, 1, INT64_MAX);
+            if (!value) return value.error() + " or undefined";
+            s.consumer_timeout = *value;
+            return {};
+          },
+          [](const Settings& s) {
+            return s.consumer_timeout == 0 ? std::string("undefined") : std::to_string(s.consumer_timeout);
+          }};
+}
+
 SettingSpec Spec(std::string_view flag, std::string_view env, std::string_view file_key, std::string_view type,
                  std::string_view help, std::pair<Setter, Shower> access) {
   return SettingSpec{flag, env, file_key, type, help, std::move(access.first), std::move(access.second)};
@@ -255,6 +273,11 @@ std::vector<SettingSpec> MakeSpecs() {
   add(Spec("handshake-timeout", "WARREN_HANDSHAKE_TIMEOUT", "handshake_timeout", "MS",
            "milliseconds a new connection has to finish the AMQP handshake (and TLS's) before it is dropped",
            UintField(&Settings::handshake_timeout, 100, 3'600'000)));
+  add(Spec("consumer-timeout", "WARREN_CONSUMER_TIMEOUT", "consumer_timeout", "MS|undefined",
+           "milliseconds a delivery to a consumer (or basic.get) with manual acknowledgement may stay unacknowledged "
+           "before its channel is closed with 406 and its deliveries requeued (RabbitMQ's consumer_timeout; the "
+           "x-consumer-timeout queue argument overrides it; undefined = no timeout)",
+           ConsumerTimeoutField()));
   add(Spec("frame-max", "WARREN_FRAME_MAX", "frame_max", "BYTES", "largest frame accepted, bytes",
            UintField(&Settings::frame_max, 4096, 1u << 24)));
   add(Spec("channel-max", "WARREN_CHANNEL_MAX", "channel_max", "N", "most channels per connection",

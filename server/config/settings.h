@@ -43,6 +43,7 @@ struct Settings {
   uint64_t disk_free_limit = 50'000'000;  // RabbitMQ's default
   uint16_t heartbeat = 60;
   uint32_t handshake_timeout = 10000;  // ms, RabbitMQ's default
+  uint64_t consumer_timeout = 1'800'000;  // ms, RabbitMQ's default; 0: undefined (no timeout)
   uint32_t frame_max = 131072;
   uint16_t channel_max = 2047;
   uint64_t max_message_size = 128ull << 20;  // RabbitMQ's max_message_size

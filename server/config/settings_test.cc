@@ -206,16 +206,36 @@ TEST(SettingsTest, BadTlsValuesAndUnsupportedTlsKeysStopTheStart) {
 }
 
 TEST(SettingsTest, IgnoredRabbitMqKeysAreNamedInWarnings) {
-  auto resolved = ResolveFrom("consumer_timeout = 900000\ncluster_formation.peer_discovery_backend = classic_config\n"
+  auto resolved = ResolveFrom("delegate_count = 32\ncluster_formation.peer_discovery_backend = classic_config\n"
                                "log.syslog.ssl_options.verify = verify_peer\nheartbeat = 5\nheartbeat = 6\n");
   ASSERT_TRUE(resolved) << resolved.error();
   ASSERT_EQ(resolved->warnings.size(), 4u);
   EXPECT_EQ(resolved->warnings[0], "w.conf:4: heartbeat: set again on line 5, which wins");
-  EXPECT_EQ(resolved->warnings[1], "w.conf:1: consumer_timeout: ignored: a RabbitMQ setting Warren does not have");
+  EXPECT_EQ(resolved->warnings[1], "w.conf:1: delegate_count: ignored: a RabbitMQ setting Warren does not have");
   EXPECT_NE(resolved->warnings[2].find("w.conf:2: cluster_formation.peer_discovery_backend: ignored"),
             std::string::npos);
   EXPECT_NE(resolved->warnings[3].find("w.conf:3: log.syslog.ssl_options.verify: ignored"), std::string::npos);
   EXPECT_EQ(resolved->settings.heartbeat, 6);
+}
+
+TEST(SettingsTest, ConsumerTimeoutIsRabbitMqsPositiveIntegerOrUndefined) {
+  EXPECT_EQ(Resolve(Sources{})->settings.consumer_timeout, 1'800'000u);
+  EXPECT_EQ(SettingsFrom("consumer_timeout = 900000\n").consumer_timeout, 900'000u);
+  EXPECT_EQ(SettingsFrom("consumer_timeout = 31536000000\n").consumer_timeout, 31'536'000'000u);  // a year
+  EXPECT_EQ(SettingsFrom("consumer_timeout = undefined\n").consumer_timeout, 0u);
+  // As RabbitMQ's schema (non_zero_positive_integer): 0 does not turn it off, undefined does.
+  EXPECT_EQ(ErrorFrom("consumer_timeout = 0\n"),
+            "w.conf:1: consumer_timeout: \"0\" is out of range (1 to 9223372036854775807) or undefined");
+  EXPECT_EQ(ErrorFrom("consumer_timeout = 30m\n"), "w.conf:1: consumer_timeout: \"30m\" is not an integer or undefined");
+  auto flag = ResolveFrom("consumer_timeout = 5000\n", {{"WARREN_CONSUMER_TIMEOUT", "undefined"}},
+                          {{"consumer-timeout", "1000"}});
+  ASSERT_TRUE(flag) << flag.error();
+  EXPECT_EQ(flag->settings.consumer_timeout, 1000u);
+  EXPECT_EQ(OriginOf(*flag, "consumer-timeout"), "flag --consumer-timeout");
+  auto env = ResolveFrom("consumer_timeout = 5000\n", {{"WARREN_CONSUMER_TIMEOUT", "undefined"}});
+  ASSERT_TRUE(env) << env.error();
+  EXPECT_EQ(env->settings.consumer_timeout, 0u);
+  EXPECT_NE(FormatEffective(*env).find("consumer-timeout" + std::string(12, ' ') + " = undefined"), std::string::npos) << FormatEffective(*env);
 }
 
 TEST(SettingsTest, UnsupportedRabbitMqKeysStopTheStartWithAReason) {

@@ -336,10 +336,7 @@ Status Channel::On(const m::BasicGet& g) {
                                  .message_count = static_cast<uint32_t>((*queue)->ready_count())});
   WriteDeliveryContent(**queue, *message, /*by_get=*/true);
   connection_.broker().stats().AddDelivery(/*by_get=*/true, g.no_ack, message->redelivered);
-  if (!g.no_ack) {
-    unacked_.push_back(Unacked{tag, *queue, std::move(*message), nullptr});
-    ++unacked_count_;
-  }
+  if (!g.no_ack) AddUnacked(tag, *queue, std::move(*message), nullptr);
   return {};
 }
 
@@ -357,6 +354,7 @@ void Channel::CloseWithError(const MethodError& error) {
 void Channel::Shutdown() {
   if (shut_down_) return;
   shut_down_ = true;
+  if (ack_timer_ != nullptr) ack_timer_->Cancel();
   DropAssembly();
   tx_publishes_.clear();
   if (!reply_to_name_.empty()) {

@@ -20,6 +20,7 @@
 #include "server/broker/error.h"
 #include "server/broker/exchange.h"
 #include "server/broker/queue.h"
+#include "server/broker/timers.h"
 
 namespace warren::net {
 
@@ -78,11 +79,17 @@ class Channel final : public broker::DirectReplyTarget {
 
  private:
   enum class SettleKind { kAck, kRequeue, kDrop };
+  static constexpr broker::MonoMillis kNoAckDeadline = INT64_MAX;
   struct Unacked {
     uint64_t tag;
     std::shared_ptr<broker::Queue> queue;
     broker::QueuedMessage message;
     ChannelConsumer* consumer;  // nullptr for basic.get or once the consumer is cancelled
+    // Acknowledgement timeout: the channel's clock reading for its delivery (non-decreasing in
+    // delivery order; without a timeout, the last reading before it) and when it times out
+    // (kNoAckDeadline: never).
+    broker::MonoMillis delivered_at = 0;
+    broker::MonoMillis ack_deadline = kNoAckDeadline;
     bool settled = false;       // acked/rejected; popped once it reaches the front
     bool tx_pending = false;    // acked or rejected inside an open transaction
     SettleKind tx_kind = SettleKind::kAck;  // applied at commit
@@ -122,6 +129,18 @@ class Channel final : public broker::DirectReplyTarget {
   // Marks deliveries up to / at `tag` settled. Errors with 406 on an unknown tag.
   broker::Result<> Settle(uint64_t tag, bool multiple, SettleKind kind);
   void ApplySettle(Unacked& u, SettleKind kind);
+  // Records a delivery made with manual acknowledgement, with its acknowledgement deadline (the
+  // queue's x-consumer-timeout, else the server's consumer_timeout).
+  void AddUnacked(uint64_t tag, std::shared_ptr<broker::Queue> queue, broker::QueuedMessage message,
+                  ChannelConsumer* consumer);
+  // The live delivery that times out first, or nullptr. Deliveries are in delivery order, so the
+  // scan stops where even the shortest timeout in use could not beat the best deadline found: in
+  // the usual case of one timeout, at the first live delivery.
+  const Unacked* FirstAckDeadline() const;
+  // Arms the acknowledgement timer for `deadline` if it is earlier than the one armed.
+  void ArmAckTimer(broker::MonoMillis deadline);
+  // The timer fired: closes the channel if a delivery is overdue, else re-arms it for the next.
+  void OnAckTimer();
   void PopSettled();
   void RequeueAll();
   // The content frames of a delivery from `queue`: the message's own properties, or re-encoded
@@ -149,6 +168,12 @@ class Channel final : public broker::DirectReplyTarget {
   size_t unacked_count_ = 0;         // deliveries not yet settled
   uint16_t consumer_prefetch_ = 0;   // basic.qos global=false: for consumers created later
   uint16_t channel_prefetch_ = 0;    // basic.qos global=true: shared across the channel
+  // Acknowledgement timeout: one timer for the earliest deadline, armed lazily (settling a
+  // delivery leaves it; a firing with nothing overdue re-arms it for what is left).
+  std::unique_ptr<broker::Timer> ack_timer_;
+  broker::MonoMillis ack_timer_at_ = kNoAckDeadline;
+  broker::MonoMillis last_delivery_clock_ = 0;  // the clock when a delivery last read it
+  uint64_t min_ack_timeout_ = UINT64_MAX;       // the shortest timeout of a delivery on this channel
 
   // A publish whose confirm waits for the store batch `ticket` (0: for nothing but the publishes
   // before it, since confirms go out in order).

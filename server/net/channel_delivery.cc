@@ -2,6 +2,7 @@
 #include <algorithm>
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include "server/amqp/constants.h"
 #include "server/amqp/properties.h"
@@ -85,10 +86,74 @@ void Channel::Deliver(ChannelConsumer& consumer, broker::Queue& queue, broker::Q
   WriteDeliveryContent(queue, message, /*by_get=*/false);
   connection_.broker().stats().AddDelivery(/*by_get=*/false, consumer.no_ack(), message.redelivered);
   if (!consumer.no_ack()) {
-    unacked_.push_back(Unacked{tag, consumer.queue(), std::move(message), &consumer});
-    ++unacked_count_;
+    AddUnacked(tag, consumer.queue(), std::move(message), &consumer);
     ++consumer.unacked;
   }
+}
+
+void Channel::AddUnacked(uint64_t tag, std::shared_ptr<broker::Queue> queue, broker::QueuedMessage message,
+                         ChannelConsumer* consumer) {
+  const std::optional<uint64_t> timeout =
+      queue->consumer_timeout() ? queue->consumer_timeout() : connection_.limits().consumer_timeout;
+  Unacked& u = unacked_.emplace_back(Unacked{tag, std::move(queue), std::move(message), consumer});
+  ++unacked_count_;
+  if (!timeout) {
+    u.delivered_at = last_delivery_clock_;
+    return;
+  }
+  // Read only here: a channel whose deliveries have no timeout never reads the clock for them.
+  // The coarse reading (a few ms late at most) keeps it cheap and never times a delivery out early.
+  last_delivery_clock_ = connection_.vhost().timers().CoarseNowNotBefore();
+  u.delivered_at = last_delivery_clock_;
+  u.ack_deadline = *timeout >= static_cast<uint64_t>(kNoAckDeadline - u.delivered_at)
+                       ? kNoAckDeadline
+                       : u.delivered_at + static_cast<broker::MonoMillis>(*timeout);
+  min_ack_timeout_ = std::min(min_ack_timeout_, *timeout);
+  ArmAckTimer(u.ack_deadline);
+}
+
+const Channel::Unacked* Channel::FirstAckDeadline() const {
+  const Unacked* first = nullptr;
+  for (const Unacked& u : unacked_) {
+    if (first != nullptr && min_ack_timeout_ < static_cast<uint64_t>(kNoAckDeadline - u.delivered_at) &&
+        u.delivered_at + static_cast<broker::MonoMillis>(min_ack_timeout_) >= first->ack_deadline) {
+      break;
+    }
+    // An ack inside a transaction settles it for the timeout, as in RabbitMQ (tx.rollback re-arms).
+    if (u.settled || u.tx_pending || u.ack_deadline == kNoAckDeadline) continue;
+    if (first == nullptr || u.ack_deadline < first->ack_deadline) first = &u;
+  }
+  return first;
+}
+
+void Channel::ArmAckTimer(broker::MonoMillis deadline) {
+  if (deadline >= ack_timer_at_) return;
+  if (ack_timer_ == nullptr) ack_timer_ = connection_.vhost().timers().NewTimer([this] { OnAckTimer(); });
+  ack_timer_at_ = deadline;
+  ack_timer_->ArmAt(deadline);
+}
+
+void Channel::OnAckTimer() {
+  ack_timer_at_ = kNoAckDeadline;
+  if (closing_) return;
+  const Unacked* first = FirstAckDeadline();
+  if (first == nullptr) return;
+  if (first->ack_deadline > connection_.vhost().timers().Now()) {
+    ArmAckTimer(first->ack_deadline);
+    return;
+  }
+  const broker::MonoMillis timeout = first->ack_deadline - first->delivered_at;
+  spdlog::warn("connection {} channel {}: consumer '{}' of queue '{}' in vhost '{}' did not acknowledge delivery "
+               "tag {} within {} ms (consumer_timeout): closing the channel",
+               connection_.id(), id_, first->consumer != nullptr ? first->consumer->tag() : std::string("basic.get"),
+               first->queue->name(), connection_.vhost().name(), first->tag, timeout);
+  // RabbitMQ's words and its class and method 0: no method of the client's caused it.
+  CloseWithError(MethodError{
+      Error{r::kPreconditionFailed,
+            fmt::format("delivery acknowledgement on channel {} timed out. Timeout value used: {} ms. This timeout "
+                        "value can be configured, see consumers doc guide to learn more",
+                        id_, timeout)},
+      0, 0});
 }
 
 broker::Result<> Channel::Settle(uint64_t tag, bool multiple, SettleKind kind) {

@@ -84,6 +84,8 @@ Status Channel::On(const m::TxRollback&) {
   if (tx_has_settles_) {
     for (Unacked& u : unacked_) u.tx_pending = false;
     tx_has_settles_ = false;
+    // The acknowledgement timer may have fired meanwhile and found nothing live.
+    if (const Unacked* first = FirstAckDeadline()) ArmAckTimer(first->ack_deadline);
   }
   WriteMethodFrame(connection_.output(), id_, m::TxRollbackOk{});
   return {};

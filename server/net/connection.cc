@@ -416,6 +416,7 @@ void Connection::HandleConnectionMethod(const amqp::Method& method) {
 }
 
 void Connection::HandleStartOk(const m::ConnectionStartOk& start_ok) {
+  client_properties_ = start_ok.client_properties;
   client_auth_failure_close_ = CapabilityEnabled(start_ok.client_properties, "authentication_failure_close");
   client_cancel_notify_ = CapabilityEnabled(start_ok.client_properties, "consumer_cancel_notify");
   // 0-8 has no connection.blocked: its (10, 60) is connection.close.

@@ -21,6 +21,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -48,6 +49,9 @@ struct ConnectionLimits {
   uint16_t heartbeat = 60;  // seconds, proposed in connection.tune
   // From accept until connection.open (TLS handshake included): then the socket is dropped.
   std::chrono::milliseconds handshake_timeout{10000};
+  // ms a delivery made with manual acknowledgement may stay unacknowledged before its channel is
+  // closed (RabbitMQ's consumer_timeout); nullopt: never. A queue's x-consumer-timeout overrides it.
+  std::optional<uint64_t> consumer_timeout = 1'800'000;
   uint64_t max_message_size = 128ull << 20;
   // Bytes all channels' half-assembled publishes (content headers and the body received so far)
   // may hold at once: past it the connection is closed with 506 RESOURCE_ERROR. Twice the largest
@@ -115,6 +119,14 @@ class Connection : public std::enable_shared_from_this<Connection>,
   const TlsPeerInfo& tls_info() const { return tls_info_; }
   // The mechanism the user logged in with ("" before).
   const std::string& auth_mechanism() const { return auth_mechanism_; }
+  // connection.start-ok's client properties (empty before it); a frame before tune-ok bounds them
+  // to 4,096 octets.
+  const amqp::FieldTable& client_properties() const { return client_properties_; }
+  // The client's connection_name property (RabbitMQ's user_provided_name); null when not a string.
+  const std::string* user_provided_name() const {
+    const amqp::FieldValue* v = client_properties_.Find("connection_name");
+    return v != nullptr ? v->AsString() : nullptr;
+  }
   // The client understands basic.cancel from the server (consumer_cancel_notify capability).
   bool client_cancel_notify() const { return client_cancel_notify_; }
 
@@ -207,6 +219,7 @@ class Connection : public std::enable_shared_from_this<Connection>,
   State state_ = State::kAwaitHeader;
   amqp::Protocol protocol_ = amqp::Protocol::k0_9_1;  // chosen by the protocol header
   std::string auth_mechanism_;
+  amqp::FieldTable client_properties_;
   std::string user_name_;  // set once authenticated; a name, since the user may be deleted
   broker::Vhost* vhost_ = nullptr;
   bool client_auth_failure_close_ = false;

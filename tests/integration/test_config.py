@@ -78,7 +78,7 @@ BASE = ("# written by test_config.py\n"
 def test_values_from_the_file_take_effect(config_server):
     srv = config_server(BASE + "heartbeat = 7\nframe_max = 8192\nchannel_max = 16\n"
                         "default_user = alice\ndefault_pass = s3cret  # a comment\n"
-                        "consumer_timeout = 1800000\n", user="alice", password="s3cret")
+                        "delegate_count = 32\n", user="alice", password="s3cret")
     with RawConnection(srv.host, srv.port) as c:
         reply = c.handshake(user="alice", password="s3cret", channel_max=0, frame_max=0, heartbeat=7)
         assert reply.name == "connection.open_ok"
@@ -88,7 +88,7 @@ def test_values_from_the_file_take_effect(config_server):
     conn.close()
     log = srv.log_text()
     assert "configuration file %s" % srv.conf_path in log
-    assert "%s:11: consumer_timeout: ignored" % srv.conf_path in log, log[-3000:]
+    assert "%s:11: delegate_count: ignored" % srv.conf_path in log, log[-3000:]
 
 
 def test_flag_beats_environment_beats_file(tmp_path):

@@ -475,6 +475,46 @@ def test_connections_channels_consumers(server, connect, uniq):
     assert overview["object_totals"]["connections"] >= 1 and overview["object_totals"]["consumers"] >= 1
 
 
+def test_connections_show_client_properties_and_user_provided_name(server, uniq):
+    name = uniq("conn")
+    props = {"connection_name": name, "custom_str": "v", "custom_int": 42, "custom_bool": True,
+             "nested": {"a": 1, "b": {"c": "d"}}, "lst": [1, "two", True], "big": 2 ** 40}
+    named = pika.BlockingConnection(wutil.params(server, client_properties=props))
+    unnamed = pika.BlockingConnection(wutil.params(server, client_properties={"probe": name}))
+    try:
+        def find(conns, pred):
+            found = [c for c in conns if pred(c.get("client_properties", {}))]
+            assert len(found) == 1, conns
+            return found[0]
+
+        # RabbitMQ lists a connection's properties once its stats are collected (up to 5 s).
+        wutil.wait_until(lambda: sum(1 for c in ok(server, "GET", "connections")
+                                     if c.get("client_properties", {}).get("probe") == name
+                                     or c.get("client_properties", {}).get("connection_name") == name) == 2,
+                         timeout=10, interval=0.2, what="both connections listed")
+        conns = ok(server, "GET", "connections")
+        c = find(conns, lambda p: p.get("connection_name") == name)
+        # As RabbitMQ 3.10.8 renders pika's start-ok table.
+        cp = c["client_properties"]
+        assert cp["product"] == "Pika Python Client Library" and cp["version"] == pika.__version__
+        assert cp["capabilities"] == {"authentication_failure_close": True, "basic.nack": True,
+                                      "connection.blocked": True, "consumer_cancel_notify": True,
+                                      "publisher_confirms": True}
+        assert {k: cp[k] for k in props} == props
+        assert c["user_provided_name"] == name
+        other = find(conns, lambda p: p.get("probe") == name)
+        assert "user_provided_name" not in other  # absent, as in RabbitMQ
+        one = ok(server, "GET", "connections/" + q(c["name"]))
+        assert one["client_properties"] == cp and one["user_provided_name"] == name
+        in_vhost = ok(server, "GET", "vhosts/%2F/connections")
+        assert find(in_vhost, lambda p: p.get("connection_name") == name)["client_properties"] == cp
+        status, _, _ = api(server, "GET", "vhosts/no-such-vhost/connections")
+        assert status == 404
+    finally:
+        wutil.close_quietly(named)
+        wutil.close_quietly(unnamed)
+
+
 # --------------------------------------------------------------------------
 # health
 

@@ -6,6 +6,7 @@ import signal
 import stat
 import subprocess
 
+import pika
 import pytest
 
 import wutil
@@ -183,6 +184,23 @@ def test_list_connections_and_close_connection(server, connect):
     ctl(server, "close_connection", name, "bye")
     wutil.wait_until(lambda: name not in [c["name"] for c in rows(server, "list_connections")], timeout=5)
     ctl(server, "close_connection", "no such connection", "x", expect=69)
+
+
+def test_list_connections_columns(server, uniq):
+    name = uniq("conn")
+    conn = pika.BlockingConnection(wutil.params(server, client_properties={"connection_name": name}))
+    try:
+        found = [r for r in rows(server, "list_connections", "user_provided_name", "client_properties", "protocol")
+                 if r.get("user_provided_name") == name]
+        assert len(found) == 1
+        assert found[0]["client_properties"]["connection_name"] == name
+        assert found[0]["protocol"] == "AMQP 0-9-1"
+        t = table(ctl(server, "list_connections", "user_provided_name", "vhost"))
+        assert t[0] == ["user_provided_name", "vhost"] and [name, "/"] in t
+        code, _, err = ctl(server, "list_connections", "bogus", expect=64)
+        assert "Invalid column: bogus" in err and "user_provided_name" in err
+    finally:
+        wutil.close_quietly(conn)
 
 
 def test_list_channels(server, conn):

@@ -205,6 +205,29 @@ Column Field(std::string name) {
   return Column{name, [name](const json& row) { return row.contains(name) ? row[name] : json(); }};
 }
 
+// The columns a list verb may be asked for (rabbitmqctl's info items Warren's API has).
+const std::vector<std::string> kQueueColumns = {"name", "messages", "messages_ready", "messages_unacknowledged",
+                                                "consumers", "durable", "auto_delete", "exclusive",
+                                                "arguments", "state", "type", "vhost"};
+const std::vector<std::string> kConnectionColumns = {
+    "name", "user", "vhost", "peer_host", "peer_port", "host", "port", "state", "protocol", "channels",
+    "auth_mechanism", "ssl", "timeout", "frame_max", "channel_max", "client_properties", "user_provided_name"};
+
+// The columns asked for (`defaults` when none), each one of `known`, else a usage error naming them.
+std::vector<Column> PickColumns(const std::vector<std::string>& asked, const std::vector<std::string>& defaults,
+                                const std::vector<std::string>& known) {
+  std::vector<Column> columns;
+  for (const auto& c : asked.empty() ? defaults : asked) {
+    if (std::find(known.begin(), known.end(), c) == known.end()) {
+      std::string all;
+      for (const auto& k : known) all += (all.empty() ? "" : ", ") + k;
+      throw Exit{kUsage, "Error:\nInvalid column: " + c + "\nValid columns: " + all};
+    }
+    columns.push_back(Field(c));
+  }
+  return columns;
+}
+
 class Printer {
  public:
   explicit Printer(const Options& o) : o_(o) {}
@@ -398,19 +421,7 @@ int Run(const std::string& verb, Options& o, Args& x) {
     return kOk;
   }
   if (verb == "list_queues") {
-    static const std::vector<std::string> kKnown = {"name", "messages", "messages_ready", "messages_unacknowledged",
-                                                     "consumers", "durable", "auto_delete", "exclusive",
-                                                     "arguments", "state", "type", "vhost"};
-    std::vector<std::string> cols = x.list.empty() ? std::vector<std::string>{"name", "messages"} : x.list;
-    std::vector<Column> columns;
-    for (const auto& c : cols) {
-      if (std::find(kKnown.begin(), kKnown.end(), c) == kKnown.end()) {
-        std::string all;
-        for (const auto& k : kKnown) all += (all.empty() ? "" : ", ") + k;
-        throw Exit{kUsage, "Error:\nInvalid column: " + c + "\nValid columns: " + all};
-      }
-      columns.push_back(Field(c));
-    }
+    const std::vector<Column> columns = PickColumns(x.list, {"name", "messages"}, kQueueColumns);
     out.Banner("Timeout: 60.0 seconds ...");
     out.Banner("Listing queues for vhost " + o.vhost + " ...");
     require_vhost();
@@ -435,8 +446,10 @@ int Run(const std::string& verb, Options& o, Args& x) {
     return kOk;
   }
   if (verb == "list_connections") {
+    const std::vector<Column> columns =
+        PickColumns(x.list, {"name", "user", "peer_host", "peer_port", "state"}, kConnectionColumns);
     out.Banner("Listing connections ...");
-    out.Table(api.GetJson("connections"), {Field("name"), Field("user"), Field("peer_host"), Field("peer_port"), Field("state")});
+    out.Table(api.GetJson("connections"), columns);
     return kOk;
   }
   if (verb == "list_channels") {
@@ -665,7 +678,10 @@ int main(int argc, char** argv) {
   vhost(s);
   s = sub("list_bindings", "list bindings");
   vhost(s);
-  sub("list_connections", "list connections");
+  s = sub("list_connections", "list connections (columns: name user vhost peer_host peer_port host port state "
+                              "protocol channels auth_mechanism ssl timeout frame_max channel_max client_properties "
+                              "user_provided_name)");
+  s->add_option("column", x.list);
   sub("list_channels", "list channels");
   s = sub("list_consumers", "list consumers");
   vhost(s);

@@ -147,27 +147,31 @@ json Api::ConnectionJson(const net::Connection& c) const {
   const PeerInfo p = Peer(c);
   size_t channels = 0;
   for (const auto& ch : c.channels()) channels += ch != nullptr ? 1 : 0;
-  return json{{"name", p.name},
-              {"node", options_.node_name},
-              {"user", c.user_name()},
-              {"vhost", std::string(c.vhost_name())},
-              {"peer_host", p.peer_host},
-              {"peer_port", p.peer_port},
-              {"host", p.host},
-              {"port", p.port},
-              {"channels", channels},
-              {"state", !c.is_open() ? "starting" : c.blocked() ? "blocked" : "running"},
-              {"protocol", std::string(amqp::ProtocolName(c.protocol()))},
-              {"type", "network"},
-              {"auth_mechanism", c.auth_mechanism()},
-              {"ssl", c.is_tls()},
-              {"ssl_protocol", TlsField(c, c.tls_info().protocol)},
-              {"ssl_cipher", TlsField(c, c.tls_info().cipher)},
-              {"peer_cert_subject", TlsField(c, c.tls_info().subject)},
-              {"peer_cert_issuer", TlsField(c, c.tls_info().issuer)},
-              {"timeout", c.heartbeat()},
-              {"frame_max", c.frame_max()},
-              {"channel_max", c.channel_max()}};
+  json out{{"name", p.name},
+           {"node", options_.node_name},
+           {"user", c.user_name()},
+           {"vhost", std::string(c.vhost_name())},
+           {"peer_host", p.peer_host},
+           {"peer_port", p.peer_port},
+           {"host", p.host},
+           {"port", p.port},
+           {"channels", channels},
+           {"state", !c.is_open() ? "starting" : c.blocked() ? "blocked" : "running"},
+           {"protocol", std::string(amqp::ProtocolName(c.protocol()))},
+           {"type", "network"},
+           {"auth_mechanism", c.auth_mechanism()},
+           {"ssl", c.is_tls()},
+           {"ssl_protocol", TlsField(c, c.tls_info().protocol)},
+           {"ssl_cipher", TlsField(c, c.tls_info().cipher)},
+           {"peer_cert_subject", TlsField(c, c.tls_info().subject)},
+           {"peer_cert_issuer", TlsField(c, c.tls_info().issuer)},
+           {"timeout", c.heartbeat()},
+           {"frame_max", c.frame_max()},
+           {"channel_max", c.channel_max()},
+           {"client_properties", broker::FieldTableToJson(c.client_properties())}};
+  // As RabbitMQ: absent, not null, without a connection_name.
+  if (const std::string* name = c.user_provided_name()) out["user_provided_name"] = *name;
+  return out;
 }
 
 json Api::ChannelJson(const net::Connection& c, const net::Channel& ch) const {

@@ -26,13 +26,18 @@ void Api::AddRuntimeRoutes() {
   });
 
   // Connections, channels, consumers
-  On("GET", "connections", [this](Ctx& ctx) {
+  auto list_connections = [this](Ctx& ctx) {
+    if (!ctx.args.empty()) VhostFor(ctx, ctx.args[0]);
     json out = json::array();
     for (const auto& [id, c] : server_.connections()) {
-      if (ConnectionVisible(ctx, *c)) out.push_back(ConnectionJson(*c));
+      if (!ConnectionVisible(ctx, *c)) continue;
+      if (!ctx.args.empty() && c->vhost_name() != ctx.args[0]) continue;
+      out.push_back(ConnectionJson(*c));
     }
     return JsonReply(out);
-  });
+  };
+  On("GET", "connections", list_connections);
+  On("GET", "vhosts/*/connections", list_connections);
   On("GET", "connections/*", [this](Ctx& ctx) {
     for (const auto& [id, c] : server_.connections()) {
       if (c->peer() == ctx.args[0] && ConnectionVisible(ctx, *c)) return JsonReply(ConnectionJson(*c));
