@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include "server/amqp/properties.h"
+#include "server/broker/delayed.h"
 #include "server/broker/vhost.h"
 
 namespace warren::broker {
@@ -175,6 +176,7 @@ void DeadLetterRouter::Flush() {
     auto exchange = vhost_.FindExchange(p.message->exchange());
     if (!exchange) continue;  // no dead-letter exchange (any more): dropped, as RabbitMQ
     vhost_.Route(**exchange, *p.message, targets);
+    for (const Vhost::Held& held : vhost_.route_held()) held.schedule->Add(*p.message, held.delay);
     if (targets.empty()) continue;
     if (p.reason != DeathReason::kRejected) {
       std::optional<FieldTable> headers;

@@ -48,6 +48,8 @@ PublishOutcome Deliver(Broker& broker, Vhost& vhost, const Exchange& exchange, c
                        bool mandatory, std::vector<Queue*>& scratch) {
   PublishOutcome out;
   vhost.Route(exchange, *message, scratch);
+  // Held by x-delayed-message exchanges, it is still unroutable now (the plugin returns it).
+  for (const Vhost::Held& held : vhost.route_held()) out.stored = held.schedule->Add(*message, held.delay) || out.stored;
   out.routed = !scratch.empty();
   if (!out.routed && exchange.name().empty() && message->routing_key().starts_with(kDirectReplyToPrefix)) {
     // A direct reply: straight to the requesting channel, if it is still there.
@@ -89,19 +91,7 @@ PublishOutcome Deliver(Broker& broker, Vhost& vhost, const Exchange& exchange, c
 PublishOutcome Publish(Broker& broker, Vhost& vhost, const Exchange& exchange, const MessageRef& message,
                        bool mandatory, std::vector<Queue*>& scratch) {
   broker.stats().Add(MessageStat::kPublish);
-  DelayedSchedule* delayed = exchange.delayed();
-  if (delayed == nullptr) [[likely]] {
-    return Deliver(broker, vhost, exchange, message, mandatory, scratch);
-  }
-  const std::optional<int64_t> delay = DelayOf(message->raw_properties());
-  if (!delay) return Deliver(broker, vhost, exchange, message, mandatory, scratch);
-  PublishOutcome out;
-  broker.stats().Add(mandatory ? MessageStat::kReturnUnroutable : MessageStat::kDropUnroutable);
-  out.stored = delayed->Add(*message, *delay);
-  Persister* persister = broker.persister();
-  if (out.stored) persister->CountPersistentPublish();
-  out.store_congested = persister != nullptr && persister->congested();
-  return out;
+  return Deliver(broker, vhost, exchange, message, mandatory, scratch);
 }
 
 void PublishDue(Broker& broker, Vhost& vhost, const Exchange& exchange, const MessageRef& message,

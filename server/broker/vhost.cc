@@ -482,6 +482,7 @@ Result<> Vhost::ChangeExchangeBinding(std::string_view destination, std::string_
 
 void Vhost::Route(const Exchange& exchange, const Message& message, std::vector<Queue*>& queues) {
   queues.clear();
+  route_held_.clear();
   if (&exchange == default_exchange_) {
     auto it = queues_.find(message.routing_key());
     if (it != queues_.end()) queues.push_back(it->second.get());
@@ -493,7 +494,17 @@ void Vhost::Route(const Exchange& exchange, const Message& message, std::vector<
   route_exchanges_.clear();
   route_exchanges_.push_back(&exchange);
   exchange.MarkRouted(pass);
+  bool delay_read = false;  // the header is read at the first delayed exchange, once
+  std::optional<int64_t> delay;
   for (size_t i = 0; i < route_exchanges_.size(); ++i) {
+    if (DelayedSchedule* schedule = route_exchanges_[i]->delayed(); schedule != nullptr) [[unlikely]] {
+      if (!delay_read) delay = DelayOf(message.raw_properties());
+      delay_read = true;
+      if (delay) {
+        route_held_.push_back(Held{schedule, *delay});
+        continue;
+      }
+    }
     route_destinations_.clear();
     route_exchanges_[i]->Route(message, route_destinations_);
     if (route_destinations_.empty()) {

@@ -85,8 +85,16 @@ class Vhost {
                           const amqp::FieldTable& arguments);
 
   // Replaces `queues` with every queue `message` published to `exchange` reaches, each once,
-  // following exchange-to-exchange bindings.
+  // following exchange-to-exchange bindings. An x-delayed-message exchange reached (first or
+  // through a binding) by a message with a delay routes it no further now: it is listed in
+  // route_held() for the caller to hold there, as the plugin's route does.
   void Route(const Exchange& exchange, const Message& message, std::vector<Queue*>& queues);
+  struct Held {
+    DelayedSchedule* schedule;
+    int64_t delay;  // ms
+  };
+  // The delayed exchanges the last Route reached, until the next Route.
+  const std::vector<Held>& route_held() const { return route_held_; }
 
   // Deletes a queue whose owner decided it must go (exclusive owner closed, last consumer of an
   // auto-delete queue left).
@@ -136,6 +144,7 @@ class Vhost {
   // Scratch space for Route, reused so routing does not allocate per message.
   std::vector<Destination> route_destinations_;
   std::vector<const Exchange*> route_exchanges_;
+  std::vector<Held> route_held_;
   uint64_t route_pass_ = 0;  // numbers Route's passes, for Queue/Exchange::MarkRouted
 };
 

@@ -151,6 +151,43 @@ def test_bindings_as_they_are_when_due(conn, uniq):
     ch.exchange_delete(x)
 
 
+def test_a_message_reaching_it_through_an_exchange_binding_is_delayed(conn, uniq):
+    ch = conn.channel()
+    x, front, direct_q, delayed_q = uniq("x"), uniq("front"), uniq("direct"), uniq("delayed")
+    declare(ch, x)
+    ch.exchange_declare(front, "fanout", auto_delete=True)
+    ch.exchange_bind(x, front)
+    ch.queue_declare(direct_q, exclusive=True)
+    ch.queue_bind(direct_q, front)
+    ch.queue_declare(delayed_q, exclusive=True)
+    ch.queue_bind(delayed_q, x, "k")
+    t0 = time.monotonic()
+    ch.basic_publish(front, "k", b"m", props(700))
+    _m, _p, body = wutil.get_one(ch, direct_q, timeout=5, auto_ack=True)
+    assert body == b"m"  # the fanout's own queue at once
+    assert ch.basic_get(delayed_q, auto_ack=True)[0] is None  # held by the delayed exchange
+    got = consume_timed(conn, ch, delayed_q, 1)
+    assert got[0][0] - t0 >= 0.65 and got[0][2]["x-delay"] == -700
+    ch.exchange_delete(x)
+
+
+def test_a_dead_lettered_message_is_delayed_by_a_delayed_dead_letter_exchange(conn, uniq):
+    # A retry queue pattern: rejected messages come back after a delay.
+    ch = conn.channel()
+    x, work, retry = uniq("x"), uniq("work"), uniq("retry")
+    declare(ch, x)
+    ch.queue_declare(work, exclusive=True, arguments={"x-dead-letter-exchange": x})
+    ch.queue_declare(retry, exclusive=True)
+    ch.queue_bind(retry, x, work)
+    ch.basic_publish("", work, b"m", props(500))
+    method, _p, _b = wutil.get_one(ch, work, timeout=5)
+    t0 = time.monotonic()
+    ch.basic_reject(method.delivery_tag, requeue=False)
+    got = consume_timed(conn, ch, retry, 1)
+    assert got[0][0] - t0 >= 0.45 and got[0][1] == b"m"
+    ch.exchange_delete(x)
+
+
 def test_order_by_due_time_ties_in_publish_order(conn, uniq):
     ch = conn.channel()
     x, queue = uniq("x"), uniq("q")
