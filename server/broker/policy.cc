@@ -309,14 +309,33 @@ bool PolicyTable::Covers(std::string_view policy_name, std::string_view name, bo
   return it != entries_.end() && Covers(it->second.policy, it->second.pattern, name, queue);
 }
 
-const Policy* PolicyTable::Match(std::string_view name, bool queue) const {
+const Policy* PolicyTable::Match(std::string_view name, std::optional<QueueType> queue_type) const {
   const Policy* best = nullptr;
   // In name order, so the first of equal priority stays.
   for (const auto& [policy_name, entry] : entries_) {
     if (best != nullptr && entry.policy.priority <= best->priority) continue;
-    if (Covers(entry.policy, entry.pattern, name, queue)) best = &entry.policy;
+    if (!Covers(entry.policy, entry.pattern, name, queue_type.has_value())) continue;
+    if (queue_type && !PolicyAppliesTo(*queue_type, entry.policy)) continue;
+    best = &entry.policy;
   }
   return best;
+}
+
+bool PolicyAppliesTo(QueueType type, const Policy& policy) {
+  static constexpr std::array<std::string_view, 9> kNotForQuorum = {
+      "max-priority", "queue-mode", "single-active-consumer", "ha-mode", "ha-params", "ha-sync-mode",
+      "ha-promote-on-shutdown", "ha-promote-on-failure", "queue-master-locator"};
+  static constexpr std::array<std::string_view, 5> kForStreams = {
+      "max-length-bytes", "max-age", "stream-max-segment-size-bytes", "queue-leader-locator", "initial-cluster-size"};
+  for (const auto& [key, value] : policy.definition.entries) {
+    if (type == QueueType::kQuorum && std::find(kNotForQuorum.begin(), kNotForQuorum.end(), key) != kNotForQuorum.end()) {
+      return false;
+    }
+    if (type == QueueType::kStream && std::find(kForStreams.begin(), kForStreams.end(), key) == kForStreams.end()) {
+      return false;
+    }
+  }
+  return true;
 }
 
 amqp::FieldTable EffectivePolicyDefinition(const Policy* policy, const Policy* operator_policy) {

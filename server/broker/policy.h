@@ -90,9 +90,11 @@ class PolicyTable {
   std::vector<Policy> List() const;
   size_t size() const { return entries_.size(); }
   bool empty() const { return entries_.empty(); }
-  // The policy that applies to the queue (or exchange) `name`: the highest priority among those
-  // whose pattern occurs in it and whose apply-to covers it, the lowest name among equals.
-  const Policy* Match(std::string_view name, bool queue) const;
+  // The policy that applies to the queue of `queue_type` (nullopt: the exchange) `name`: the
+  // highest priority among those whose pattern occurs in it, whose apply-to covers it and that
+  // PolicyAppliesTo its type, the lowest name among equals (RabbitMQ's order among equals is its
+  // table's hash order).
+  const Policy* Match(std::string_view name, std::optional<QueueType> queue_type) const;
   // Whether `policy`'s pattern and apply-to cover the object (priority aside).
   static bool Covers(const Policy& policy, const PermissionPattern& pattern, std::string_view name, bool queue);
   bool Covers(std::string_view policy_name, std::string_view name, bool queue) const;
@@ -105,6 +107,11 @@ class PolicyTable {
   PolicyKind kind_;
   std::map<std::string, Entry, std::less<>> entries_;
 };
+
+// RabbitMQ's is_policy_applicable: a quorum queue takes no policy that has a key it cannot use
+// (queue-mode, ha-*, queue-master-locator...), a stream none with a key other than its own
+// (max-length-bytes, max-age, ...); the best of the others applies.
+bool PolicyAppliesTo(QueueType type, const Policy& policy);
 
 // RabbitMQ's effective_policy_definition: the policy's definition with the operator policy's
 // keys merged in (the smaller value where both set one). Either may be null.

@@ -64,14 +64,14 @@ TEST(PolicyTest, HighestPriorityMatchWinsTiesToTheLowestName) {
   ASSERT_TRUE(t.Set(MakePolicy("low", "", Table({{"max-length", int64_t{3}}}), 0)));
   ASSERT_TRUE(t.Set(MakePolicy("ex", "^q", Table({{"alternate-exchange", std::string("ae")}}), 9,
                                PolicyApplyTo::kExchanges)));
-  EXPECT_EQ(t.Match("q1", true)->name, "a");
-  EXPECT_EQ(t.Match("other", true)->name, "low");  // an empty pattern matches everything
-  EXPECT_EQ(t.Match("q1", false)->name, "ex");
+  EXPECT_EQ(t.Match("q1", QueueType::kClassic)->name, "a");
+  EXPECT_EQ(t.Match("other", QueueType::kClassic)->name, "low");  // an empty pattern matches everything
+  EXPECT_EQ(t.Match("q1", std::nullopt)->name, "ex");
   ASSERT_TRUE(t.Set(MakePolicy("low", "", Table({{"max-length", int64_t{3}}}), 5)));
-  EXPECT_EQ(t.Match("q1", true)->name, "low");
+  EXPECT_EQ(t.Match("q1", QueueType::kClassic)->name, "low");
   EXPECT_TRUE(t.Remove("low"));
   EXPECT_FALSE(t.Remove("low"));
-  EXPECT_EQ(t.Match("other", true), nullptr);
+  EXPECT_EQ(t.Match("other", QueueType::kClassic), nullptr);
 }
 
 TEST(PolicyTest, LimitsPatternLengthAndCount) {
@@ -118,6 +118,22 @@ TEST(PolicyTest, EffectiveArgumentsFollowRabbitMQsPrecedence) {
   EXPECT_EQ(quorum.overflow, Overflow::kRejectPublish);  // quorum queues: the policy's strategy
   EXPECT_EQ(EffectiveQueueArguments(QueueType::kClassic, declared, nullptr, nullptr), declared);
   EXPECT_EQ(EffectiveQueueArguments(QueueType::kStream, declared, &policy, &op), declared);
+}
+
+TEST(PolicyTest, QuorumQueuesAndStreamsSkipPoliciesWithKeysTheyCannotUse) {
+  const Policy lazy = MakePolicy("p", ".*", Table({{"max-length", int64_t{2}}, {"queue-mode", std::string("lazy")}}));
+  const Policy stream = MakePolicy("s", ".*", Table({{"max-length-bytes", int64_t{2}}}));
+  EXPECT_TRUE(PolicyAppliesTo(QueueType::kClassic, lazy));
+  EXPECT_FALSE(PolicyAppliesTo(QueueType::kQuorum, lazy));
+  EXPECT_FALSE(PolicyAppliesTo(QueueType::kStream, lazy));
+  EXPECT_TRUE(PolicyAppliesTo(QueueType::kStream, stream));
+  EXPECT_TRUE(PolicyAppliesTo(QueueType::kQuorum, stream));
+  PolicyTable t(PolicyKind::kPolicy);
+  ASSERT_TRUE(t.Set(MakePolicy("high", ".*", lazy.definition, 5)));
+  ASSERT_TRUE(t.Set(MakePolicy("low", ".*", Table({{"max-length", int64_t{3}}}), 1)));
+  EXPECT_EQ(t.Match("q", QueueType::kClassic)->name, "high");
+  EXPECT_EQ(t.Match("q", QueueType::kQuorum)->name, "low");  // as RabbitMQ 3.10 applies it
+  EXPECT_EQ(t.Match("q", QueueType::kStream), nullptr);
 }
 
 TEST(PolicyTest, AlternateExchangeArgumentBeatsPolicy) {

@@ -111,8 +111,8 @@ std::shared_ptr<Queue> Vhost::RestoreQueue(uint64_t id, std::string name, QueueO
 }
 
 void Vhost::ApplyPolicies(Queue& queue) {
-  const Policy* policy = policies_.Match(queue.name(), /*queue=*/true);
-  const Policy* operator_policy = operator_policies_.Match(queue.name(), /*queue=*/true);
+  const Policy* policy = policies_.Match(queue.name(), queue.type());
+  const Policy* operator_policy = operator_policies_.Match(queue.name(), queue.type());
   queue.ApplyPolicies(policy != nullptr ? policy->name : std::string(),
                       operator_policy != nullptr ? operator_policy->name : std::string(),
                       EffectiveQueueArguments(queue.type(), queue.options().arguments, policy, operator_policy));
@@ -120,7 +120,7 @@ void Vhost::ApplyPolicies(Queue& queue) {
 
 void Vhost::ApplyPolicies(Exchange& exchange) {
   if (exchange.name().empty()) return;  // the default exchange routes by queue name only
-  exchange.ApplyPolicy(policies_.Match(exchange.name(), /*queue=*/false));
+  exchange.ApplyPolicy(policies_.Match(exchange.name(), std::nullopt));
 }
 
 void Vhost::ReapplyPolicy(PolicyKind kind, const std::string& name) {

@@ -198,6 +198,19 @@ def test_delivery_limit_from_a_policy(server, ch, uniq, policies):
     ch.queue_delete(name)
 
 
+def test_a_quorum_queue_takes_no_policy_with_a_classic_only_key(server, ch, uniq, policies):
+    # RabbitMQ 3.10's is_policy_applicable: the best match has queue-mode, so the next one applies
+    # (RabbitMQ's API then shows no policy at all; Warren shows the one applied).
+    name = uniq("pol")
+    policies.set(uniq("p"), "^" + name + "$", {"max-length": 2, "queue-mode": "lazy"}, priority=5)
+    policies.set(uniq("p"), "^" + name + "$", {"max-length": 3}, priority=1)
+    ch.queue_declare(name, durable=True, arguments={"x-queue-type": "quorum"})
+    time.sleep(1)
+    publish(ch, name, 5)
+    assert count_after(ch, name, 3) == 3
+    ch.queue_delete(name)
+
+
 BAD = [
     ({"pattern": "^x", "definition": {"foo": 1}},
      "Validation failed\n\n[{&lt;&lt;\"foo\"&gt;&gt;,1}] are not recognised policy settings\n"),
