@@ -76,7 +76,7 @@ constexpr std::array kKeyRules = {
     KeyRule{"ha-params", nullptr, "", false},
     KeyRule{"ha-promote-on-failure", nullptr, "", false},
     KeyRule{"ha-promote-on-shutdown", nullptr, "", false},
-    KeyRule{"ha-sync-batch-size", Positive, "ha-sync-batch-size value", false},
+    KeyRule{"ha-sync-batch-size", nullptr, "", false},
     KeyRule{"ha-sync-mode", nullptr, "", false},
     KeyRule{"initial-cluster-size", NonNegative, "cluster size", false},
     KeyRule{"max-age", AnyString, "max age", false},
@@ -126,6 +126,22 @@ Result<> CheckMirroring(const amqp::FieldTable& d) {
     return Invalid(fmt::format("ha-mode=\"nodes\" takes a list, {} given", given()));
   }
   if (m == "all" && params != nullptr) return Invalid("ha-mode=\"all\" does not take parameters");
+  if (const amqp::FieldValue* v = d.Find("ha-sync-batch-size"); v != nullptr && !Positive(*v)) {
+    return Invalid(fmt::format("ha-sync-batch-size takes an integer greater than 0, {} given", ErlangTerm(*v)));
+  }
+  const struct {
+    std::string_view key, first, second;
+  } kChoices[] = {{"ha-sync-mode", "manual", "automatic"},
+                  {"ha-promote-on-shutdown", "always", "when-synced"},
+                  {"ha-promote-on-failure", "always", "when-synced"}};
+  for (const auto& [key, first, second] : kChoices) {
+    const amqp::FieldValue* v = d.Find(key);
+    if (v == nullptr) continue;
+    const std::string* s = v->AsString();
+    if (s == nullptr || (*s != first && *s != second)) {
+      return Invalid(fmt::format("{} must be \"{}\" or \"{}\", got {}", key, first, second, ErlangTerm(*v)));
+    }
+  }
   return {};
 }
 

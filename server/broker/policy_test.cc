@@ -51,6 +51,9 @@ TEST(PolicyTest, ValidatesAsRabbitMQ) {
             "[{<<\"max-priority\">>,5}] are not recognised policy settings");
   EXPECT_EQ(Text(ValidatePolicyDefinition(PolicyKind::kPolicy, Table({{"ha-mode", std::string("exactly")}}))),
             "ha-mode=\"exactly\" takes an integer, none given");
+  EXPECT_EQ(Text(ValidatePolicyDefinition(PolicyKind::kPolicy, Table({{"ha-mode", std::string("all")},
+                                                                       {"ha-sync-mode", std::string("x")}}))),
+            "ha-sync-mode must be \"manual\" or \"automatic\", got <<\"x\">>");
   // Operator policies take the numeric limits only.
   EXPECT_EQ(Text(ValidatePolicyDefinition(PolicyKind::kOperatorPolicy, Table({{"max-length", int64_t{1}}}))), "ok");
   EXPECT_EQ(Text(ValidatePolicyDefinition(PolicyKind::kOperatorPolicy, Table({{"overflow", std::string("drop-head")}}))),

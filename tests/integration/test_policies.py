@@ -231,6 +231,10 @@ BAD = [
      "Validation failed\n\napply-to 'foo' unrecognised; should be 'queues', 'exchanges' or 'all'\n"),
     ({"pattern": "^x", "definition": {"message-ttl": 5}, "priority": "x"},
      "Validation failed\n\npriority should be a number, actually was &lt;&lt;\"x\"&gt;&gt;\n"),
+    ({"pattern": "^x", "definition": {"ha-mode": "all", "ha-sync-batch-size": 0}},
+     "Validation failed\n\nha-sync-batch-size takes an integer greater than 0, 0 given\n"),
+    ({"pattern": "^x", "definition": {"ha-mode": "all", "ha-promote-on-failure": "x"}},
+     "Validation failed\n\nha-promote-on-failure must be \"always\" or \"when-synced\", got &lt;&lt;\"x\"&gt;&gt;\n"),
     ({"definition": {"message-ttl": 5}}, "[{key_missing,pattern}]"),
     ({"pattern": "^x"}, "[{key_missing,definition}]"),
 ]
