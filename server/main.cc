@@ -269,10 +269,11 @@ int main(int argc, char** argv) {
     spdlog::critical("cannot recover from the data directory '{}': {}", s.data_dir, status.ToString());
     return 1;
   }
-  spdlog::info("recovered {} vhosts, {} users, {} exchanges, {} queues, {} bindings, {} messages in {:.3f} s "
-               "({} paged transient messages and {} transient queues' paged messages discarded, {} orphan bodies removed)",
+  spdlog::info("recovered {} vhosts, {} users, {} exchanges, {} queues, {} bindings, {} messages, {} delayed messages "
+               "in {:.3f} s ({} paged transient messages and {} transient queues' paged messages discarded, {} orphan "
+               "bodies removed)",
                recovered.vhosts, recovered.users, recovered.exchanges, recovered.queues, recovered.bindings,
-               recovered.messages, recovered.seconds, recovered.transient_discarded, recovered.transient_queues_discarded,
+               recovered.messages, recovered.delayed, recovered.seconds, recovered.transient_discarded, recovered.transient_queues_discarded,
                recovered.orphan_bodies_removed);
   if (recovered.quarantined > 0) {
     spdlog::error("{} stored records could not be recovered and were quarantined (see the errors above; "

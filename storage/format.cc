@@ -63,6 +63,16 @@ Status DecodeMessageBody(std::string_view value, MessageView* out, size_t skip =
   return Status::OK();
 }
 
+// The kind byte, be64 `stamp`, then the rest of a message header.
+void EncodeStampedHeader(uint8_t kind, int64_t stamp, const MessageData& m, std::string* out) {
+  const size_t start = out->size();
+  EncodeMessageHeader(kInlineMessage, m, out);
+  (*out)[start] = static_cast<char>(kind);
+  char be[8];
+  PutBigEndian64(be, static_cast<uint64_t>(stamp));
+  out->insert(start + 1, be, sizeof(be));
+}
+
 }  // namespace
 
 const std::string& FamilyName(Family f) {
@@ -178,10 +188,12 @@ void EncodeMessageHeader(ValueKind kind, const MessageData& m, std::string* out)
 }
 
 void EncodeStreamHeader(int64_t timestamp, const MessageData& m, std::string* out) {
-  EncodeMessageHeader(kStreamMessage, m, out);
-  char ts[8];
-  PutBigEndian64(ts, static_cast<uint64_t>(timestamp));
-  out->insert(1, ts, sizeof(ts));
+  EncodeStampedHeader(kStreamMessage, timestamp, m, out);
+}
+
+void EncodeInlineHeader(int64_t expires, const MessageData& m, std::string* out) {
+  if (expires == 0) return EncodeMessageHeader(kInlineMessage, m, out);
+  EncodeStampedHeader(kInlineMessage | kExpiresFlag, expires, m, out);
 }
 
 std::string StreamSegmentKey(uint64_t queue_id, uint64_t first_offset) {
@@ -195,6 +207,37 @@ std::string StreamSegmentKey(uint64_t queue_id, uint64_t first_offset) {
 std::string StreamSegmentRangeEnd(uint64_t queue_id) {
   // Above the queue's largest possible key, below the next queue's first.
   return StreamSegmentKey(queue_id, UINT64_MAX) + '\0';
+}
+
+std::string DelayedExchangePrefix(std::string_view vhost, std::string_view exchange) {
+  std::string key(kDelayedPrefix);
+  AppendComponent(&key, vhost);
+  AppendComponent(&key, exchange);
+  return key;
+}
+
+std::string DelayedRangeEnd(std::string_view prefix) {
+  // Both prefixes end in a byte below 0xff ('/' or a component's terminating 01).
+  std::string end(prefix);
+  ++end.back();
+  return end;
+}
+
+std::string DelayedKey(std::string_view exchange_prefix, uint64_t due_unix_ms, uint64_t seq) {
+  std::string key(exchange_prefix);
+  key.resize(exchange_prefix.size() + kDelayedKeySuffixSize);
+  PutBigEndian64(key.data() + exchange_prefix.size(), due_unix_ms);
+  PutBigEndian64(key.data() + exchange_prefix.size() + 8, seq);
+  return key;
+}
+
+bool DecodeDelayedKey(std::string_view key, std::string_view* exchange_prefix, uint64_t* due_unix_ms, uint64_t* seq) {
+  if (key.size() < kDelayedPrefix.size() + kDelayedKeySuffixSize || !key.starts_with(kDelayedPrefix)) return false;
+  const size_t n = key.size() - kDelayedKeySuffixSize;
+  *exchange_prefix = key.substr(0, n);
+  *due_unix_ms = GetBigEndian64(key.data() + n);
+  *seq = GetBigEndian64(key.data() + n + 8);
+  return true;
 }
 
 bool DecodeStreamSegmentKey(std::string_view key, uint64_t* queue_id, uint64_t* first_offset) {
@@ -226,19 +269,29 @@ Status DecodeStreamSegment(std::string_view value, StreamSegment* out) {
 Status DecodeIndexValue(std::string_view value, MessageView* out) {
   *out = MessageView();
   if (value.empty()) return Status::Corruption("empty message index value");
-  switch (static_cast<uint8_t>(value[0])) {
+  uint8_t kind = static_cast<uint8_t>(value[0]);
+  size_t skip = 1;
+  if (kind & kExpiresFlag) {
+    kind &= ~kExpiresFlag;
+    if (kind != kInlineMessage && kind != kBodyRef) return Status::Corruption("expiry on a message index value of kind " + std::to_string(kind));
+    if (value.size() < 1 + 8) return Status::Corruption("truncated expiry");
+    out->expires = static_cast<int64_t>(GetBigEndian64(value.data() + 1));
+    if (out->expires == 0) return Status::Corruption("expiry 0");
+    skip += 8;
+  }
+  switch (kind) {
     case kInlineMessage:
       out->kind = kInlineMessage;
-      return DecodeMessageBody(value, out);
+      return DecodeMessageBody(value, out, skip);
     case kStreamMessage:
       if (value.size() < 1 + 8) return Status::Corruption("truncated stream entry");
       out->kind = kStreamMessage;
       out->timestamp = static_cast<int64_t>(GetBigEndian64(value.data() + 1));
       return DecodeMessageBody(value, out, 1 + 8);
     case kBodyRef:
-      if (value.size() != 1 + kBodyKeySize) return Status::Corruption("bad body reference size");
+      if (value.size() != skip + kBodyKeySize) return Status::Corruption("bad body reference size");
       out->kind = kBodyRef;
-      out->body_id = GetBigEndian64(value.data() + 1);
+      out->body_id = GetBigEndian64(value.data() + skip);
       if (out->body_id == 0) return Status::Corruption("body reference to body id 0");
       return Status::OK();
     default:
@@ -256,10 +309,12 @@ Status DecodeBodyValue(std::string_view value, MessageView* out) {
   return DecodeMessageBody(value, out);
 }
 
-std::string EncodeBodyRef(uint64_t body_id) {
-  std::string v(1 + kBodyKeySize, '\0');
-  v[0] = static_cast<char>(kBodyRef);
-  PutBigEndian64(v.data() + 1, body_id);
+std::string EncodeBodyRef(uint64_t body_id, int64_t expires) {
+  const size_t skip = expires != 0 ? 1 + 8 : 1;
+  std::string v(skip + kBodyKeySize, '\0');
+  v[0] = static_cast<char>(expires != 0 ? kBodyRef | kExpiresFlag : kBodyRef);
+  if (expires != 0) PutBigEndian64(v.data() + 1, static_cast<uint64_t>(expires));
+  PutBigEndian64(v.data() + skip, body_id);
   return v;
 }
 

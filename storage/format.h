@@ -5,6 +5,8 @@
 //   0 "default"        kMetaKey -> proto::StoreMeta (magic + format version)
 //                      kQuarantinePrefix, u8 family, original key -> quarantined record
 //                      kStreamSegmentPrefix, be64(queue id), be64(first offset) -> stream segment
+//                      kDelayedPrefix, escaped vhost, escaped exchange, be64(due unix ms), be64(seq)
+//                      -> a delayed message (x-delayed-message exchange), as an inline message
 //   1 "definitions"    kind byte + escaped components -> proto::*Record
 //   2 "message_index"  be64(queue id) be64(seq) -> inline message | body reference | stream entry
 //                      (a stream's seq is the message's offset)
@@ -24,6 +26,9 @@
 // concatenating them and read back as a view. Protobuf would force a copy of the body into a
 // std::string on both paths.
 // Body reference (message_index kind 2): u8 kind | be64 body id.
+// A message with a TTL (kinds 1 and 2 with kExpiresFlag set): the kind byte, then be64 unix
+// milliseconds when the TTL ends, then the rest as without the flag. The deadline survives paging
+// and restarts, so a message's TTL counts from its enqueue, not from when it was last read.
 // Stream entry (message_index kind 4): u8 kind | be64 unix milliseconds (when appended) | then
 // as an inline message. The timestamp serves x-stream-offset timestamps and x-max-age.
 // Stream segment: u8 version (1) | be64 end offset (exclusive) | be64 body bytes | be64 first
@@ -45,7 +50,9 @@ namespace warren::storage {
 
 // Bumped when a change could not be read safely by an older Warren. Open refuses a store whose
 // version is newer than this.
-inline constexpr uint32_t kFormatVersion = 1;
+// Version 2: index entries may carry an expiry (kExpiresFlag). Open upgrades a version 1 store
+// by rewriting the marker only.
+inline constexpr uint32_t kFormatVersion = 2;
 inline constexpr std::string_view kMetaKey = "warren.meta";
 inline constexpr std::string_view kMagic = "warren";
 
@@ -113,15 +120,20 @@ enum ValueKind : uint8_t {
   kSharedBody = 3,
   kStreamMessage = 4,
 };
+// Or'ed into kInlineMessage / kBodyRef: a be64 expiry follows the kind byte.
+inline constexpr uint8_t kExpiresFlag = 0x80;
 
 // Appends the header of a message value (everything but the body) to *out.
 void EncodeMessageHeader(ValueKind kind, const MessageData& m, std::string* out);
+// The header of an inline index entry, with an expiry when `expires` (unix ms) is not 0.
+void EncodeInlineHeader(int64_t expires, const MessageData& m, std::string* out);
 
 // A decoded message_index or message_bodies value; views into the value.
 struct MessageView {
   ValueKind kind = kInlineMessage;
   uint64_t body_id = 0;  // kBodyRef only
   int64_t timestamp = 0;  // kStreamMessage only: unix milliseconds
+  int64_t expires = 0;    // kInlineMessage / kBodyRef: unix milliseconds the TTL ends; 0: none
   std::string_view exchange, routing_key, properties, body;
 };
 // Appends the header of a stream entry (kStreamMessage: the timestamp, then as EncodeMessageHeader).
@@ -131,7 +143,8 @@ Status DecodeIndexValue(std::string_view value, MessageView* out);
 // Decodes a message_bodies value (kSharedBody).
 Status DecodeBodyValue(std::string_view value, MessageView* out);
 
-std::string EncodeBodyRef(uint64_t body_id);
+// `expires`: unix milliseconds the message's TTL ends, 0 for none.
+std::string EncodeBodyRef(uint64_t body_id, int64_t expires = 0);
 
 // ---- Quarantine (in the default family) ----
 // A record recovery could not use, moved aside (so it is neither lost nor read again at the next
@@ -159,6 +172,20 @@ std::string StreamSegmentRangeEnd(uint64_t queue_id);
 bool DecodeStreamSegmentKey(std::string_view key, uint64_t* queue_id, uint64_t* first_offset);
 std::string EncodeStreamSegment(const StreamSegment& s);
 Status DecodeStreamSegment(std::string_view value, StreamSegment* out);
+
+// ---- Delayed messages (in the default family) ----
+// An x-delayed-message exchange's pending messages: one contiguous range per exchange (its
+// prefix: kDelayedPrefix and the escaped vhost and exchange names, as definition components),
+// ordered by due time, then by the exchange's publish sequence. The value is an inline message
+// value (kInlineMessage; DecodeIndexValue reads it).
+inline constexpr std::string_view kDelayedPrefix = "delayed/";
+inline constexpr size_t kDelayedKeySuffixSize = 16;
+std::string DelayedExchangePrefix(std::string_view vhost, std::string_view exchange);
+// The smallest key after every key starting with `prefix` (a DelayedExchangePrefix or kDelayedPrefix).
+std::string DelayedRangeEnd(std::string_view prefix);
+std::string DelayedKey(std::string_view exchange_prefix, uint64_t due_unix_ms, uint64_t seq);
+// Splits a delayed key into its exchange prefix and suffix; false when it is too short.
+bool DecodeDelayedKey(std::string_view key, std::string_view* exchange_prefix, uint64_t* due_unix_ms, uint64_t* seq);
 
 struct DeliveryState {
   uint32_t delivery_count = 0;

@@ -1,6 +1,8 @@
 // Key and value encodings.
 #include "storage/format.h"
 
+#include <string>
+
 #include <gtest/gtest.h>
 
 namespace warren::storage {
@@ -31,6 +33,28 @@ TEST(FormatTest, DefinitionKeysAreUnambiguousAndOrdered) {
   std::string k = QueueKey("v", "n");
   EXPECT_GE(k, DefPrefix(DefKind::kQueue));
   EXPECT_LT(k, DefPrefixEnd(DefKind::kQueue));
+}
+
+TEST(FormatTest, DelayedKeysOrderByDueThenSeqWithinTheirExchangesRange) {
+  const std::string a = DelayedExchangePrefix("/", "a");
+  EXPECT_LT(DelayedKey(a, 5, 9), DelayedKey(a, 6, 1));
+  EXPECT_LT(DelayedKey(a, 6, 1), DelayedKey(a, 6, 2));
+  EXPECT_LT(DelayedKey(a, UINT64_MAX, UINT64_MAX), DelayedRangeEnd(a));
+  EXPECT_GE(DelayedKey(a, 0, 0), a);
+  // No other exchange's key falls in a's range: names that extend it or hold 00 bytes.
+  for (std::string_view other : {std::string_view("ab"), std::string_view("a\0", 2), std::string_view("")}) {
+    const std::string k = DelayedKey(DelayedExchangePrefix("/", other), 0, 0);
+    EXPECT_FALSE(k >= a && k < DelayedRangeEnd(a)) << PrintableKey(k);
+  }
+  const std::string k = DelayedKey(DelayedExchangePrefix("vh", "x"), 42, 7);
+  EXPECT_LT(k, DelayedRangeEnd(kDelayedPrefix));
+  std::string_view prefix;
+  uint64_t due = 0, seq = 0;
+  ASSERT_TRUE(DecodeDelayedKey(k, &prefix, &due, &seq));
+  EXPECT_EQ(prefix, DelayedExchangePrefix("vh", "x"));
+  EXPECT_EQ(due, 42u);
+  EXPECT_EQ(seq, 7u);
+  EXPECT_FALSE(DecodeDelayedKey("delayed/short", &prefix, &due, &seq));
 }
 
 TEST(FormatTest, MessageValueRoundTrip) {
@@ -103,6 +127,41 @@ TEST(FormatTest, StreamEntriesAndSegments) {
   EXPECT_LT(StreamSegmentKey(3, UINT64_MAX), StreamSegmentRangeEnd(3));
   EXPECT_LT(StreamSegmentRangeEnd(3), StreamSegmentKey(4, 0));
   EXPECT_LT(StreamSegmentKey(UINT64_MAX, UINT64_MAX), StreamSegmentRangeEnd(UINT64_MAX));
+}
+
+TEST(FormatTest, MessagesWithAnExpiry) {
+  MessageData m{"ex", "rk", "props", "body"};
+  std::string value;
+  EncodeInlineHeader(1700000000123, m, &value);
+  value += m.body;
+  MessageView v;
+  ASSERT_TRUE(DecodeIndexValue(value, &v).ok());
+  EXPECT_EQ(v.kind, kInlineMessage);
+  EXPECT_EQ(v.expires, 1700000000123);
+  EXPECT_EQ(v.exchange, "ex");
+  EXPECT_EQ(v.body, "body");
+  for (size_t n = 0; n < value.size() - m.body.size(); ++n) {
+    EXPECT_TRUE(DecodeIndexValue(value.substr(0, n), &v).IsCorruption()) << n;
+  }
+  std::string plain;
+  EncodeInlineHeader(0, m, &plain);
+  ASSERT_TRUE(DecodeIndexValue(plain, &v).ok());
+  EXPECT_EQ(v.expires, 0);
+  EXPECT_EQ(static_cast<uint8_t>(plain[0]), kInlineMessage);  // version 1's layout when there is no TTL
+
+  ASSERT_TRUE(DecodeIndexValue(EncodeBodyRef(77, 1700000000999), &v).ok());
+  EXPECT_EQ(v.kind, kBodyRef);
+  EXPECT_EQ(v.body_id, 77u);
+  EXPECT_EQ(v.expires, 1700000000999);
+  EXPECT_TRUE(DecodeIndexValue(EncodeBodyRef(77, 5).substr(0, 12), &v).IsCorruption());
+  // The flag only goes with inline messages and body references, and never with expiry 0.
+  std::string stream;
+  EncodeStreamHeader(5, m, &stream);
+  stream[0] = static_cast<char>(kStreamMessage | kExpiresFlag);
+  EXPECT_TRUE(DecodeIndexValue(stream, &v).IsCorruption());
+  std::string zero = EncodeBodyRef(77, 1);
+  zero[8] = '\0';
+  EXPECT_TRUE(DecodeIndexValue(zero, &v).IsCorruption());
 }
 
 TEST(FormatTest, BodyRefAndDeliveryState) {

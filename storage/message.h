@@ -25,6 +25,7 @@ struct StoredMessage {
   std::string properties;
   std::string body;
   int64_t timestamp = 0;  // stream entries: when appended (unix milliseconds); 0 otherwise
+  int64_t expires = 0;    // queue messages with a TTL: when it ends (unix milliseconds); 0: none
   uint32_t delivery_count = 0;  // from the delivery-state record; 0 when there is none
   bool redelivered = false;
 };

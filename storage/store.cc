@@ -166,6 +166,26 @@ Status Store::ListStreamSegments(uint64_t queue_id, std::vector<StreamSegment>* 
   return Status::FromRocksDB(it->status(), "list stream segments");
 }
 
+Status Store::ScanDelayed(std::string_view from, std::string_view end,
+                          const std::function<bool(std::string_view key, const MessageView& message)>& fn) {
+  ScopedSnapshot snap(db_.get(), options_.read_only);
+  rocksdb::Slice lo_s(from.data(), from.size()), hi_s(end.data(), end.size());
+  rocksdb::ReadOptions ro;
+  ro.snapshot = snap.get();
+  ro.iterate_lower_bound = &lo_s;
+  ro.iterate_upper_bound = &hi_s;
+  ro.fill_cache = false;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cf(Family::kMeta)));
+  for (it->Seek(lo_s); it->Valid(); it->Next()) {
+    MessageView v;
+    if (!DecodeIndexValue(ToView(it->value()), &v).ok() || v.kind != kInlineMessage) {
+      return Status::Corruption("delayed message at key '" + PrintableKey(ToView(it->key())) + "' is malformed");
+    }
+    if (!fn(ToView(it->key()), v)) break;
+  }
+  return Status::FromRocksDB(it->status(), "scan delayed messages");
+}
+
 Status Store::ScanQueue(uint64_t queue_id, uint64_t from_seq,
                         const std::function<bool(const StoredMessage&)>& fn) {
   ScopedSnapshot snap(db_.get(), options_.read_only);
@@ -200,6 +220,7 @@ Status Store::ScanQueue(uint64_t queue_id, uint64_t from_seq,
     m.seq = seq;
     m.body_id = v.body_id;
     m.timestamp = v.timestamp;
+    m.expires = v.expires;
     if (v.kind == kBodyRef) {
       body_value.Reset();
       std::string bkey = BodyKey(v.body_id);

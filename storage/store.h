@@ -157,6 +157,12 @@ class Store {
   Status ScanQueue(uint64_t queue_id, uint64_t from_seq,
                    const std::function<bool(const StoredMessage&)>& fn);
 
+  // Visits the delayed messages (format.h) with keys in [from, end), in key order, from one
+  // snapshot; fn gets the key and the decoded value (views valid during the call) and returns
+  // false to stop. A value that does not decode is Corruption.
+  Status ScanDelayed(std::string_view from, std::string_view end,
+                     const std::function<bool(std::string_view key, const MessageView& message)>& fn);
+
   // A stream's segment records, in offset order (format.h). A record that does not decode is
   // Corruption.
   Status ListStreamSegments(uint64_t queue_id, std::vector<StreamSegment>* out);
@@ -226,6 +232,7 @@ class Store {
   explicit Store(const StoreOptions& options);
   Status OpenDB();  // defined in store_open.cc
   Status CheckOrWriteMeta();
+  Status WriteMeta(const proto::StoreMeta& meta);  // synced
   Status AllFamiliesEmpty(bool* empty);
   rocksdb::ColumnFamilyHandle* cf(Family f) const { return handles_[static_cast<uint32_t>(f)]; }
   template <typename Record>

@@ -347,7 +347,12 @@ Status Store::CheckOrWriteMeta() {
   if (g.ok()) {
     proto::StoreMeta meta;
     if (!meta.ParseFromString(value)) return Status::Corruption(dir + ": store marker does not parse" + kKeepACopy);
-    return CheckMeta(meta, dir, &format_version_);
+    if (Status s = CheckMeta(meta, dir, &format_version_); !s.ok()) return s;
+    if (format_version_ == kFormatVersion || options_.read_only) return Status::OK();
+    // Every older format reads as the current one: the upgrade is the marker, so that an older
+    // Warren refuses records it could not read instead of misreading them.
+    meta.set_format_version(kFormatVersion);
+    return WriteMeta(meta);
   }
   if (!g.IsNotFound()) return Status::FromRocksDB(g, "read store marker in " + dir);
 
@@ -365,12 +370,16 @@ Status Store::CheckOrWriteMeta() {
   meta.set_magic(std::string(kMagic));
   meta.set_format_version(kFormatVersion);
   meta.set_created_by("warren");
+  return WriteMeta(meta);
+}
+
+Status Store::WriteMeta(const proto::StoreMeta& meta) {
   rocksdb::WriteOptions wo;
   wo.sync = true;
   rocksdb::Status p = db_->Put(wo, cf(Family::kMeta), rocksdb::Slice(kMetaKey.data(), kMetaKey.size()),
                                meta.SerializeAsString());
-  if (!p.ok()) return Status::FromRocksDB(p, "write store marker in " + dir);
-  format_version_ = kFormatVersion;
+  if (!p.ok()) return Status::FromRocksDB(p, "write store marker in " + options_.dir);
+  format_version_ = meta.format_version();
   return Status::OK();
 }
 

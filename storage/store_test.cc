@@ -317,6 +317,49 @@ TEST(StoreTest, SubmitWithoutCallbackAndEmptyBatch) {
 
 // ---- Refusals ----
 
+TEST(StoreOpenTest, UpgradesAVersion1StoreByItsMarker) {
+  TempDir dir;
+  {
+    auto store = OpenOrDie(dir.path());
+    proto::StoreMeta meta;
+    meta.set_magic("warren");
+    meta.set_format_version(1);
+    WriteBatch b;
+    b.PutRaw(Family::kMeta, kMetaKey, meta.SerializeAsString());
+    b.PutMessage(1, 1, Msg("from version 1"));
+    ASSERT_TRUE(store->Write(std::move(b)).ok());
+  }
+  StoreOptions ro;
+  ro.dir = dir.path();
+  ro.read_only = true;
+  EXPECT_EQ(OpenOrDie(ro)->format_version(), 1u);  // a reader changes nothing
+  auto store = OpenOrDie(dir.path());
+  EXPECT_EQ(store->format_version(), kFormatVersion);
+  store.reset();
+  EXPECT_EQ(OpenOrDie(ro)->format_version(), kFormatVersion);
+  auto reopened = OpenOrDie(dir.path());
+  auto msgs = ScanAll(reopened.get(), 1);
+  ASSERT_EQ(msgs.size(), 1u);
+  EXPECT_EQ(msgs[0].body, "from version 1");
+}
+
+TEST(StoreTest, ExpiryIsReadBackWithTheMessage) {
+  TempDir dir;
+  auto store = OpenOrDie(dir.path());
+  WriteBatch b;
+  b.PutMessage(1, 1, Msg("inline"), 1700000000001);
+  b.PutBody(9, Msg("shared"));
+  b.PutMessageRef(1, 2, 9, 1700000000002);
+  b.PutMessage(1, 3, Msg("no ttl"));
+  ASSERT_TRUE(store->Write(std::move(b)).ok());
+  auto msgs = ScanAll(store.get(), 1);
+  ASSERT_EQ(msgs.size(), 3u);
+  EXPECT_EQ(msgs[0].expires, 1700000000001);
+  EXPECT_EQ(msgs[1].expires, 1700000000002);
+  EXPECT_EQ(msgs[1].body, "shared");
+  EXPECT_EQ(msgs[2].expires, 0);
+}
+
 TEST(StoreOpenTest, RefusesNewerFormatVersion) {
   TempDir dir;
   {

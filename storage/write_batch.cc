@@ -98,13 +98,32 @@ void WriteBatch::DeleteQueueMessages(uint64_t queue_id) {
 }
 
 void WriteBatch::PutStreamMessage(uint64_t queue_id, uint64_t offset, int64_t timestamp, const MessageData& m) {
-  char key[kMessageKeySize];
-  EncodeMessageKey(queue_id, offset, key);
   scratch_.clear();
   EncodeStreamHeader(timestamp, m, &scratch_);
+  PutIndexEntry(queue_id, offset, m.body);
+}
+
+void WriteBatch::PutIndexEntry(uint64_t queue_id, uint64_t seq, std::string_view body) {
+  char key[kMessageKeySize];
+  EncodeMessageKey(queue_id, seq, key);
+  // [header][body] from two slices: the body is copied once, into the batch.
   rocksdb::Slice key_part(key, sizeof(key));
-  rocksdb::Slice value_parts[2] = {ToSlice(scratch_), ToSlice(m.body)};
+  rocksdb::Slice value_parts[2] = {ToSlice(scratch_), ToSlice(body)};
   rep_.Put(Handle(Family::kIndex), rocksdb::SliceParts(&key_part, 1), rocksdb::SliceParts(value_parts, 2));
+}
+
+void WriteBatch::PutDelayed(std::string_view key, const MessageData& m) {
+  scratch_.clear();
+  EncodeMessageHeader(kInlineMessage, m, &scratch_);
+  rocksdb::Slice key_part = ToSlice(key);
+  rocksdb::Slice value_parts[2] = {ToSlice(scratch_), ToSlice(m.body)};
+  rep_.Put(Handle(Family::kMeta), rocksdb::SliceParts(&key_part, 1), rocksdb::SliceParts(value_parts, 2));
+}
+
+void WriteBatch::DeleteDelayed(std::string_view key) { rep_.Delete(Handle(Family::kMeta), ToSlice(key)); }
+
+void WriteBatch::DeleteDelayedRange(std::string_view exchange_prefix) {
+  rep_.DeleteRange(Handle(Family::kMeta), ToSlice(exchange_prefix), DelayedRangeEnd(exchange_prefix));
 }
 
 void WriteBatch::PutStreamSegment(uint64_t queue_id, const StreamSegment& segment) {
@@ -127,16 +146,10 @@ void WriteBatch::DeleteBinding(const proto::BindingRecord& r) {
                          r.routing_key(), r.arguments()));
 }
 
-void WriteBatch::PutMessage(uint64_t queue_id, uint64_t seq, const MessageData& m) {
-  char key[kMessageKeySize];
-  EncodeMessageKey(queue_id, seq, key);
+void WriteBatch::PutMessage(uint64_t queue_id, uint64_t seq, const MessageData& m, int64_t expires) {
   scratch_.clear();
-  EncodeMessageHeader(kInlineMessage, m, &scratch_);
-  // [header][body] from two slices: the body is copied once, into the batch.
-  rocksdb::Slice key_part(key, sizeof(key));
-  rocksdb::Slice value_parts[2] = {ToSlice(scratch_), ToSlice(m.body)};
-  rep_.Put(Handle(Family::kIndex), rocksdb::SliceParts(&key_part, 1),
-           rocksdb::SliceParts(value_parts, 2));
+  EncodeInlineHeader(expires, m, &scratch_);
+  PutIndexEntry(queue_id, seq, m.body);
 }
 
 void WriteBatch::PutBody(uint64_t body_id, const MessageData& m) {
@@ -151,10 +164,10 @@ void WriteBatch::PutBody(uint64_t body_id, const MessageData& m) {
            rocksdb::SliceParts(value_parts, 2));
 }
 
-void WriteBatch::PutMessageRef(uint64_t queue_id, uint64_t seq, uint64_t body_id) {
+void WriteBatch::PutMessageRef(uint64_t queue_id, uint64_t seq, uint64_t body_id, int64_t expires) {
   char key[kMessageKeySize];
   EncodeMessageKey(queue_id, seq, key);
-  rep_.Put(Handle(Family::kIndex), rocksdb::Slice(key, sizeof(key)), EncodeBodyRef(body_id));
+  rep_.Put(Handle(Family::kIndex), rocksdb::Slice(key, sizeof(key)), EncodeBodyRef(body_id, expires));
 }
 
 void WriteBatch::DeleteBody(uint64_t body_id) {

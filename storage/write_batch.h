@@ -64,12 +64,13 @@ class WriteBatch {
   // REQUIRES: (queue_id, seq) is written at most once (by PutMessage or PutMessageRef) for the
   // life of the queue: index entries are removed with RocksDB SingleDelete, which lets a put and
   // its delete cancel out in a memtable flush instead of leaving a tombstone on disk.
-  void PutMessage(uint64_t queue_id, uint64_t seq, const MessageData& m);
+  // `expires`: unix milliseconds the message's TTL ends (0: none), kept across paging and restarts.
+  void PutMessage(uint64_t queue_id, uint64_t seq, const MessageData& m, int64_t expires = 0);
   // A body shared by several queues, stored once. REQUIRES: body_id != 0, not reused.
   void PutBody(uint64_t body_id, const MessageData& m);
   // An index entry pointing at a body written by PutBody (in this batch or an earlier one).
-  // Same REQUIRES as PutMessage.
-  void PutMessageRef(uint64_t queue_id, uint64_t seq, uint64_t body_id);
+  // Same REQUIRES and `expires` as PutMessage.
+  void PutMessageRef(uint64_t queue_id, uint64_t seq, uint64_t body_id, int64_t expires = 0);
   // A stream entry at `offset`, appended at `timestamp` (unix milliseconds); see format.h.
   // Same REQUIRES as PutMessage.
   void PutStreamMessage(uint64_t queue_id, uint64_t offset, int64_t timestamp, const MessageData& m);
@@ -77,6 +78,12 @@ class WriteBatch {
   void PutStreamSegment(uint64_t queue_id, const StreamSegment& segment);
   // Retention: deletes a segment's entries (one range tombstone) and its record.
   void DeleteStreamSegment(uint64_t queue_id, const StreamSegment& segment);
+  // A delayed message under `key` (format.h, DelayedKey). DeleteDelayed is a full Delete: an
+  // exchange deleted and declared again may write a key of the old one again.
+  void PutDelayed(std::string_view key, const MessageData& m);
+  void DeleteDelayed(std::string_view key);
+  // Every delayed message of one exchange (its DelayedExchangePrefix): one range tombstone.
+  void DeleteDelayedRange(std::string_view exchange_prefix);
   // Deletes a shared body; the caller does so when its last index entry goes.
   void DeleteBody(uint64_t body_id);
   // Delivery state: a small record written on delivery and on requeue; never rewrites the body.
@@ -109,6 +116,8 @@ class WriteBatch {
  private:
   friend class Store;
   void PutDefinition(const std::string& key, const google::protobuf::MessageLite& record);
+  // An index entry: scratch_ holds its header, `body` follows.
+  void PutIndexEntry(uint64_t queue_id, uint64_t seq, std::string_view body);
 
   rocksdb::WriteBatch rep_;
   std::string scratch_;  // header encoding buffer, reused so a put does not allocate

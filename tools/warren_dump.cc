@@ -260,10 +260,12 @@ int Messages(Store* store, const Args& a) {
   Status s = store->ScanQueue(q->id(), 0, [&](const warren::storage::StoredMessage& m) {
     bool ok = true;
     json props = tools::PropertiesToJson(m.properties, &ok);
-    j.push_back({{"seq", m.seq}, {"body_id", m.body_id}, {"exchange", m.exchange},
-                 {"routing_key", m.routing_key}, {"redelivered", m.redelivered},
-                 {"delivery_count", m.delivery_count}, {"properties", props},
-                 {"body_size", m.body.size()}, {"body", tools::BodyToJson(m.body, a.hex)}});
+    json entry = {{"seq", m.seq}, {"body_id", m.body_id}, {"exchange", m.exchange},
+                  {"routing_key", m.routing_key}, {"redelivered", m.redelivered},
+                  {"delivery_count", m.delivery_count}, {"properties", props},
+                  {"body_size", m.body.size()}, {"body", tools::BodyToJson(m.body, a.hex)}};
+    if (m.expires != 0) entry["expires"] = m.expires;  // unix milliseconds
+    j.push_back(std::move(entry));
     return a.limit == 0 || ++shown < a.limit;
   });
   if (!s.ok()) return Fail(s);
@@ -274,6 +276,7 @@ int Messages(Store* store, const Args& a) {
                                m["routing_key"].get<std::string>(), m["redelivered"].get<bool>(),
                                m["delivery_count"].get<uint32_t>(),
                                m["body_id"].get<uint64_t>() ? fmt::format("  shared body {}", m["body_id"].get<uint64_t>()) : "");
+      if (m.contains("expires")) std::cout << "  expires at unix ms " << m["expires"].get<int64_t>() << "\n";
       std::cout << "  properties " << Compact(m["properties"]) << "\n";
       const json& body = m["body"];
       std::cout << fmt::format("  body ({} bytes, {}): ", m["body_size"].get<uint64_t>(),

@@ -10,6 +10,7 @@
 #include "server/broker/limits.h"
 #include "server/broker/password.h"
 #include "server/broker/persister.h"
+#include "server/broker/publish.h"
 
 namespace warren::broker {
 
@@ -87,6 +88,10 @@ Vhost& Broker::RestoreVhost(std::string name) {
     slot->set_persister(persister_);
     slot->set_timers(timers_);
     slot->set_memory(&memory_);
+    slot->set_due_publisher([this, scratch = std::vector<Queue*>()](Vhost& vhost, const Exchange& exchange,
+                                                                    const MessageRef& message) mutable {
+      PublishDue(*this, vhost, exchange, message, scratch);
+    });
   }
   return *slot;
 }

@@ -154,7 +154,7 @@ Result<amqp::FieldTable> ArgumentsField(const json& entry, std::string_view what
 
 struct ExchangeDef {
   std::string vhost, name;
-  ExchangeType type = ExchangeType::kDirect;
+  std::string type;
   ExchangeOptions options;
 };
 
@@ -256,9 +256,7 @@ Result<DefinitionsSummary> LoadDefinitions(Broker& broker, std::string_view text
         what = fmt::format("{} (exchange '{}' in vhost '{}')", what, def.name, def.vhost);
         auto type = StringField(e, "type", what, true);
         if (!type) return std::unexpected(type.error());
-        auto parsed = ParseExchangeType(*type);
-        if (!parsed) return Invalid(fmt::format("{}: unknown exchange type '{}'", what, *type));
-        def.type = *parsed;
+        def.type = *type;
         for (auto [field, out, fallback] : {std::tuple{"durable", &def.options.durable, true},
                                             std::tuple{"auto_delete", &def.options.auto_delete, false},
                                             std::tuple{"internal", &def.options.internal, false}}) {
@@ -270,6 +268,9 @@ Result<DefinitionsSummary> LoadDefinitions(Broker& broker, std::string_view text
         if (!args) return std::unexpected(args.error());
         if (const amqp::FieldValue* ae = args->Find("alternate-exchange"); ae && !ae->AsString()) {
           return Invalid(what + ": \"alternate-exchange\" must be a string");
+        }
+        if (auto kind = ResolveExchangeType(def.type, *args); !kind) {
+          return Invalid(fmt::format("{}: {}", what, kind.error().text));
         }
         def.options.arguments = std::move(*args);
         exchanges.push_back(std::move(def));
@@ -398,10 +399,10 @@ Result<DefinitionsSummary> LoadDefinitions(Broker& broker, std::string_view text
     auto it = v != nullptr ? v->exchanges().find(e.name) : decltype(v->exchanges().end()){};
     if (v != nullptr && it != v->exchanges().end()) {
       const Exchange& have = *it->second;
-      if (have.type() != e.type || have.options().durable != e.options.durable ||
+      if (have.type_name() != e.type || have.options().durable != e.options.durable ||
           have.options().auto_delete != e.options.auto_delete || have.options().internal != e.options.internal) {
         return Invalid(fmt::format("{}: inequivalent to the existing exchange (type {}, durable {})", what,
-                                   ExchangeTypeName(have.type()), have.options().durable));
+                                   have.type_name(), have.options().durable));
       }
     } else if (e.name.starts_with("amq.")) {
       return Invalid(fmt::format("{}: name contains reserved prefix 'amq.*'", what));
@@ -482,7 +483,7 @@ Result<DefinitionsSummary> LoadDefinitions(Broker& broker, std::string_view text
   for (ExchangeDef& e : exchanges) {
     Vhost* v = broker.FindVhost(e.vhost);
     if (v == nullptr) return Invalid(fmt::format("unknown vhost '{}'", e.vhost));
-    if (auto ok = v->DeclareExchange(e.name, ExchangeTypeName(e.type), false, std::move(e.options)); !ok) {
+    if (auto ok = v->DeclareExchange(e.name, e.type, false, std::move(e.options)); !ok) {
       return std::unexpected(ok.error());
     }
   }
@@ -538,7 +539,7 @@ std::string ExportDefinitions(Broker& broker) {
       if (!ename.starts_with("amq.")) {
         exchanges.push_back(json{{"name", ename},
                                  {"vhost", name},
-                                 {"type", ExchangeTypeName(e->type())},
+                                 {"type", e->type_name()},
                                  {"durable", true},
                                  {"auto_delete", e->options().auto_delete},
                                  {"internal", e->options().internal},

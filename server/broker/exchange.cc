@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "server/amqp/properties.h"
+#include "server/broker/delayed.h"
 #include "server/broker/headers_match.h"
 #include "server/broker/policy.h"
 
@@ -25,6 +26,34 @@ std::string_view ExchangeTypeName(ExchangeType type) {
   }
   return "direct";
 }
+
+Result<ExchangeKind> ResolveExchangeType(std::string_view type, const amqp::FieldTable& arguments) {
+  auto unknown = [](std::string_view t) {
+    return Fail(amqp::reply::kCommandInvalid, "unknown exchange type '" + std::string(t) + "'");
+  };
+  if (type != kDelayedExchangeType) {
+    auto routing = ParseExchangeType(type);
+    if (!routing) return unknown(type);
+    return ExchangeKind{*routing, false};
+  }
+  const amqp::FieldValue* delayed_type = arguments.Find("x-delayed-type");
+  const std::string* name = delayed_type != nullptr ? delayed_type->AsString() : nullptr;
+  if (name == nullptr) {
+    return Fail(amqp::reply::kPreconditionFailed,
+                "Invalid argument, 'x-delayed-type' must be an existing exchange type");
+  }
+  if (*name == kDelayedExchangeType) {
+    return Fail(amqp::reply::kPreconditionFailed,
+                "Invalid argument, 'x-delayed-message' can't be used for 'x-delayed-type'");
+  }
+  auto routing = ParseExchangeType(*name);
+  if (!routing) return unknown(*name);
+  return ExchangeKind{*routing, true};
+}
+
+Exchange::~Exchange() = default;
+
+void Exchange::set_delayed(std::unique_ptr<DelayedSchedule> schedule) { delayed_ = std::move(schedule); }
 
 Exchange::Exchange(std::string name, ExchangeType type, ExchangeOptions options)
     : name_(std::move(name)), type_(type), options_(std::move(options)) {

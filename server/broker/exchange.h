@@ -4,6 +4,8 @@
 //   fanout  - every binding
 //   topic   - binding key pattern with '*' and '#' (a word trie, see topic_trie.h)
 //   headers - binding arguments against the message headers (see headers_match.h)
+// An x-delayed-message exchange routes as its x-delayed-type argument names, but holds each
+// message with a positive x-delay header until it is due (broker/delayed.h).
 // Bindings are indexed by destination and key, so Bind, Unbind and UnbindAll cost O(1) per
 // binding they touch however many bindings the exchange has (50,000 queues on one fanout, or one
 // queue with 50,000 keys, stay cheap to change).
@@ -22,6 +24,7 @@
 #include <vector>
 
 #include "server/amqp/field_table.h"
+#include "server/broker/error.h"
 #include "server/broker/indexed_set.h"
 #include "server/broker/message.h"
 #include "server/broker/topic_trie.h"
@@ -32,6 +35,7 @@ struct Policy;
 
 class Queue;
 class Exchange;
+class DelayedSchedule;
 
 // Where a binding leads: exactly one of the two pointers is set.
 struct Destination {
@@ -57,21 +61,44 @@ enum class ExchangeType { kDirect, kFanout, kTopic, kHeaders };
 std::optional<ExchangeType> ParseExchangeType(std::string_view name);
 std::string_view ExchangeTypeName(ExchangeType type);
 
+inline constexpr std::string_view kDelayedExchangeType = "x-delayed-message";
+
+struct ExchangeKind {
+  ExchangeType routing = ExchangeType::kDirect;
+  bool delayed = false;  // x-delayed-message, routing as its x-delayed-type
+};
+
+// The one check of an exchange type and the arguments that qualify it (every declare path:
+// AMQP, the management API, definitions, recovery). As RabbitMQ and its delayed-message plugin:
+// an unknown type (also as x-delayed-type) is 503 COMMAND_INVALID "unknown exchange type 'T'";
+// x-delayed-message without a string x-delayed-type is 406 "Invalid argument, 'x-delayed-type'
+// must be an existing exchange type", naming itself 406 "Invalid argument, 'x-delayed-message'
+// can't be used for 'x-delayed-type'".
+Result<ExchangeKind> ResolveExchangeType(std::string_view type, const amqp::FieldTable& arguments);
+
 struct ExchangeOptions {
   bool durable = false;
   bool auto_delete = false;
   bool internal = false;
   amqp::FieldTable arguments;
+  bool delayed = false;  // set from ResolveExchangeType
 };
 
 class Exchange {
  public:
   Exchange(std::string name, ExchangeType type, ExchangeOptions options);
+  ~Exchange();
   Exchange(const Exchange&) = delete;
   Exchange& operator=(const Exchange&) = delete;
 
   const std::string& name() const { return name_; }
+  // How it routes (an x-delayed-message exchange: its x-delayed-type).
   ExchangeType type() const { return type_; }
+  // The declared type: "x-delayed-message" or the routing type's name.
+  std::string_view type_name() const { return options_.delayed ? kDelayedExchangeType : ExchangeTypeName(type_); }
+  // The pending messages of an x-delayed-message exchange (null for the others).
+  DelayedSchedule* delayed() const { return delayed_.get(); }
+  void set_delayed(std::unique_ptr<DelayedSchedule> schedule);
   const ExchangeOptions& options() const { return options_; }
   // In the order they were made.
   const std::list<Binding>& bindings() const { return bindings_; }
@@ -125,6 +152,7 @@ class Exchange {
   std::unordered_map<std::string, IndexedSet<Destination, DestinationHash>, StringHash, std::equal_to<>> direct_;
   TopicTrie<Destination, DestinationHash> topic_;
   mutable uint64_t route_pass_ = 0;
+  std::unique_ptr<DelayedSchedule> delayed_;
 };
 
 }  // namespace warren::broker

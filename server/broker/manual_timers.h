@@ -17,7 +17,13 @@ class ManualTimers final : public TimerService {
 
   MonoMillis Now() const override { return now_; }
   int64_t UnixSeconds() const override { return unix_seconds_; }
-  void set_unix_seconds(int64_t s) { unix_seconds_ = s; }
+  // Milliseconds move with the monotonic clock from the last set_unix_seconds (seconds stay put,
+  // so x-death times are fixed).
+  int64_t UnixMillis() const override { return unix_seconds_ * 1000 + (now_ - unix_set_at_); }
+  void set_unix_seconds(int64_t s) {
+    unix_seconds_ = s;
+    unix_set_at_ = now_;
+  }
 
   std::unique_ptr<Timer> NewTimer(std::function<void()> callback) override {
     auto slot = std::make_shared<Slot>();
@@ -81,6 +87,7 @@ class ManualTimers final : public TimerService {
 
   MonoMillis now_;
   int64_t unix_seconds_ = 1700000000;
+  MonoMillis unix_set_at_ = now_;  // where the clock stood at the last set_unix_seconds
   std::vector<std::weak_ptr<Slot>> slots_;
   std::vector<std::function<void()>> posted_;
 };

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include "server/broker/broker.h"
+#include "server/broker/manual_timers.h"
 #include "server/broker/persister.h"
 #include "server/broker/queue.h"
 #include "server/broker/recovery.h"
@@ -91,6 +92,71 @@ TEST(PagingTest, RecoveryDropsThePagedMessagesOfQueuesThatWereNotDurable) {
   EXPECT_EQ(run.stats.transient_queues_discarded, 1u);
   EXPECT_TRUE(storage::testing::ScanAll(run.store.get(), transient_id).empty());
   EXPECT_GT(run.persister.NextQueueId(), transient_id);  // never reused
+}
+
+// A broker on the store in `dir` whose clock the test moves, with a 4-message memory window.
+struct TtlRun {
+  explicit TtlRun(const std::string& dir) : run(dir, &timers) { run.persister.set_memory_window(4); }
+  // A durable queue with x-message-ttl 1000 and `n` persistent messages.
+  Queue& DeclareWithMessages(int n) {
+    QueueOptions options{.durable = true, .arguments = amqp::FieldTable{{{"x-message-ttl", amqp::FieldValue(int32_t{1000})}}}};
+    auto declared = run.broker.FindVhost("/")->DeclareQueue("q", false, std::move(options), 1);
+    EXPECT_TRUE(declared);
+    for (int i = 0; i < n; ++i) declared->queue->Enqueue(Body(run.broker, 100, 'p', /*persistent=*/true));
+    return *declared->queue;
+  }
+
+  ManualTimers timers;
+  testing::BrokerRun run;
+};
+
+// The TTL counts from the enqueue: reading a message back from the store does not restart it.
+TEST(PagingTest, PagedOutMessagesExpireOnTheirOwnDeadline) {
+  storage::testing::TempDir dir;
+  TtlRun t(dir.path());
+  Queue& q = t.DeclareWithMessages(20);
+  t.run.Settle();
+  EXPECT_GT(q.paged_count(), 10u);
+  t.timers.Advance(999);
+  t.run.Settle();
+  EXPECT_EQ(q.ready_count(), 20u);
+  t.timers.Advance(1);
+  t.run.Settle();
+  EXPECT_EQ(q.ready_count(), 0u);
+  EXPECT_EQ(q.paged_count(), 0u);
+  EXPECT_TRUE(storage::testing::ScanAll(t.run.store.get(), q.id()).empty());
+}
+
+TEST(PagingTest, ExpiryGoesOnOnceAPageInThatWaitedForTheStoreCan) {
+  storage::testing::TempDir dir;
+  TtlRun t(dir.path());
+  Queue& q = t.DeclareWithMessages(20);
+  t.timers.Advance(1000);  // the paged tail is not in the store yet: the page-in waits for it
+  EXPECT_GT(q.paged_count(), 10u);
+  t.run.Settle();
+  EXPECT_EQ(q.ready_count(), 0u);
+}
+
+TEST(PagingTest, RecoveredMessagesKeepTheirDeadline) {
+  storage::testing::TempDir dir;
+  {
+    TtlRun t(dir.path());
+    t.DeclareWithMessages(10);
+    t.run.Settle();
+  }
+  // Restarted 600 ms later by the wall clock, on a monotonic clock that starts anew.
+  ManualTimers timers(5000);
+  timers.Advance(600);
+  testing::BrokerRun run(dir.path(), &timers);
+  auto found = run.broker.FindVhost("/")->FindQueue("q", 0);
+  ASSERT_TRUE(found);
+  Queue& q = **found;
+  EXPECT_EQ(q.ready_count(), 10u);
+  timers.Advance(399);
+  EXPECT_EQ(q.ready_count(), 10u);
+  timers.Advance(1);
+  run.Settle();
+  EXPECT_EQ(q.ready_count(), 0u);
 }
 
 TEST(PagingTest, RecoveryReportsProgressPerQueueAndEveryThousandMessages) {

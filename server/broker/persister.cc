@@ -1,5 +1,7 @@
 #include "server/broker/persister.h"
 
+#include <utility>
+
 #include <spdlog/spdlog.h>
 
 namespace warren::broker {
@@ -51,16 +53,25 @@ void Persister::Commit() {
   storage::WriteBatch batch = std::move(batch_);
   batch_ = storage::WriteBatch();
   batch.set_sync(true);
-  store_->Submit(std::move(batch), [this, ticket, post = post_](const storage::Status& status) {
+  store_->Submit(std::move(batch), [this, ticket, post = post_, store = store_,
+                                    reads = std::exchange(reads_, {})](const storage::Status& status) mutable {
     std::string error;
     if (!status.ok()) {
       error = status.ToString();
       spdlog::error("store write failed: {}", error);
     }
-    post([this, ticket, error = std::move(error), resumable = status.ok() || status.IsNoSpace()] {
+    for (Read& r : reads) r.read(*store);
+    post([this, ticket, error = std::move(error), resumable = status.ok() || status.IsNoSpace(),
+          reads = std::move(reads)] {
       OnBatchDone(ticket, error, resumable);
+      for (const Read& r : reads) r.done();
     });
   });
+}
+
+void Persister::ReadAfterWrites(std::function<void(storage::Store&)> read, std::function<void()> done) {
+  batch();  // a commit is coming, and the read rides on it
+  reads_.push_back(Read{std::move(read), std::move(done)});
 }
 
 void Persister::PausePublisher(std::weak_ptr<PublisherFlow> publisher) {

@@ -87,6 +87,11 @@ class Persister {
   void WaitForDurable(std::weak_ptr<DurabilityListener> listener);
   // Submits the open batch now (normally done at the end of the turn).
   void Commit();
+  // A read off the broker thread that sees every write made so far: `read` runs on the store's
+  // writer thread right after the open batch (and so every earlier one) is written, then `done`
+  // on the broker thread. `read` must be short (the next group of writes waits for it).
+  // REQUIRES: enabled().
+  void ReadAfterWrites(std::function<void(storage::Store&)> read, std::function<void()> done);
 
   struct Stats {
     uint64_t batches_submitted = 0;
@@ -103,6 +108,11 @@ class Persister {
   storage::Store* store_;
   Post post_;
   storage::WriteBatch batch_;
+  struct Read {
+    std::function<void(storage::Store&)> read;
+    std::function<void()> done;
+  };
+  std::vector<Read> reads_;  // to run after the open batch
   bool commit_scheduled_ = false;
   uint64_t submitted_ticket_ = 0;
   uint64_t durable_ticket_ = 0;

@@ -6,6 +6,7 @@
 
 #include "server/amqp/properties.h"
 #include "server/broker/broker.h"
+#include "server/broker/delayed.h"
 #include "server/broker/persister.h"
 #include "server/broker/queue_arguments.h"
 #include "server/broker/stream.h"
@@ -41,10 +42,11 @@ Result<> CheckPublishProperties(const Broker& broker, std::string_view user, std
   return {};
 }
 
-PublishOutcome Publish(Broker& broker, Vhost& vhost, const Exchange& exchange, const MessageRef& message,
+namespace {
+
+PublishOutcome Deliver(Broker& broker, Vhost& vhost, const Exchange& exchange, const MessageRef& message,
                        bool mandatory, std::vector<Queue*>& scratch) {
   PublishOutcome out;
-  broker.stats().Add(MessageStat::kPublish);
   vhost.Route(exchange, *message, scratch);
   out.routed = !scratch.empty();
   if (!out.routed && exchange.name().empty() && message->routing_key().starts_with(kDirectReplyToPrefix)) {
@@ -80,6 +82,31 @@ PublishOutcome Publish(Broker& broker, Vhost& vhost, const Exchange& exchange, c
   if (out.stored) persister->CountPersistentPublish();
   out.store_congested = persister != nullptr && persister->congested();
   return out;
+}
+
+}  // namespace
+
+PublishOutcome Publish(Broker& broker, Vhost& vhost, const Exchange& exchange, const MessageRef& message,
+                       bool mandatory, std::vector<Queue*>& scratch) {
+  broker.stats().Add(MessageStat::kPublish);
+  DelayedSchedule* delayed = exchange.delayed();
+  if (delayed == nullptr) [[likely]] {
+    return Deliver(broker, vhost, exchange, message, mandatory, scratch);
+  }
+  const std::optional<int64_t> delay = DelayOf(message->raw_properties());
+  if (!delay) return Deliver(broker, vhost, exchange, message, mandatory, scratch);
+  PublishOutcome out;
+  broker.stats().Add(mandatory ? MessageStat::kReturnUnroutable : MessageStat::kDropUnroutable);
+  out.stored = delayed->Add(*message, *delay);
+  Persister* persister = broker.persister();
+  if (out.stored) persister->CountPersistentPublish();
+  out.store_congested = persister != nullptr && persister->congested();
+  return out;
+}
+
+void PublishDue(Broker& broker, Vhost& vhost, const Exchange& exchange, const MessageRef& message,
+                std::vector<Queue*>& scratch) {
+  Deliver(broker, vhost, exchange, message, false, scratch);
 }
 
 }  // namespace warren::broker

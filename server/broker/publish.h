@@ -49,7 +49,15 @@ struct PublishOutcome {
 // from the default exchange, reject-publish queues, and the store records: one shared body and a
 // reference per durable queue when several durable queues take a persistent message, an inline
 // record in each otherwise. `scratch` is reused between calls so routing does not allocate.
+// To an x-delayed-message exchange, a message with an x-delay (broker/delayed.h) is only stored
+// and held: `stored`, not `routed` (so, as with the plugin, a mandatory one is returned at once
+// with NO_ROUTE, and is still routed when due).
 PublishOutcome Publish(Broker& broker, Vhost& vhost, const Exchange& exchange, const MessageRef& message,
                        bool mandatory, std::vector<Queue*>& scratch);
+
+// A held delayed message is due: routed and enqueued as Publish does (not counted again as a
+// publish, never returned).
+void PublishDue(Broker& broker, Vhost& vhost, const Exchange& exchange, const MessageRef& message,
+                std::vector<Queue*>& scratch);
 
 }  // namespace warren::broker

@@ -63,17 +63,13 @@ bool Queue::Enqueue(MessageRef message) {
     return persister_ != nullptr && persister_->enabled();
   }
   if (features_ == nullptr && message->has_ttl()) [[unlikely]] EnableFeatures();
-  if (features_ != nullptr) [[unlikely]] features_->BeforeEnqueue(*message);  // TTL clock, byte count
+  int64_t expires = 0;
+  if (features_ != nullptr) [[unlikely]] expires = features_->BeforeEnqueue(*message);  // TTL clock, byte count
   const uint64_t seq = next_seq_++;
   if (ShouldPageOut()) {
-    // Transient messages are written too, to be read back; recovery discards them. A shared body
-    // counts references of durable queues only: other queues store the body inline.
+    // Transient messages are written too, to be read back; recovery discards them.
     ever_paged_ = true;
-    if (message->body_id() != 0 && on_disk()) {
-      persister_->batch().PutMessageRef(id_, seq, message->body_id());
-    } else {
-      persister_->batch().PutMessage(id_, seq, DataOf(*message));
-    }
+    WriteMessage(seq, *message, expires);
     if (paged_count_++ == 0) paged_next_seq_ = seq;
     page_ticket_ = persister_->open_ticket();
     Dispatch();
@@ -81,14 +77,8 @@ bool Queue::Enqueue(MessageRef message) {
     return message->persistent();
   }
   const bool store = persister_ != nullptr && persister_->enabled() && on_disk() && message->persistent();
-  if (store) {
-    // Written before Enqueue can deliver (and an auto-ack delete it) so the batch stays ordered.
-    if (message->body_id() != 0) {
-      persister_->batch().PutMessageRef(id_, seq, message->body_id());
-    } else {
-      persister_->batch().PutMessage(id_, seq, DataOf(*message));
-    }
-  }
+  // Written before Enqueue can deliver (and an auto-ack delete it) so the batch stays ordered.
+  if (store) WriteMessage(seq, *message, expires);
   if (features_ != nullptr) [[unlikely]] {
     features_->AddReady(QueuedMessage{std::move(message), seq, 0, false, store});  // TTL, priority order
     Dispatch();
@@ -101,10 +91,20 @@ bool Queue::Enqueue(MessageRef message) {
   return store;
 }
 
-void Queue::Restore(QueuedMessage message) {
+void Queue::WriteMessage(uint64_t seq, const Message& message, int64_t expires) {
+  // A shared body counts references of durable queues only: other queues store the body inline.
+  if (message.body_id() != 0 && on_disk()) {
+    persister_->batch().PutMessageRef(id_, seq, message.body_id(), expires);
+  } else {
+    persister_->batch().PutMessage(id_, seq, DataOf(message), expires);
+  }
+}
+
+void Queue::Restore(QueuedMessage message, int64_t expires) {
   WARREN_DCHECK(message.seq >= next_seq_);
   next_seq_ = std::max(next_seq_, message.seq + 1);
-  if (features_ != nullptr) return features_->Restore(std::move(message));
+  if (features_ == nullptr && message.msg->has_ttl()) [[unlikely]] EnableFeatures();
+  if (features_ != nullptr) return features_->Restore(std::move(message), expires);
   ready_.push_back(std::move(message));
   AddedReady(ready_.back());
 }
@@ -138,7 +138,8 @@ void Queue::MaybePageIn() {
                                        m.redelivered || m.delivery_count > 0 || MayHaveBeenDelivered(m.seq),
                                        true});
         AddedReady(ready_.back());
-        if (features_ != nullptr) features_->OnPagedIn(ready_.back());
+        if (features_ == nullptr && ready_.back().msg->has_ttl()) [[unlikely]] EnableFeatures();
+        if (features_ != nullptr) features_->OnPagedIn(ready_.back(), m.expires);
         paged_next_seq_ = m.seq + 1;
         if (++got < want && memory_bytes_ >= window_bytes) want = got;  // the byte window is full
         return got < want;
@@ -157,6 +158,7 @@ void Queue::OnDurable(uint64_t, bool) {
   page_in_waiting_ = false;
   horizon_waiting_ = false;
   Dispatch();
+  if (features_ != nullptr) features_->ExpireDue();
 }
 
 void Queue::PutHorizon(uint64_t horizon) {

@@ -109,8 +109,9 @@ class Queue : public std::enable_shared_from_this<Queue>, public DurabilityListe
   // Recovery, after the last Restore: new messages get seqs above the old horizon, and `batch`
   // gets this run's first horizon (written before the server takes connections).
   void FinishRecovery(storage::WriteBatch& batch);
-  // Recovery: appends a message read from the store. REQUIRES: seq ascends across calls.
-  void Restore(QueuedMessage message);
+  // Recovery: appends a message read from the store, whose TTL ends at `expires` (unix
+  // milliseconds, as stored; 0: none). REQUIRES: seq ascends across calls.
+  void Restore(QueuedMessage message, int64_t expires = 0);
   // Recovery: the message `seq` stays in the store only (beyond the memory window).
   // REQUIRES: seq ascends across calls and follows every Restore.
   void RestorePaged(uint64_t seq);
@@ -225,6 +226,8 @@ class Queue : public std::enable_shared_from_this<Queue>, public DurabilityListe
   QueueType type_;
   std::deque<QueuedMessage> ready_;  // ascending seq
   void ResumePublishersIfDrained();
+  // Writes the message's index entry (paged out, or persistent in a durable queue).
+  void WriteMessage(uint64_t seq, const Message& message, int64_t expires);
   // Store bookkeeping for a message leaving the queue's hands: delivered, settled, dropped.
   void OnDelivered(const QueuedMessage& m, bool no_ack);
   void Forget(const QueuedMessage& m);

@@ -80,10 +80,19 @@ TimerService& QueueFeatures::timers() const {
   return queue_.vhost_ != nullptr ? queue_.vhost_->timers() : FallbackTimers();
 }
 
-void QueueFeatures::Stamp(QueuedMessage& m, MonoMillis now) const {
+std::optional<uint32_t> QueueFeatures::TtlOf(const Message& m) const {
   std::optional<uint32_t> ttl = args_.message_ttl;
-  if (m.msg->has_ttl() && (!ttl || m.msg->ttl() < *ttl)) ttl = m.msg->ttl();
-  m.expires_at = ttl ? now + *ttl : 0;
+  if (m.has_ttl() && (!ttl || m.ttl() < *ttl)) ttl = m.ttl();
+  return ttl;
+}
+
+void QueueFeatures::Stamp(QueuedMessage& m, MonoMillis now, int64_t expires) const {
+  if (expires != 0) {
+    m.expires_at = now + std::max<int64_t>(0, expires - timers().UnixMillis());
+  } else {
+    const std::optional<uint32_t> ttl = TtlOf(*m.msg);
+    m.expires_at = ttl ? now + *ttl : 0;
+  }
   if (priority_queue()) {
     m.priority = std::min(amqp::PeekPriority(m.msg->raw_properties()).value_or(0), *args_.max_priority);
   }
@@ -115,10 +124,13 @@ void QueueFeatures::Drop(QueuedMessage m, DeathReason reason) {
 
 // -- enqueue --
 
-void QueueFeatures::BeforeEnqueue(const Message& message) {
+int64_t QueueFeatures::BeforeEnqueue(const Message& message) {
   ready_bytes_ += message.body_size();
   if (message.has_ttl()) ttl_ = true;
   pinned_now_ = ttl_ ? Now() : 0;
+  if (!ttl_) return 0;
+  const std::optional<uint32_t> ttl = TtlOf(message);
+  return ttl ? timers().UnixMillis() + *ttl : 0;
 }
 
 void QueueFeatures::AddReady(QueuedMessage message) {
@@ -135,19 +147,19 @@ void QueueFeatures::AfterEnqueue() {
   ArmTtlTimer();
 }
 
-void QueueFeatures::Restore(QueuedMessage message) {
+void QueueFeatures::Restore(QueuedMessage message, int64_t expires) {
   NoteRecovered(message);
-  if (message.msg->has_ttl()) ttl_ = true;
-  Stamp(message, ttl_ ? Now() : 0);  // the store keeps no deadline: the TTL restarts
+  if (message.msg->has_ttl() || expires != 0) ttl_ = true;
+  Stamp(message, ttl_ ? Now() : 0, expires);
   ready_bytes_ += message.msg->body_size();
   Insert(std::move(message));
   ArmTtlTimer();
 }
 
-void QueueFeatures::OnPagedIn(QueuedMessage& message) {
+void QueueFeatures::OnPagedIn(QueuedMessage& message, int64_t expires) {
   NoteRecovered(message);
-  if (message.msg->has_ttl()) ttl_ = true;
-  Stamp(message, ttl_ ? Now() : 0);  // bytes were counted when it was enqueued
+  if (message.msg->has_ttl() || expires != 0) ttl_ = true;
+  Stamp(message, ttl_ ? Now() : 0, expires);  // bytes were counted when it was enqueued
   ArmTtlTimer();
 }
 
@@ -215,7 +227,10 @@ void QueueFeatures::DropExpiredHead() {
 bool QueueFeatures::DropExpired(MonoMillis now, bool inclusive) {
   bool dropped = false;
   auto& ready = queue_.ready_;
-  while (!ready.empty()) {
+  while (true) {
+    // The paged tail may be due too: a queue without consumers must still expire it.
+    if (ready.empty() && queue_.paged_count_ > 0) queue_.MaybePageIn();
+    if (ready.empty()) break;
     const MonoMillis at = ready.front().expires_at;
     if (at == 0 || at > now || (at == now && !inclusive)) break;
     Drop(PopHead(), DeathReason::kExpired);
@@ -235,7 +250,11 @@ void QueueFeatures::ArmTtlTimer() {
 
 void QueueFeatures::OnTtlTimer() {
   ttl_timer_at_ = 0;
-  if (queue_.deleted_) return;
+  ExpireDue();
+}
+
+void QueueFeatures::ExpireDue() {
+  if (queue_.deleted_ || !ttl_) return;
   if (DropExpired(Now(), /*inclusive=*/true)) queue_.ResumePublishersIfDrained();
   ArmTtlTimer();
 }

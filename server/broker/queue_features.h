@@ -1,7 +1,8 @@
 // What RabbitMQ's queue arguments, per-message TTL and consumer priorities add to a Queue:
 //
 //   message TTL     x-message-ttl and the `expiration` property. A message's deadline is fixed
-//                   when it is enqueued (the smaller of the two TTLs); expired messages are dropped
+//                   when it is enqueued (the smaller of the two TTLs) and stored with it, so
+//                   paging and restarts keep it; expired messages are dropped
 //                   (or dead-lettered, reason "expired") only at the head of the queue, as in
 //                   RabbitMQ: lazily when dispatching or on basic.get, and by a timer armed for the
 //                   head's deadline so a queue without consumers expires on time. TTL 0: delivered
@@ -59,14 +60,16 @@ class QueueFeatures {
 
   // ---- hooks called by Queue (queue.cc) ----
   // A message is about to be enqueued: counts its bytes, reads the clock when it has a TTL.
-  void BeforeEnqueue(const Message& message);
+  // Returns when its TTL ends in unix milliseconds (0: none), for the store.
+  int64_t BeforeEnqueue(const Message& message);
   // Adds the new message to the ready list (TTL deadline, priority order).
   void AddReady(QueuedMessage message);
   // After the enqueue dispatched: expires a TTL-0 head, applies drop-head, arms the TTL timer.
   void AfterEnqueue();
-  void Restore(QueuedMessage message);
-  // A message read back from the store (paging): its TTL restarts now.
-  void OnPagedIn(QueuedMessage& message);
+  // A message read back from the store at recovery or by paging; `expires` is its stored TTL end
+  // (unix milliseconds; 0: none stored, so a TTL restarts now).
+  void Restore(QueuedMessage message, int64_t expires);
+  void OnPagedIn(QueuedMessage& message, int64_t expires);
   void Requeue(QueuedMessage message);
   // A delivered message comes back: past the delivery limit it is dead-lettered (or dropped) and
   // leaves the queue instead. True when it did.
@@ -84,6 +87,9 @@ class QueueFeatures {
   bool PickConsumer(Consumer** chosen);
   void OnConsumerAdded(Consumer* consumer);
   void OnConsumerRemoved(Consumer* consumer);
+  // Drops what is due and re-arms the TTL timer: the timer's work, also run when a page-in that
+  // waited for the store can go on.
+  void ExpireDue();
   // Renews the x-expires lease (declare, basic.get, last consumer gone).
   void Touch();
   bool RejectsPublish(const MessageRef& message);
@@ -93,8 +99,11 @@ class QueueFeatures {
  private:
   TimerService& timers() const;
   MonoMillis Now() const { return timers().Now(); }
-  // Sets the TTL deadline (from `now`) and the priority of a message entering the queue.
-  void Stamp(QueuedMessage& m, MonoMillis now) const;
+  // The message's TTL here: the smaller of x-message-ttl and its expiration.
+  std::optional<uint32_t> TtlOf(const Message& m) const;
+  // Sets the TTL deadline (from `now`, or from `expires`, a stored unix-ms end, when not 0) and the
+  // priority of a message entering the queue.
+  void Stamp(QueuedMessage& m, MonoMillis now, int64_t expires = 0) const;
   // Inserts in (priority desc, seq asc) order; for a plain queue that is seq order.
   void Insert(QueuedMessage m);
   QueuedMessage PopHead();
@@ -120,7 +129,6 @@ class QueueFeatures {
   size_t recovered_over_limit_ = 0;  // ready messages read from the store past the delivery limit
   size_t prioritized_consumers_ = 0;  // attached consumers with a non-zero x-priority
   MonoMillis pinned_now_ = 0;         // the current enqueue's clock reading (0: none)
-  MonoMillis enqueue_deadline_ = 0;   // the deadline of the message being enqueued
   MonoMillis ttl_timer_at_ = 0;       // when the TTL timer fires (0: not armed)
   std::unique_ptr<Timer> ttl_timer_;
   std::unique_ptr<Timer> expiry_timer_;

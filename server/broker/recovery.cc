@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <map>
+#include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
@@ -11,6 +12,7 @@
 
 #include "proto/warren.pb.h"
 #include "server/amqp/properties.h"
+#include "server/broker/delayed.h"
 #include "server/broker/password.h"
 #include "server/broker/stream.h"
 
@@ -110,15 +112,17 @@ Status RestoreDefinitions(storage::Store& store, Broker& broker, Quarantine& qua
   if (Status s = store.ListExchanges(&exchanges, &unparsable); !s.ok()) return s;
   for (const auto& x : exchanges) {
     Vhost* vhost = broker.FindVhost(x.vhost());
-    auto type = ParseExchangeType(x.type());
     ExchangeOptions options{.durable = true, .auto_delete = x.auto_delete(), .internal = x.internal(), .arguments = {}};
-    if (vhost == nullptr || !type || !DecodeArguments(x.arguments(), &options.arguments)) {
+    const bool decoded = DecodeArguments(x.arguments(), &options.arguments);
+    auto type = ResolveExchangeType(x.type(), options.arguments);
+    if (vhost == nullptr || !decoded || !type) {
       auto s = quarantine.Definition(storage::ExchangeKey(x.vhost(), x.name()),
                                      fmt::format("exchange record '{}' in vhost '{}' is invalid", x.name(), x.vhost()));
       if (!s.ok()) return s;
       continue;
     }
-    vhost->RestoreExchange(x.name(), *type, std::move(options));
+    options.delayed = type->delayed;
+    vhost->RestoreExchange(x.name(), type->routing, std::move(options));
     ++stats->exchanges;
   }
 
@@ -292,7 +296,8 @@ Status RestoreMessages(storage::Store& store, Broker& broker, const storage::Rec
         msg->set_body_id(m.body_id);
         // Anything that may have been delivered before the restart is flagged redelivered.
         q.Restore(QueuedMessage{std::move(msg), m.seq, m.delivery_count,
-                                m.redelivered || m.delivery_count > 0 || q.MayHaveBeenDelivered(m.seq), true});
+                                m.redelivered || m.delivery_count > 0 || q.MayHaveBeenDelivered(m.seq), true},
+                  m.expires);
         return true;
       });
       if (!s.ok()) return s;
@@ -300,6 +305,42 @@ Status RestoreMessages(storage::Store& store, Broker& broker, const storage::Rec
     }
   }
   if (!writes.empty()) return store.Write(std::move(writes));
+  return Status::OK();
+}
+
+// The pending messages of durable x-delayed-message exchanges: each exchange's first window is
+// loaded, the rest counted. Those of exchanges that no longer exist (not durable, or deleted)
+// are deleted.
+Status RestoreDelayed(storage::Store& store, Broker& broker, RecoveryStats* stats) {
+  std::unordered_map<std::string, DelayedSchedule*> schedules;
+  for (const std::string& vhost_name : broker.VhostNames()) {
+    for (const auto& [name, exchange] : broker.FindVhost(vhost_name)->exchanges()) {
+      if (DelayedSchedule* d = exchange->delayed()) schedules.emplace(d->prefix(), d);
+    }
+  }
+  std::unordered_set<std::string> orphans;
+  const std::string end = storage::DelayedRangeEnd(storage::kDelayedPrefix);
+  Status s = store.ScanDelayed(storage::kDelayedPrefix, end,
+                               [&](std::string_view key, const storage::MessageView& message) {
+                                 std::string_view prefix;
+                                 uint64_t due = 0, seq = 0;
+                                 if (!storage::DecodeDelayedKey(key, &prefix, &due, &seq)) return true;
+                                 auto it = schedules.find(std::string(prefix));
+                                 if (it == schedules.end()) {
+                                   orphans.emplace(prefix);
+                                 } else {
+                                   it->second->Restore(due, seq, message);
+                                   ++stats->delayed;
+                                 }
+                                 return true;
+                               });
+  if (!s.ok()) return s;
+  if (!orphans.empty()) {
+    storage::WriteBatch batch;
+    for (const std::string& prefix : orphans) batch.DeleteDelayedRange(prefix);
+    if (Status w = store.Write(std::move(batch)); !w.ok()) return w;
+  }
+  for (const auto& [prefix, schedule] : schedules) schedule->Start();
   return Status::OK();
 }
 
@@ -336,6 +377,7 @@ Status RecoverBroker(storage::Store& store, Broker& broker, Persister& persister
   for (const auto& [body_id, refs] : info.shared_body_refs) persister.AddBodyRefs(body_id, refs);
   broker.set_persister(&persister);  // before messages: queues consult its memory window
   if (Status s = RestoreMessages(store, broker, info, stats, progress); !s.ok()) return s;
+  if (Status s = RestoreDelayed(store, broker, stats); !s.ok()) return s;
   stats->seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return Status::OK();
 }

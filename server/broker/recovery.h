@@ -25,7 +25,8 @@ struct RecoveryStats {
   uint64_t transient_discarded = 0;  // non-persistent messages that had been paged to disk
   uint64_t orphan_bodies_removed = 0;
   uint64_t quarantined = 0;  // records moved aside (logged), definitions and messages
-  uint64_t transient_queues_discarded = 0;  // queues without a record (not durable) that had paged messages
+  uint64_t transient_queues_discarded = 0;
+  uint64_t delayed = 0;  // pending messages of x-delayed-message exchanges  // queues without a record (not durable) that had paged messages
   double seconds = 0;
 };
 

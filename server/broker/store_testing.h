@@ -69,7 +69,9 @@ inline MessageRef Body(Broker& broker, size_t size, char fill, bool persistent =
 // without SettleStore() is a crash that loses the batch not yet committed (what a kill -9 or a
 // power cut does to writes not yet made).
 struct BrokerRun {
-  explicit BrokerRun(const std::string& dir) : store(storage::testing::OpenOrDie(dir)) {
+  explicit BrokerRun(const std::string& dir, TimerService* timers = nullptr)
+      : store(storage::testing::OpenOrDie(dir)) {
+    if (timers != nullptr) broker.set_timers(timers);
     EXPECT_TRUE(RecoverBroker(*store, broker, persister, {"guest", "guest"}, &stats).ok());
   }
   void Settle() { SettleStore(persister, loop); }

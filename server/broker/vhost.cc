@@ -8,6 +8,7 @@
 #include <openssl/rand.h>
 #include <spdlog/spdlog.h>
 
+#include "server/broker/delayed.h"
 #include "server/broker/headers_match.h"
 #include "server/broker/limits.h"
 #include "server/broker/persister.h"
@@ -182,6 +183,8 @@ bool Vhost::IsDurable(const Destination& d) const {
 }
 
 void Vhost::JournalExchange(const Exchange& exchange, bool add) {
+  // Pending delayed messages go with their exchange (stored even when it is not durable).
+  if (!add && exchange.delayed() != nullptr) exchange.delayed()->DropAll();
   if (persister_ == nullptr || !persister_->enabled() || !exchange.options().durable) return;
   if (!add) {
     persister_->batch().DeleteExchange(name_, exchange.name());
@@ -190,7 +193,7 @@ void Vhost::JournalExchange(const Exchange& exchange, bool add) {
   proto::ExchangeRecord record;
   record.set_vhost(name_);
   record.set_name(exchange.name());
-  record.set_type(std::string(ExchangeTypeName(exchange.type())));
+  record.set_type(std::string(exchange.type_name()));
   record.set_durable(true);
   record.set_auto_delete(exchange.options().auto_delete);
   record.set_internal(exchange.options().internal);
@@ -251,6 +254,7 @@ std::string Vhost::ExchangeLabel(std::string_view name) const {
 Exchange* Vhost::AddExchange(std::string name, ExchangeType type, ExchangeOptions options) {
   auto ex = std::make_unique<Exchange>(name, type, std::move(options));
   Exchange* raw = ex.get();
+  if (raw->options().delayed) raw->set_delayed(std::make_unique<DelayedSchedule>(*this, *raw));
   exchanges_[std::move(name)] = std::move(ex);
   return raw;
 }
@@ -270,8 +274,9 @@ Result<Exchange*> Vhost::DeclareExchange(std::string_view name, std::string_view
     if (it == exchanges_.end()) return Fail(r::kNotFound, "no " + ExchangeLabel(name));
     return it->second.get();
   }
-  auto parsed = ParseExchangeType(type);
-  if (!parsed) return Fail(r::kCommandInvalid, fmt::format("unknown exchange type '{}'", type));
+  auto kind = ResolveExchangeType(type, options.arguments);
+  if (!kind) return std::unexpected(kind.error());
+  options.delayed = kind->delayed;
   if (it == exchanges_.end()) {
     if (HasReservedPrefix(name)) {
       return Fail(r::kAccessRefused,
@@ -281,7 +286,7 @@ Result<Exchange*> Vhost::DeclareExchange(std::string_view name, std::string_view
       return Fail(r::kPreconditionFailed, fmt::format("invalid type '{}' for arg 'alternate-exchange' in {}",
                                                       FieldTypeName(*ae), ExchangeLabel(name)));
     }
-    Exchange* created = AddExchange(std::string(name), *parsed, std::move(options));
+    Exchange* created = AddExchange(std::string(name), kind->routing, std::move(options));
     ApplyPolicies(*created);
     JournalExchange(*created, true);
     return created;
@@ -292,7 +297,7 @@ Result<Exchange*> Vhost::DeclareExchange(std::string_view name, std::string_view
                 fmt::format("inequivalent arg '{}' for {}: received '{}' but current is '{}'", arg,
                             ExchangeLabel(name), got, have));
   };
-  if (ex->type() != *parsed) return inequivalent("type", type, ExchangeTypeName(ex->type()));
+  if (ex->type_name() != type) return inequivalent("type", type, ex->type_name());
   if (ex->options().durable != options.durable)
     return inequivalent("durable", BoolName(options.durable), BoolName(ex->options().durable));
   if (ex->options().auto_delete != options.auto_delete)

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -36,6 +37,7 @@ class Vhost {
   // Durable definitions are journaled through `persister` from now on (null: none). Set after
   // recovery has restored the stored definitions.
   void set_persister(Persister* persister);
+  Persister* persister() const { return persister_; }
   // The clock and timers for TTLs, x-expires and deferred dead-lettering (null: FallbackTimers).
   void set_timers(TimerService* timers) { timers_ = timers; }
   TimerService& timers() const { return timers_ != nullptr ? *timers_ : FallbackTimers(); }
@@ -43,6 +45,12 @@ class Vhost {
   // Where the messages made in this vhost (page-in, dead letters) are counted; null: nowhere.
   void set_memory(MemoryAccount* memory) { memory_ = memory; }
   MemoryAccount* memory() const { return memory_; }
+  // How a delayed message is published when due (the Broker sets broker::PublishDue).
+  using DuePublisher = std::function<void(Vhost&, const Exchange&, const MessageRef&)>;
+  void set_due_publisher(DuePublisher publisher) { due_publisher_ = std::move(publisher); }
+  void PublishDue(const Exchange& exchange, const MessageRef& message) {
+    if (due_publisher_) due_publisher_(*this, exchange, message);
+  }
   // Recovery: recreate stored definitions without journaling them again.
   Exchange* RestoreExchange(std::string name, ExchangeType type, ExchangeOptions options);
   std::shared_ptr<Queue> RestoreQueue(uint64_t id, std::string name, QueueOptions options);
@@ -147,6 +155,7 @@ class Vhost {
   uint64_t next_local_queue_id_ = 1;  // ids of queues when there is no persister (tests)
   TimerService* timers_ = nullptr;
   MemoryAccount* memory_ = nullptr;
+  DuePublisher due_publisher_;
   DeadLetterRouter dead_letters_{*this};
   // Scratch space for Route, reused so routing does not allocate per message.
   std::vector<Destination> route_destinations_;

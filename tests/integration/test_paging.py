@@ -1,6 +1,8 @@
 """Backlogs larger than a durable queue's memory window: the tail lives only in the store and is
 read back in order as consumers drain the queue, across restarts too. The server runs with a
 tiny window so that a few thousand messages exercise paging."""
+import time
+
 import pika
 import pytest
 
@@ -106,3 +108,42 @@ def test_unacked_paged_messages_come_back_redelivered(paging_server):
     again = consume_all(paging_server, "paged-unacked", 300)
     assert [n for n, _ in again] == list(range(300))
     assert all(redelivered for _, redelivered in again)
+
+
+def queue_length(srv, queue):
+    conn = wutil.connect(srv)
+    try:
+        return conn.channel().queue_declare(queue, passive=True).method.message_count
+    finally:
+        conn.close()
+
+
+def test_a_paged_backlog_expires_on_time_without_consumers(paging_server, uniq):
+    # Before deadlines were stored, each page-in restarted the TTL of what it read back: a backlog
+    # of 20 windows took about 20 TTLs to expire.
+    q = uniq("q")
+    conn = wutil.connect(paging_server)
+    conn.channel().queue_declare(q, durable=True, arguments={"x-message-ttl": 3000})
+    conn.close()
+    publish(paging_server, q, range(20 * WINDOW))
+    published = time.monotonic()
+    wutil.wait_until(lambda: queue_length(paging_server, q) == 0, timeout=published + 3 + 5 - time.monotonic(),
+                     what="the whole backlog expired about 3 s after it was published")
+
+
+def test_a_message_ttl_counts_from_its_publish_across_a_kill9(paging_server, uniq):
+    q = uniq("q")
+    conn = wutil.connect(paging_server)
+    conn.channel().queue_declare(q, durable=True, arguments={"x-message-ttl": 8000})
+    conn.close()
+    t0 = time.monotonic()
+    publish(paging_server, q, range(3 * WINDOW))  # in memory and paged
+    published = time.monotonic()
+    time.sleep(4)
+    paging_server.kill9()
+    paging_server.start()
+    if time.monotonic() < t0 + 7.5:
+        assert queue_length(paging_server, q) == 3 * WINDOW  # none due yet
+    # Due 8 s after the publish; had the restart started the TTL again, 8 s after the restart.
+    wutil.wait_until(lambda: queue_length(paging_server, q) == 0, timeout=published + 8 + 2.5 - time.monotonic(),
+                     what="the messages expired 8 s after their publish, not after the restart")

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "server/amqp/protocol.h"
+#include "server/broker/delayed.h"
 #include "server/broker/field_table_json.h"
 #include "server/broker/queue_arguments.h"
 #include "server/http/internal/api.h"
@@ -103,14 +104,16 @@ json Api::QueueJson(const broker::Vhost& vhost, const broker::Queue& q) const {
 json Api::ExchangeJson(const broker::Vhost& vhost, const broker::Exchange& e) const {
   const auto& o = e.options();
   json out{{"name", e.name()},
-              {"vhost", vhost.name()},
-              {"type", std::string(broker::ExchangeTypeName(e.type()))},
-              {"durable", o.durable},
-              {"auto_delete", o.auto_delete},
-              {"internal", o.internal},
-              {"arguments", broker::FieldTableToJson(o.arguments)},
-              {"user_who_performed_action", "rmq-internal"}};
+           {"vhost", vhost.name()},
+           {"type", std::string(e.type_name())},
+           {"durable", o.durable},
+           {"auto_delete", o.auto_delete},
+           {"internal", o.internal},
+           {"arguments", broker::FieldTableToJson(o.arguments)},
+           {"user_who_performed_action", "rmq-internal"}};
   if (!e.policy().empty()) out["policy"] = e.policy();  // RabbitMQ leaves the field out without one
+  // The plugin's exchange info item.
+  if (const broker::DelayedSchedule* d = e.delayed()) out["messages_delayed"] = d->pending();
   return out;
 }
 
