@@ -43,8 +43,8 @@ def policies(server):
         api(server, "DELETE", "%s/%s/%s" % (kind, q(vhost), q(name)))
 
 
-def queue_info(server, name, want=None, timeout=5.0):
-    """GET /api/queues/%2F/name, waiting until `want(info)` (RabbitMQ applies policies lazily)."""
+def queue_info(server, name, want=None, timeout=15.0):
+    """GET /api/queues/%2F/name, waiting until `want(info)` (RabbitMQ reports them with its 5 s stats)."""
     deadline = time.monotonic() + timeout
     while True:
         info = ok(server, "GET", "queues/%2F/" + q(name))
