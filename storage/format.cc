@@ -96,6 +96,9 @@ std::string ExchangeKey(std::string_view vhost, std::string_view name) {
 std::string QueueKey(std::string_view vhost, std::string_view name) {
   return DefKey(DefKind::kQueue, {vhost, name});
 }
+std::string PolicyKey(DefKind kind, std::string_view vhost, std::string_view name) {
+  return DefKey(kind, {vhost, name});
+}
 std::string BindingKey(std::string_view vhost, std::string_view source, std::string_view destination,
                        bool destination_is_exchange, std::string_view routing_key,
                        std::string_view arguments) {

@@ -75,6 +75,8 @@ enum class DefKind : char {
   kExchange = 'e',
   kQueue = 'q',
   kBinding = 'b',
+  kPolicy = 'y',
+  kOperatorPolicy = 'o',
 };
 std::string VhostKey(std::string_view name);
 std::string UserKey(std::string_view name);
@@ -85,6 +87,8 @@ std::string QueueKey(std::string_view vhost, std::string_view name);
 std::string BindingKey(std::string_view vhost, std::string_view source, std::string_view destination,
                        bool destination_is_exchange, std::string_view routing_key,
                        std::string_view arguments);
+// kind: kPolicy or kOperatorPolicy.
+std::string PolicyKey(DefKind kind, std::string_view vhost, std::string_view name);
 // [DefPrefix(kind), DefPrefixEnd(kind)) holds every key of that kind.
 std::string DefPrefix(DefKind kind);
 std::string DefPrefixEnd(DefKind kind);

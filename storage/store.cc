@@ -106,6 +106,11 @@ Status Store::ListBindings(std::vector<proto::BindingRecord>* out, std::vector<Q
   return ListDefinitions(DefKind::kBinding, out, unparsable);
 }
 
+Status Store::ListPolicies(DefKind kind, std::vector<proto::PolicyRecord>* out,
+                           std::vector<QuarantinedRecord>* unparsable) {
+  return ListDefinitions(kind, out, unparsable);
+}
+
 Status Store::Quarantine(Family family, std::string_view key, std::string_view reason) {
   std::string value;
   rocksdb::Status g = db_->Get(rocksdb::ReadOptions(), cf(family), ToSlice(key), &value);

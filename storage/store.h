@@ -131,6 +131,9 @@ class Store {
   Status ListExchanges(std::vector<proto::ExchangeRecord>* out, std::vector<QuarantinedRecord>* unparsable = nullptr);
   Status ListQueues(std::vector<proto::QueueRecord>* out, std::vector<QuarantinedRecord>* unparsable = nullptr);
   Status ListBindings(std::vector<proto::BindingRecord>* out, std::vector<QuarantinedRecord>* unparsable = nullptr);
+  // kind: kPolicy or kOperatorPolicy.
+  Status ListPolicies(DefKind kind, std::vector<proto::PolicyRecord>* out,
+                      std::vector<QuarantinedRecord>* unparsable = nullptr);
 
   // Quarantine: moves the record `key` of `family` aside (format.h), with `reason`, in one
   // synchronous write, so recovery can start without it and nothing is lost. NotFound when there

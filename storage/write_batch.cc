@@ -65,6 +65,12 @@ void WriteBatch::PutTopicPermission(const proto::TopicPermissionRecord& r) {
 void WriteBatch::DeleteTopicPermission(std::string_view user, std::string_view vhost, std::string_view exchange) {
   rep_.Delete(Handle(Family::kDefinitions), TopicPermissionKey(user, vhost, exchange));
 }
+void WriteBatch::PutPolicy(DefKind kind, const proto::PolicyRecord& r) {
+  PutDefinition(PolicyKey(kind, r.vhost(), r.name()), r);
+}
+void WriteBatch::DeletePolicy(DefKind kind, std::string_view vhost, std::string_view name) {
+  rep_.Delete(Handle(Family::kDefinitions), PolicyKey(kind, vhost, name));
+}
 void WriteBatch::PutExchange(const proto::ExchangeRecord& r) {
   PutDefinition(ExchangeKey(r.vhost(), r.name()), r);
 }

@@ -55,6 +55,9 @@ class WriteBatch {
   // Identity: vhost, source, destination and its kind, routing key, arguments bytes.
   void PutBinding(const proto::BindingRecord& r);
   void DeleteBinding(const proto::BindingRecord& r);
+  // kind: kPolicy or kOperatorPolicy.
+  void PutPolicy(DefKind kind, const proto::PolicyRecord& r);
+  void DeletePolicy(DefKind kind, std::string_view vhost, std::string_view name);
 
   // ---- Messages ----
   // A message in one queue, body inlined in its index entry (one key per message).

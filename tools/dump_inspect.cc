@@ -65,6 +65,12 @@ std::string TopicPermissionKeyOf(const proto::TopicPermissionRecord& r) {
 std::string ExchangeKeyOf(const proto::ExchangeRecord& r) {
   return storage::ExchangeKey(r.vhost(), r.name());
 }
+std::string PolicyKeyOf(const proto::PolicyRecord& r) {
+  return storage::PolicyKey(storage::DefKind::kPolicy, r.vhost(), r.name());
+}
+std::string OperatorPolicyKeyOf(const proto::PolicyRecord& r) {
+  return storage::PolicyKey(storage::DefKind::kOperatorPolicy, r.vhost(), r.name());
+}
 std::string QueueKeyOf(const proto::QueueRecord& r) { return storage::QueueKey(r.vhost(), r.name()); }
 std::string BindingKeyOf(const proto::BindingRecord& r) {
   return storage::BindingKey(r.vhost(), r.source(), r.destination(), r.destination_is_exchange(),
@@ -124,6 +130,8 @@ Status LoadDefinitions(storage::Store* store, Definitions* out) {
   if (s = store->ListTopicPermissions(&out->topic_permissions); !s.ok()) return s;
   if (s = store->ListExchanges(&out->exchanges); !s.ok()) return s;
   if (s = store->ListQueues(&out->queues); !s.ok()) return s;
+  if (s = store->ListPolicies(storage::DefKind::kPolicy, &out->policies); !s.ok()) return s;
+  if (s = store->ListPolicies(storage::DefKind::kOperatorPolicy, &out->operator_policies); !s.ok()) return s;
   return store->ListBindings(&out->bindings);
 }
 
@@ -203,6 +211,10 @@ Status Verify(storage::Store* store, VerifyReport* report) {
       case storage::DefKind::kQueue: ParseDefinition(k, v, "queue", QueueKeyOf, &rep, &d.queues); break;
       case storage::DefKind::kBinding:
         ParseDefinition(k, v, "binding", BindingKeyOf, &rep, &d.bindings);
+        break;
+      case storage::DefKind::kPolicy: ParseDefinition(k, v, "policy", PolicyKeyOf, &rep, &d.policies); break;
+      case storage::DefKind::kOperatorPolicy:
+        ParseDefinition(k, v, "operator policy", OperatorPolicyKeyOf, &rep, &d.operator_policies);
         break;
       default:
         rep.Problem("definitions: key '" + storage::PrintableKey(k) + "' has an unknown kind");

@@ -20,6 +20,7 @@ struct Definitions {
   std::vector<proto::ExchangeRecord> exchanges;
   std::vector<proto::QueueRecord> queues;
   std::vector<proto::BindingRecord> bindings;
+  std::vector<proto::PolicyRecord> policies, operator_policies;
 };
 storage::Status LoadDefinitions(storage::Store* store, Definitions* out);
 

@@ -1,5 +1,7 @@
 #include "server/broker/authorize.h"
 
+#include <algorithm>
+
 #include "server/broker/broker.h"
 #include "server/broker/vhost.h"
 
@@ -12,6 +14,11 @@ const std::string* StringArgument(const amqp::FieldTable* arguments, std::string
   if (arguments == nullptr) return nullptr;
   const amqp::FieldValue* v = arguments->Find(key);
   return v == nullptr ? nullptr : v->AsString();
+}
+
+bool HasTag(const Broker& broker, std::string_view user, std::string_view tag) {
+  const User* u = broker.FindUser(user);
+  return u != nullptr && std::find(u->tags.begin(), u->tags.end(), tag) != u->tags.end();
 }
 
 }  // namespace
@@ -67,6 +74,17 @@ Result<> Authorize(const Broker& broker, std::string_view user, const Vhost& vho
     case Operation::kGet:
     case Operation::kPurge:
       return check(AccessKind::kRead, ResourceKind::kQueue, request.name);
+    case Operation::kReadPolicy:
+    case Operation::kChangePolicy:
+      if (HasTag(broker, user, "administrator") ||
+          (HasTag(broker, user, "policymaker") && broker.HasVhostAccess(user, v))) {
+        return {};
+      }
+      return Fail(amqp::reply::kAccessRefused, "User not authorised to access object");
+    case Operation::kReadOperatorPolicy:
+    case Operation::kChangeOperatorPolicy:
+      if (HasTag(broker, user, "administrator")) return {};
+      return Fail(amqp::reply::kAccessRefused, "Not administrator user");
   }
   return Fail(amqp::reply::kAccessRefused, "unknown operation");
 }

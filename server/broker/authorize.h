@@ -15,6 +15,10 @@
 //   basic.publish                    write on the exchange, topic write of the routing key
 //   basic.consume, basic.get,        read on the queue
 //   queue.purge
+//   read or change a policy          the administrator tag, or policymaker and a permission in
+//                                    the vhost ("User not authorised to access object")
+//   read or change an operator       the administrator tag ("Not administrator user")
+//   policy
 //
 // The default exchange ("") is left to the vhost where RabbitMQ refuses it before any permission
 // (declaring, deleting or binding it: "operation not permitted on the default exchange"); it is
@@ -52,6 +56,10 @@ enum class Operation {
   kConsume,
   kGet,
   kPurge,
+  kReadPolicy,
+  kChangePolicy,
+  kReadOperatorPolicy,
+  kChangeOperatorPolicy,
 };
 
 struct AccessRequest {

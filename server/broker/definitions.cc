@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <map>
 #include <utility>
 
 #include <nlohmann/json.hpp>
@@ -191,6 +192,7 @@ Result<DefinitionsSummary> LoadDefinitions(Broker& broker, std::string_view text
   std::vector<ExchangeDef> exchanges;
   std::vector<QueueDef> queues;
   std::vector<BindingDef> bindings;
+  std::vector<Policy> policies;
   for (const auto& [key, value] : doc.items()) {
     if (key == "vhosts") {
       if (!value.is_array()) return Invalid("\"vhosts\" must be an array");
@@ -335,6 +337,21 @@ Result<DefinitionsSummary> LoadDefinitions(Broker& broker, std::string_view text
         def.arguments = std::move(*args);
         bindings.push_back(std::move(def));
       }
+    } else if (key == "policies") {
+      if (!value.is_array()) return Invalid("\"policies\" must be an array");
+      for (size_t i = 0; i < value.size(); ++i) {
+        const json& p = value[i];
+        const std::string what = fmt::format("policies[{}]", i);
+        if (!p.is_object()) return Invalid(what + " must be an object");
+        auto vhost = StringField(p, "vhost", what, true);
+        if (!vhost) return std::unexpected(vhost.error());
+        auto name = StringField(p, "name", what, true);
+        if (!name) return std::unexpected(name.error());
+        auto policy = PolicyFromJson(*vhost, *name, p);
+        if (!policy) return Invalid(fmt::format("{} (policy '{}' in vhost '{}'): {}", what, *name, *vhost,
+                                                policy.error().text));
+        policies.push_back(std::move(*policy));
+      }
     } else if (IsMetadata(key)) {
       // accepted silently
     } else if (value.is_array() && value.empty()) {
@@ -359,6 +376,20 @@ Result<DefinitionsSummary> LoadDefinitions(Broker& broker, std::string_view text
   }
   for (const TopicPermission& p : topic_permissions) {
     if (auto ok = check_grant("topic permission", p.user, p.vhost); !ok) return std::unexpected(ok.error());
+  }
+
+  // Patterns, definitions and the per-vhost limit, against the vhost's policies as they will be.
+  std::map<std::string, PolicyTable, std::less<>> policy_scratch;
+  for (const Policy& p : policies) {
+    const std::string what = fmt::format("policy '{}' in vhost '{}'", p.name, p.vhost);
+    if (!vhost_known(p.vhost)) return Invalid(fmt::format("{}: unknown vhost '{}'", what, p.vhost));
+    auto it = policy_scratch.find(p.vhost);
+    if (it == policy_scratch.end()) {
+      const Vhost* v = broker.FindVhost(p.vhost);
+      it = policy_scratch.emplace(p.vhost, v != nullptr ? v->policies(PolicyKind::kPolicy)
+                                                        : PolicyTable(PolicyKind::kPolicy)).first;
+    }
+    if (auto ok = it->second.Set(p); !ok) return Invalid(fmt::format("{}: {}", what, ok.error().text));
   }
 
   for (const ExchangeDef& e : exchanges) {
@@ -443,6 +474,12 @@ Result<DefinitionsSummary> LoadDefinitions(Broker& broker, std::string_view text
     if (auto set = broker.SetTopicPermission(p); !set) return std::unexpected(set.error());
   }
   summary.topic_permissions = topic_permissions.size();
+  for (Policy& p : policies) {
+    Vhost* v = broker.FindVhost(p.vhost);
+    if (v == nullptr) return Invalid(fmt::format("unknown vhost '{}'", p.vhost));
+    if (auto ok = v->SetPolicy(PolicyKind::kPolicy, std::move(p)); !ok) return std::unexpected(ok.error());
+  }
+  summary.policies = policies.size();
   for (ExchangeDef& e : exchanges) {
     Vhost* v = broker.FindVhost(e.vhost);
     if (v == nullptr) return Invalid(fmt::format("unknown vhost '{}'", e.vhost));
@@ -482,10 +519,13 @@ std::string ExportDefinitions(Broker& broker) {
   json exchanges = json::array();
   json queues = json::array();
   json bindings = json::array();
+  json policies = json::array();
   for (const std::string& name : broker.ListVhosts()) {
     vhosts.push_back(json{{"name", name}, {"limits", json::array()}, {"metadata", {{"description", ""}, {"tags", json::array()}}}});
     Vhost* v = broker.FindVhost(name);
     if (v == nullptr) continue;
+    // As RabbitMQ 3.10: policies, not operator policies.
+    for (const Policy& p : v->policies(PolicyKind::kPolicy).List()) policies.push_back(PolicyToJson(p));
     for (const auto& [qname, q] : v->queues()) {
       if (!q->on_disk()) continue;
       queues.push_back(json{{"name", qname},
@@ -538,7 +578,7 @@ std::string ExportDefinitions(Broker& broker) {
   doc["topic_permissions"] = std::move(topic_permissions);
   doc["parameters"] = json::array();
   doc["global_parameters"] = json::array();
-  doc["policies"] = json::array();
+  doc["policies"] = std::move(policies);
   doc["queues"] = std::move(queues);
   doc["exchanges"] = std::move(exchanges);
   doc["bindings"] = std::move(bindings);

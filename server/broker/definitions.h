@@ -9,9 +9,11 @@
 // vhost, exchange, write, read}], "exchanges" [{name, vhost,
 // type, durable, auto_delete, internal, arguments}], "queues" [{name, vhost, durable,
 // auto_delete, arguments}], "bindings" [{source, vhost, destination, destination_type
-// (queue|exchange), routing_key, arguments}]. Exchanges and queues that already exist are kept
+// (queue|exchange), routing_key, arguments}], "policies" [{vhost, name, pattern, apply-to,
+// definition, priority}] (operator policies are neither exported nor imported, as in RabbitMQ
+// 3.10). Exchanges and queues that already exist are kept
 // (they must be equivalent); bindings are added (idempotent). Metadata (rabbit_version...) and
-// empty sections are accepted silently; other non-empty sections (policies, parameters...) are
+// empty sections are accepted silently; other non-empty sections (parameters...) are
 // not imported and are reported in `ignored`.
 //
 // All or nothing: the whole document is validated (every reference resolved against the broker
@@ -35,6 +37,7 @@ struct DefinitionsSummary {
   size_t exchanges = 0;
   size_t queues = 0;
   size_t bindings = 0;
+  size_t policies = 0;
   std::vector<std::string> ignored;  // top-level sections not imported
 };
 
@@ -44,7 +47,7 @@ Result<DefinitionsSummary> LoadDefinitions(Broker& broker, std::string_view json
 
 // The broker's definitions in RabbitMQ's export format (GET /api/definitions): metadata, users
 // (password_hash, hashing_algorithm, tags), vhosts, permissions, topic_permissions, empty
-// parameters / global_parameters / policies, durable non-exclusive queues, durable exchanges
+// parameters / global_parameters, policies, durable non-exclusive queues, durable exchanges
 // other than the default and amq.*, and bindings between durable ends from non-default
 // exchanges. LoadDefinitions accepts the result.
 std::string ExportDefinitions(Broker& broker);

@@ -5,6 +5,7 @@
 #include "server/amqp/properties.h"
 #include "server/broker/delayed.h"
 #include "server/broker/headers_match.h"
+#include "server/broker/policy.h"
 
 namespace warren::broker {
 
@@ -56,8 +57,12 @@ void Exchange::set_delayed(std::unique_ptr<DelayedSchedule> schedule) { delayed_
 
 Exchange::Exchange(std::string name, ExchangeType type, ExchangeOptions options)
     : name_(std::move(name)), type_(type), options_(std::move(options)) {
-  const amqp::FieldValue* ae = options_.arguments.Find("alternate-exchange");
-  if (ae != nullptr && ae->AsString() != nullptr) alternate_exchange_ = *ae->AsString();
+  ApplyPolicy(nullptr);
+}
+
+void Exchange::ApplyPolicy(const Policy* policy) {
+  policy_ = policy != nullptr ? policy->name : std::string();
+  alternate_exchange_ = EffectiveAlternateExchange(options_.arguments, policy);
 }
 
 bool Exchange::Bind(Binding binding) {

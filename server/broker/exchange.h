@@ -31,6 +31,8 @@
 
 namespace warren::broker {
 
+struct Policy;
+
 class Queue;
 class Exchange;
 class DelayedSchedule;
@@ -102,8 +104,13 @@ class Exchange {
   const std::list<Binding>& bindings() const { return bindings_; }
   // Auto-delete exchanges go when their last binding does, not before their first.
   bool had_bindings() const { return had_bindings_; }
-  // The `alternate-exchange` argument: where messages this exchange cannot route go instead.
+  // Where messages this exchange cannot route go instead: the `alternate-exchange` argument, else
+  // its policy's (EffectiveAlternateExchange).
   const std::string* alternate_exchange() const { return alternate_exchange_ ? &*alternate_exchange_ : nullptr; }
+  // The policy that applies (Vhost::ApplyPolicies); null: none.
+  void ApplyPolicy(const Policy* policy);
+  // The applying policy's name; empty: none.
+  const std::string& policy() const { return policy_; }
 
   // Adds a binding; false when an identical one (destination, key, arguments) exists already.
   bool Bind(Binding binding);
@@ -141,6 +148,7 @@ class Exchange {
   std::unordered_map<Destination, KeyIndex, DestinationHash> by_destination_;
   bool had_bindings_ = false;
   std::optional<std::string> alternate_exchange_;
+  std::string policy_;
   std::unordered_map<std::string, IndexedSet<Destination, DestinationHash>, StringHash, std::equal_to<>> direct_;
   TopicTrie<Destination, DestinationHash> topic_;
   mutable uint64_t route_pass_ = 0;

@@ -193,6 +193,18 @@ class Queue : public std::enable_shared_from_this<Queue>, public DurabilityListe
   void Reject(const QueuedMessage& message);
   // A queue.declare of the existing queue: renews its x-expires lease.
   void Touch();
+  // The arguments the queue behaves by: its declared ones with its policies' keys resolved in
+  // (EffectiveQueueArguments, policy.h). Equal to options().arguments without policies.
+  const amqp::FieldTable& effective_arguments() const {
+    return effective_arguments_ ? *effective_arguments_ : options_.arguments;
+  }
+  // The applying policy and operator policy (empty: none).
+  const std::string& policy() const { return policy_; }
+  const std::string& operator_policy() const { return operator_policy_; }
+  // Vhost::ApplyPolicies: takes the policies' names and the resulting arguments, and applies
+  // them at once (TTL for messages enqueued from now, length limits, dead-lettering, delivery
+  // limit, x-expires). Streams keep their declared arguments.
+  void ApplyPolicies(std::string policy, std::string operator_policy, amqp::FieldTable effective);
   // Vhost::Route's de-duplication mark: true the first time it is called with `pass`.
   bool MarkRouted(uint64_t pass) {
     if (route_pass_ == pass) return false;
@@ -210,6 +222,9 @@ class Queue : public std::enable_shared_from_this<Queue>, public DurabilityListe
   uint64_t id_;
   std::string name_;
   QueueOptions options_;
+  std::optional<amqp::FieldTable> effective_arguments_;  // set only when it differs from options_.arguments
+  std::string policy_;
+  std::string operator_policy_;
   Persister* persister_;
   QueueType type_;
   std::optional<uint64_t> consumer_timeout_;

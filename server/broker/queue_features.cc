@@ -34,6 +34,19 @@ void Queue::Touch() {
   if (features_ != nullptr) features_->Touch();
 }
 
+void Queue::ApplyPolicies(std::string policy, std::string operator_policy, amqp::FieldTable effective) {
+  policy_ = std::move(policy);
+  operator_policy_ = std::move(operator_policy);
+  if (effective == options_.arguments) {
+    effective_arguments_.reset();
+  } else {
+    effective_arguments_ = std::move(effective);
+  }
+  if (stream_ != nullptr || deleted_) return;
+  if (features_ == nullptr && !ParseValidQueueArguments(effective_arguments()).any()) return;
+  EnableFeatures().Reconfigure();
+}
+
 // ---- QueueFeatures ----
 
 namespace {
@@ -46,12 +59,22 @@ bool ReadyBefore(const QueuedMessage& a, const QueuedMessage& b) {
 }  // namespace
 
 QueueFeatures::QueueFeatures(Queue& queue)
-    : queue_(queue), args_(ParseValidQueueArguments(queue.options().arguments)), ttl_(args_.message_ttl.has_value()) {
+    : queue_(queue), args_(ParseValidQueueArguments(queue.effective_arguments())), ttl_(args_.message_ttl.has_value()) {
   for (const QueuedMessage& m : queue_.ready_) ready_bytes_ += m.msg->body_size();
   Touch();
 }
 
 QueueFeatures::~QueueFeatures() = default;
+
+void QueueFeatures::Reconfigure() {
+  args_ = ParseValidQueueArguments(queue_.effective_arguments());
+  if (args_.message_ttl) ttl_ = true;
+  if (!args_.expires && expiry_timer_) expiry_timer_->Cancel();
+  Touch();
+  EnforceLengthLimit();
+  ArmTtlTimer();
+  queue_.ResumePublishersIfDrained();
+}
 
 TimerService& QueueFeatures::timers() const {
   return queue_.vhost_ != nullptr ? queue_.vhost_->timers() : FallbackTimers();

@@ -43,8 +43,10 @@ namespace warren::broker {
 
 class QueueFeatures {
  public:
-  // Parses the queue's (already validated) arguments and starts its x-expires lease.
+  // Parses the queue's (already validated) effective arguments and starts its x-expires lease.
   explicit QueueFeatures(Queue& queue);
+  // The effective arguments changed (a policy): parses them again and applies the new limits now.
+  void Reconfigure();
   QueueFeatures(const QueueFeatures&) = delete;
   QueueFeatures& operator=(const QueueFeatures&) = delete;
   ~QueueFeatures();

@@ -67,6 +67,33 @@ std::string BindingKey(const proto::BindingRecord& b) {
                              b.arguments());
 }
 
+// Before exchanges and queues, so each is restored with the policies that apply to it.
+Status RestorePolicies(storage::Store& store, Broker& broker, Quarantine& quarantine,
+                       std::vector<storage::QuarantinedRecord>* unparsable) {
+  for (const auto& [def, kind] : {std::pair{storage::DefKind::kPolicy, PolicyKind::kPolicy},
+                                 std::pair{storage::DefKind::kOperatorPolicy, PolicyKind::kOperatorPolicy}}) {
+    std::vector<proto::PolicyRecord> records;
+    if (Status s = store.ListPolicies(def, &records, unparsable); !s.ok()) return s;
+    for (const auto& p : records) {
+      Vhost* vhost = broker.FindVhost(p.vhost());
+      Policy policy{p.vhost(), p.name(), p.pattern(), PolicyApplyTo::kAll, p.priority(), {}};
+      const auto apply_to = ParsePolicyApplyTo(p.apply_to());
+      std::string problem;
+      if (vhost == nullptr || !apply_to || !DecodeArguments(p.definition(), &policy.definition)) {
+        problem = "is invalid or names a missing vhost";
+      } else {
+        policy.apply_to = *apply_to;
+        if (auto ok = vhost->RestorePolicy(kind, std::move(policy)); !ok) problem = "is invalid: " + ok.error().text;
+      }
+      if (problem.empty()) continue;
+      auto s = quarantine.Definition(storage::PolicyKey(def, p.vhost(), p.name()),
+                                     fmt::format("policy record '{}' in vhost '{}' {}", p.name(), p.vhost(), problem));
+      if (!s.ok()) return s;
+    }
+  }
+  return Status::OK();
+}
+
 Status RestoreDefinitions(storage::Store& store, Broker& broker, Quarantine& quarantine, RecoveryStats* stats,
                           uint64_t* max_queue_id) {
   std::vector<storage::QuarantinedRecord> unparsable;
@@ -79,6 +106,7 @@ Status RestoreDefinitions(storage::Store& store, Broker& broker, Quarantine& qua
     broker.ForgetVhost("/");
   }
   stats->vhosts = vhosts.size();
+  if (Status s = RestorePolicies(store, broker, quarantine, &unparsable); !s.ok()) return s;
 
   std::vector<proto::ExchangeRecord> exchanges;
   if (Status s = store.ListExchanges(&exchanges, &unparsable); !s.ok()) return s;

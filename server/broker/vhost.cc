@@ -68,6 +68,17 @@ std::string GenerateName(std::string_view prefix) {
   return out;
 }
 
+namespace {
+
+std::string EncodeArguments(const amqp::FieldTable& table) {
+  std::string out;
+  amqp::ByteWriter w(out);
+  amqp::EncodeFieldTable(table, w);
+  return out;
+}
+
+}  // namespace
+
 Vhost::Vhost(std::string name) : name_(std::move(name)) {
   ExchangeOptions durable;
   durable.durable = true;
@@ -87,27 +98,85 @@ void Vhost::set_persister(Persister* persister) {
 Exchange* Vhost::RestoreExchange(std::string name, ExchangeType type, ExchangeOptions options) {
   auto it = exchanges_.find(name);
   if (it != exchanges_.end()) return it->second.get();  // a built-in one
-  return AddExchange(std::move(name), type, std::move(options));
+  Exchange* restored = AddExchange(std::move(name), type, std::move(options));
+  ApplyPolicies(*restored);
+  return restored;
 }
 
 std::shared_ptr<Queue> Vhost::RestoreQueue(uint64_t id, std::string name, QueueOptions options) {
   auto q = std::make_shared<Queue>(id, name, std::move(options), persister_);
   q->set_vhost(this);
-  if (ParseValidQueueArguments(q->options().arguments).any() && q->stream() == nullptr) q->EnableFeatures();
+  ApplyPolicies(*q);
   queues_[std::move(name)] = q;
   return q;
 }
 
-namespace {
-
-std::string EncodeArguments(const amqp::FieldTable& table) {
-  std::string out;
-  amqp::ByteWriter w(out);
-  amqp::EncodeFieldTable(table, w);
-  return out;
+void Vhost::ApplyPolicies(Queue& queue) {
+  const Policy* policy = policies_.Match(queue.name(), queue.type());
+  const Policy* operator_policy = operator_policies_.Match(queue.name(), queue.type());
+  queue.ApplyPolicies(policy != nullptr ? policy->name : std::string(),
+                      operator_policy != nullptr ? operator_policy->name : std::string(),
+                      EffectiveQueueArguments(queue.type(), queue.options().arguments, policy, operator_policy));
 }
 
-}  // namespace
+void Vhost::ApplyPolicies(Exchange& exchange) {
+  if (exchange.name().empty()) return;  // the default exchange routes by queue name only
+  exchange.ApplyPolicy(policies_.Match(exchange.name(), std::nullopt));
+}
+
+void Vhost::ReapplyPolicy(PolicyKind kind, const std::string& name) {
+  const PolicyTable& table = policies(kind);
+  // Only objects the policy covers now, or that had it, can change: one pattern search each,
+  // then a full match for those.
+  for (const auto& [queue_name, q] : queues_) {
+    const std::string& had = kind == PolicyKind::kPolicy ? q->policy() : q->operator_policy();
+    if (had == name || table.Covers(name, queue_name, /*queue=*/true)) ApplyPolicies(*q);
+  }
+  if (kind != PolicyKind::kPolicy) return;
+  for (const auto& [exchange_name, e] : exchanges_) {
+    if (e->policy() == name || table.Covers(name, exchange_name, /*queue=*/false)) ApplyPolicies(*e);
+  }
+}
+
+void Vhost::JournalPolicy(PolicyKind kind, const Policy& policy, bool add) {
+  if (persister_ == nullptr || !persister_->enabled()) return;
+  const storage::DefKind def = kind == PolicyKind::kPolicy ? storage::DefKind::kPolicy : storage::DefKind::kOperatorPolicy;
+  if (!add) {
+    persister_->batch().DeletePolicy(def, name_, policy.name);
+    return;
+  }
+  proto::PolicyRecord record;
+  record.set_vhost(name_);
+  record.set_name(policy.name);
+  record.set_pattern(policy.pattern);
+  record.set_apply_to(std::string(PolicyApplyToName(policy.apply_to)));
+  record.set_priority(policy.priority);
+  record.set_definition(EncodeArguments(policy.definition));
+  persister_->batch().PutPolicy(def, record);
+}
+
+Result<> Vhost::RestorePolicy(PolicyKind kind, Policy policy) {
+  policy.vhost = name_;
+  const std::string name = policy.name;
+  if (auto ok = MutablePolicies(kind).Set(std::move(policy)); !ok) return ok;
+  ReapplyPolicy(kind, name);
+  return {};
+}
+
+Result<> Vhost::SetPolicy(PolicyKind kind, Policy policy) {
+  const Policy journaled = policy;
+  if (auto ok = RestorePolicy(kind, std::move(policy)); !ok) return ok;
+  JournalPolicy(kind, journaled, true);
+  return {};
+}
+
+Result<> Vhost::ClearPolicy(PolicyKind kind, std::string_view name) {
+  std::optional<Policy> removed = MutablePolicies(kind).Remove(name);
+  if (!removed) return Fail(r::kNotFound, fmt::format("no policy '{}' in vhost '{}'", name, name_));
+  JournalPolicy(kind, *removed, false);
+  ReapplyPolicy(kind, removed->name);
+  return {};
+}
 
 bool Vhost::IsDurable(const Destination& d) const {
   return d.queue != nullptr ? d.queue->on_disk() : d.exchange->options().durable;
@@ -218,6 +287,7 @@ Result<Exchange*> Vhost::DeclareExchange(std::string_view name, std::string_view
                                                       FieldTypeName(*ae), ExchangeLabel(name)));
     }
     Exchange* created = AddExchange(std::string(name), kind->routing, std::move(options));
+    ApplyPolicies(*created);
     JournalExchange(*created, true);
     return created;
   }
@@ -287,7 +357,7 @@ Result<QueueDeclareResult> Vhost::DeclareQueue(std::string_view name, bool passi
     const uint64_t id = persister_ != nullptr ? persister_->NextQueueId() : next_local_queue_id_++;
     auto q = std::make_shared<Queue>(id, qname, std::move(options), persister_);
     q->set_vhost(this);
-    if (arguments->any() && q->stream() == nullptr) q->EnableFeatures();
+    ApplyPolicies(*q);
     queues_[qname] = q;
     JournalQueue(*q, true);
     q->StartDeliveryHorizon();
@@ -390,6 +460,10 @@ void Vhost::DeleteAll() {
   }
   default_exchange_ = nullptr;
   exchanges_.clear();
+  for (PolicyKind kind : {PolicyKind::kPolicy, PolicyKind::kOperatorPolicy}) {
+    for (const Policy& p : policies(kind).List()) JournalPolicy(kind, p, false);
+    MutablePolicies(kind) = PolicyTable(kind);
+  }
 }
 
 void Vhost::RemoveExclusiveQueues(uint64_t connection) {

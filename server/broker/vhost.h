@@ -15,6 +15,7 @@
 #include "server/broker/dead_letter.h"
 #include "server/broker/error.h"
 #include "server/broker/exchange.h"
+#include "server/broker/policy.h"
 #include "server/broker/queue.h"
 #include "server/broker/timers.h"
 
@@ -106,11 +107,32 @@ class Vhost {
   // The vhost is being deleted: deletes every queue (with its messages) and exchange, journaled.
   void DeleteAll();
 
+  // ---- Policies and operator policies (policy.h) ----
+  // Adds or replaces a policy after validating its definition (406 with RabbitMQ's text, or for
+  // an invalid or over-long pattern, or a new one past kMaxPoliciesPerVhost; nothing changes
+  // then), journals it and applies it at once to every queue (and exchange) it now or formerly
+  // covered.
+  Result<> SetPolicy(PolicyKind kind, Policy policy);
+  // Removes a policy and applies what applies instead. 404 when there is none.
+  Result<> ClearPolicy(PolicyKind kind, std::string_view name);
+  const PolicyTable& policies(PolicyKind kind) const {
+    return kind == PolicyKind::kPolicy ? policies_ : operator_policies_;
+  }
+  // Recovery and SetPolicy: validates, sets and applies, without journaling.
+  Result<> RestorePolicy(PolicyKind kind, Policy policy);
+
   const std::map<std::string, std::unique_ptr<Exchange>, std::less<>>& exchanges() const { return exchanges_; }
   const std::map<std::string, std::shared_ptr<Queue>, std::less<>>& queues() const { return queues_; }
 
  private:
   Exchange* AddExchange(std::string name, ExchangeType type, ExchangeOptions options);
+  PolicyTable& MutablePolicies(PolicyKind kind) { return kind == PolicyKind::kPolicy ? policies_ : operator_policies_; }
+  // Gives the queue (exchange) the policies that match it now and what they make of it.
+  void ApplyPolicies(Queue& queue);
+  void ApplyPolicies(Exchange& exchange);
+  // After policy `name` changed: applies policies again to every object it covers or covered.
+  void ReapplyPolicy(PolicyKind kind, const std::string& name);
+  void JournalPolicy(PolicyKind kind, const Policy& policy, bool add);
   void UnbindEverywhere(const Destination& destination);
   // Adds or removes a binding from `source`; removing one that does not exist is fine.
   Result<> ChangeBinding(std::string_view source, const Destination& destination, std::string_view key,
@@ -135,6 +157,8 @@ class Vhost {
   std::map<std::string, std::unique_ptr<Exchange>, std::less<>> exchanges_;
   std::map<std::string, std::shared_ptr<Queue>, std::less<>> queues_;
   Exchange* default_exchange_ = nullptr;
+  PolicyTable policies_{PolicyKind::kPolicy};
+  PolicyTable operator_policies_{PolicyKind::kOperatorPolicy};
   Persister* persister_ = nullptr;
   uint64_t next_local_queue_id_ = 1;  // ids of queues when there is no persister (tests)
   TimerService* timers_ = nullptr;

@@ -282,7 +282,19 @@ std::string ReadFile(const std::string& path) {
 struct Args {
   std::string a, b, c, d;
   std::vector<std::string> list;
+  int64_t priority = 0;
+  std::string apply_to;  // empty: the verb's default
 };
+
+// The management API HTML-escapes policy errors (as RabbitMQ's does); rabbitmqctl prints them plain.
+std::string HtmlUnescaped(std::string text) {
+  for (auto [from, to] : {std::pair{"&lt;", "<"}, std::pair{"&gt;", ">"}, std::pair{"&amp;", "&"}}) {
+    for (size_t at = text.find(from); at != std::string::npos; at = text.find(from, at + 1)) {
+      text.replace(at, std::string_view(from).size(), to);
+    }
+  }
+  return text;
+}
 
 int Run(const std::string& verb, Options& o, Args& x) {
   Api api(o);
@@ -418,6 +430,45 @@ int Run(const std::string& verb, Options& o, Args& x) {
     if (!user_json(x.a)) throw no_such_user_to_list(x.a);
     out.Table(api.GetJson("users/" + Encode(x.a) + "/topic-permissions"),
               {Field("vhost"), Field("exchange"), Field("write"), Field("read")});
+    return kOk;
+  }
+  // Policies and operator policies, as rabbitmqctl's set_policy / clear_policy / list_policies.
+  if (verb == "set_policy" || verb == "set_operator_policy") {
+    const bool op = verb == "set_operator_policy";
+    out.Banner(std::string(op ? "Setting operator policy override " : "Setting policy ") + Quoted(x.a) +
+               " for pattern " + Quoted(x.b) + " to " + Quoted(x.c) + " with priority " +
+               Quoted(std::to_string(x.priority)) + " for vhost " + Quoted(o.vhost) + " ...");
+    json definition = json::parse(x.c, nullptr, false);
+    if (definition.is_discarded()) throw Exit{kDataErr, "Error:\nCould not parse JSON document: " + x.c};
+    const std::string apply_to = !x.apply_to.empty() ? x.apply_to : op ? "queues" : "all";
+    Response r = api.Send("PUT", std::string(op ? "operator-policies/" : "policies/") + vh + "/" + Encode(x.a),
+                          json{{"pattern", x.b}, {"definition", definition}, {"priority", x.priority},
+                               {"apply-to", apply_to}}.dump());
+    if (r.status < 200 || r.status >= 300) {
+      Exit e = api.ErrorFor(r);
+      e.message = HtmlUnescaped(e.message);
+      throw e;
+    }
+    return kOk;
+  }
+  if (verb == "clear_policy" || verb == "clear_operator_policy") {
+    const bool op = verb == "clear_operator_policy";
+    out.Banner(std::string(op ? "Clearing operator policy " : "Clearing policy ") + Quoted(x.a) + " on vhost " +
+               Quoted(o.vhost) + " ...");
+    Response r = api.Send("DELETE", std::string(op ? "operator-policies/" : "policies/") + vh + "/" + Encode(x.a));
+    if (r.status == 404) throw Exit{kDataErr, "Error:\nParameter does not exist"};
+    if (r.status < 200 || r.status >= 300) throw api.ErrorFor(r);
+    return kOk;
+  }
+  if (verb == "list_policies" || verb == "list_operator_policies") {
+    const bool op = verb == "list_operator_policies";
+    out.Banner(std::string(op ? "Listing operator policy overrides" : "Listing policies") + " for vhost " +
+               Quoted(o.vhost) + " ...");
+    require_vhost();
+    out.Table(api.GetJson(std::string(op ? "operator-policies/" : "policies/") + vh),
+              {Field("vhost"), Field("name"), Field("pattern"), Field("apply-to"),
+               Column{"definition", [](const json& r) { return json(r.value("definition", json::object()).dump()); }},
+               Field("priority")});
     return kOk;
   }
   if (verb == "list_queues") {
@@ -670,6 +721,28 @@ int main(int argc, char** argv) {
   vhost(s);
   s = sub("list_user_topic_permissions", "list a user's topic permissions");
   s->add_option("username", x.a)->required();
+  for (const char* name : {"set_policy", "set_operator_policy"}) {
+    const bool op = std::string_view(name) == "set_operator_policy";
+    s = sub(name, op ? "set an operator policy (limits that override policies and arguments)"
+                     : "set a policy: its definition applies to the queues and exchanges whose names match PATTERN");
+    vhost(s);
+    s->add_option("--priority", x.priority, "the highest-priority matching policy applies")->capture_default_str();
+    s->add_option("--apply-to", x.apply_to, op ? "queues (default), exchanges or all" : "all (default), queues or exchanges")
+        ->check(CLI::IsMember({"all", "queues", "exchanges"}));
+    s->add_option("name", x.a)->required();
+    s->add_option("pattern", x.b)->required();
+    s->add_option("definition", x.c, "a JSON object of policy keys")->required();
+  }
+  s = sub("clear_policy", "clear a policy");
+  vhost(s);
+  s->add_option("name", x.a)->required();
+  s = sub("clear_operator_policy", "clear an operator policy");
+  vhost(s);
+  s->add_option("name", x.a)->required();
+  s = sub("list_policies", "list the policies of a vhost");
+  vhost(s);
+  s = sub("list_operator_policies", "list the operator policies of a vhost");
+  vhost(s);
   s = sub("list_queues", "list queues (columns: name messages messages_ready messages_unacknowledged consumers durable "
                          "auto_delete exclusive arguments state type vhost)");
   vhost(s);

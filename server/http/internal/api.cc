@@ -35,6 +35,7 @@ Api::Api(broker::Broker& broker, net::Server& server, ManagementOptions options)
   AddMessageRoutes();
   AddRuntimeRoutes();
   AddAdminRoutes();
+  AddPolicyRoutes();
   AddBackupRoute();
 }
 
@@ -110,7 +111,8 @@ std::variant<Reply, Api::Admission> Api::Admit(const Request& req) {
     NotAuthorised("User can only log in via localhost");
   }
   const bool sees_all = HasTag(*user, "administrator") || HasTag(*user, "monitoring");
-  if (!sees_all && !HasTag(*user, "management")) {
+  // As RabbitMQ's is_mgmt_user: policymakers are management users too.
+  if (!sees_all && !HasTag(*user, "management") && !HasTag(*user, "policymaker")) {
     spdlog::warn("management API: HTTP access denied: user '{}' - Not management user", user->name);
     NotAuthorised("Not management user");
   }

@@ -9,7 +9,8 @@
 // render.cc (JSON of queues, exchanges, bindings, connections, vhosts, message stats),
 // routes_objects.cc (vhosts, exchanges, queues, bindings), routes_messages.cc (publish, get,
 // aliveness), routes_runtime.cc (overview, connections, channels, consumers, nodes, health),
-// routes_admin.cc (users, permissions, vhost changes, definitions), routes_backup.cc (online
+// routes_admin.cc (users, permissions, vhost changes, definitions), routes_policies.cc
+// (policies and operator policies), routes_backup.cc (online
 // backup: admitted here, run on the HTTP thread through Reply::off_broker).
 #pragma once
 
@@ -95,6 +96,7 @@ class Api {
   void AddRuntimeRoutes();
   void AddAdminRoutes();
   void AddTopicPermissionRoutes();
+  void AddPolicyRoutes();  // routes_policies.cc
   void AddBackupRoute();  // routes_backup.cc
   // 401 "Not administrator user" unless the user is tagged administrator.
   static void RequireAdmin(const Ctx& ctx);

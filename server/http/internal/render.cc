@@ -84,8 +84,14 @@ json Api::QueueJson(const broker::Vhost& vhost, const broker::Queue& q) const {
            {"state", "running"},
            {"type", std::string(broker::QueueTypeName(q.type()))},
            {"node", options_.node_name},
-           {"policy", nullptr},
            {"exclusive_consumer_tag", nullptr}};
+  // RabbitMQ's names: null without a policy, and the merged definition ({} without any).
+  const broker::Policy* policy = vhost.policies(broker::PolicyKind::kPolicy).Find(q.policy());
+  const broker::Policy* operator_policy = vhost.policies(broker::PolicyKind::kOperatorPolicy).Find(q.operator_policy());
+  out["policy"] = policy != nullptr ? json(policy->name) : json(nullptr);
+  out["operator_policy"] = operator_policy != nullptr ? json(operator_policy->name) : json(nullptr);
+  out["effective_policy_definition"] =
+      broker::FieldTableToJson(broker::EffectivePolicyDefinition(policy, operator_policy));
   if (q.type() == broker::QueueType::kQuorum) {
     // A one-node quorum queue: this node leads and is its only member, as RabbitMQ shows it.
     out["leader"] = options_.node_name;
@@ -105,6 +111,7 @@ json Api::ExchangeJson(const broker::Vhost& vhost, const broker::Exchange& e) co
            {"internal", o.internal},
            {"arguments", broker::FieldTableToJson(o.arguments)},
            {"user_who_performed_action", "rmq-internal"}};
+  if (!e.policy().empty()) out["policy"] = e.policy();  // RabbitMQ leaves the field out without one
   // The plugin's exchange info item.
   if (const broker::DelayedSchedule* d = e.delayed()) out["messages_delayed"] = d->pending();
   return out;
