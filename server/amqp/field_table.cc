@@ -78,6 +78,15 @@ std::optional<int64_t> FieldValue::AsInt() const {
       v);
 }
 
+bool FieldValue::IsInteger() const {
+  switch (TypeCode()) {
+    case 'b': case 'B': case 's': case 'u': case 'I': case 'i': case 'l':
+      return true;
+    default:
+      return false;
+  }
+}
+
 // Deep equality. Floats compare by bit pattern so that equality is reflexive (NaN == NaN) and
 // matches wire identity; a null table/array pointer equals an empty one.
 bool FieldValue::operator==(const FieldValue& other) const {

@@ -75,6 +75,9 @@ struct FieldValue {
   std::optional<bool> AsBool() const;
   // Any integer type (b B s u I i l T) widened to int64; nullopt otherwise.
   std::optional<int64_t> AsInt() const;
+  // An integer type other than a timestamp (b B s u I i l): what RabbitMQ takes as an integer
+  // argument or policy value.
+  bool IsInteger() const;
 
   // Deep equality (nested tables/arrays compared by content).
   bool operator==(const FieldValue&) const;

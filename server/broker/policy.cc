@@ -8,21 +8,13 @@
 
 #include "server/broker/field_table_json.h"
 #include "server/broker/limits.h"
+#include "server/broker/stream.h"
 
 namespace warren::broker {
 
 namespace r = amqp::reply;
 
 namespace {
-
-bool IsInteger(const amqp::FieldValue& v) {
-  switch (v.TypeCode()) {
-    case 'b': case 'B': case 's': case 'u': case 'I': case 'i': case 'l':
-      return true;
-    default:
-      return false;
-  }
-}
 
 std::string ErlangBinary(std::string_view s) {
   std::string out = "<<\"";
@@ -36,8 +28,10 @@ std::string ErlangBinary(std::string_view s) {
 using Check = bool (*)(const amqp::FieldValue&);
 
 bool AnyString(const amqp::FieldValue& v) { return v.AsString() != nullptr; }
-bool NonNegative(const amqp::FieldValue& v) { return IsInteger(v) && *v.AsInt() >= 0; }
-bool Positive(const amqp::FieldValue& v) { return IsInteger(v) && *v.AsInt() >= 1; }
+// RabbitMQ 3.10 answers 500 to a malformed one (its validator crashes); this is the 400 it means.
+bool MaxAge(const amqp::FieldValue& v) { return v.AsString() != nullptr && ParseStreamInterval(*v.AsString()); }
+bool NonNegative(const amqp::FieldValue& v) { return v.IsInteger() && *v.AsInt() >= 0; }
+bool Positive(const amqp::FieldValue& v) { return v.IsInteger() && *v.AsInt() >= 1; }
 
 template <const std::string_view&... kAllowed>
 bool OneOf(const amqp::FieldValue& v) {
@@ -53,7 +47,7 @@ constexpr std::string_view kClientLocal = "client-local", kBalanced = "balanced"
                            kLeastLeaders = "least-leaders", kMinMasters = "min-masters";
 constexpr std::string_view kAll = "all", kExactly = "exactly", kNodes = "nodes";
 
-bool QueueVersion(const amqp::FieldValue& v) { return IsInteger(v) && (*v.AsInt() == 1 || *v.AsInt() == 2); }
+bool QueueVersion(const amqp::FieldValue& v) { return v.IsInteger() && (*v.AsInt() == 1 || *v.AsInt() == 2); }
 
 struct KeyRule {
   std::string_view key;
@@ -79,7 +73,7 @@ constexpr std::array kKeyRules = {
     KeyRule{"ha-sync-batch-size", nullptr, "", false},
     KeyRule{"ha-sync-mode", nullptr, "", false},
     KeyRule{"initial-cluster-size", NonNegative, "cluster size", false},
-    KeyRule{"max-age", AnyString, "max age", false},
+    KeyRule{"max-age", MaxAge, "max age", false},
     KeyRule{"max-in-memory-bytes", NonNegative, "maximum memory in bytes", true},
     // RabbitMQ 3.10 words this one as max-in-memory-bytes.
     KeyRule{"max-in-memory-length", NonNegative, "maximum memory in bytes", true},
@@ -147,7 +141,7 @@ Result<> CheckMirroring(const amqp::FieldTable& d) {
 
 std::optional<int64_t> IntValue(const amqp::FieldTable& t, std::string_view key) {
   const amqp::FieldValue* v = t.Find(key);
-  if (v == nullptr || !IsInteger(*v)) return std::nullopt;
+  if (v == nullptr || !v->IsInteger()) return std::nullopt;
   return v->AsInt();
 }
 
@@ -173,7 +167,7 @@ constexpr std::array<std::string_view, 9> kQueueKeys = {
 std::string ErlangTerm(const amqp::FieldValue& value) {
   if (const std::string* s = value.AsString()) return ErlangBinary(*s);
   if (auto b = value.AsBool()) return *b ? "true" : "false";
-  if (auto n = value.AsInt(); n && IsInteger(value)) return std::to_string(*n);
+  if (auto n = value.AsInt(); n && value.IsInteger()) return std::to_string(*n);
   if (const auto* d = std::get_if<double>(&value.v)) return fmt::format("{}", *d);
   if (const auto* f = std::get_if<float>(&value.v)) return fmt::format("{}", *f);
   if (const amqp::FieldArray* a = value.AsArray()) {
@@ -371,10 +365,39 @@ amqp::FieldTable EffectivePolicyDefinition(const Policy* policy, const Policy* o
   return out;
 }
 
+namespace {
+
+// A stream's retention keys: the smaller of the argument and the policy's value, as
+// rabbit_stream_queue resolves them (max-age compared as a duration).
+amqp::FieldTable EffectiveStreamArguments(const amqp::FieldTable& declared, const amqp::FieldTable& from_policies) {
+  amqp::FieldTable out = declared;
+  auto size_of = [](const amqp::FieldValue& v, bool age) -> std::optional<int64_t> {
+    if (!age) return v.IsInteger() ? v.AsInt() : std::nullopt;
+    return v.AsString() != nullptr ? ParseStreamInterval(*v.AsString()) : std::nullopt;
+  };
+  for (std::string_view key : {"max-length-bytes", "max-age", "stream-max-segment-size-bytes"}) {
+    const amqp::FieldValue* value = from_policies.Find(key);
+    if (value == nullptr) continue;
+    const bool age = key == "max-age";
+    const std::string arg = fmt::format("x-{}", key);
+    auto it = std::find_if(out.entries.begin(), out.entries.end(), [&](const auto& e) { return e.first == arg; });
+    if (it == out.entries.end()) {
+      out.entries.emplace_back(arg, *value);
+      continue;
+    }
+    const std::optional<int64_t> have = size_of(it->second, age), given = size_of(*value, age);
+    if (given && (!have || *given < *have)) it->second = *value;
+  }
+  return out;
+}
+
+}  // namespace
+
 amqp::FieldTable EffectiveQueueArguments(QueueType type, const amqp::FieldTable& declared, const Policy* policy,
                                          const Policy* operator_policy) {
-  if (type == QueueType::kStream || (policy == nullptr && operator_policy == nullptr)) return declared;
+  if (policy == nullptr && operator_policy == nullptr) return declared;
   const amqp::FieldTable from_policies = EffectivePolicyDefinition(policy, operator_policy);
+  if (type == QueueType::kStream) return EffectiveStreamArguments(declared, from_policies);
   amqp::FieldTable out = declared;
   for (std::string_view key : kQueueKeys) {
     const amqp::FieldValue* value = from_policies.Find(key);
@@ -389,7 +412,7 @@ amqp::FieldTable EffectiveQueueArguments(QueueType type, const amqp::FieldTable&
       case Resolve::kArgument: break;
       case Resolve::kPolicy: it->second = *value; break;
       case Resolve::kSmaller: {
-        const std::optional<int64_t> have = IsInteger(it->second) ? it->second.AsInt() : std::nullopt;
+        const std::optional<int64_t> have = it->second.IsInteger() ? it->second.AsInt() : std::nullopt;
         const std::optional<int64_t> given = value->AsInt();
         if (given && (!have || *given < *have)) it->second = *value;
         break;

@@ -4,6 +4,7 @@
 
 #include "server/amqp/properties.h"
 #include "server/broker/queue_features.h"
+#include "server/broker/stream.h"
 #include "server/broker/vhost.h"
 
 namespace warren::broker {
@@ -121,6 +122,20 @@ TEST(PolicyTest, EffectiveArgumentsFollowRabbitMQsPrecedence) {
   EXPECT_EQ(quorum.overflow, Overflow::kRejectPublish);  // quorum queues: the policy's strategy
   EXPECT_EQ(EffectiveQueueArguments(QueueType::kClassic, declared, nullptr, nullptr), declared);
   EXPECT_EQ(EffectiveQueueArguments(QueueType::kStream, declared, &policy, &op), declared);
+}
+
+TEST(PolicyTest, StreamRetentionTakesTheSmallerOfArgumentAndPolicy) {
+  const Policy policy = MakePolicy("p", ".*", Table({{"max-length-bytes", int64_t{3000}},
+                                                     {"max-age", std::string("2h")},
+                                                     {"stream-max-segment-size-bytes", int64_t{500000}}}));
+  const amqp::FieldTable declared = Table({{"x-max-length-bytes", int64_t{100000}}, {"x-max-age", std::string("1h")}});
+  const StreamArguments stream =
+      ParseValidStreamArguments(EffectiveQueueArguments(QueueType::kStream, declared, &policy, nullptr));
+  EXPECT_EQ(stream.max_length_bytes, 3000u);    // the policy's is smaller
+  EXPECT_EQ(stream.max_age_seconds, 3600);      // the declared hour beats the policy's two
+  EXPECT_EQ(stream.max_segment_bytes, 500000u);  // only the policy sets it
+  EXPECT_EQ(Text(ValidatePolicyDefinition(PolicyKind::kPolicy, Table({{"max-age", std::string("1x")}}))),
+            "<<\"1x\">> is not a valid max age");
 }
 
 TEST(PolicyTest, QuorumQueuesAndStreamsSkipPoliciesWithKeysTheyCannotUse) {

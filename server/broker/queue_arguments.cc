@@ -16,19 +16,10 @@ namespace {
 // An error term as RabbitMQ prints it with ~p ("{value_negative,-1}"); nullopt when valid.
 using Problem = std::optional<std::string>;
 
-bool IsIntegerArg(const amqp::FieldValue& v) {
-  switch (v.TypeCode()) {
-    case 'b': case 'B': case 's': case 'u': case 'I': case 'i': case 'l':
-      return true;
-    default:
-      return false;
-  }
-}
-
 std::string Unacceptable(const amqp::FieldValue& v) { return fmt::format("{{unacceptable_type,{}}}", FieldTypeName(v)); }
 
 Problem CheckInt(const amqp::FieldValue& v) {
-  if (!IsIntegerArg(v)) return Unacceptable(v);
+  if (!v.IsInteger()) return Unacceptable(v);
   return std::nullopt;
 }
 
@@ -103,7 +94,7 @@ Problem CheckDlxStrategyArg(const amqp::FieldValue& v, const amqp::FieldTable&) 
 
 // RabbitMQ's check_initial_cluster_size_arg, whose type error is worded apart from the others.
 Problem CheckGroupSizeArg(const amqp::FieldValue& v, const amqp::FieldTable&) {
-  if (!IsIntegerArg(v)) return fmt::format("\"expected integer, got {}\"", FieldTypeName(v));
+  if (!v.IsInteger()) return fmt::format("\"expected integer, got {}\"", FieldTypeName(v));
   const int64_t n = *v.AsInt();
   if (n == 0) return std::string("{value_zero,0}");
   if (n < 0) return fmt::format("{{value_negative,{}}}", n);
@@ -210,7 +201,7 @@ QueueArguments Build(const amqp::FieldTable& args) {
   QueueArguments out;
   auto integer = [&](std::string_view key) -> std::optional<int64_t> {
     const amqp::FieldValue* v = args.Find(key);
-    if (v == nullptr || !IsIntegerArg(*v)) return std::nullopt;
+    if (v == nullptr || !v->IsInteger()) return std::nullopt;
     return v->AsInt();
   };
   auto string = [&](std::string_view key) -> const std::string* {

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "server/amqp/properties.h"
+#include "server/broker/stream.h"
 #include "server/broker/vhost.h"
 
 namespace warren::broker {
@@ -42,7 +43,8 @@ void Queue::ApplyPolicies(std::string policy, std::string operator_policy, amqp:
   } else {
     effective_arguments_ = std::move(effective);
   }
-  if (stream_ != nullptr || deleted_) return;
+  if (deleted_) return;
+  if (stream_ != nullptr) return stream_->Reconfigure(ParseValidStreamArguments(effective_arguments()));
   if (features_ == nullptr && !ParseValidQueueArguments(effective_arguments()).any()) return;
   EnableFeatures().Reconfigure();
 }

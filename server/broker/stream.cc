@@ -19,15 +19,6 @@ namespace r = amqp::reply;
 
 namespace {
 
-bool IsInteger(const amqp::FieldValue& v) {
-  switch (v.TypeCode()) {
-    case 'b': case 'B': case 's': case 'u': case 'I': case 'i': case 'l':
-      return true;
-    default:
-      return false;
-  }
-}
-
 std::unexpected<Error> InvalidArg(std::string_view key, std::string_view label, std::string_view problem) {
   return Fail(r::kPreconditionFailed, fmt::format("invalid arg '{}' for {}: {}", key, label, problem));
 }
@@ -63,7 +54,7 @@ Result<StreamArguments> ParseStreamArguments(const amqp::FieldTable& arguments, 
   StreamArguments out;
   if (const amqp::FieldValue* v = arguments.Find("x-max-length-bytes")) {
     // The generic checks already refused other types and negative values.
-    if (IsInteger(*v)) out.max_length_bytes = static_cast<uint64_t>(*v->AsInt());
+    if (v->IsInteger()) out.max_length_bytes = static_cast<uint64_t>(*v->AsInt());
   }
   if (const amqp::FieldValue* v = arguments.Find("x-max-age")) {
     const std::string* s = v->AsString();
@@ -73,7 +64,7 @@ Result<StreamArguments> ParseStreamArguments(const amqp::FieldTable& arguments, 
     out.max_age_seconds = *age;
   }
   if (const amqp::FieldValue* v = arguments.Find("x-stream-max-segment-size-bytes")) {
-    if (!IsInteger(*v)) return InvalidArg("x-stream-max-segment-size-bytes", label, ExpectedInteger(*v));
+    if (!v->IsInteger()) return InvalidArg("x-stream-max-segment-size-bytes", label, ExpectedInteger(*v));
     const int64_t n = *v->AsInt();
     if (n < 0) return InvalidArg("x-stream-max-segment-size-bytes", label, fmt::format("{{value_negative,{}}}", n));
     if (static_cast<uint64_t>(n) > kMaxStreamSegmentBytes) {
@@ -82,7 +73,7 @@ Result<StreamArguments> ParseStreamArguments(const amqp::FieldTable& arguments, 
     out.max_segment_bytes = static_cast<uint64_t>(n);
   }
   if (const amqp::FieldValue* v = arguments.Find("x-initial-cluster-size")) {
-    if (!IsInteger(*v)) return InvalidArg("x-initial-cluster-size", label, ExpectedInteger(*v));
+    if (!v->IsInteger()) return InvalidArg("x-initial-cluster-size", label, ExpectedInteger(*v));
     const int64_t n = *v->AsInt();
     if (n == 0) return InvalidArg("x-initial-cluster-size", label, "{value_zero,0}");
     if (n < 0) return InvalidArg("x-initial-cluster-size", label, fmt::format("{{value_negative,{}}}", n));
@@ -117,7 +108,7 @@ Result<StreamOffset> ParseStreamOffset(const amqp::FieldTable& arguments, int64_
     const uint64_t seconds = std::min<uint64_t>(std::get<amqp::Timestamp>(v->v).seconds, INT64_MAX / 1000);
     return StreamOffset{StreamOffset::Kind::kTimestamp, static_cast<int64_t>(seconds) * 1000};
   }
-  if (IsInteger(*v)) {
+  if (v->IsInteger()) {
     const int64_t n = *v->AsInt();
     if (n < 0) return StreamOffset{StreamOffset::Kind::kFirst, 0};
     return StreamOffset{StreamOffset::Kind::kOffset, n};
@@ -336,6 +327,16 @@ void StreamLog::EnforceRetention() {
     persister->batch().DeleteStreamSegment(queue_.id(), oldest);
     bytes_ -= std::min(bytes_, oldest.bytes);
     segments_.pop_front();
+  }
+}
+
+void StreamLog::Reconfigure(StreamArguments arguments) {
+  arguments_ = arguments;
+  EnforceRetention();
+  if (arguments_.max_age_seconds) {
+    ArmRetentionTimer();
+  } else if (retention_timer_) {
+    retention_timer_->Cancel();
   }
 }
 

@@ -99,6 +99,9 @@ class StreamLog {
   void OnDurable();
   // Drops the oldest segments past x-max-length-bytes or x-max-age; never the last (open) one.
   void EnforceRetention();
+  // A policy changed the stream's effective arguments: retention applies at once, the segment
+  // size from the next segment on.
+  void Reconfigure(StreamArguments arguments);
   // The queue is deleted (its key range goes with it).
   void OnDeleted();
 

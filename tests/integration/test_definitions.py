@@ -7,12 +7,8 @@ queues orders.q (x-message-ttl 60000) and events.q, and the bindings
 orders.direct -> events.topic ("order.created"), orders.direct -> orders.q ("new", {x-note: first}),
 events.topic -> events.q ("order.*", {x-level: 2}).
 """
-import base64
 import json
 import os
-import urllib.error
-import urllib.parse
-import urllib.request
 
 import pika
 import pytest
@@ -30,21 +26,7 @@ def load_fixture():
         return json.load(f)
 
 
-def api(srv, method, path, body=None, user=None, password=None):
-    """-> (status, parsed JSON or None)."""
-    url = "http://%s:%d/api/%s" % (srv.host, srv.management_port, path)
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method=method)
-    if data is not None:
-        req.add_header("Content-Type", "application/json")
-    token = base64.b64encode(("%s:%s" % (user or srv.user, password or srv.password)).encode()).decode()
-    req.add_header("Authorization", "Basic " + token)
-    try:
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            status, text = resp.status, resp.read()
-    except urllib.error.HTTPError as e:
-        status, text = e.code, e.read()
-    return status, (json.loads(text) if text else None)
+api = wutil.api
 
 
 def normalized(defs):

@@ -3,8 +3,6 @@ rule, routing per x-delayed-type at due time, order by due time, confirms, the m
 definitions, kill -9 and restart, deleting the exchange, and bounded memory with many pending.
 
 Against an external broker without the plugin (WARREN_TEST_EXTERNAL) the module is skipped."""
-import base64
-import json
 import os
 import time
 import urllib.error
@@ -33,20 +31,7 @@ def _needs_the_exchange_type(server):
         wutil.close_quietly(conn)
 
 
-def api(srv, method, path, body=None):
-    url = "http://%s:%d/api/%s" % (srv.host, srv.management_port, path)
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method=method)
-    if data is not None:
-        req.add_header("Content-Type", "application/json")
-    token = base64.b64encode(("%s:%s" % (srv.user, srv.password)).encode()).decode()
-    req.add_header("Authorization", "Basic " + token)
-    try:
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            status, text = resp.status, resp.read()
-    except urllib.error.HTTPError as e:
-        status, text = e.code, e.read()
-    return status, (json.loads(text) if text else None)
+api = wutil.api
 
 
 def q(name):
@@ -277,15 +262,21 @@ def test_management_api_shows_and_declares(server, conn, uniq):
     ch.exchange_delete(y)
 
 
-@pytest.mark.needs_own_server
-def test_pending_messages_survive_kill9(own_server, uniq):
-    conn = wutil.connect(own_server)
+def durable_setup(srv, uniq):
+    """A durable delayed exchange bound to a durable queue with key k, on a confirming channel."""
+    conn = wutil.connect(srv)
     ch = conn.channel()
     x, queue = uniq("x"), uniq("q")
     declare(ch, x, durable=True)
     ch.queue_declare(queue, durable=True)
     ch.queue_bind(queue, x, "k")
     ch.confirm_delivery()
+    return conn, ch, x, queue
+
+
+@pytest.mark.needs_own_server
+def test_pending_messages_survive_kill9(own_server, uniq):
+    conn, ch, x, queue = durable_setup(own_server, uniq)
     for i in range(50):
         ch.basic_publish(x, "k", b"soon-%d" % i, props(500, persistent=True))
     for i in range(50):
@@ -307,13 +298,7 @@ def test_pending_messages_survive_kill9(own_server, uniq):
 
 @pytest.mark.needs_own_server
 def test_deleting_the_exchange_drops_its_pending_messages(own_server, uniq):
-    conn = wutil.connect(own_server)
-    ch = conn.channel()
-    x, queue = uniq("x"), uniq("q")
-    declare(ch, x, durable=True)
-    ch.queue_declare(queue, durable=True)
-    ch.queue_bind(queue, x, "k")
-    ch.confirm_delivery()
+    conn, ch, x, queue = durable_setup(own_server, uniq)
     t0 = time.monotonic()
     for _ in range(100):
         ch.basic_publish(x, "k", b"m", props(3000, persistent=True))
@@ -334,14 +319,6 @@ def test_deleting_the_exchange_drops_its_pending_messages(own_server, uniq):
     wutil.close_quietly(conn)
 
 
-def rss_kib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS")
-
-
 @pytest.mark.needs_own_server
 @pytest.mark.measures_rss
 @pytest.mark.timeout(240)
@@ -354,7 +331,7 @@ def test_many_pending_messages_keep_memory_bounded(own_server, uniq):
     ch.queue_declare(queue, durable=True)
     ch.queue_bind(queue, x, "k")
     pid = own_server.proc.pid
-    rss0 = rss_kib(pid)
+    rss0 = wutil.rss_kib(pid)
     body = b"x" * size
     start = time.monotonic()
     for i in range(n):
@@ -365,7 +342,7 @@ def test_many_pending_messages_keep_memory_bounded(own_server, uniq):
     ch.confirm_delivery()  # a round trip: everything before it was handled
     _status, info = api(own_server, "GET", "exchanges/%2F/" + q(x))
     assert info["messages_delayed"] == n
-    grown_mib = (rss_kib(pid) - rss0) / 1024
+    grown_mib = (wutil.rss_kib(pid) - rss0) / 1024
     print("100k x 1000 B pending: published in %.1f s, RSS grew %.0f MiB" % (time.monotonic() - start, grown_mib))
     # 100 MB of bodies: held in memory they alone would pass the bound. The window holds 4,096
     # (4 MiB); the rest of the growth is the store's memtables and the allocator's slack.

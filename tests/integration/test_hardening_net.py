@@ -15,6 +15,7 @@ import pytest
 
 import wutil
 from amqp_raw import PROTOCOL_HEADER, ConnectionGone, RawConnection, frame, method_payload
+from conftest import REPO
 
 
 def start_ok_frame(user="guest", password="guest", pad=0):
@@ -53,14 +54,6 @@ def log_lines(srv, needle):
 
 def open_fds(pid):
     return len(os.listdir("/proc/%d/fd" % pid))
-
-
-def rss_kib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS")
 
 
 # --------------------------------------------------------------------------
@@ -117,7 +110,7 @@ def test_handshaking_sockets_cost_little_memory(server_factory):
     # Opening 3000 sockets may take longer than the default 10 s handshake timeout on a loaded machine.
     srv = server_factory(extra_args=["--handshake-timeout", "600000"])
     pid = srv.proc.pid
-    before = rss_kib(pid)
+    before = wutil.rss_kib(pid)
     base_fds = open_fds(pid)
     socks = []
     try:
@@ -127,7 +120,7 @@ def test_handshaking_sockets_cost_little_memory(server_factory):
             socks.append(s)
         wutil.wait_until(lambda: open_fds(pid) >= base_fds + 3000, timeout=20, what="3000 sockets accepted")
         time.sleep(0.5)
-        after = rss_kib(pid)
+        after = wutil.rss_kib(pid)
     finally:
         for s in socks:
             s.close()
@@ -180,7 +173,10 @@ def test_over_max_connections_new_clients_wait_in_the_backlog(server_factory):
 @pytest.mark.needs_own_server
 @pytest.mark.timeout(120)
 def test_accept_backs_off_on_emfile_and_recovers(server_factory):
-    srv = server_factory(wrapper=["prlimit", "--nofile=64:64", "--"], prometheus_port=0)
+    ubsan = os.environ.get("UBSAN_OPTIONS", "") + ":suppressions=" + os.path.join(
+        REPO, "scripts", "sanitizers", "ubsan-fd-exhaustion.supp")
+    srv = server_factory(wrapper=["env", "UBSAN_OPTIONS=" + ubsan.lstrip(":"), "prlimit", "--nofile=64:64", "--"],
+                         prometheus_port=0)
     # Descriptors outside the AMQP budget: idle HTTP sockets (the management listener holds them
     # queued), then AMQP sockets until accept() fails with EMFILE.
     http = [socket.create_connection((srv.host, srv.management_port), timeout=5) for _ in range(40)]

@@ -22,23 +22,7 @@ def q(name):
     return urllib.parse.quote(name, safe="")
 
 
-def api(srv, method, path, body=None, user=None, password=None, raw_body=None, auth=True):
-    """-> (status, parsed JSON or None, headers)."""
-    url = "http://%s:%d/api/%s" % (srv.host, srv.management_port, path)
-    data = raw_body if raw_body is not None else (json.dumps(body).encode() if body is not None else None)
-    req = urllib.request.Request(url, data=data, method=method)
-    if data is not None:
-        req.add_header("Content-Type", "application/json")
-    if auth:
-        token = base64.b64encode(("%s:%s" % (user or srv.user, password or srv.password)).encode()).decode()
-        req.add_header("Authorization", "Basic " + token)
-    try:
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            status, text, headers = resp.status, resp.read(), resp.headers
-    except urllib.error.HTTPError as e:
-        status, text, headers = e.code, e.read(), e.headers
-    parsed = json.loads(text) if text else None
-    return status, parsed, headers
+api = wutil.http_api
 
 
 def ok(srv, method, path, body=None, expect=(200, 201, 204), **kw):

@@ -9,7 +9,6 @@ import time
 import urllib.parse
 
 import pika
-import pika.exceptions as pexc
 import pytest
 
 import wutil
@@ -350,6 +349,28 @@ def test_policies_survive_kill9_and_keep_applying(server_factory):
     srv.restart(kill=True)
     assert api(srv, "GET", "policies/%2F/lim")[0] == 404
     assert ok(srv, "GET", "queues/%2F/keep")["policy"] is None
+
+
+@pytest.mark.needs_own_server
+def test_stream_retention_from_a_policy_applies_to_an_existing_stream(server_factory):
+    # Warren's segments are exact (RabbitMQ's follow its chunks), so the counts are Warren's own.
+    srv = server_factory()
+    conn = wutil.connect(srv)
+    ch = conn.channel()
+    ch.queue_declare("st", durable=True, arguments={"x-queue-type": "stream", "x-stream-max-segment-size-bytes": 1000,
+                                                    "x-max-length-bytes": 100000})
+    ch.confirm_delivery()
+    for _ in range(100):
+        ch.basic_publish("", "st", b"." * 100)  # segments of 10 messages
+    assert ch.queue_declare("st", passive=True).method.message_count == 100
+    ok(srv, "PUT", "policies/%2F/retain", {"pattern": "^st$", "definition": {"max-length-bytes": 3000},
+                                           "apply-to": "queues"})
+    assert ok(srv, "GET", "queues/%2F/st")["effective_policy_definition"] == {"max-length-bytes": 3000}
+    # The smaller of the argument and the policy: whole segments go until 3000 bytes are left.
+    assert ch.queue_declare("st", passive=True).method.message_count == 30
+    status, parsed, _ = api(srv, "PUT", "policies/%2F/aged", {"pattern": "^st$", "definition": {"max-age": "1x"}})
+    assert (status, parsed["reason"]) == (400, "Validation failed\n\n&lt;&lt;\"1x\"&gt;&gt; is not a valid max age\n")
+    wutil.close_quietly(conn)
 
 
 @pytest.mark.needs_own_server

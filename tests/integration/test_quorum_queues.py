@@ -4,8 +4,6 @@ arguments each type takes, redeclaring with another type, global qos, the delive
 without a dead-letter exchange, the x-delivery-count header, kill -9 and restart, /api/queues and
 definitions. The tests without needs_own_server pass against RabbitMQ too
 (WARREN_TEST_EXTERNAL=127.0.0.1:5680 WARREN_TEST_EXTERNAL_MANAGEMENT_PORT=15680)."""
-import base64
-import json
 import time
 import urllib.error
 import urllib.parse
@@ -20,20 +18,7 @@ from wutil import channel_error, connection_error
 QUORUM = {"x-queue-type": "quorum"}
 
 
-def api(srv, method, path, body=None):
-    url = "http://%s:%d/api/%s" % (srv.host, srv.management_port, path)
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method=method)
-    if data is not None:
-        req.add_header("Content-Type", "application/json")
-    token = base64.b64encode(("%s:%s" % (srv.user, srv.password)).encode()).decode()
-    req.add_header("Authorization", "Basic " + token)
-    try:
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            status, text = resp.status, resp.read()
-    except urllib.error.HTTPError as e:
-        status, text = e.code, e.read()
-    return status, (json.loads(text) if text else None)
+api = wutil.api
 
 
 def qpath(name):

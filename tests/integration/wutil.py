@@ -1,7 +1,11 @@
 """Small helpers shared by the system tests (pika-based)."""
+import base64
 import contextlib
+import json
 import os
 import time
+import urllib.error
+import urllib.request
 
 import pika
 import pika.exceptions as pexc
@@ -152,3 +156,36 @@ def power_cut_binary(server_binary):
         pytest.fail("power-cut server %s does not exist (build the project first, or set "
                     "WARREN_POWER_CUT_SERVER)" % path, pytrace=False)
     return path
+
+
+def http_api(srv, method, path, body=None, user=None, password=None, raw_body=None, auth=True, timeout=30):
+    """A management API call: -> (status, parsed JSON or None, headers)."""
+    url = "http://%s:%d/api/%s" % (srv.host, srv.management_port, path)
+    data = raw_body if raw_body is not None else (json.dumps(body).encode() if body is not None else None)
+    req = urllib.request.Request(url, data=data, method=method)
+    if data is not None:
+        req.add_header("Content-Type", "application/json")
+    if auth:
+        token = base64.b64encode(("%s:%s" % (user or srv.user, password or srv.password)).encode()).decode()
+        req.add_header("Authorization", "Basic " + token)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            status, text, headers = resp.status, resp.read(), resp.headers
+    except urllib.error.HTTPError as e:
+        status, text, headers = e.code, e.read(), e.headers
+    return status, (json.loads(text) if text else None), headers
+
+
+def api(srv, method, path, body=None, user=None, password=None):
+    """A management API call: -> (status, parsed JSON or None)."""
+    status, parsed, _headers = http_api(srv, method, path, body, user, password)
+    return status, parsed
+
+
+def rss_kib(pid):
+    """The resident memory of process `pid`, KiB."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS")
