@@ -118,29 +118,18 @@ def test_no_ack_consumers_are_not_timed(server_factory, uniq):
     wutil.close_quietly(conn)
 
 
-def test_queue_argument_shorter_than_the_servers(server_factory, uniq):
-    srv = server_factory()  # RabbitMQ's default, 30 minutes
+@pytest.mark.parametrize("server_ms,queue_ms,low,high", [(None, 400, 0.35, 1.4), (500, 2500, 2.4, 3.5)],
+                         ids=["shorter-than-the-servers-default", "longer-than-the-servers"])
+def test_the_queue_argument_overrides_the_servers_timeout(server_factory, uniq, server_ms, queue_ms, low, high):
+    srv = server_factory(extra_args=["--consumer-timeout", str(server_ms)] if server_ms else [])
     conn = wutil.connect(srv)
     ch = conn.channel()
     q = uniq("q")
-    ch.queue_declare(q, arguments={"x-consumer-timeout": 400})
+    ch.queue_declare(q, arguments={"x-consumer-timeout": queue_ms})
     publish(ch, q, b"x")
     waited, _, err = hold_until_closed(conn, ch, q, limit=10)
-    assert (err.reply_code, err.reply_text) == (406, timeout_text(ch.channel_number, 400))
-    assert 0.35 <= waited <= 1.4, waited
-    wutil.close_quietly(conn)
-
-
-def test_queue_argument_longer_than_the_servers(server_factory, uniq):
-    srv = server_factory(extra_args=["--consumer-timeout", "500"])
-    conn = wutil.connect(srv)
-    ch = conn.channel()
-    q = uniq("q")
-    ch.queue_declare(q, arguments={"x-consumer-timeout": 2500})
-    publish(ch, q, b"x")
-    waited, _, err = hold_until_closed(conn, ch, q, limit=10)
-    assert (err.reply_code, err.reply_text) == (406, timeout_text(ch.channel_number, 2500))
-    assert 2.4 <= waited <= 3.5, waited
+    assert (err.reply_code, err.reply_text) == (406, timeout_text(ch.channel_number, queue_ms))
+    assert low <= waited <= high, waited
     wutil.close_quietly(conn)
 
 

@@ -49,6 +49,17 @@ def props(delay=None, persistent=False, **headers):
     return pika.BasicProperties(headers=headers or None, delivery_mode=2 if persistent else None)
 
 
+def bound_pair(ch, uniq, durable=False, confirm=True):
+    """A delayed direct exchange and a queue bound to it with key k (exclusive unless durable)."""
+    x, queue = uniq("x"), uniq("q")
+    declare(ch, x, durable=durable)
+    ch.queue_declare(queue, durable=durable, exclusive=not durable)
+    ch.queue_bind(queue, x, "k")
+    if confirm:
+        ch.confirm_delivery()
+    return x, queue
+
+
 def consume_timed(conn, ch, queue, n, timeout=10.0):
     """[(arrival monotonic time, body, headers)] of the next n deliveries."""
     got = []
@@ -175,11 +186,7 @@ def test_a_dead_lettered_message_is_delayed_by_a_delayed_dead_letter_exchange(co
 
 def test_order_by_due_time_ties_in_publish_order(conn, uniq):
     ch = conn.channel()
-    x, queue = uniq("x"), uniq("q")
-    declare(ch, x)
-    ch.queue_declare(queue, exclusive=True)
-    ch.queue_bind(queue, x, "k")
-    ch.confirm_delivery()
+    x, queue = bound_pair(ch, uniq)
     for body, delay in [(b"600", 600), (b"200a", 200), (b"400", "400"), (b"200b", 200), (b"300", 300)]:
         ch.basic_publish(x, "k", body, props(delay))
     got = [b for _t, b, _h in consume_timed(conn, ch, queue, 5)]
@@ -190,11 +197,7 @@ def test_order_by_due_time_ties_in_publish_order(conn, uniq):
 @pytest.mark.parametrize("delay", [None, 0, -1000, "soon", 4294967296])
 def test_without_a_usable_delay_routes_at_once(conn, uniq, delay):
     ch = conn.channel()
-    x, queue = uniq("x"), uniq("q")
-    declare(ch, x)
-    ch.queue_declare(queue, exclusive=True)
-    ch.queue_bind(queue, x, "k")
-    ch.confirm_delivery()
+    x, queue = bound_pair(ch, uniq)
     ch.basic_publish(x, "k", b"now", props(delay))
     method, p, body = ch.basic_get(queue, auto_ack=True)
     assert body == b"now"
@@ -205,11 +208,7 @@ def test_without_a_usable_delay_routes_at_once(conn, uniq, delay):
 
 def test_mandatory_is_returned_at_once_and_still_delivered(conn, uniq):
     ch = conn.channel()
-    x, queue = uniq("x"), uniq("q")
-    declare(ch, x)
-    ch.queue_declare(queue, exclusive=True)
-    ch.queue_bind(queue, x, "k")
-    ch.confirm_delivery()
+    x, queue = bound_pair(ch, uniq)
     # As the plugin (its issue #7): routing happens later, so the publish is unroutable now.
     with pytest.raises(pexc.UnroutableError):
         ch.basic_publish(x, "k", b"m", props(200), mandatory=True)
@@ -266,11 +265,7 @@ def durable_setup(srv, uniq):
     """A durable delayed exchange bound to a durable queue with key k, on a confirming channel."""
     conn = wutil.connect(srv)
     ch = conn.channel()
-    x, queue = uniq("x"), uniq("q")
-    declare(ch, x, durable=True)
-    ch.queue_declare(queue, durable=True)
-    ch.queue_bind(queue, x, "k")
-    ch.confirm_delivery()
+    x, queue = bound_pair(ch, uniq, durable=True)
     return conn, ch, x, queue
 
 
