@@ -6,8 +6,6 @@
 // scheduled them, and never after the Timer that owns them was destroyed.
 #pragma once
 
-#include <time.h>
-
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -31,9 +29,6 @@ class TimerService {
  public:
   virtual ~TimerService() = default;
   virtual MonoMillis Now() const = 0;
-  // A reading for code that reads the clock per message: never earlier than Now() would say,
-  // later by at most the platform's coarse clock tick (a few ms), and much cheaper.
-  virtual MonoMillis CoarseNowNotBefore() const { return Now(); }
   // Wall-clock seconds since the Unix epoch (x-death timestamps).
   virtual int64_t UnixSeconds() const = 0;
   // Wall-clock milliseconds since the Unix epoch (stream timestamps); seconds resolution unless
@@ -48,20 +43,6 @@ class TimerService {
 inline MonoMillis SteadyNowMillis() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
       .count();
-}
-// CLOCK_MONOTONIC_COARSE (steady_clock's timeline, updated once a tick: about 5 ns to read where
-// steady_clock takes about 30) plus its resolution, rounded up: an upper bound of
-// SteadyNowMillis().
-inline MonoMillis CoarseSteadyNowMillisNotBefore() {
-  static const int64_t resolution_ns = [] {
-    timespec res{};
-    ::clock_getres(CLOCK_MONOTONIC_COARSE, &res);
-    return static_cast<int64_t>(res.tv_sec) * 1'000'000'000 + res.tv_nsec;
-  }();
-  timespec now{};
-  ::clock_gettime(CLOCK_MONOTONIC_COARSE, &now);
-  const int64_t ns = static_cast<int64_t>(now.tv_sec) * 1'000'000'000 + now.tv_nsec + resolution_ns;
-  return (ns + 999'999) / 1'000'000;
 }
 inline int64_t SystemUnixMillis() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())

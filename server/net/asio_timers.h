@@ -17,7 +17,6 @@ class AsioTimerService final : public broker::TimerService {
   explicit AsioTimerService(asio::any_io_executor executor) : executor_(std::move(executor)) {}
 
   broker::MonoMillis Now() const override { return broker::SteadyNowMillis(); }
-  broker::MonoMillis CoarseNowNotBefore() const override { return broker::CoarseSteadyNowMillisNotBefore(); }
   int64_t UnixSeconds() const override { return broker::SystemUnixSeconds(); }
   int64_t UnixMillis() const override { return broker::SystemUnixMillis(); }
   std::unique_ptr<broker::Timer> NewTimer(std::function<void()> callback) override;

@@ -85,9 +85,8 @@ class Channel final : public broker::DirectReplyTarget {
     std::shared_ptr<broker::Queue> queue;
     broker::QueuedMessage message;
     ChannelConsumer* consumer;  // nullptr for basic.get or once the consumer is cancelled
-    // Acknowledgement timeout: the channel's clock reading for its delivery (non-decreasing in
-    // delivery order; without a timeout, the last reading before it) and when it times out
-    // (kNoAckDeadline: never).
+    // Acknowledgement timeout: when it was delivered (without a timeout: no later than that) and
+    // when it times out (kNoAckDeadline: never).
     broker::MonoMillis delivered_at = 0;
     broker::MonoMillis ack_deadline = kNoAckDeadline;
     bool settled = false;       // acked/rejected; popped once it reaches the front

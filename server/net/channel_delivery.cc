@@ -102,8 +102,7 @@ void Channel::AddUnacked(uint64_t tag, std::shared_ptr<broker::Queue> queue, bro
     return;
   }
   // Read only here: a channel whose deliveries have no timeout never reads the clock for them.
-  // The coarse reading (a few ms late at most) keeps it cheap and never times a delivery out early.
-  last_delivery_clock_ = connection_.vhost().timers().CoarseNowNotBefore();
+  last_delivery_clock_ = connection_.vhost().timers().Now();
   u.delivered_at = last_delivery_clock_;
   u.ack_deadline = *timeout >= static_cast<uint64_t>(kNoAckDeadline - u.delivered_at)
                        ? kNoAckDeadline
