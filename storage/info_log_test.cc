@@ -45,7 +45,10 @@ TEST(InfoLogTest, RotatesPastItsLimitKeepingOneOldFile) {
   for (int i = 0; i < 100; ++i) rocksdb::Log(rocksdb::InfoLogLevel::INFO_LEVEL, log, "line %03d", i);
   EXPECT_LT(std::filesystem::file_size(dir.Sub("LOG")), 1000u);
   EXPECT_GE(std::filesystem::file_size(dir.Sub("LOG.old")), 1000u);
-  EXPECT_NE(Read(dir.Sub("LOG")).find("line 099\n"), std::string::npos);
+  // Where the cut falls depends on the line length (the thread id's width varies), so the last
+  // line may have filled LOG and moved with it: it ends LOG.old followed by LOG either way.
+  const std::string both = Read(dir.Sub("LOG.old")) + Read(dir.Sub("LOG"));
+  EXPECT_TRUE(both.ends_with(" line 099\n")) << both.substr(both.size() > 200 ? both.size() - 200 : 0);
   EXPECT_EQ(std::distance(std::filesystem::directory_iterator(dir.path()), {}), 2);
 }
 
