@@ -28,6 +28,7 @@ struct StoredMessage {
   int64_t expires = 0;    // queue messages with a TTL: when it ends (unix milliseconds); 0: none
   uint32_t delivery_count = 0;  // from the delivery-state record; 0 when there is none
   bool redelivered = false;
+  bool has_delivery_state = false;  // a delivery-state record exists (to delete with the entry)
 };
 
 }  // namespace warren::storage

@@ -64,6 +64,7 @@ TEST(ScanTest, DeliveryStateIsMergedPerMessage) {
   ASSERT_EQ(msgs.size(), 6u);
   for (const auto& m : msgs) {
     SCOPED_TRACE(m.seq);
+    EXPECT_EQ(m.has_delivery_state, m.seq == 2 || m.seq == 5);
     if (m.seq == 2) {
       EXPECT_EQ(m.delivery_count, 1u);
       EXPECT_FALSE(m.redelivered);
@@ -79,6 +80,17 @@ TEST(ScanTest, DeliveryStateIsMergedPerMessage) {
   auto tail = ScanAll(store.get(), 1, 5);
   ASSERT_EQ(tail.size(), 2u);
   EXPECT_EQ(tail[0].delivery_count, 2u);
+
+  // An ack of an entry without a state leaves the states of its neighbours alone.
+  WriteBatch acks;
+  acks.DeleteStatelessMessage(1, 1);
+  acks.DeleteMessage(1, 2);
+  ASSERT_TRUE(store->Write(std::move(acks)).ok());
+  auto rest = ScanAll(store.get(), 1);
+  ASSERT_EQ(rest.size(), 4u);
+  EXPECT_EQ(rest[0].seq, 3u);
+  EXPECT_EQ(rest[2].seq, 5u);
+  EXPECT_EQ(rest[2].delivery_count, 2u);
 }
 
 double Millis(std::chrono::steady_clock::duration d) {

@@ -241,6 +241,7 @@ Status Store::ScanQueue(uint64_t queue_id, uint64_t from_seq,
     // Delivery state shares the index's key space: walk both in step instead of a Get each.
     m.delivery_count = 0;
     m.redelivered = false;
+    m.has_delivery_state = false;
     if (!dit_positioned) {
       dit->Seek(it->key());
       dit_positioned = true;
@@ -252,6 +253,7 @@ Status Store::ScanQueue(uint64_t queue_id, uint64_t from_seq,
       if (!s.ok()) return Status::Corruption(MessageName(qid, seq) + " delivery state: " + s.message());
       m.delivery_count = d.delivery_count;
       m.redelivered = d.redelivered;
+      m.has_delivery_state = true;
     }
     if (!dit->status().ok()) return Status::FromRocksDB(dit->status(), "scan delivery state");
     if (!fn(m)) return Status::OK();

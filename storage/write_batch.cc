@@ -193,8 +193,14 @@ void WriteBatch::DeleteMessage(uint64_t queue_id, uint64_t seq) {
   EncodeMessageKey(queue_id, seq, key);
   rocksdb::Slice k(key, sizeof(key));
   rep_.SingleDelete(Handle(Family::kIndex), k);
-  // Delivery state may be put several times (each delivery), so it needs a full Delete.
+  // Delivery state may be put several times (each requeue), so it needs a full Delete.
   rep_.Delete(Handle(Family::kDelivery), k);
+}
+
+void WriteBatch::DeleteStatelessMessage(uint64_t queue_id, uint64_t seq) {
+  char key[kMessageKeySize];
+  EncodeMessageKey(queue_id, seq, key);
+  rep_.SingleDelete(Handle(Family::kIndex), rocksdb::Slice(key, sizeof(key)));
 }
 
 void WriteBatch::PutRaw(Family family, std::string_view key, std::string_view value) {

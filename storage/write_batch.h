@@ -86,12 +86,15 @@ class WriteBatch {
   void DeleteDelayedRange(std::string_view exchange_prefix);
   // Deletes a shared body; the caller does so when its last index entry goes.
   void DeleteBody(uint64_t body_id);
-  // Delivery state: a small record written on delivery and on requeue; never rewrites the body.
+  // Delivery state: a small record (delivery count, redelivered) kept beside an index entry;
+  // never rewrites the body. The broker writes one on requeue, not on every delivery.
   void PutDeliveryState(uint64_t queue_id, uint64_t seq, uint32_t delivery_count, bool redelivered);
   // No message of the queue with seq >= horizon has been delivered (format.h, kHorizonSeq).
   void PutDeliveryHorizon(uint64_t queue_id, uint64_t horizon);
   // Removes the index entry and its delivery state (an ack). Does not delete a shared body.
   void DeleteMessage(uint64_t queue_id, uint64_t seq);
+  // The same for an entry known to have no delivery state (most acks): no tombstone for it.
+  void DeleteStatelessMessage(uint64_t queue_id, uint64_t seq);
 
   // Raw access bypassing the typed layout: for Recover's cleanup and for tests that need records
   // the typed API cannot produce (e.g. corrupt ones). Not for the broker.

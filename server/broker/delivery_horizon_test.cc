@@ -149,6 +149,53 @@ TEST(DeliveryHorizonTest, CleanStopsFlagOnlyWhatWasDelivered) {
   }
 }
 
+TEST(DeliveryHorizonTest, WhatACrashMayHaveDeliveredStaysFlaggedAcrossCleanStops) {
+  storage::testing::TempDir dir;
+  {
+    BrokerRun run(dir.path());
+    Queue& q = run.Durable("q");
+    for (int i = 0; i < 5; ++i) q.Enqueue(Body(run.broker, 10, 'x', true));
+    run.Settle();
+    ASSERT_TRUE(q.Get(/*no_ack=*/false));  // then a crash: the delivery left no record of its own
+  }
+  for (int restart = 0; restart < 2; ++restart) {
+    BrokerRun run(dir.path());
+    EXPECT_EQ(run.Durable("q").ready_count(), 5u);
+    run.broker.CloseDeliveryHorizons();
+    run.Settle();
+  }
+  BrokerRun run(dir.path());
+  std::optional<QueuedMessage> m = run.Durable("q").Get(true);
+  ASSERT_TRUE(m);
+  EXPECT_TRUE(m->redelivered);
+}
+
+TEST(DeliveryHorizonTest, DeliveriesWriteNothingAndTheirAcksNeedNoFsync) {
+  storage::testing::TempDir dir;
+  {
+    BrokerRun run(dir.path());
+    Queue& q = run.Durable("q");
+    for (int i = 0; i < 10; ++i) q.Enqueue(Body(run.broker, 10, 'x', true));
+    run.Settle();
+    const uint64_t syncs = run.store->stats().syncs;
+    std::vector<QueuedMessage> delivered;
+    for (int i = 0; i < 10; ++i) {
+      std::optional<QueuedMessage> m = q.Get(/*no_ack=*/false);
+      ASSERT_TRUE(m);
+      delivered.push_back(std::move(*m));
+    }
+    EXPECT_TRUE(run.persister.idle()) << "a delivery under the horizon writes nothing";
+    for (QueuedMessage& m : delivered) q.Ack(m);
+    run.Settle();
+    EXPECT_EQ(run.store->stats().syncs, syncs) << "a batch of acks only is not fsynced";
+    q.Enqueue(Body(run.broker, 10, 'y', true));
+    run.Settle();
+    EXPECT_EQ(run.store->stats().syncs, syncs + 1) << "a publish is";
+  }
+  BrokerRun run(dir.path());
+  EXPECT_EQ(run.Durable("q").ready_count(), 1u);
+}
+
 TEST(DeliveryHorizonTest, AGetAcrossTheSeqGapOfACrashRestartDoesNotWait) {
   storage::testing::TempDir dir;
   {

@@ -14,11 +14,21 @@ void Persister::SetIdFloors(uint64_t next_queue_id, uint64_t next_body_id) {
 }
 
 storage::WriteBatch& Persister::batch() {
+  ScheduleCommit();
+  batch_needs_sync_ = true;
+  return batch_;
+}
+
+storage::WriteBatch& Persister::removal_batch() {
+  ScheduleCommit();
+  return batch_;
+}
+
+void Persister::ScheduleCommit() {
   if (!commit_scheduled_) {
     commit_scheduled_ = true;
     post_([this] { Commit(); });
   }
-  return batch_;
 }
 
 void Persister::ReleaseBody(uint64_t body_id) {
@@ -26,16 +36,17 @@ void Persister::ReleaseBody(uint64_t body_id) {
   if (it == body_refs_.end()) return;
   if (--it->second > 0) return;
   body_refs_.erase(it);
-  batch().DeleteBody(body_id);
+  removal_batch().DeleteBody(body_id);
 }
 
 void Persister::WaitForDurable(std::weak_ptr<DurabilityListener> listener) {
   listeners_.push_back(std::move(listener));
-  batch();  // make sure a commit (and so a completion) is coming
+  ScheduleCommit();  // a completion is coming
 }
 
 void Persister::Commit() {
   commit_scheduled_ = false;
+  const bool sync = std::exchange(batch_needs_sync_, false);
   const uint64_t ticket = ++submitted_ticket_;
   if (store_ == nullptr || batch_.empty()) {
     // Nothing to write, but earlier batches may still be in flight: complete in order.
@@ -52,7 +63,7 @@ void Persister::Commit() {
   inflight_bytes_ += bytes;
   storage::WriteBatch batch = std::move(batch_);
   batch_ = storage::WriteBatch();
-  batch.set_sync(true);
+  batch.set_sync(sync);
   store_->Submit(std::move(batch), [this, ticket, post = post_, store = store_,
                                     reads = std::exchange(reads_, {})](const storage::Status& status) mutable {
     std::string error;
@@ -70,7 +81,7 @@ void Persister::Commit() {
 }
 
 void Persister::ReadAfterWrites(std::function<void(storage::Store&)> read, std::function<void()> done) {
-  batch();  // a commit is coming, and the read rides on it
+  ScheduleCommit();  // the read rides on it
   reads_.push_back(Read{std::move(read), std::move(done)});
 }
 

@@ -3,8 +3,9 @@
 // arrive while it fsyncs: group commit), and reports back which batches are durable so
 // publisher confirms and tx.commit-ok can be released.
 //
-// Tickets: batch N gets ticket N. A mutation added now is durable once durable_ticket() >=
-// open_ticket() as read when it was added. Batches complete in order.
+// Tickets: batch N gets ticket N. A mutation added now through batch() is durable once
+// durable_ticket() >= open_ticket() as read when it was added (one through removal_batch() is
+// written then, and durable with the next synced batch). Batches complete in order.
 //
 // Thread: owned by the broker thread. The store's completion callbacks run on the store thread
 // and are handed back to the broker thread through the `post` function.
@@ -50,8 +51,13 @@ class Persister {
   // cannot fill memory through the message-count window.
   uint64_t memory_window_bytes() const { return memory_window_bytes_; }
   void set_memory_window_bytes(uint64_t bytes) { memory_window_bytes_ = std::max<uint64_t>(bytes, 1); }
-  // The batch being filled in this turn; it is submitted at the end of the turn.
+  // The batch being filled in this turn; it is submitted at the end of the turn, with an fsync.
   storage::WriteBatch& batch();
+  // The same batch, for removing messages (acks, purges, expiry). A batch that holds nothing
+  // else is written without an fsync of its own (the next synced write makes it durable): losing
+  // such a removal to a power cut brings the message back, and flagged redelivered if it was
+  // delivered, because every delivered message is under its queue's durable delivery horizon.
+  storage::WriteBatch& removal_batch();
   uint64_t open_ticket() const { return submitted_ticket_ + 1; }
   uint64_t durable_ticket() const { return durable_ticket_; }
   // Nothing waits to be written: every submitted batch has completed and the open one is empty.
@@ -102,12 +108,14 @@ class Persister {
   const Stats& stats() const { return stats_; }
 
  private:
+  void ScheduleCommit();
   // `error` is empty when the batch was written.
   void OnBatchDone(uint64_t ticket, const std::string& error, bool resumable);
 
   storage::Store* store_;
   Post post_;
   storage::WriteBatch batch_;
+  bool batch_needs_sync_ = false;
   struct Read {
     std::function<void(storage::Store&)> read;
     std::function<void()> done;

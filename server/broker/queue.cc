@@ -137,7 +137,7 @@ void Queue::MaybePageIn() {
         msg->set_body_id(m.body_id);
         ready_.push_back(QueuedMessage{std::move(msg), m.seq, m.delivery_count,
                                        m.redelivered || m.delivery_count > 0 || MayHaveBeenDelivered(m.seq),
-                                       true});
+                                       true, m.has_delivery_state});
         AddedReady(ready_.back());
         if (features_ == nullptr && ready_.back().msg->has_ttl()) [[unlikely]] EnableFeatures();
         if (features_ != nullptr) features_->OnPagedIn(ready_.back(), m.expires);
@@ -184,7 +184,9 @@ uint64_t Queue::SeqAhead(size_t ahead) const {
 
 void Queue::CloseDeliveryHorizon() {
   if (stream_ != nullptr || persister_ == nullptr || !persister_->enabled() || !on_disk() || deleted_) return;
-  PutHorizon(0);
+  // What this run delivered is acked, or was requeued by the stop with its state stored. What a
+  // crash before it may have delivered was flagged by the recovered horizon only: keep it.
+  PutHorizon(recovered_horizon_);
   horizon_durable_ = 0;
 }
 
@@ -218,7 +220,7 @@ void Queue::DropPaged() {
   if (paged_count_ == 0) return;
   storage::Status status =
       persister_->store()->ScanQueue(id_, paged_next_seq_, [&](const storage::StoredMessage& m) {
-        persister_->batch().DeleteMessage(id_, m.seq);
+        DeleteStored(m.seq, m.has_delivery_state);
         if (m.body_id != 0) persister_->ReleaseBody(m.body_id);
         return true;
       });
@@ -226,20 +228,33 @@ void Queue::DropPaged() {
   paged_count_ = 0;
 }
 
-void Queue::OnDelivered(const QueuedMessage& m, bool no_ack) {
+void Queue::OnDelivered(QueuedMessage& m, bool no_ack) {
   if (features_ != nullptr) features_->OnLeftReady(m);
   if (!m.stored) return;
   if (no_ack) {
     Forget(m);
-  } else {
+  } else if (CountsDeliveries()) {
+    // The count is the client's (x-delivery-count, the delivery limit): it must survive a crash.
     persister_->batch().PutDeliveryState(id_, m.seq, m.delivery_count, m.redelivered);
+    m.state_stored = true;
   }
+  // Otherwise a delivery writes nothing: after a crash the delivery horizon flags the message
+  // redelivered, and a requeue (a clean stop's too) stores its state.
 }
 
 void Queue::Forget(const QueuedMessage& m) {
   if (!m.stored) return;
-  if (!deleted_) persister_->batch().DeleteMessage(id_, m.seq);
+  if (!deleted_) DeleteStored(m.seq, m.state_stored);
   if (m.msg->body_id() != 0) persister_->ReleaseBody(m.msg->body_id());
+}
+
+void Queue::DeleteStored(uint64_t seq, bool state_stored) {
+  storage::WriteBatch& batch = persister_->removal_batch();
+  if (state_stored) {
+    batch.DeleteMessage(id_, seq);
+  } else {
+    batch.DeleteStatelessMessage(id_, seq);
+  }
 }
 
 std::optional<QueuedMessage> Queue::Get(bool no_ack) {
@@ -285,6 +300,7 @@ void Queue::Requeue(QueuedMessage message) {
   message.redelivered = true;
   if (message.stored) {
     persister_->batch().PutDeliveryState(id_, message.seq, message.delivery_count, true);
+    message.state_stored = true;
   }
   if (features_ != nullptr) return features_->Requeue(std::move(message));  // priority order, x-max-length
   auto pos = std::upper_bound(ready_.begin(), ready_.end(), message.seq,

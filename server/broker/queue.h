@@ -36,6 +36,7 @@ struct QueuedMessage {
   uint32_t delivery_count = 0;  // deliveries so far, including the one in progress
   bool redelivered = false;
   bool stored = false;  // has an index entry in the store (persistent message, durable queue)
+  bool state_stored = false;  // has a delivery-state record in the store too
   uint8_t priority = 0;       // priority queues: the effective priority, 0..x-max-priority
   MonoMillis expires_at = 0;  // message TTL: when it expires (0: never); see queue_features.h
 };
@@ -233,8 +234,11 @@ class Queue : public std::enable_shared_from_this<Queue>, public DurabilityListe
   // Writes the message's index entry (paged out, or persistent in a durable queue).
   void WriteMessage(uint64_t seq, const Message& message, int64_t expires);
   // Store bookkeeping for a message leaving the queue's hands: delivered, settled, dropped.
-  void OnDelivered(const QueuedMessage& m, bool no_ack);
+  void OnDelivered(QueuedMessage& m, bool no_ack);
   void Forget(const QueuedMessage& m);
+  void DeleteStored(uint64_t seq, bool state_stored);
+  // Quorum queues and queues with a delivery limit: deliveries are counted for the client.
+  bool CountsDeliveries() const;
   // Paging: a queue whose in-memory backlog reached the window (messages or bytes) writes new
   // messages to the store only, and reads them back in chunks as the head drains.
   bool ShouldPageOut() const;

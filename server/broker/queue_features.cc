@@ -25,10 +25,14 @@ void Queue::Reject(const QueuedMessage& message) {
 }
 
 std::optional<int64_t> Queue::DeliveryCountHeaderSlow(const QueuedMessage& message, bool by_get) const {
-  if (type_ != QueueType::kQuorum && !features_->arguments().delivery_limit) return std::nullopt;
+  if (!CountsDeliveries()) return std::nullopt;
   const int64_t before = message.delivery_count > 0 ? message.delivery_count - 1 : 0;
   if (before == 0 && !by_get) return std::nullopt;
   return before;
+}
+
+bool Queue::CountsDeliveries() const {
+  return type_ == QueueType::kQuorum || (features_ != nullptr && features_->arguments().delivery_limit);
 }
 
 void Queue::Touch() {

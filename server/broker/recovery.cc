@@ -296,7 +296,8 @@ Status RestoreMessages(storage::Store& store, Broker& broker, const storage::Rec
         msg->set_body_id(m.body_id);
         // Anything that may have been delivered before the restart is flagged redelivered.
         q.Restore(QueuedMessage{std::move(msg), m.seq, m.delivery_count,
-                                m.redelivered || m.delivery_count > 0 || q.MayHaveBeenDelivered(m.seq), true},
+                                m.redelivered || m.delivery_count > 0 || q.MayHaveBeenDelivered(m.seq), true,
+                                m.has_delivery_state},
                   m.expires);
         return true;
       });
