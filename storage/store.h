@@ -243,6 +243,8 @@ class Store {
   void StopWriter();
   void WriterLoop();
   Status WriteGroup(std::vector<Pending>& group);
+  // REQUIRES: mu_ held (by `l`), queue_ not empty.
+  void GatherLocked(std::unique_lock<std::mutex>& l);
   void TryResume();
 
   const StoreOptions options_;
@@ -251,13 +253,17 @@ class Store {
   std::unique_ptr<rocksdb::DB> db_;
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;  // indexed by Family
 
-  // Guards queue_, stopping_ and stats_.
+  // Guards queue_, queued_sync_updates_, gathering_, stopping_ and stats_.
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::vector<Pending> queue_;
+  uint64_t queued_sync_updates_ = 0;  // updates in queue_'s batches that asked for an fsync
+  bool gathering_ = false;            // the writer waits for more batches (GatherLocked)
   bool stopping_ = false;
   Stats stats_;
   // Touched only by the writer thread.
+  uint64_t last_sync_updates_ = 0;  // updates the last synced group carried in batches that asked for it
+  uint64_t fsync_micros_avg_ = 0;   // moving average of fsync times
   bool needs_resume_ = false;
   std::chrono::steady_clock::time_point next_resume_;
   std::thread writer_;

@@ -23,6 +23,8 @@ namespace {
 // batch: past this size the copy costs more than the extra (unsynced) write call.
 constexpr size_t kDirectWriteBytes = 64 * 1024;
 constexpr auto kResumeInterval = std::chrono::milliseconds(200);
+// The longest a synced group waits for the rest of the last one (GatherLocked).
+constexpr uint64_t kMaxGatherMicros = 1000;
 constexpr uint64_t kResumeHeadroomBytes = 64 << 20;
 
 // Replays a batch's records into another batch, mapping each column family id to its handle.
@@ -102,14 +104,15 @@ void Store::Submit(WriteBatch batch, std::function<void(const Status&)> on_done)
     if (on_done) on_done(Status::InvalidArgument("store " + options_.dir + " is open read-only"));
     return;
   }
-  bool was_empty;
+  bool wake;
   {
     std::lock_guard<std::mutex> l(mu_);
-    was_empty = queue_.empty();
+    // A non-empty queue means the writer is busy and will look again before sleeping.
+    wake = queue_.empty() || gathering_;
+    if (batch.sync()) queued_sync_updates_ += batch.count();
     queue_.push_back(Pending{std::move(batch), std::move(on_done)});
   }
-  // A non-empty queue means the writer is busy and will look again before sleeping.
-  if (was_empty) cv_.notify_one();
+  if (wake) cv_.notify_one();
 }
 
 Status Store::Write(WriteBatch batch) {
@@ -134,7 +137,9 @@ void Store::WriterLoop() {
       std::unique_lock<std::mutex> l(mu_);
       cv_.wait(l, [this] { return !queue_.empty() || stopping_; });
       if (queue_.empty()) return;  // stopping, and everything submitted is written
+      GatherLocked(l);
       group.swap(queue_);
+      queued_sync_updates_ = 0;
     }
     Status s = WriteGroup(group);
     for (Pending& p : group) {
@@ -144,11 +149,29 @@ void Store::WriterLoop() {
   }
 }
 
+// Synchronous publishers (one confirm in flight each) send their next message one round trip
+// after the fsync that confirmed the last one, spread over part of an fsync. Written as soon as
+// the first arrives, they would split into two groups that alternate, each with half of them. So
+// a synced group smaller than the last one waits, up to half an average fsync, for as many
+// updates as the last one carried: they share one fsync. A smaller group after the wait sets the
+// next target, so publishers that went away cost one wait.
+void Store::GatherLocked(std::unique_lock<std::mutex>& l) {
+  if (!options_.sync_writes || queued_sync_updates_ == 0 || queued_sync_updates_ >= last_sync_updates_) return;
+  const auto wait = std::chrono::microseconds(std::min(fsync_micros_avg_ / 2, kMaxGatherMicros));
+  gathering_ = true;
+  cv_.wait_for(l, wait, [this] { return stopping_ || queued_sync_updates_ >= last_sync_updates_; });
+  gathering_ = false;
+}
+
 Status Store::WriteGroup(std::vector<Pending>& group) {
   if (needs_resume_) TryResume();
   const auto started = std::chrono::steady_clock::now();
   bool want_sync = false;
-  for (const Pending& p : group) want_sync |= p.batch.sync();
+  uint64_t sync_updates = 0;
+  for (const Pending& p : group) {
+    want_sync |= p.batch.sync();
+    if (p.batch.sync()) sync_updates += p.batch.count();
+  }
   want_sync &= options_.sync_writes;
 
   // The RocksDB writes of this group, in submission order: merged runs of small batches, and
@@ -199,6 +222,10 @@ Status Store::WriteGroup(std::vector<Pending>& group) {
     synced = s.ok();
   }
   if (!s.ok()) needs_resume_ = true;
+  if (synced) {
+    last_sync_updates_ = sync_updates;
+    fsync_micros_avg_ = (fsync_micros_avg_ * 7 + sync_micros) / 8;
+  }
 
   const uint64_t write_micros =
       std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - started).count();
