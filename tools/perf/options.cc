@@ -108,7 +108,7 @@ std::vector<std::string> Options::QueueNames() const {
   return names;
 }
 
-std::string Options::RoutingKeyFor(const std::string& name) const {
+const std::string& Options::RoutingKeyFor(const std::string& name) const {
   return exchange.empty() || routing_key.empty() ? name : routing_key;
 }
 
@@ -151,7 +151,7 @@ std::expected<Options, int> ParseOptions(int argc, char** argv) {
   app.add_flag("-a,--autoack", o.autoack);
   app.add_option("-A,--multi-ack-every", o.multi_ack_every)->check(CLI::Range(1, 1 << 20));
   app.add_option("-r,--rate", o.rate, "msgs/s per producer (0 = unlimited)")->check(CLI::Range(0.0, 1e9));
-  app.add_option("-z,--time", o.time, "measured seconds (after --warmup)")->check(CLI::Range(0.0, 1e7));
+  app.add_option("-z,--time", o.time, "run time in seconds, --warmup included")->check(CLI::Range(0.0, 1e7));
   app.add_option("-C,--pmessages", o.pmessages, "messages per producer");
   app.add_option("--warmup", o.warmup, "seconds excluded from rates and percentiles")->check(CLI::Range(0.0, 1e6));
   app.add_flag("--predeclared", o.predeclared, "declare nothing");
@@ -179,6 +179,7 @@ std::expected<Options, int> ParseOptions(int argc, char** argv) {
   o.queue_args = std::move(*args);
   for (const auto& f : flags) (f == "persistent" ? o.persistent : o.mandatory) = true;
   o.tls_verify_peer = tls_verify.empty() ? !o.cacert.empty() : tls_verify == "peer";
+  if (o.time > 0 && o.warmup >= o.time) return bad("--warmup must be shorter than --time");
   if (o.cert.empty() != o.key.empty()) return bad("--cert and --key go together");
   if (o.queue.empty() || o.queue.size() > 200) return bad("--queue must be 1 to 200 bytes");
   if (o.exchange.size() > 255 || o.routing_key.size() > 255) return bad("names are at most 255 bytes");

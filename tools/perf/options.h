@@ -55,7 +55,7 @@ struct Options {
   // NAME-1..NAME-N when queues > 1, else NAME.
   std::vector<std::string> QueueNames() const;
   // The routing key a producer publishing to `queue` uses.
-  std::string RoutingKeyFor(const std::string& queue) const;
+  const std::string& RoutingKeyFor(const std::string& queue) const;
   // How many queues one message published to `queue`'s key reaches.
   int QueuesReachedFrom(const std::string& queue) const;
 };

@@ -18,6 +18,7 @@
 #include <mutex>
 #include <sstream>
 #include <thread>
+#include <unordered_set>
 
 #include "tools/perf/client.h"
 #include "tools/perf/options.h"
@@ -102,7 +103,8 @@ class Run {
   std::mutex mu_;
   std::condition_variable cv_;
   std::vector<std::string> errors_;
-  size_t ready_ = 0, closed_ = 0;
+  size_t ready_ = 0;
+  std::unordered_set<const Client*> closed_;
 };
 
 Client* Run::AddClient(ClientSpec spec) {
@@ -114,9 +116,9 @@ Client* Run::AddClient(ClientSpec spec) {
         cv_.notify_all();
       },
       [this](Client&, const std::string& why) { Error(why); },
-      [this](Client&) {
+      [this](Client& c) {
         std::lock_guard lock(mu_);
-        ++closed_;
+        closed_.insert(&c);
         cv_.notify_all();
       }};
   clients_.push_back(std::make_unique<Client>(*ios_[thread], tls_ ? &*tls_ : nullptr, o_, endpoints_,
@@ -137,16 +139,14 @@ bool Run::WaitReady(size_t count) {
 }
 
 void Run::CloseClients(size_t from) {
-  size_t closing = 0;
-  {
-    std::lock_guard lock(mu_);
-    closing = closed_;
-  }
   for (size_t i = from; i < clients_.size(); ++i)
     asio::post(*ios_[thread_of_[i]], [c = clients_[i].get()] { c->Close(); });
   std::unique_lock lock(mu_);
-  // Clients that failed before have closed already; every other one closes now.
-  cv_.wait_for(lock, kCloseTimeout, [&] { return closed_ >= clients_.size() - from + 0 * closing; });
+  cv_.wait_for(lock, kCloseTimeout, [&] {
+    for (size_t i = from; i < clients_.size(); ++i)
+      if (!closed_.contains(clients_[i].get())) return false;
+    return true;
+  });
 }
 
 void Run::Error(const std::string& why) {
@@ -376,7 +376,7 @@ int Run::Execute() {
         last = now_totals;
         next_report += 1s;
       }
-      if (measuring && o_.time > 0 && now - measure_start >= run_time) break;
+      if (o_.time > 0 && now - start >= run_time) break;
       if (AllDone(now_totals)) break;
     }
     for (size_t i = first_worker; i < clients_.size(); ++i)
