@@ -61,7 +61,7 @@ void Client::Start() {
     Socket().set_option(asio::ip::tcp::no_delay(true), ignored);
     if (!tls_) return Begin();
     if (options_.tls_verify_peer) {
-      tls_->set_verify_mode(asio::ssl::verify_peer);
+      tls_->set_verify_mode(asio::ssl::verify_peer);  // against --cacert, else the system's CAs
       tls_->set_verify_callback(asio::ssl::host_name_verification(options_.uri.host));
     }
     asio::error_code addr_ec;

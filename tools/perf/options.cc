@@ -143,8 +143,8 @@ std::expected<Options, int> ParseOptions(int argc, char** argv) {
       ->check(CLI::IsMember({"persistent", "mandatory"}));
   app.add_flag("--persistent", o.persistent, "= -f persistent");
   app.add_option("--queue-args", queue_args, "K=V[,K=V...]");
-  app.add_option("-s,--size", o.body_size, "body bytes (at least 8)")
-      ->check(CLI::Range(size_t{PublishTemplate::kMinBodySize}, size_t{512} << 20));
+  app.add_option("-s,--size", o.body_size, "body bytes (8 to 128 MiB, RabbitMQ's largest message)")
+      ->check(CLI::Range(size_t{PublishTemplate::kMinBodySize}, size_t{128} << 20));
   app.add_option("-c,--confirm", o.confirm, "at most N unconfirmed per producer (0 = no confirms)")
       ->check(CLI::Range(0, 1 << 20));
   app.add_option("-q,--qos", o.qos, "prefetch per consumer (0 = none)")->check(CLI::Range(0, 65535));
