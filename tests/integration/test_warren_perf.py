@@ -1,9 +1,13 @@
 """warren-perf (tools/perf): the load generator run against the real broker in the configurations
 the benchmarks use (autoack, durable with confirms and manual acks, fanout, a fixed message count,
-a missing predeclared queue, amqps), checking its single JSON line and exit code."""
+a missing predeclared queue, amqps), checking its single JSON line and exit code, and that a broker
+that goes silent cannot hold a run past its time."""
 import json
 import os
+import signal
+import socket
 import subprocess
+import time
 
 import pytest
 
@@ -88,3 +92,39 @@ def test_amqps_with_cacert(server_factory, certs, tmp_path, uniq):  # noqa: F811
     r = perf(srv, "-x", "1", "-y", "0", "-z", "1", "--cacert", certs("rogue-ca.pem"),
              scheme="amqps", port=srv.ssl_port, expect=1)
     assert "TLS handshake" in r["error_msgs"][0]
+
+
+def test_a_silent_broker_cannot_hold_a_run():
+    # Accepts TCP (the kernel completes the handshake) and never says a word.
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    try:
+        started = time.monotonic()
+        r = subprocess.run([WARREN_PERF, "--uri", "amqp://127.0.0.1:%d" % listener.getsockname()[1],
+                            "--quiet", "-z", "1"], capture_output=True, timeout=30)
+        assert r.returncode == 1
+        assert "no answer" in json.loads(r.stdout)["error_msgs"][0]
+        assert time.monotonic() - started < 10  # -z 1: set-up waits 1 s plus a grace of 2, closing 2
+    finally:
+        listener.close()
+
+
+@pytest.mark.needs_own_server
+def test_a_broker_stopping_mid_run_cannot_hold_it(own_server, uniq):
+    uri = "amqp://guest:guest@127.0.0.1:%d/%%2F" % own_server.port
+    proc = subprocess.Popen([WARREN_PERF, "--uri", uri, "--quiet", "-a", "-z", "2", "-u", uniq("q")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        time.sleep(1)
+        started = time.monotonic()
+        own_server.proc.send_signal(signal.SIGSTOP)
+        out, _ = proc.communicate(timeout=30)
+        assert time.monotonic() - started < 6  # the rest of -z 2, then 2 s to close
+        assert proc.returncode == 0
+        assert json.loads(out)["published"] > 0
+    finally:
+        own_server.proc.send_signal(signal.SIGCONT)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

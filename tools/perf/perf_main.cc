@@ -29,8 +29,11 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 
-// How long set-up and clean-up may wait for the broker, and the per-connection close grace.
+// How long set-up and clean-up may wait for the broker (at most; a shorter --time shortens it
+// to --time plus kGrace, so that a silent broker never holds a run much past its time), and the
+// per-connection close grace.
 constexpr auto kSetupTimeout = 10s;
+constexpr auto kGrace = 2s;
 constexpr auto kCloseTimeout = 2s;
 constexpr size_t kMaxErrorMsgs = 100;
 constexpr auto kTick = 10ms;  // how promptly -C, --time and errors end a run
@@ -93,6 +96,7 @@ class Run {
 
   const Options& o_;
   std::vector<std::string> queue_names_;
+  Clock::duration setup_timeout_ = kSetupTimeout;
   std::vector<std::unique_ptr<asio::io_context>> ios_;
   std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards_;
   std::vector<std::thread> threads_;
@@ -136,7 +140,7 @@ void Run::StartClients(size_t from) {
 
 bool Run::WaitReady(size_t count) {
   std::unique_lock lock(mu_);
-  return cv_.wait_for(lock, kSetupTimeout, [&] { return ready_ >= count || !errors_.empty() || g_stop; }) &&
+  return cv_.wait_for(lock, setup_timeout_, [&] { return ready_ >= count || !errors_.empty() || g_stop; }) &&
          ready_ >= count;
 }
 
@@ -288,6 +292,9 @@ int Run::Execute() {
     ios_.push_back(std::make_unique<asio::io_context>(1));
     guards_.push_back(asio::make_work_guard(*ios_.back()));
   }
+  if (o_.time > 0)
+    setup_timeout_ = std::min<Clock::duration>(
+        kSetupTimeout, std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(o_.time)) + kGrace);
   bool usable = true;
   if (o_.uri.tls) {
     try {
@@ -318,7 +325,7 @@ int Run::Execute() {
   if (usable && !setup.empty()) {
     AddClient({ClientSpec::kSetup, "set-up", "", "", std::move(setup)});
     StartClients(0);
-    if (!WaitReady(1) && !Failed()) Error("set-up: no answer from the broker within 10 s");
+    if (!WaitReady(1) && !Failed()) Error("set-up: no answer from the broker in time");
     CloseClients(0);
   }
   const size_t first_worker = clients_.size();
@@ -350,7 +357,7 @@ int Run::Execute() {
     }
     StartClients(first_worker);
     if (!WaitReady(base_ready + clients_.size() - first_worker) && !Failed())
-      Error("connections not ready within 10 s");
+      Error("connections not ready in time");
   }
   if (usable && !Failed() && !g_stop) {
     const auto start = Clock::now();
@@ -403,7 +410,7 @@ int Run::Execute() {
     const size_t want = ready_ + 1;
     AddClient({ClientSpec::kSetup, "delete", "", "", DeleteSteps()});
     StartClients(deleter);
-    if (!WaitReady(want) && !Failed()) Error("delete: no answer from the broker within 10 s");
+    if (!WaitReady(want) && !Failed()) Error("delete: no answer from the broker in time");
     CloseClients(deleter);
   }
   guards_.clear();
