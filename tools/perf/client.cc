@@ -234,7 +234,10 @@ void Client::OnMethod(std::string_view payload) {
     open.virtual_host = options_.uri.vhost;
     return Send(open, 0);
   }
-  if (std::holds_alternative<ConnectionOpenOk>(m)) return Send(ChannelOpen{});
+  if (std::holds_alternative<ConnectionOpenOk>(m)) {
+    open_ = true;
+    return Send(ChannelOpen{});
+  }
   if (std::holds_alternative<ChannelOpenOk>(m)) return NextStep();
   if (amqp::MethodIds(m) == awaiting_) return NextStep();
   // Anything else (connection.blocked, a late -ok) changes nothing for a load run.
@@ -271,6 +274,8 @@ void Client::StopPublishing() { publishing_ = false; }
 void Client::Close() {
   publishing_ = false;
   if (done_ || failed_ || closing_) return;
+  // Before connection.open-ok a connection.close would interleave with the handshake.
+  if (!open_) return CloseSocket();
   closing_ = true;
   amqp::method::ConnectionClose close;
   close.reply_code = amqp::reply::kSuccess;

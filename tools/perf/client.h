@@ -115,6 +115,7 @@ class Client {
   size_t in_len_ = 0;
   std::string out_, pending_;  // being written; queued for the next write
   bool writing_ = false, failed_ = false, closing_ = false, done_ = false, rate_timer_armed_ = false;
+  bool open_ = false;  // connection.open-ok came
   uint32_t frame_max_ = 0;
   size_t step_ = 0;
   std::pair<uint16_t, uint16_t> awaiting_{0, 0};

@@ -81,13 +81,14 @@ class Run {
 
  private:
   Client* AddClient(ClientSpec spec);
-  void StartClients(size_t from);
-  bool WaitReady(size_t count);
+  // Starts clients [from, end) and waits until they are ready, one of them failed, the set-up
+  // time ran out (an error naming `what`) or, when `stoppable`, a signal came.
+  bool StartAndWait(size_t from, const std::string& what, bool stoppable);
   void CloseClients(size_t from);
   void Error(const std::string& why);
   bool Failed();
-  // Runs f(client) for every client on its own thread; returns when all ran.
-  void OnEachThread(const std::function<void(Client&)>& f);
+  // The sum of every client's total() or interval(), taken on the clients' threads.
+  Latencies Collect(Latencies& (Client::*pick)(), bool reset);
   Totals Sum();
   bool AllDone(const Totals& t);
   void Progress(double at, const Totals& last_second);
@@ -133,15 +134,18 @@ Client* Run::AddClient(ClientSpec spec) {
   return clients_.back().get();
 }
 
-void Run::StartClients(size_t from) {
+bool Run::StartAndWait(size_t from, const std::string& what, bool stoppable) {
+  std::unique_lock lock(mu_);
+  const size_t want = ready_ + (clients_.size() - from), errors_before = error_count_;
   for (size_t i = from; i < clients_.size(); ++i)
     asio::post(*ios_[thread_of_[i]], [c = clients_[i].get()] { c->Start(); });
-}
-
-bool Run::WaitReady(size_t count) {
-  std::unique_lock lock(mu_);
-  return cv_.wait_for(lock, setup_timeout_, [&] { return ready_ >= count || !errors_.empty() || g_stop; }) &&
-         ready_ >= count;
+  bool ended = cv_.wait_for(lock, setup_timeout_, [&] {
+    return ready_ >= want || error_count_ > errors_before || (stoppable && g_stop);
+  });
+  if (ready_ >= want) return true;
+  lock.unlock();
+  if (!ended) Error(what + ": no answer from the broker in time");
+  return false;
 }
 
 void Run::CloseClients(size_t from) {
@@ -168,18 +172,26 @@ bool Run::Failed() {
   return !errors_.empty();
 }
 
-void Run::OnEachThread(const std::function<void(Client&)>& f) {
-  std::vector<std::future<void>> done;
+Latencies Run::Collect(Latencies& (Client::*pick)(), bool reset) {
+  // Each thread sums its own clients into a sum of its own; this thread merges them after.
+  std::vector<std::future<Latencies>> sums;
   for (size_t t = 0; t < ios_.size(); ++t) {
-    auto promise = std::make_shared<std::promise<void>>();
-    done.push_back(promise->get_future());
-    asio::post(*ios_[t], [this, t, &f, promise] {
-      for (size_t i = 0; i < clients_.size(); ++i)
-        if (thread_of_[i] == t) f(*clients_[i]);
-      promise->set_value();
+    auto promise = std::make_shared<std::promise<Latencies>>();
+    sums.push_back(promise->get_future());
+    asio::post(*ios_[t], [this, t, pick, reset, promise] {
+      Latencies sum;
+      for (size_t i = 0; i < clients_.size(); ++i) {
+        if (thread_of_[i] != t) continue;
+        Latencies& l = (clients_[i].get()->*pick)();
+        sum.Add(l);
+        if (reset) l.Reset();
+      }
+      promise->set_value(std::move(sum));
     });
   }
-  for (auto& d : done) d.wait();  // the I/O threads never block, so this is short
+  Latencies all;
+  for (auto& sum : sums) all.Add(sum.get());  // the I/O threads never block, so this is short
+  return all;
 }
 
 Totals Run::Sum() {
@@ -213,11 +225,7 @@ bool Run::AllDone(const Totals& t) {
 }
 
 void Run::Progress(double at, const Totals& d) {
-  Latencies second;
-  OnEachThread([&](Client& c) {
-    second.Add(c.interval());
-    c.interval().Reset();
-  });
+  const Latencies second = Collect(&Client::interval, /*reset=*/true);
   fprintf(stderr, "time %.1fs, sent %llu msg/s, confirmed %llu msg/s, received %llu msg/s, "
           "latency p50/p99 %llu/%llu us, confirm latency p50/p99 %llu/%llu us\n",
           at, static_cast<unsigned long long>(d.published), static_cast<unsigned long long>(d.confirmed),
@@ -324,12 +332,10 @@ int Run::Execute() {
   std::vector<amqp::Method> setup = SetupSteps();
   if (usable && !setup.empty()) {
     AddClient({ClientSpec::kSetup, "set-up", "", "", std::move(setup)});
-    StartClients(0);
-    if (!WaitReady(1) && !Failed()) Error("set-up: no answer from the broker in time");
+    StartAndWait(0, "set-up", /*stoppable=*/true);
     CloseClients(0);
   }
   const size_t first_worker = clients_.size();
-  const size_t base_ready = ready_;
   Totals base, end;
   double measured_s = 0, cpu_s = 0;
   std::optional<double> broker_cpu_s;
@@ -355,9 +361,7 @@ int Run::Execute() {
       if (o_.confirm > 0) spec.steps.push_back(amqp::method::ConfirmSelect{});
       AddClient(std::move(spec));
     }
-    StartClients(first_worker);
-    if (!WaitReady(base_ready + clients_.size() - first_worker) && !Failed())
-      Error("connections not ready in time");
+    StartAndWait(first_worker, "connecting", /*stoppable=*/true);
   }
   if (usable && !Failed() && !g_stop) {
     const auto start = Clock::now();
@@ -375,7 +379,7 @@ int Run::Execute() {
       std::this_thread::sleep_for(kTick);
       const auto now = Clock::now();
       if (!measuring && now >= warmup_end) {
-        OnEachThread([](Client& c) { c.total().Reset(); });
+        Collect(&Client::total, /*reset=*/true);
         base = Sum();
         measure_start = Clock::now();
         cpu_base = CpuSecondsSelf();
@@ -393,7 +397,7 @@ int Run::Execute() {
     }
     for (size_t i = first_worker; i < clients_.size(); ++i)
       asio::post(*ios_[thread_of_[i]], [c = clients_[i].get()] { c->StopPublishing(); });
-    OnEachThread([&](Client& c) { latencies.Add(c.total()); });
+    latencies = Collect(&Client::total, /*reset=*/false);
     end = Sum();
     if (!measuring) base = end;  // stopped during the warm-up: nothing measured
     measured_s = measuring ? std::chrono::duration<double>(Clock::now() - measure_start).count() : 0;
@@ -407,10 +411,8 @@ int Run::Execute() {
   CloseClients(first_worker);
   if (usable && o_.delete_after) {
     const size_t deleter = clients_.size();
-    const size_t want = ready_ + 1;
     AddClient({ClientSpec::kSetup, "delete", "", "", DeleteSteps()});
-    StartClients(deleter);
-    if (!WaitReady(want) && !Failed()) Error("delete: no answer from the broker in time");
+    StartAndWait(deleter, "delete", /*stoppable=*/false);  // also after an error or a signal
     CloseClients(deleter);
   }
   guards_.clear();
