@@ -60,9 +60,15 @@ def test_fanout_to_three_queues(server, uniq):
 
 def test_message_count_is_exact(server, uniq):
     r = perf(server, "-x", "2", "-y", "2", "-C", "500", "-c", "20", "-q", "50", "-A", "5", "-z", "20",
-             "-u", uniq("q"), "--delete", "--broker-pid", str(os.getpid()))
+             "-u", uniq("q"), "--delete", "--broker-pid", str(os.getpid()), "--threads", "2")
     assert (r["published"], r["confirmed"], r["consumed"]) == (1000, 1000, 1000)
     assert "broker_cpu_pct" in r
+
+
+def test_mandatory_publishes_without_a_route_are_returned(server, uniq):
+    r = perf(server, "-x", "1", "-y", "0", "-e", "amq.direct", "-k", uniq("nowhere"), "--predeclared",
+             "-f", "mandatory", "-C", "300", "-c", "10", "-z", "20")
+    assert (r["published"], r["returned"], r["confirmed"]) == (300, 300, 300)
 
 
 def test_missing_predeclared_queue_is_an_error(server, uniq):
