@@ -350,7 +350,7 @@ int Run::Execute() {
         spec.steps.push_back(qos);
       }
       amqp::method::BasicConsume consume;
-      consume.queue = queue_names_[j % queue_names_.size()];
+      consume.queue = q;
       consume.no_ack = o_.autoack;
       spec.steps.push_back(consume);
       AddClient(std::move(spec));
