@@ -94,6 +94,9 @@ def test_amqps_with_cacert(server_factory, certs, tmp_path, uniq):  # noqa: F811
              "--cacert", certs("ca.pem"), "--cert", certs("client.pem"), "--key", certs("client.key"),
              scheme="amqps", port=srv.ssl_port)
     assert (r["published"], r["confirmed"], r["consumed"]) == (300, 300, 300)
+    r = perf(srv, "-x", "1", "-y", "0", "-C", "10", "-c", "10", "-z", "20", "-u", uniq("q"), "--delete",
+             "--tls-verify", "none", scheme="amqps", port=srv.ssl_port)
+    assert r["confirmed"] == 10
     # A server certificate that the given CA did not sign is refused.
     r = perf(srv, "-x", "1", "-y", "0", "-z", "1", "--cacert", certs("rogue-ca.pem"),
              scheme="amqps", port=srv.ssl_port, expect=1)
