@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import SERVER_BIN
+from conftest import SERVER_BIN, SLOWDOWN
 from test_tls import _tls_server, certs  # noqa: F401 (certs is a fixture)
 
 WARREN_PERF = os.path.join(os.path.dirname(SERVER_BIN), "warren-perf")
@@ -114,7 +114,7 @@ def test_a_silent_broker_cannot_hold_a_run():
                             "--quiet", "-z", "1"], capture_output=True, timeout=30)
         assert r.returncode == 1
         assert "no answer" in json.loads(r.stdout)["error_msgs"][0]
-        assert time.monotonic() - started < 10  # -z 1: set-up waits 1 s plus a grace of 2, closing 2
+        assert time.monotonic() - started < 10 * SLOWDOWN  # -z 1: set-up waits 1 s plus a grace of 2, closing 2
     finally:
         listener.close()
 
@@ -129,7 +129,7 @@ def test_a_broker_stopping_mid_run_cannot_hold_it(own_server, uniq):
         started = time.monotonic()
         own_server.proc.send_signal(signal.SIGSTOP)
         out, _ = proc.communicate(timeout=30)
-        assert time.monotonic() - started < 6  # the rest of -z 2, then 2 s to close
+        assert time.monotonic() - started < 6 * SLOWDOWN  # the rest of -z 2, then 2 s to close
         assert proc.returncode == 0
         assert json.loads(out)["published"] > 0
     finally:
