@@ -151,6 +151,10 @@ class Broker:
             return "amqps://guest:guest@localhost:%d/%%2F" % self.ssl_port
         return "amqp://guest:guest@127.0.0.1:%d/%%2F" % self.amqp_port
 
+    def restart(self):
+        self.stop()
+        self.start()
+
     def _wait_ready(self, proc, timeout, logfile):
         """Until the AMQP port takes a login; SuiteError when the process exits or time runs out."""
         deadline = time.monotonic() + timeout
@@ -364,7 +368,7 @@ class Context:
         """One warren-perf run; returns its JSON (or a record of why there is none)."""
         seconds = self.args.duration if seconds is None else seconds
         warmup = self.args.warmup if warmup is None else warmup
-        cmd = [self.perf, "--uri", broker.uri(tls), "--queue", queue, "--time", fmt_num(seconds),
+        cmd = [self.perf, "--uri", broker.uri(tls), "--queue", queue, "--time", fmt_num(seconds + warmup),
                "--warmup", fmt_num(warmup), "--quiet", "--broker-pid", str(broker.pid), "--label", label, *flags]
         if tls:
             cmd += ["--cacert", broker.certs["ca"]]
@@ -408,8 +412,25 @@ class PerfScenario:
         return ["--purge", "--delete"]
 
     def run(self, broker, ctx, label):
-        return ctx.perf_run(broker, self.queue(), self.setup_flags(broker, ctx) + self.flags, label,
-                            tls=self.tls)
+        record = ctx.perf_run(broker, self.queue(), self.setup_flags(broker, ctx) + self.flags, label,
+                              tls=self.tls)
+        if record.get("errors"):
+            self.delete_leftovers(broker)
+        return record
+
+    def delete_leftovers(self, broker):
+        """What a failed run may have left (warren-perf's names), so it does not weigh on the next runs."""
+        flags = dict(zip(self.flags, self.flags[1:]))
+        n = int(flags.get("--queues", 1))
+        queues = [self.queue()] if n == 1 else ["%s-%d" % (self.queue(), i) for i in range(1, n + 1)]
+        with contextlib.suppress(Exception):
+            conn = amqp_connect(broker.amqp_port)
+            ch = conn.channel()
+            for q in queues:
+                ch.queue_delete(q)
+            if "--exchange" in flags:
+                ch.exchange_delete(flags["--exchange"])
+            conn.close()
 
     def finish(self, broker):
         pass
@@ -458,9 +479,13 @@ class TopicScenario(PerfScenario):
             conn.close()
         return ["--predeclared", "--exchange", self.exchange(), "--routing-key", self.KEY]
 
+    def delete_leftovers(self, broker):
+        self.finish(broker)  # the next run binds again
+
     def finish(self, broker):
         if broker.name not in self.prepared:
             return
+        self.prepared.discard(broker.name)
         with contextlib.suppress(Exception):
             conn = amqp_connect(broker.amqp_port)
             ch = conn.channel()
@@ -470,7 +495,8 @@ class TopicScenario(PerfScenario):
 
 
 class MemoryScenario:
-    """RSS per idle connection (with one channel) and per queued persistent message."""
+    """RSS per idle connection (with one channel) and per queued persistent message, on a broker
+    restarted just before, so that memory freed by earlier scenarios does not hide the growth."""
     rounds = True
     name = "m"
     desc = ("memory: N idle connections with one channel each (RSS delta / N); M persistent 1 KiB "
@@ -479,11 +505,12 @@ class MemoryScenario:
                ("bytes per queued message", field("bytes_per_message"), "{:,.0f}", True)]
 
     def estimate(self, args):
-        return 8 + args.idle_connections * 0.01 + args.queued_messages / 10000.0
+        return 20 + args.idle_connections * 0.01 + args.queued_messages / 10000.0
 
     def run(self, broker, ctx, label):
         n, m = ctx.args.idle_connections, ctx.args.queued_messages
         record = {"tool": "suite", "label": label, "errors": 0, "error_msgs": []}
+        broker.restart()
         time.sleep(1)
         before = rss_bytes(broker.pid)
         conns = []
