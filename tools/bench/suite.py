@@ -155,6 +155,9 @@ class Broker:
         self.stop()
         self.start()
 
+    def close(self):
+        self.stop()
+
     def _wait_ready(self, proc, timeout, logfile):
         """Until the AMQP port takes a login; SuiteError when the process exits or time runs out."""
         deadline = time.monotonic() + timeout
@@ -187,10 +190,10 @@ class Broker:
 class Warren(Broker):
     name, title = "warren", "Warren"
 
-    def __init__(self, binary, workdir, certs):
-        self.binary, self.workdir, self.certs = binary, workdir, certs
+    def __init__(self, binary, workdir, logdir, certs):
+        self.binary, self.certs = binary, certs
         self.data_dir = os.path.join(workdir, "data")
-        self.logfile = os.path.join(workdir, "warren.log")
+        self.logfile = os.path.join(logdir, "warren.log")
         self.amqp_port, self.management_port, self.prometheus_port, self.ssl_port = free_ports(4)
         self.proc = None
 
@@ -204,11 +207,14 @@ class Warren(Broker):
                     "--ssl-verify", "verify_none", "--ssl-fail-if-no-peer-cert", "false"]
         return cmd
 
-    def start(self, timeout=60):
+    def spawn(self):
         with open(self.logfile, "ab") as out:
             self.proc = subprocess.Popen(self.command(), stdout=out, stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
         self.pid = self.proc.pid
+
+    def start(self, timeout=60):
+        self.spawn()
         self._wait_ready(self.proc, timeout, self.logfile)
 
     def stop(self):
@@ -234,9 +240,9 @@ class RabbitMQ(Broker):
     """A private node: its own name, ports, Erlang port mapper, cookie and data, all on loopback."""
     name, title = "rabbitmq", "RabbitMQ"
 
-    def __init__(self, workdir, certs):
-        self.workdir, self.certs = workdir, certs
-        self.logfile = os.path.join(workdir, "rabbitmq.out")
+    def __init__(self, workdir, logdir, certs):
+        self.workdir, self.logdir, self.certs = workdir, logdir, certs
+        self.logfile = os.path.join(logdir, "rabbitmq.out")
         (self.amqp_port, self.management_port, self.ssl_port, self.dist_port,
          self.epmd_port) = free_ports(5)
         self.node = "warren-bench-%d@localhost" % os.getpid()
@@ -258,8 +264,8 @@ class RabbitMQ(Broker):
 
     def start(self, timeout=120):
         d = self.workdir
-        for sub in ("mnesia", "log"):
-            os.makedirs(os.path.join(d, sub), exist_ok=True)
+        os.makedirs(os.path.join(d, "mnesia"), exist_ok=True)
+        os.makedirs(os.path.join(self.logdir, "rabbitmq-log"), exist_ok=True)
         with open(os.path.join(d, "enabled_plugins"), "w") as f:
             f.write("[rabbitmq_management].\n")
         with open(os.path.join(d, "rabbitmq.conf"), "w") as f:
@@ -268,7 +274,8 @@ class RabbitMQ(Broker):
                    HOME=d,  # the Erlang cookie: a fresh one, not the shared node's
                    RABBITMQ_NODENAME=self.node, RABBITMQ_DIST_PORT=str(self.dist_port),
                    ERL_EPMD_PORT=str(self.epmd_port), ERL_EPMD_ADDRESS="127.0.0.1",
-                   RABBITMQ_MNESIA_BASE=os.path.join(d, "mnesia"), RABBITMQ_LOG_BASE=os.path.join(d, "log"),
+                   RABBITMQ_MNESIA_BASE=os.path.join(d, "mnesia"),
+                   RABBITMQ_LOG_BASE=os.path.join(self.logdir, "rabbitmq-log"),
                    RABBITMQ_ENABLED_PLUGINS_FILE=os.path.join(d, "enabled_plugins"),
                    RABBITMQ_CONFIG_FILE=os.path.join(d, "rabbitmq.conf"),
                    RABBITMQ_FEATURE_FLAGS_FILE=os.path.join(d, "feature_flags"),
@@ -277,9 +284,16 @@ class RabbitMQ(Broker):
                    # started here is the broker's (for its CPU, its memory and stopping it).
                    RUNNING_UNDER_SYSTEMD="1")
         with open(self.logfile, "ab") as out:
-            self.epmd = subprocess.Popen(["epmd", "-port", str(self.epmd_port), "-address", "127.0.0.1"],
-                                         stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                         preexec_fn=_die_with_parent)
+            if self.epmd is None:
+                self.epmd = subprocess.Popen(["epmd", "-port", str(self.epmd_port), "-address", "127.0.0.1"],
+                                             stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                             preexec_fn=_die_with_parent)
+                # Else the VM would start a daemon epmd of its own, which nobody would stop.
+                deadline = time.monotonic() + 10
+                while not port_open(self.epmd_port):
+                    if self.epmd.poll() is not None or time.monotonic() > deadline:
+                        raise SuiteError("epmd did not listen on 127.0.0.1:%d; see %s" % (self.epmd_port, self.logfile))
+                    time.sleep(0.05)
             self.proc = subprocess.Popen([RABBITMQ_SERVER], env=env, cwd=d, stdout=out, stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
         self.pid = self.proc.pid
@@ -287,6 +301,9 @@ class RabbitMQ(Broker):
 
     def stop(self):
         stop_process(self.proc, 60)  # SIGTERM: the VM stops RabbitMQ cleanly
+
+    def close(self):
+        self.stop()
         stop_process(self.epmd, 10)
 
 
@@ -406,7 +423,7 @@ class PerfScenario:
         return "bench-" + self.name
 
     def estimate(self, args):
-        return args.duration + args.warmup + 3
+        return args.duration + args.warmup + 4
 
     def setup_flags(self, broker, ctx):
         return ["--purge", "--delete"]
@@ -595,10 +612,7 @@ class BacklogScenario:
         if isinstance(broker, Warren):
             broker.kill9()
             t0 = time.monotonic()
-            with open(broker.logfile, "ab") as out:
-                broker.proc = subprocess.Popen(broker.command(), stdout=out, stderr=subprocess.STDOUT,
-                                               stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
-            broker.pid = broker.proc.pid
+            broker.spawn()
             while not port_open(broker.amqp_port):
                 if broker.proc.poll() is not None:
                     raise SuiteError("warren-server did not restart after kill -9; log %s ends:\n%s"
@@ -874,7 +888,7 @@ def run(args):
         for name in args.broker_list:
             d = os.path.join(work, name)
             os.makedirs(d)
-            b = Warren(server, d, certs) if name == "warren" else RabbitMQ(d, certs)
+            b = Warren(server, d, out, certs) if name == "warren" else RabbitMQ(d, out, certs)
             brokers.append(b)
             log("starting %s (AMQP 127.0.0.1:%d)" % (b.title, b.amqp_port))
             b.start()
@@ -919,7 +933,7 @@ def run(args):
                 s.finish(b)
     finally:
         for b in brokers:
-            b.stop()
+            b.close()
         shutil.rmtree(work, ignore_errors=True)
     tbl = table(records, chosen, brokers)
     print(tbl)
