@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from conftest import REPO, SERVER_BIN
+from conftest import REPO, SERVER_BIN, SLOWDOWN
 
 SUITE = os.path.join(REPO, "tools", "bench", "suite.py")
 PERF = os.environ.get("WARREN_PERF") or os.path.join(os.path.dirname(SERVER_BIN), "warren-perf")
@@ -16,7 +16,7 @@ pytestmark = [pytest.mark.needs_own_server, pytest.mark.skipif(
     not os.access(PERF, os.X_OK), reason="warren-perf is not built (%s)" % PERF)]
 
 
-def suite(tmp_path, *args, server=SERVER_BIN, timeout=60):
+def suite(tmp_path, *args, server=SERVER_BIN, timeout=60 * SLOWDOWN):
     env = dict(os.environ, WARREN_SERVER=server, WARREN_PERF=PERF, TMPDIR=str(tmp_path))
     return subprocess.run(["/usr/bin/python3", SUITE, "--brokers", "warren", "--out", str(tmp_path / "out"),
                            "--results-file", str(tmp_path / "results.md"), *args],
