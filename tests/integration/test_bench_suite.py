@@ -54,6 +54,19 @@ def test_smoke_run_prints_the_table_and_writes_json(tmp_path):
     assert rows["a"] in results
     # Its temporary broker directory is gone and no server is left running.
     assert [p for p in os.listdir(tmp_path) if p.startswith("warren-bench-")] == []
+    assert processes_mentioning(str(tmp_path)) == []
+
+
+def processes_mentioning(text):
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open("/proc/%s/cmdline" % pid, "rb") as f:
+                if text.encode() in f.read():
+                    found.append(int(pid))
+        except OSError:
+            pass
+    return found
 
 
 def test_a_broker_that_does_not_start_fails_the_run(tmp_path):
