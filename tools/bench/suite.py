@@ -378,7 +378,7 @@ class Context:
     """What a scenario run needs besides its broker: the tool, the options, the output files."""
 
     def __init__(self, args, perf, out):
-        self.args, self.perf, self.out = args, perf, out
+        self.args, self.perf = args, perf
         self.runs_log = open(os.path.join(out, "runs.log"), "w")
 
     def perf_run(self, broker, queue, flags, label, tls=False, seconds=None, warmup=None, timeout=None):
@@ -716,7 +716,7 @@ def cell(summary, fmt):
 
 def table(records, chosen, brokers):
     """The Markdown table: per scenario and metric, each broker's median (min–max) and the ratio."""
-    names = [b.name for b in brokers]
+    names = sorted((b.name for b in brokers), key=["warren", "rabbitmq"].index)  # Warren / RabbitMQ
     titles = {b.name: b.title for b in brokers}
     head = ["scenario", "metric"] + [titles[n] + " median (min–max)" for n in names]
     if len(names) == 2:
@@ -757,7 +757,8 @@ def machine():
     with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
         model = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), "?")
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return "%d cores (nproc), %s, %.0f GiB RAM, Linux %s" % (os.cpu_count(), model, mem, os.uname().release)
+    return "%d cores (nproc), %s, %.0f GiB RAM, Linux %s" % (len(os.sched_getaffinity(0)), model, mem,
+                                                             os.uname().release)
 
 
 def package_version(pkg):
