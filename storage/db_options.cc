@@ -8,7 +8,6 @@
 #include <rocksdb/env.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/listener.h>
-#include <rocksdb/slice_transform.h>
 #include <rocksdb/table.h>
 #include <rocksdb/utilities/table_properties_collectors.h>
 
@@ -102,10 +101,6 @@ rocksdb::ColumnFamilyOptions MakeFamilyOptions(Family family, const StoreOptions
       cf.compression = rocksdb::kNoCompression;
       cf.bottommost_compression = rocksdb::kLZ4Compression;  // only long-lived backlogs get here
       table.block_size = 16 * 1024;  // scans read sequentially; bigger blocks, fewer lookups
-      // A queue's messages arrive in seq order under its be64 id (bodies in id order): the
-      // memtable keeps the last insert position per id and starts the next insert there.
-      cf.memtable_insert_with_hint_prefix_extractor.reset(
-          rocksdb::NewFixedPrefixTransform(family == Family::kBodies ? 0 : 8));
       if (family != Family::kBodies) {
         // Acks leave tombstones at a queue's head; a table dense with them is compacted early so
         // a startup scan does not step over them. 128-entry window, compacted at half deletions.
