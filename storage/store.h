@@ -242,7 +242,8 @@ class Store {
   void StartWriter();
   void StopWriter();
   void WriterLoop();
-  Status WriteGroup(std::vector<Pending>& group);
+  // `sync_updates`: the updates in the group's batches that asked for an fsync.
+  Status WriteGroup(std::vector<Pending>& group, uint64_t sync_updates);
   // REQUIRES: mu_ held (by `l`), queue_ not empty.
   void GatherLocked(std::unique_lock<std::mutex>& l);
   void TryResume();

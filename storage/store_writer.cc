@@ -8,6 +8,7 @@
 #include <chrono>
 #include <deque>
 #include <future>
+#include <utility>
 
 #include <rocksdb/db.h>
 #include <rocksdb/env.h>
@@ -132,6 +133,7 @@ Store::Stats Store::stats() const {
 
 void Store::WriterLoop() {
   std::vector<Pending> group;
+  uint64_t sync_updates = 0;
   for (;;) {
     {
       std::unique_lock<std::mutex> l(mu_);
@@ -139,9 +141,9 @@ void Store::WriterLoop() {
       if (queue_.empty()) return;  // stopping, and everything submitted is written
       GatherLocked(l);
       group.swap(queue_);
-      queued_sync_updates_ = 0;
+      sync_updates = std::exchange(queued_sync_updates_, 0);
     }
-    Status s = WriteGroup(group);
+    Status s = WriteGroup(group, sync_updates);
     for (Pending& p : group) {
       if (p.on_done) p.on_done(s);
     }
@@ -163,15 +165,11 @@ void Store::GatherLocked(std::unique_lock<std::mutex>& l) {
   gathering_ = false;
 }
 
-Status Store::WriteGroup(std::vector<Pending>& group) {
+Status Store::WriteGroup(std::vector<Pending>& group, uint64_t sync_updates) {
   if (needs_resume_) TryResume();
   const auto started = std::chrono::steady_clock::now();
   bool want_sync = false;
-  uint64_t sync_updates = 0;
-  for (const Pending& p : group) {
-    want_sync |= p.batch.sync();
-    if (p.batch.sync()) sync_updates += p.batch.count();
-  }
+  for (const Pending& p : group) want_sync |= p.batch.sync();
   want_sync &= options_.sync_writes;
 
   // The RocksDB writes of this group, in submission order: merged runs of small batches, and
