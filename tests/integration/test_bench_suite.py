@@ -47,7 +47,10 @@ def test_smoke_run_prints_the_table_and_writes_json(tmp_path):
     assert a["tool"] == "warren-perf" and a["errors"] == 0 and a["consumed"] > 0 and a["consume_rate"] > 0
     assert a["broker_cpu_pct"] >= 0
     assert d["confirmed"] > 0 and d["consumed"] == 0 and d["confirm_latency_us"]["p99"] > 0
-    assert m["errors"] == 0 and m["kib_per_connection"] > 0 and m["bytes_per_message"] > 0
+    # At smoke sizes an RSS delta is noise (under ASan it went negative: memory given back during
+    # the run), so only that both figures were measured is checked here.
+    assert m["errors"] == 0
+    assert isinstance(m["kib_per_connection"], (int, float)) and isinstance(m["bytes_per_message"], (int, float))
 
     results = (tmp_path / "results.md").read_text()
     assert "nproc" in results and "- Warren: Warren " in results and "--scenarios a,d,m" in results
