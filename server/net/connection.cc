@@ -106,7 +106,6 @@ Connection::Connection(asio::ip::tcp::socket socket, const asio::ip::tcp::endpoi
       remote_address_(remote.address()),
       channel_max_(limits.channel_max),
       frame_max_(limits.frame_max),
-      read_buffer_(kHandshakeReadBuffer),
       heartbeat_timer_(transport_.get_executor()),
       close_timer_(transport_.get_executor()) {
   asio::error_code ec;
@@ -114,6 +113,8 @@ Connection::Connection(asio::ip::tcp::socket socket, const asio::ip::tcp::endpoi
   const std::string local_text = ec ? "unknown" : fmt::format("{}:{}", local.address().to_string(), local.port());
   peer_ = fmt::format("{}:{} -> {}", remote.address().to_string(), remote.port(), local_text);
   transport_.socket().set_option(asio::ip::tcp::no_delay(true), ec);
+  // ReadAvailable reads only what is there.
+  if (!transport_.is_tls()) transport_.socket().non_blocking(true, ec);
 }
 
 Connection::~Connection() = default;
@@ -147,7 +148,7 @@ void Connection::OnHandlerException(std::string_view what) {
 void Connection::AccountBuffers() {
   // A terminated connection has given its bytes back; it may outlive the broker in a handler.
   const uint64_t bytes =
-      terminated_ ? 0 : read_buffer_.size() + pending_.bytes().size() + writing_.bytes().size();
+      terminated_ ? 0 : carry_capacity_ + pending_.bytes().size() + writing_.bytes().size();
   if (bytes == accounted_buffer_bytes_) return;
   broker::MemoryAccount& memory = broker_.memory();
   if (bytes > accounted_buffer_bytes_) {
@@ -192,37 +193,114 @@ void Connection::OnTlsHandshake(const asio::error_code& ec) {
 
 void Connection::Read() {
   if (reading_ || terminated_) return;
-  if (read_end_ == read_buffer_.size()) {
-    if (read_begin_ > 0) {
-      std::memmove(read_buffer_.data(), read_buffer_.data() + read_begin_, read_end_ - read_begin_);
-      read_end_ -= read_begin_;
-      read_begin_ = 0;
-    } else {
-      read_buffer_.resize(read_buffer_.size() * 2);
-    }
-  }
   reading_ = true;
-  transport_.async_read_some(asio::buffer(read_buffer_.data() + read_end_, read_buffer_.size() - read_end_),
-                          Guard([this](const asio::error_code& ec, size_t n) {
-                            reading_ = false;
-                            if (ec) {
-                              if (!terminated_ && ec != asio::error::eof && ec != asio::error::operation_aborted) {
-                                spdlog::info("AMQP connection {} ({}) read error: {}", id_, peer_, ec.message());
-                              }
-                              Terminate();
-                              return;
-                            }
-                            OnRead(n);
-                          }));
+  if (transport_.is_tls()) {
+    ReserveCarry(std::max(carry_frame_size_, state_ == State::kOpen ? kTlsReadBuffer : kHandshakeReadBuffer));
+    transport_.async_read_some(asio::buffer(carry_.get() + carry_size_, carry_capacity_ - carry_size_),
+                               Guard([this](const asio::error_code& ec, size_t n) {
+                                 reading_ = false;
+                                 if (ec) return OnReadError(ec);
+                                 OnRead(carry_.get(), carry_size_ + n, carry_capacity_, true);
+                               }));
+    return;
+  }
+  auto readable = Guard([this](const asio::error_code& ec) {
+    reading_ = false;
+    if (ec) return OnReadError(ec);
+    ReadAvailable();
+  });
+  if (read_more_) {
+    asio::post(transport_.get_executor(), [readable = std::move(readable)]() mutable { readable(asio::error_code()); });
+    return;
+  }
+  // Idle: no read buffer. (While frames stream in, the carry buffer of one is reused for the next.)
+  if (carry_size_ == 0) ReleaseCarry();
+  transport_.socket().async_wait(asio::socket_base::wait_read, std::move(readable));
 }
 
-void Connection::OnRead(size_t n) {
+void Connection::ReadAvailable() {
+  asio::error_code ec;
+  if (carry_frame_size_ > kCarryCopyLimit || carry_size_ > kCarryCopyLimit) {
+    // Carry made carry_ the frame's size. More than one frame (what was left when handling
+    // stopped early) is handled as it is, reading nothing.
+    const size_t wanted = std::max(carry_frame_size_, carry_size_) - carry_size_;
+    const size_t n = transport_.socket().read_some(asio::buffer(carry_.get() + carry_size_, wanted), ec);
+    read_more_ = !ec;
+    if (!ec) return OnRead(carry_.get(), carry_size_ + n, carry_capacity_, true);
+  } else {
+    const std::span<char> arena = server_.read_arena();
+    if (carry_size_ > 0) std::memcpy(arena.data(), carry_.get(), carry_size_);
+    const size_t n =
+        transport_.socket().read_some(asio::buffer(arena.data() + carry_size_, arena.size() - carry_size_), ec);
+    read_more_ = !ec;
+    if (!ec) return OnRead(arena.data(), carry_size_ + n, arena.size(), false);
+  }
+  if (ec == asio::error::would_block || ec == asio::error::try_again) return Read();
+  OnReadError(ec);
+}
+
+void Connection::OnReadError(const asio::error_code& ec) {
+  if (!terminated_ && ec != asio::error::eof && ec != asio::error::operation_aborted) {
+    spdlog::info("AMQP connection {} ({}) read error: {}", id_, peer_, ec.message());
+  }
+  Terminate();
+}
+
+void Connection::OnRead(char* data, size_t size, size_t capacity, bool in_carry) {
   last_read_ = Clock::now();
-  read_end_ += n;
-  bool keep_reading = ProcessFrames();
+  size_t begin = 0;
+  bool keep_reading = true;
+  for (;;) {
+    size_t used = 0;
+    keep_reading = ProcessFrames(std::string_view(data + begin, size - begin), &used);
+    begin += used;
+    // A frame's start whose rest fits after it: read that now, while the read arena is still this
+    // handler's, rather than carry (copy) the start. (TLS cannot read without waiting.)
+    if (!keep_reading || transport_.is_tls() || begin == size || carry_frame_size_ == 0 ||
+        begin + carry_frame_size_ > capacity) {
+      break;
+    }
+    asio::error_code ec;
+    const size_t n = transport_.socket().read_some(asio::buffer(data + size, capacity - size), ec);
+    if (ec) {
+      read_more_ = false;  // the next read waits, or meets the error
+      break;
+    }
+    size += n;
+  }
+  Carry(data + begin, size - begin, in_carry);
   FlushConfirms();
   AccountBuffers();
   if (keep_reading) MaybeRead();
+}
+
+void Connection::Carry(const char* rest, size_t size, bool in_carry) {
+  if (in_carry) {
+    if (rest != carry_.get()) std::memmove(carry_.get(), rest, size);
+  } else if (size > 0) {
+    carry_size_ = 0;  // copied into the arena before the read
+    ReserveCarry(carry_frame_size_ > kCarryCopyLimit ? carry_frame_size_ : size);
+    std::memcpy(carry_.get(), rest, size);
+  }
+  carry_size_ = size;
+  // TLS reads here: keep no more than the next read's buffer (plain TCP: Read frees it).
+  if (transport_.is_tls() && carry_size_ == 0 &&
+      carry_capacity_ > (state_ == State::kOpen ? kTlsReadBuffer : kHandshakeReadBuffer)) {
+    ReleaseCarry();
+  }
+}
+
+void Connection::ReleaseCarry() {
+  carry_.reset();
+  carry_capacity_ = 0;
+}
+
+void Connection::ReserveCarry(size_t capacity) {
+  if (capacity <= carry_capacity_) return;
+  auto grown = std::make_unique_for_overwrite<char[]>(capacity);
+  if (carry_size_ > 0) std::memcpy(grown.get(), carry_.get(), carry_size_);
+  carry_ = std::move(grown);
+  carry_capacity_ = capacity;
 }
 
 void Connection::MaybeRead() {
@@ -253,10 +331,12 @@ void Connection::ResumePublishing() {
   asio::post(transport_.get_executor(), Guard([this] { MaybeRead(); }));
 }
 
-bool Connection::ProcessFrames() {
+bool Connection::ProcessFrames(std::string_view data, size_t* used) {
+  size_t& begin = *used;
+  carry_frame_size_ = 0;
   while (!terminated_) {
-    const size_t avail = read_end_ - read_begin_;
-    const char* p = read_buffer_.data() + read_begin_;
+    const size_t avail = data.size() - begin;
+    const char* p = data.data() + begin;
     if (state_ == State::kAwaitHeader) {
       if (avail < amqp::kProtocolHeaderSize) break;
       const std::string_view header(p, amqp::kProtocolHeaderSize);
@@ -268,7 +348,7 @@ bool Connection::ProcessFrames() {
         CloseSocketAfterFlush();
         return false;
       }
-      read_begin_ += amqp::kProtocolHeaderSize;
+      begin += amqp::kProtocolHeaderSize;
       protocol_ = *protocol;
       pending_.set_protocol(protocol_);
       writing_.set_protocol(protocol_);
@@ -281,13 +361,7 @@ bool Connection::ProcessFrames() {
     size_t frame_size = 0;
     const amqp::FrameParse parsed = amqp::ParseFrame(std::string_view(p, avail), limit, &frame, &frame_size);
     if (parsed == amqp::FrameParse::kNeedMore) {
-      if (frame_size != 0 && read_begin_ + frame_size > read_buffer_.size()) {
-        // Make room for the whole frame: compact, then grow if still short.
-        std::memmove(read_buffer_.data(), p, avail);
-        read_begin_ = 0;
-        read_end_ = avail;
-        if (frame_size > read_buffer_.size()) read_buffer_.resize(frame_size);
-      }
+      carry_frame_size_ = frame_size;
       break;
     }
     if (parsed == amqp::FrameParse::kTooLarge && state_ < State::kAwaitOpen) {
@@ -305,10 +379,9 @@ bool Connection::ProcessFrames() {
                                                  static_cast<uint8_t>(p[frame_size - 1])));
       return false;
     }
-    read_begin_ += frame_size;
+    begin += frame_size;
     if (!HandleFrame(frame.type, frame.channel, frame.payload)) return false;
   }
-  if (read_begin_ == read_end_) read_begin_ = read_end_ = 0;
   return !terminated_;
 }
 
@@ -508,7 +581,6 @@ void Connection::HandleOpen(const m::ConnectionOpen& open) {
   vhost_ = vhost;
   state_ = State::kOpen;
   close_timer_.cancel();
-  if (read_buffer_.size() < kOpenReadBuffer) read_buffer_.resize(kOpenReadBuffer);
   WriteMethodFrame(output(), 0, m::ConnectionOpenOk{});
   spdlog::info("connection {} ({}): user '{}' authenticated and granted access to vhost '{}'", id_, peer_,
                user_name_, vhost_->name());
@@ -667,6 +739,14 @@ void Connection::Flush() {
 
 void Connection::OnWritten() {
   writing_.Clear();
+  if (pending_.empty()) {
+    writing_.ReleaseIdleCapacity();
+    pending_.ReleaseIdleCapacity();
+    if (gather_.capacity() * sizeof(asio::const_buffer) > OutputBuffer::kIdleCapacity) {
+      std::vector<asio::const_buffer>().swap(gather_);
+    }
+    transport_.ReleaseStaging();
+  }
   AccountBuffers();
   if (consumers_stalled_ && !congested()) {
     consumers_stalled_ = false;

@@ -6,10 +6,19 @@
 // produced while handling a read, or by deliveries from other connections, are gathered in an
 // OutputBuffer and sent with one write when the current handler returns.
 //
-// Limits before connection.open (a client that never logs in costs little): the read buffer starts
-// at kHandshakeReadBuffer and grows to kOpenReadBuffer only once the connection is open; frames
-// before tune-ok may carry at most kFrameMinSize (4,096) octets, and a larger one is answered as
-// RabbitMQ does: nothing, then the socket is closed after kSilentCloseDelay. An exception thrown by
+// Reading (plain TCP): the connection waits for the socket to be readable, then reads into the
+// server's read arena, shared by every connection of the broker thread, and handles the whole
+// frames there in place (reading on at once while the rest of a frame fits after it); only the
+// start of a frame that did not arrive whole is kept, in a carry buffer of its own that is freed
+// when the connection waits for the socket with nothing carried, so an idle connection holds no
+// read buffer. The rest of a frame larger than kCarryCopyLimit is read straight into the carry
+// buffer. TLS reads through OpenSSL into the carry buffer itself (kHandshakeReadBuffer, then
+// kTlsReadBuffer: OpenSSL returns at most one 16 KiB record per read), since data OpenSSL has
+// buffered does not make the socket readable.
+//
+// Limits before connection.open (a client that never logs in costs little): frames before
+// tune-ok may carry at most kFrameMinSize (4,096) octets, and a larger one is answered as RabbitMQ
+// does: nothing, then the socket is closed after kSilentCloseDelay. An exception thrown by
 // any of this connection's completion handlers is logged and aborts this connection only.
 //
 // TLS (a connection accepted by the AMQPS listener): the handshake comes first, within the same
@@ -64,7 +73,11 @@ class Connection : public std::enable_shared_from_this<Connection>,
                    public broker::DurabilityListener {
  public:
   static constexpr size_t kHandshakeReadBuffer = 4096;
-  static constexpr size_t kOpenReadBuffer = 128 * 1024;
+  static constexpr size_t kTlsReadBuffer = 16 * 1024;
+  // A carried frame start of a frame up to this size is copied back into the read arena for the
+  // next read (which then also takes the frames after it); a larger frame's rest is read into
+  // the carry buffer, so its bytes are not copied twice.
+  static constexpr size_t kCarryCopyLimit = 16 * 1024;
 
   // `remote` is the peer address as accept() returned it: the socket may be reset already, and a
   // reset socket has no remote endpoint to ask for. `tls` null: plain AMQP; `verify_peer`: the
@@ -110,8 +123,9 @@ class Connection : public std::enable_shared_from_this<Connection>,
   uint16_t channel_max() const { return channel_max_; }
   // The open channels, ordered by number (no null entries).
   const std::vector<std::unique_ptr<Channel>>& channels() const { return channels_; }
-  // Bytes reserved for reading from the socket.
-  size_t read_buffer_capacity() const { return read_buffer_.size(); }
+  // Bytes this connection holds for reading from the socket (the carry buffer; the read arena is
+  // the server's).
+  size_t read_buffer_capacity() const { return carry_capacity_; }
   uint32_t frame_max() const { return frame_max_; }
   amqp::Protocol protocol() const { return protocol_; }
   bool is_tls() const { return transport_.is_tls(); }
@@ -177,12 +191,24 @@ class Connection : public std::enable_shared_from_this<Connection>,
   auto Guard(Fn fn);
   void OnHandlerException(std::string_view what);
   void Read();
+  // Plain TCP: the socket is readable (or may be: read_more_); reads what is there.
+  void ReadAvailable();
+  void OnReadError(const asio::error_code& ec);
   void OnTlsHandshake(const asio::error_code& ec);
   // Reads unless paused by flow control or by unsent output piling up.
   void MaybeRead();
-  void OnRead(size_t n);
-  // Parses and handles every complete frame in the read buffer. Returns false to stop reading.
-  bool ProcessFrames();
+  // `data` (the read arena, or carry_ itself: `in_carry`) holds carry_'s bytes followed by those
+  // just read, `size` in all, in a buffer of `capacity`. Plain TCP reads on while the rest of a
+  // frame fits there.
+  void OnRead(char* data, size_t size, size_t capacity, bool in_carry);
+  // Parses and handles every complete frame at the start of `data`; *used: the bytes they took.
+  // Returns false to stop reading.
+  bool ProcessFrames(std::string_view data, size_t* used);
+  // Keeps the `size` unparsed bytes at `rest` in carry_ (`in_carry`: they are there already).
+  void Carry(const char* rest, size_t size, bool in_carry);
+  // Grows carry_ to at least `capacity`, keeping its bytes.
+  void ReserveCarry(size_t capacity);
+  void ReleaseCarry();
   bool HandleFrame(uint8_t type, uint16_t channel, std::string_view payload);
   void HandleConnectionMethod(const amqp::Method& method);
   void HandleStartOk(const amqp::method::ConnectionStartOk& m);
@@ -203,8 +229,9 @@ class Connection : public std::enable_shared_from_this<Connection>,
   // Runs once: requeues, cancels, drops exclusive queues, closes the socket.
   void Terminate();
   void CloseSocketAfterFlush();
-  // Brings the broker's MemoryAccount up to date with this connection's buffers: the read buffer
-  // and the bytes copied into output (referenced bodies are counted as messages).
+  // Brings the broker's MemoryAccount up to date with this connection's buffers: the carry buffer
+  // and the bytes copied into output (referenced bodies are counted as messages; the read arena
+  // is the server's).
   void AccountBuffers();
 
   Transport transport_;
@@ -230,9 +257,14 @@ class Connection : public std::enable_shared_from_this<Connection>,
   uint32_t frame_max_;
   uint16_t heartbeat_ = 0;
 
-  std::vector<char> read_buffer_;
-  size_t read_begin_ = 0;  // start of unparsed data
-  size_t read_end_ = 0;    // end of received data
+  // Received bytes not parsed yet: the start of a frame (TLS: also the read buffer).
+  std::unique_ptr<char[]> carry_;
+  size_t carry_capacity_ = 0;
+  size_t carry_size_ = 0;
+  size_t carry_frame_size_ = 0;  // the whole size of the frame carry_ starts; 0 while unknown
+  // The last read got data: the next one is tried at once (as Asio's speculative reads are), and
+  // waits for readability only once a read finds nothing.
+  bool read_more_ = false;
   bool reading_ = false;
   bool reads_stopped_ = false;
   bool publishing_paused_ = false;

@@ -32,4 +32,10 @@ void OutputBuffer::Clear() {
   if (bytes_.capacity() > (4u << 20)) std::string().swap(bytes_);
 }
 
+void OutputBuffer::ReleaseIdleCapacity() {
+  if (bytes_.capacity() > kIdleCapacity) std::string().swap(bytes_);
+  if (references_.capacity() * sizeof(Reference) > kIdleCapacity) std::vector<Reference>().swap(references_);
+  if (pins_.capacity() * sizeof(broker::MessageRef) > kIdleCapacity) std::vector<broker::MessageRef>().swap(pins_);
+}
+
 }  // namespace warren::net

@@ -35,6 +35,11 @@ class OutputBuffer {
   // The gather list for everything appended, in order. Valid until the next mutation.
   void Buffers(std::vector<asio::const_buffer>& out) const;
   void Clear();
+  // Capacity an idle connection keeps per buffer.
+  static constexpr size_t kIdleCapacity = 4096;
+  // REQUIRES: empty(). The connection's output has drained: gives back capacity past kIdleCapacity
+  // (a burst's), so an idle connection costs little.
+  void ReleaseIdleCapacity();
 
  private:
   struct Reference {

@@ -54,5 +54,18 @@ TEST(OutputBufferTest, ClearGivesBackAHugeBurst) {
   EXPECT_LE(out.bytes().capacity(), 4u << 20);
 }
 
+TEST(OutputBufferTest, ReleaseIdleCapacityKeepsOnlyASmallBuffer) {
+  OutputBuffer out;
+  out.bytes().assign(64u << 10, 'x');
+  broker::MessageRef big = MessageWithBody(std::string(OutputBuffer::kReferenceThreshold, 'b'));
+  for (int i = 0; i < 1000; ++i) out.AppendBody(big->body(), big);
+  out.Clear();
+  out.ReleaseIdleCapacity();
+  EXPECT_LE(out.bytes().capacity(), OutputBuffer::kIdleCapacity);
+  out.bytes() += "after";
+  out.AppendBody(big->body(), big);
+  EXPECT_EQ(testing::GatheredBytes(out), "after" + std::string(big->body()));
+}
+
 }  // namespace
 }  // namespace warren::net

@@ -17,7 +17,9 @@ Server::Server(asio::io_context& io, broker::Broker& broker, ServerOptions optio
       broker_(broker),
       options_(std::move(options)),
       listeners_{Listener(io), Listener(io)},
-      login_throttle_(options_.login_throttle) {
+      login_throttle_(options_.login_throttle),
+      read_arena_(std::make_unique_for_overwrite<char[]>(kReadArenaBytes)) {
+  broker_.memory().Add(broker::MemoryUse::kConnectionBuffers, kReadArenaBytes);
   // As RabbitMQ (3.7+): deleting a user or a vhost force-closes the connections that use it.
   broker_.set_on_user_deleted([this](std::string_view user) {
     CloseConnectionsIf([&](const Connection& c) { return c.user_name() == user; },
@@ -30,6 +32,7 @@ Server::Server(asio::io_context& io, broker::Broker& broker, ServerOptions optio
 }
 
 Server::~Server() {
+  broker_.memory().Sub(broker::MemoryUse::kConnectionBuffers, kReadArenaBytes);
   broker_.set_on_user_deleted(nullptr);
   broker_.set_on_vhost_deleted(nullptr);
 }

@@ -13,6 +13,7 @@
 #include <functional>
 #include <memory>
 #include <set>
+#include <span>
 #include <string>
 #include <unordered_map>
 
@@ -80,6 +81,10 @@ class Server {
   // A connection is gone: frees its slot (and resumes accepting if the limit paused it).
   void Unregister(uint64_t connection_id);
   LoginThrottle& login_throttle() { return login_throttle_; }
+  static constexpr size_t kReadArenaBytes = 512 * 1024;
+  // What every plain-TCP connection reads into and parses in place (Connection, "Reading"): one
+  // handler runs at a time on this thread, and none keeps anything in it past its handler.
+  std::span<char> read_arena() { return {read_arena_.get(), kReadArenaBytes}; }
   // Read-only view of the live connections, by id (the management API lists them).
   const std::unordered_map<uint64_t, std::shared_ptr<Connection>>& connections() const { return connections_; }
   // Sends connection.close 320 CONNECTION_FORCED with `reason` to every connection `match`
@@ -109,6 +114,7 @@ class Server {
   std::unordered_map<uint64_t, std::shared_ptr<Connection>> connections_;
   std::function<void()> on_all_closed_;  // CloseAll's
   LoginThrottle login_throttle_;
+  std::unique_ptr<char[]> read_arena_;  // counted as connection_buffers
   bool at_limit_logged_ = false;  // the limit line was logged and accepting has not resumed yet
   std::chrono::steady_clock::time_point last_limit_log_;
   uint64_t failed_accepts_ = 0;  // in the current streak

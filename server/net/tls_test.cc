@@ -66,6 +66,7 @@ TEST_F(TlsFiles, BuildsAContextWithTls12And13Only) {
   EXPECT_EQ(SSL_CTX_get_min_proto_version(ctx), TLS1_2_VERSION);
   EXPECT_EQ(SSL_CTX_get_max_proto_version(ctx), TLS1_3_VERSION);
   EXPECT_EQ(SSL_CTX_get_verify_mode(ctx), SSL_VERIFY_NONE);
+  EXPECT_NE(SSL_CTX_get_mode(ctx) & SSL_MODE_RELEASE_BUFFERS, 0u);  // idle sessions give back their buffers
 }
 
 TEST_F(TlsFiles, VersionsAndVerifyAsConfigured) {

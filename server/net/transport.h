@@ -6,7 +6,8 @@
 // TLS writes: OpenSSL's stream sends only the first buffer of a gather list per record, which
 // for many small frames would mean one record (and one syscall) per frame; write_some copies
 // up to one full record (kTlsRecordBytes) of the list into a per-connection staging buffer
-// instead. One write at a time, as asio::async_write guarantees.
+// instead, freed once the connection's output has drained. One write at a time, as
+// asio::async_write guarantees.
 #pragma once
 
 #include <algorithm>
@@ -71,6 +72,9 @@ class Transport {
     }
     tls_->async_write_some(asio::buffer(staging_.get(), staged), std::forward<Handler>(handler));
   }
+
+  // REQUIRES: no write in progress. Frees the TLS staging buffer (output has drained: idle).
+  void ReleaseStaging() { staging_.reset(); }
 
   // Closes the socket at once (no TLS close_notify: the peer learns from the TCP close).
   void Close() {

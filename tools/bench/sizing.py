@@ -1,11 +1,12 @@
 #!/usr/bin/python3
 """sizing.py [CONNECTIONS] [MESSAGES] -- the measurements behind docs/OPERATIONS.md, "Sizing"
-(CONNECTIONS 0 skips that part).
+(CONNECTIONS 0, or MESSAGES 0, skips that part).
 
 Starts a fresh warren-server ($WARREN_SERVER, default build/bin/warren-server) per case on free
 loopback ports with a temporary data dir, and reads its resident memory (VmRSS in /proc/PID/status)
 before and after:
-  - CONNECTIONS (default 1000) idle pika connections, then one channel on each;
+  - CONNECTIONS (default 1000) idle pika connections, then one channel on each; the same over
+    TLS (AMQPS, a self-signed certificate made by the openssl CLI);
   - MESSAGES (default 100000) messages queued in one durable queue, for transient and persistent
     messages of 16 B and 1 KiB bodies, with the default queue memory window (20000 messages in
     memory, the rest read back from disk when needed) and with the window above MESSAGES (all in
@@ -17,6 +18,7 @@ import os
 import resource
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -41,10 +43,18 @@ def du(path):
 
 
 class Server:
-    def __init__(self, *extra):
+    def __init__(self, *extra, tls=False):
         self.tmp = tempfile.TemporaryDirectory(prefix="warren-sizing-")
         self.data = os.path.join(self.tmp.name, "data")
         self.port = free_port()
+        self.ssl_port = None
+        if tls:
+            cert, key = os.path.join(self.tmp.name, "cert.pem"), os.path.join(self.tmp.name, "key.pem")
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                            "-nodes", "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=localhost"],
+                           check=True, capture_output=True)
+            self.ssl_port = free_port()
+            extra += ("--ssl-port", str(self.ssl_port), "--ssl-certfile", cert, "--ssl-keyfile", key)
         self.cmd = [SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--data-dir", self.data,
                     "--management-port", "0", "--prometheus-port", "0", "--log-level", "warning", *extra]
         self.start()
@@ -72,7 +82,13 @@ class Server:
         raise RuntimeError("no VmRSS")
 
     def connect(self):
-        return pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", self.port, heartbeat=0))
+        if self.ssl_port is None:
+            return pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", self.port, heartbeat=0))
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return pika.BlockingConnection(pika.ConnectionParameters(
+            "127.0.0.1", self.ssl_port, heartbeat=0, ssl_options=pika.SSLOptions(context)))
 
     def close(self):
         if self.proc.poll() is None:
@@ -80,8 +96,8 @@ class Server:
         self.tmp.cleanup()
 
 
-def connections(n):
-    srv = Server()
+def connections(n, tls):
+    srv = Server(tls=tls)
     try:
         before = srv.rss()
         conns = [srv.connect() for _ in range(n)]
@@ -91,9 +107,10 @@ def connections(n):
             c.channel()
         time.sleep(1)
         with_channels = srv.rss()
-        print("idle connections: %d: RSS %.1f -> %.1f MiB: %.1f KiB per connection; with one channel each "
-              "%.1f MiB: %.1f KiB per channel" % (n, before / 2**20, with_conns / 2**20, (with_conns - before) / n / 1024,
-                                                  with_channels / 2**20, (with_channels - with_conns) / n / 1024))
+        print("idle %s connections: %d: RSS %.1f -> %.1f MiB: %.1f KiB per connection; with one channel each "
+              "%.1f MiB: %.1f KiB per channel" % ("AMQPS" if tls else "AMQP", n, before / 2**20, with_conns / 2**20,
+                                                  (with_conns - before) / n / 1024, with_channels / 2**20,
+                                                  (with_channels - with_conns) / n / 1024))
         for c in conns:
             c.close()
     finally:
@@ -139,9 +156,9 @@ def main():
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, n_conns + 256)), hard))
     print("server %s" % os.path.realpath(SERVER), flush=True)
-    if n_conns:
-        connections(n_conns)
-    for window in (None, n_msgs * 2):
+    for tls in (False, True) if n_conns else ():
+        connections(n_conns, tls)
+    for window in (None, n_msgs * 2) if n_msgs else ():
         for persistent in (False, True):
             for size in (16, 1024):
                 messages(n_msgs, size, persistent, window)
