@@ -46,7 +46,8 @@ std::string MessageName(uint64_t queue_id, uint64_t seq) {
 }  // namespace
 
 Store::~Store() {
-  StopWriter();
+  StopWriter();  // its last completions may hand reads to the reader
+  StopReader();
   if (db_) {
     for (rocksdb::ColumnFamilyHandle* h : handles_) db_->DestroyColumnFamilyHandle(h);
     handles_.clear();

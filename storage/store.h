@@ -6,7 +6,9 @@
 // group commit: every batch submitted while one write+fsync is running goes into the next write,
 // so concurrent publishers share fsyncs. Completions run on the writer thread. Every public method
 // is thread-safe; reads (List*, ScanQueue, Recover) run on the calling thread against a
-// consistent snapshot and do not wait for the writer.
+// consistent snapshot and do not wait for the writer. The store's reader thread (also owned,
+// started and joined by it) runs the reads handed to SubmitRead, so that the broker thread does
+// not wait for the disk either.
 //
 // Layout and value formats: storage/format.h. Data dir convention: the server's --data-dir DIR
 // holds the store in DIR/store (StoreDirFor), leaving DIR free for other files.
@@ -16,6 +18,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -174,6 +177,10 @@ class Store {
   // survive a crash; it is never half-applied) and the writer calls DB::Resume before the next
   // group. on_done must not block for long: the next group waits for it.
   void Submit(WriteBatch batch, std::function<void(const Status&)> on_done);
+  // Runs `read` on the store's reader thread, after every read submitted before it; it sees
+  // every write completed before it starts. Reads left at destruction still run (before the DB
+  // closes). `read` must not wait for a later read.
+  void SubmitRead(std::function<void()> read);
   // Submit and wait. For startup and admin paths.
   // REQUIRES: not called on the writer thread (i.e. not from an on_done).
   Status Write(WriteBatch batch);
@@ -247,6 +254,10 @@ class Store {
   // REQUIRES: mu_ held (by `l`), queue_ not empty.
   void GatherLocked(std::unique_lock<std::mutex>& l);
   void TryResume();
+  // Reader thread (store_reader.cc).
+  void StartReader();
+  void StopReader();
+  void ReaderLoop();
 
   const StoreOptions options_;
   std::string secondary_dir_;  // read-only: the secondary instance's scratch dir, removed on close
@@ -270,6 +281,12 @@ class Store {
   std::thread writer_;
   std::thread::id writer_id_;
   std::mutex checkpoint_mu_;  // held by the running Checkpoint
+  // Guards reads_ and reader_stopping_.
+  std::mutex reader_mu_;
+  std::condition_variable reader_cv_;
+  std::deque<std::function<void()>> reads_;
+  bool reader_stopping_ = false;
+  std::thread reader_;
 };
 
 }  // namespace warren::storage

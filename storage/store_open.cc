@@ -245,6 +245,7 @@ Status Store::Open(const StoreOptions& options, std::unique_ptr<Store>* out) {
   Status s = store->OpenDB();
   if (!s.ok()) return s;
   if (!options.read_only) store->StartWriter();
+  store->StartReader();
   *out = std::move(store);
   return Status::OK();
 }

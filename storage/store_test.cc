@@ -3,6 +3,9 @@
 
 #include <filesystem>
 #include <fstream>
+#include <mutex>
+#include <thread>
+#include <vector>
 
 #include <gtest/gtest.h>
 #include <rocksdb/db.h>
@@ -250,6 +253,33 @@ TEST(StoreTest, DeleteQueueWithLargestId) {
   ASSERT_TRUE(store->Write(std::move(d)).ok());
   EXPECT_TRUE(ScanAll(store.get(), UINT64_MAX).empty());
   EXPECT_EQ(ScanAll(store.get(), UINT64_MAX - 1).size(), 1u);
+}
+
+// SubmitRead: off the calling thread, in submission order, seeing completed writes; the reads
+// still queued at destruction run before the store closes.
+TEST(StoreTest, SubmittedReadsRunInOrderOnTheReaderThreadAndBeforeClose) {
+  TempDir dir;
+  auto store = OpenOrDie(dir.path());
+  WriteBatch batch;
+  batch.PutMessage(7, 1, Msg("hello"));
+  ASSERT_TRUE(store->Write(std::move(batch)).ok());
+  std::mutex mu;
+  std::vector<int> order;
+  std::vector<std::thread::id> threads;
+  size_t seen = 0;
+  for (int i = 0; i < 100; ++i) {
+    store->SubmitRead([&, i, s = store.get()] {
+      if (i == 0) seen = ScanAll(s, 7).size();
+      std::lock_guard l(mu);
+      order.push_back(i);
+      threads.push_back(std::this_thread::get_id());
+    });
+  }
+  store.reset();
+  ASSERT_EQ(order.size(), 100u);
+  for (int i = 0; i < 100; ++i) EXPECT_EQ(order[i], i);
+  EXPECT_NE(threads.front(), std::this_thread::get_id());
+  EXPECT_EQ(seen, 1u);
 }
 
 TEST(StoreTest, StoreDirFor) { EXPECT_EQ(StoreDirFor("/var/lib/warren"), "/var/lib/warren/store"); }

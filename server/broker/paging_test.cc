@@ -61,6 +61,81 @@ TEST(PagingTest, ByteWindowPagesLargeBodiesOfATransientQueue) {
   EXPECT_EQ(q.ready_count(), 0u);
 }
 
+class RecordingConsumer : public Consumer {
+ public:
+  bool Ready() const override { return true; }
+  bool no_ack() const override { return true; }
+  void Deliver(Queue&, QueuedMessage m) override { seqs.push_back(m.seq); }
+  void OnQueueDeleted(Queue&) override {}
+  std::vector<uint64_t> seqs;
+};
+
+// A durable queue with `n` persistent 100-byte messages, all written to the store, under a
+// 4-message memory window.
+Queue& DurableWithPagedTail(testing::BrokerRun& run, int n) {
+  run.persister.set_memory_window(4);
+  auto declared = run.broker.FindVhost("/")->DeclareQueue("q", false, QueueOptions{.durable = true}, 1);
+  EXPECT_TRUE(declared);
+  for (int i = 0; i < n; ++i) declared->queue->Enqueue(Body(run.broker, 100, 'p', /*persistent=*/true));
+  run.Settle();
+  return *declared->queue;
+}
+
+// The broker thread does not read the paged tail itself: the read runs on the store's reader
+// thread and its messages reach the consumer through the loop, in order.
+TEST(PagingTest, AConsumerGetsThePagedTailThroughBackgroundReads) {
+  storage::testing::TempDir dir;
+  testing::BrokerRun run(dir.path());
+  Queue& q = DurableWithPagedTail(run, 40);
+  ASSERT_EQ(q.paged_count(), 36u);
+  RecordingConsumer consumer;
+  q.AddConsumer(&consumer, false);
+  q.Dispatch();
+  EXPECT_EQ(consumer.seqs.size(), 4u);  // the window; the first page-in is on its way
+  EXPECT_EQ(run.persister.background_reads(), 1u);
+  run.Settle();
+  ASSERT_EQ(consumer.seqs.size(), 40u);
+  for (size_t i = 1; i < consumer.seqs.size(); ++i) EXPECT_LT(consumer.seqs[i - 1], consumer.seqs[i]);
+  EXPECT_EQ(q.ready_count(), 0u);
+  q.RemoveConsumer(&consumer);
+}
+
+// A purge while a page-in is out: the page-in's result is stale and dropped, the purge's own
+// background scan deletes the tail, and nothing comes back after a restart.
+TEST(PagingTest, APurgeDropsAPageInThatWasStillOut) {
+  storage::testing::TempDir dir;
+  uint64_t id = 0;
+  {
+    testing::BrokerRun run(dir.path());
+    Queue& q = DurableWithPagedTail(run, 40);
+    id = q.id();
+    RecordingConsumer consumer;
+    q.AddConsumer(&consumer, false);
+    q.Dispatch();
+    ASSERT_EQ(run.persister.background_reads(), 1u);
+    q.RemoveConsumer(&consumer);
+    EXPECT_EQ(q.Purge(), 36u);
+    EXPECT_EQ(q.ready_count(), 0u);
+    run.Settle();
+    EXPECT_EQ(consumer.seqs.size(), 4u);
+    EXPECT_EQ(q.ready_count(), 0u);
+    EXPECT_TRUE(storage::testing::ScanAll(run.store.get(), id).empty());
+  }
+  testing::BrokerRun run(dir.path());
+  EXPECT_TRUE(storage::testing::ScanAll(run.store.get(), id).empty());
+}
+
+// A basic.get is answered from the store when nothing is in memory, rather than empty.
+TEST(PagingTest, AGetThatFindsNothingInMemoryReadsThePagedTailItself) {
+  storage::testing::TempDir dir;
+  testing::BrokerRun run(dir.path());
+  Queue& q = DurableWithPagedTail(run, 20);
+  for (int i = 0; i < 20; ++i) ASSERT_TRUE(q.Get(/*no_ack=*/true)) << i;  // no pumping of the loop
+  EXPECT_FALSE(q.Get(true));
+  run.Settle();
+  EXPECT_EQ(q.ready_count(), 0u);
+}
+
 TEST(PagingTest, DeletingATransientQueueDeletesWhatItPaged) {
   Env env;
   Vhost& vhost = *env.broker.FindVhost("/");

@@ -64,14 +64,20 @@ void Persister::Commit() {
   storage::WriteBatch batch = std::move(batch_);
   batch_ = storage::WriteBatch();
   batch.set_sync(sync);
-  store_->Submit(std::move(batch), [this, ticket, post = post_, store = store_,
-                                    reads = std::exchange(reads_, {})](const storage::Status& status) mutable {
+  store_->Submit(std::move(batch), [this, ticket, post = post_, store = store_, reads = std::exchange(reads_, {}),
+                                    background = std::exchange(after_writes_background_reads_, {})](
+                                       const storage::Status& status) mutable {
     std::string error;
     if (!status.ok()) {
       error = status.ToString();
       spdlog::error("store write failed: {}", error);
     }
     for (Read& r : reads) r.read(*store);
+    if (!background.empty()) {
+      store->SubmitRead([store, post, background = std::move(background)]() mutable {
+        RunInBackground(*store, post, std::move(background));
+      });
+    }
     post([this, ticket, error = std::move(error), resumable = status.ok() || status.IsNoSpace(),
           reads = std::move(reads)] {
       OnBatchDone(ticket, error, resumable);
@@ -83,6 +89,34 @@ void Persister::Commit() {
 void Persister::ReadAfterWrites(std::function<void(storage::Store&)> read, std::function<void()> done) {
   ScheduleCommit();  // the read rides on it
   reads_.push_back(Read{std::move(read), std::move(done)});
+}
+
+void Persister::RunInBackground(storage::Store& store, const Post& post, std::vector<Read> reads) {
+  for (Read& r : reads) r.read(store);
+  post([reads = std::move(reads)] {
+    for (const Read& r : reads) r.done();
+  });
+}
+
+Persister::Read Persister::CountedRead(std::function<void(storage::Store&)> read, std::function<void()> done) {
+  ++background_reads_;
+  return Read{std::move(read), [this, done = std::move(done)] {
+                --background_reads_;
+                done();
+              }};
+}
+
+void Persister::ReadInBackground(std::function<void(storage::Store&)> read, std::function<void()> done) {
+  std::vector<Read> reads;
+  reads.push_back(CountedRead(std::move(read), std::move(done)));
+  store_->SubmitRead([store = store_, post = post_, reads = std::move(reads)]() mutable {
+    RunInBackground(*store, post, std::move(reads));
+  });
+}
+
+void Persister::ReadInBackgroundAfterWrites(std::function<void(storage::Store&)> read, std::function<void()> done) {
+  ScheduleCommit();  // the read rides on it
+  after_writes_background_reads_.push_back(CountedRead(std::move(read), std::move(done)));
 }
 
 void Persister::PausePublisher(std::weak_ptr<PublisherFlow> publisher) {

@@ -60,8 +60,11 @@ class Persister {
   storage::WriteBatch& removal_batch();
   uint64_t open_ticket() const { return submitted_ticket_ + 1; }
   uint64_t durable_ticket() const { return durable_ticket_; }
-  // Nothing waits to be written: every submitted batch has completed and the open one is empty.
-  bool idle() const { return batch_.empty() && durable_ticket_ == submitted_ticket_; }
+  // Nothing waits to be written (every submitted batch has completed and the open one is empty)
+  // or read in the background.
+  bool idle() const { return batch_.empty() && durable_ticket_ == submitted_ticket_ && background_reads_ == 0; }
+  // Background reads (ReadInBackground*) whose `done` has not run yet.
+  size_t background_reads() const { return background_reads_; }
   // Whether the last batch failed: the store cannot make messages durable (disk full, I/O error)
   // until a later batch is written. failure() names the error then (empty otherwise).
   bool failing() const { return failing_; }
@@ -98,6 +101,13 @@ class Persister {
   // on the broker thread. `read` must be short (the next group of writes waits for it).
   // REQUIRES: enabled().
   void ReadAfterWrites(std::function<void(storage::Store&)> read, std::function<void()> done);
+  // Long reads, on the store's reader thread (neither the broker thread nor the writer waits for
+  // them), then `done` on the broker thread. ReadInBackground starts at once: for what is
+  // already written (durable_ticket() covers it). ReadInBackgroundAfterWrites starts once the open
+  // batch (and so every earlier one) is written; it may see later writes too.
+  // REQUIRES: enabled().
+  void ReadInBackground(std::function<void(storage::Store&)> read, std::function<void()> done);
+  void ReadInBackgroundAfterWrites(std::function<void(storage::Store&)> read, std::function<void()> done);
 
   struct Stats {
     uint64_t batches_submitted = 0;
@@ -120,7 +130,13 @@ class Persister {
     std::function<void(storage::Store&)> read;
     std::function<void()> done;
   };
-  std::vector<Read> reads_;  // to run after the open batch
+  // On the reader thread: runs the reads, then posts their completions in one go.
+  static void RunInBackground(storage::Store& store, const Post& post, std::vector<Read> reads);
+  std::vector<Read> reads_;             // to run after the open batch, on the writer thread
+  std::vector<Read> after_writes_background_reads_;  // to run after the open batch, on the reader thread
+  size_t background_reads_ = 0;
+  // Counts the read in background_reads_ until its `done` has run.
+  Read CountedRead(std::function<void(storage::Store&)> read, std::function<void()> done);
   bool commit_scheduled_ = false;
   uint64_t submitted_ticket_ = 0;
   uint64_t durable_ticket_ = 0;

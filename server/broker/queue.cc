@@ -117,7 +117,7 @@ void Queue::RestorePaged(uint64_t seq) {
 }
 
 void Queue::MaybePageIn() {
-  if (paged_count_ == 0 || deleted_ || page_in_waiting_) return;
+  if (paged_count_ == 0 || deleted_ || page_in_waiting_ || page_in_running_) return;
   const size_t window = persister_->memory_window();
   const uint64_t window_bytes = persister_->memory_window_bytes();
   if (ready_.size() > window / 2 || memory_bytes_ > window_bytes / 2) return;
@@ -127,30 +127,81 @@ void Queue::MaybePageIn() {
     persister_->WaitForDurable(weak_from_this());
     return;
   }
-  size_t want = std::min(paged_count_, window - ready_.size());
-  size_t got = 0;
-  storage::Status status =
-      persister_->store()->ScanQueue(id_, paged_next_seq_, [&](const storage::StoredMessage& m) {
-        MessageRef msg = Message::Create(m.exchange, m.routing_key, m.properties, m.body.size(),
-                                        vhost_ != nullptr ? vhost_->memory() : nullptr);
-        msg->FillBody(m.body);
-        msg->set_body_id(m.body_id);
-        ready_.push_back(QueuedMessage{std::move(msg), m.seq, m.delivery_count,
-                                       m.redelivered || m.delivery_count > 0 || MayHaveBeenDelivered(m.seq),
-                                       true, m.has_delivery_state});
-        AddedReady(ready_.back());
-        if (features_ == nullptr && ready_.back().msg->has_ttl()) [[unlikely]] EnableFeatures();
-        if (features_ != nullptr) features_->OnPagedIn(ready_.back(), m.expires);
-        paged_next_seq_ = m.seq + 1;
-        if (++got < want && memory_bytes_ >= window_bytes) want = got;  // the byte window is full
-        return got < want;
+  struct PageIn {
+    std::vector<storage::StoredMessage> messages;
+    storage::Status status;
+    bool ended = false;  // the scan reached the end of the queue's messages
+  };
+  auto read = std::make_shared<PageIn>();
+  const size_t want = std::min(paged_count_, window - ready_.size());
+  const uint64_t byte_budget = window_bytes - std::min(window_bytes, memory_bytes_);
+  page_in_running_ = true;
+  persister_->ReadInBackground(
+      [read, id = id_, from = paged_next_seq_, want, byte_budget](storage::Store& store) {
+        uint64_t bytes = 0;
+        read->ended = true;
+        read->status = store.ScanQueue(id, from, [&](const storage::StoredMessage& m) {
+          read->messages.push_back(m);
+          bytes += m.body.size();
+          if (read->messages.size() < want && bytes < byte_budget) return true;
+          read->ended = false;
+          return false;
+        });
+      },
+      [weak = weak_from_this(), read, want, generation = paged_generation_] {
+        auto queue = weak.lock();
+        if (queue == nullptr) return;
+        queue->page_in_running_ = false;
+        if (queue->deleted_) return;
+        if (generation == queue->paged_generation_) {
+          queue->TakePagedIn(read->messages, read->status, read->ended, want);
+        }
+        // A stale read (a purge or a synchronous get moved the tail meanwhile) is dropped: the
+        // next one starts from where the tail is now.
+        queue->Dispatch();
+        if (queue->features_ != nullptr) queue->features_->ExpireDue();
       });
+}
+
+void Queue::PageInNow(size_t want) {
+  const uint64_t window_bytes = persister_->memory_window_bytes();
+  std::vector<storage::StoredMessage> messages;
+  bool ended = true;
+  uint64_t bytes = 0;
+  storage::Status status = persister_->store()->ScanQueue(id_, paged_next_seq_, [&](const storage::StoredMessage& m) {
+    messages.push_back(m);
+    bytes += m.body.size();
+    if (messages.size() < want && memory_bytes_ + bytes < window_bytes) return true;
+    ended = false;
+    return false;
+  });
+  ++paged_generation_;  // a page-in already running read the same messages
+  TakePagedIn(messages, status, ended, want);
+}
+
+void Queue::TakePagedIn(std::vector<storage::StoredMessage>& messages, const storage::Status& status, bool ended,
+                        size_t want) {
+  for (storage::StoredMessage& m : messages) {
+    MessageRef msg = Message::Create(m.exchange, m.routing_key, m.properties, m.body.size(),
+                                    vhost_ != nullptr ? vhost_->memory() : nullptr);
+    msg->FillBody(m.body);
+    msg->set_body_id(m.body_id);
+    ready_.push_back(QueuedMessage{std::move(msg), m.seq, m.delivery_count,
+                                   m.redelivered || m.delivery_count > 0 || MayHaveBeenDelivered(m.seq), true,
+                                   m.has_delivery_state});
+    AddedReady(ready_.back());
+    if (features_ == nullptr && ready_.back().msg->has_ttl()) [[unlikely]] EnableFeatures();
+    if (features_ != nullptr) features_->OnPagedIn(ready_.back(), m.expires);
+    paged_next_seq_ = m.seq + 1;
+  }
+  const size_t got = messages.size();
   paged_count_ -= std::min(got, paged_count_);
   if (!status.ok()) {
     spdlog::error("queue '{}': reading paged messages back failed: {}", name_, status.ToString());
-  } else if (got < want) {
-    spdlog::error("queue '{}': {} paged messages are missing from the store", name_, paged_count_);
-    paged_count_ = 0;
+  } else if (ended && got < want) {
+    // Only messages written before the read began were wanted: the rest are lost.
+    spdlog::error("queue '{}': {} paged messages are missing from the store", name_, want - got);
+    paged_count_ -= std::min(want - got, paged_count_);
   }
 }
 
@@ -218,14 +269,33 @@ bool Queue::MayDeliver(const QueuedMessage& m) {
 
 void Queue::DropPaged() {
   if (paged_count_ == 0) return;
-  storage::Status status =
-      persister_->store()->ScanQueue(id_, paged_next_seq_, [&](const storage::StoredMessage& m) {
-        DeleteStored(m.seq, m.has_delivery_state);
-        if (m.body_id != 0) persister_->ReleaseBody(m.body_id);
-        return true;
+  // The index entries go in the background; until then nothing reads them (the tail is empty and
+  // a running page-in's result is stale), and a crash before brings them back, as it would the
+  // purge itself.
+  struct Purged {
+    uint64_t seq;
+    uint64_t body_id;
+    bool has_delivery_state;
+  };
+  auto purged = std::make_shared<std::vector<Purged>>();
+  auto error = std::make_shared<storage::Status>();
+  persister_->ReadInBackgroundAfterWrites(
+      [purged, error, id = id_, from = paged_next_seq_, end = next_seq_](storage::Store& store) {
+        *error = store.ScanQueue(id, from, [&](const storage::StoredMessage& m) {
+          if (m.seq >= end) return false;  // published after the purge
+          purged->push_back(Purged{m.seq, m.body_id, m.has_delivery_state});
+          return true;
+        });
+      },
+      [persister = persister_, purged, error, id = id_, name = name_] {
+        if (!error->ok()) spdlog::error("queue '{}': purging paged messages failed: {}", name, error->ToString());
+        for (const Purged& m : *purged) {
+          DeleteStored(*persister, id, m.seq, m.has_delivery_state);
+          if (m.body_id != 0) persister->ReleaseBody(m.body_id);
+        }
       });
-  if (!status.ok()) spdlog::error("queue '{}': purging paged messages failed: {}", name_, status.ToString());
   paged_count_ = 0;
+  ++paged_generation_;
 }
 
 void Queue::OnDelivered(QueuedMessage& m, bool no_ack) {
@@ -244,16 +314,16 @@ void Queue::OnDelivered(QueuedMessage& m, bool no_ack) {
 
 void Queue::Forget(const QueuedMessage& m) {
   if (!m.stored) return;
-  if (!deleted_) DeleteStored(m.seq, m.state_stored);
+  if (!deleted_) DeleteStored(*persister_, id_, m.seq, m.state_stored);
   if (m.msg->body_id() != 0) persister_->ReleaseBody(m.msg->body_id());
 }
 
-void Queue::DeleteStored(uint64_t seq, bool state_stored) {
-  storage::WriteBatch& batch = persister_->removal_batch();
+void Queue::DeleteStored(Persister& persister, uint64_t queue_id, uint64_t seq, bool state_stored) {
+  storage::WriteBatch& batch = persister.removal_batch();
   if (state_stored) {
-    batch.DeleteMessage(id_, seq);
+    batch.DeleteMessage(queue_id, seq);
   } else {
-    batch.DeleteStatelessMessage(id_, seq);
+    batch.DeleteStatelessMessage(queue_id, seq);
   }
 }
 
@@ -261,6 +331,11 @@ std::optional<QueuedMessage> Queue::Get(bool no_ack) {
   if (stream_ != nullptr) return std::nullopt;  // the channel refuses basic.get on a stream first
   if (features_ != nullptr) features_->BeforeGet();  // x-expires lease, expired head
   MaybePageIn();
+  // A get that outran the page-in of a written tail reads a few messages itself, so that it is
+  // not answered empty while the queue has messages.
+  if (ready_.empty() && paged_count_ > 0 && !deleted_ && persister_->durable_ticket() >= page_ticket_) {
+    PageInNow(std::min(paged_count_, kGetPageIn));
+  }
   // A get that outruns the delivery horizon (768 gets within one store write) is answered empty
   // rather than risk an unflagged redelivery after a crash.
   if (ready_.empty() || !MayDeliver(ready_.front())) {
@@ -397,6 +472,7 @@ void Queue::MarkDeleted() {
   deleted_ = true;
   if (stream_ != nullptr) stream_->OnDeleted();
   paged_count_ = 0;  // the store drops the queue's whole key range (the vhost's for durable queues)
+  ++paged_generation_;
   if (ever_paged_ && !on_disk()) persister_->batch().DeleteQueueMessages(id_);
   std::vector<Consumer*> consumers;
   consumers.swap(consumers_);

@@ -101,6 +101,8 @@ class Queue : public std::enable_shared_from_this<Queue>, public DurabilityListe
   // below the stored H comes back redelivered=true: nothing that may have reached a consumer is
   // delivered again unflagged, and about kHorizonStep that never left are flagged needlessly.
   static constexpr uint64_t kHorizonStep = 1024;
+  // Most paged messages a basic.get reads on the broker thread when it finds none in memory.
+  static constexpr size_t kGetPageIn = 64;
   // A new durable queue: its first horizon goes in the batch of its declaration.
   void StartDeliveryHorizon();
   // A clean stop: the delivery states in the store say exactly what was delivered, so the
@@ -236,7 +238,7 @@ class Queue : public std::enable_shared_from_this<Queue>, public DurabilityListe
   // Store bookkeeping for a message leaving the queue's hands: delivered, settled, dropped.
   void OnDelivered(QueuedMessage& m, bool no_ack);
   void Forget(const QueuedMessage& m);
-  void DeleteStored(uint64_t seq, bool state_stored);
+  static void DeleteStored(Persister& persister, uint64_t queue_id, uint64_t seq, bool state_stored);
   // Quorum queues and queues with a delivery limit: deliveries are counted for the client.
   bool CountsDeliveries() const;
   // Paging: a queue whose in-memory backlog reached the window (messages or bytes) writes new
@@ -246,7 +248,15 @@ class Queue : public std::enable_shared_from_this<Queue>, public DurabilityListe
   // Keeps memory_bytes_ in step with ready_ (every insert and removal goes through these).
   void AddedReady(const QueuedMessage& m) { memory_bytes_ += m.msg->body_size(); }
   void RemovedReady(const QueuedMessage& m) { memory_bytes_ -= std::min(memory_bytes_, m.msg->body_size()); }
+  // Starts reading the head of the paged tail back on the store's reader thread once the memory
+  // window is half empty; the broker thread goes on meanwhile.
   void MaybePageIn();
+  // Reads up to `want` paged messages on the broker thread: only for a basic.get that found
+  // nothing in memory (it is answered at once, and must not be answered empty).
+  void PageInNow(size_t want);
+  // Moves messages read back from the store into ready_. `ended`: the scan found no more.
+  void TakePagedIn(std::vector<storage::StoredMessage>& messages, const storage::Status& status, bool ended,
+                   size_t want);
   void DropPaged();
   // Whether `m`, the next message to leave, may go to a consumer now (the delivery horizon);
   // when not, Dispatch resumes once the horizon is durable.
@@ -270,6 +280,10 @@ class Queue : public std::enable_shared_from_this<Queue>, public DurabilityListe
   uint64_t paged_next_seq_ = 0;  // where reading the paged tail back resumes
   uint64_t page_ticket_ = 0;     // the store batch holding the newest paged-out message
   bool page_in_waiting_ = false;
+  bool page_in_running_ = false;  // a read of the paged tail is on the store's reader thread
+  // Bumped whenever the paged tail changes but by a background page-in (purge, deletion, a get's
+  // own read): a page-in that started before has read a stale tail and its result is dropped.
+  uint64_t paged_generation_ = 0;
   bool ever_paged_ = false;  // a queue not on disk has index entries to remove when deleted
   uint64_t horizon_durable_ = 0;    // stored messages below it may be delivered
   uint64_t horizon_written_ = 0;    // the newest horizon put in a batch

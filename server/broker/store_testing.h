@@ -50,11 +50,14 @@ class Loop {
   std::deque<std::function<void()>> queue_;
 };
 
-// Commits the persister's open batch and pumps `loop` until everything so far is in the store.
+// Commits the persister's open batch and pumps `loop` until everything so far is in the store
+// and every background read (page-in, purge) has come back, with what it wrote in turn.
 inline void SettleStore(Persister& persister, Loop& loop) {
-  persister.Commit();
-  const uint64_t ticket = persister.open_ticket() - 1;
-  loop.PumpUntil([&] { return persister.durable_ticket() >= ticket; });
+  do {
+    persister.Commit();
+    const uint64_t ticket = persister.open_ticket() - 1;
+    loop.PumpUntil([&] { return persister.durable_ticket() >= ticket && persister.background_reads() == 0; });
+  } while (!persister.idle());
 }
 
 // A message of `size` bytes of `fill`, delivery mode 2 when persistent.
