@@ -376,6 +376,22 @@ TEST(MethodWireTest, ShortStrLongerThanRemainingIsMalformed) {
   EXPECT_EQ(decoded.error(), DecodeError::kMalformed);
 }
 
+// As RabbitMQ 3.10.8: 501 "Malformed UTF-8 in shortstr" for a queue, exchange or consumer tag
+// that is not UTF-8, but basic.publish's exchange and routing key are taken as they are.
+TEST(MethodWireTest, ShortStrsMustBeUtf8ExceptInBasicPublish) {
+  method::QueueDeclare declare{.queue = "q\xff\xfe"};
+  auto decoded = DecodeMethod(Encode(declare));
+  ASSERT_FALSE(decoded.has_value());
+  EXPECT_EQ(decoded.error(), DecodeError::kMalformedUtf8);
+  method::QueueBind bind{.queue = "q", .exchange = "amq.direct", .routing_key = "\xc0\xaf"};
+  decoded = DecodeMethod(Encode(bind));
+  ASSERT_FALSE(decoded.has_value());
+  EXPECT_EQ(decoded.error(), DecodeError::kMalformedUtf8);
+  bind.routing_key = "\xe2\x82\xac";
+  EXPECT_TRUE(DecodeMethod(Encode(bind)).has_value());
+  method::BasicPublish publish{.exchange = "\xff", .routing_key = "\xfe"};
+  EXPECT_TRUE(DecodeMethod(Encode(publish)).has_value());
+}
 
 // ---------------------------------------------------------------------------------------------
 // RabbitMQ's AMQP 0-8 (amqp-rabbitmq-0.8.json), checked against RabbitMQ 3.10.8's bytes.

@@ -385,6 +385,18 @@ bool Connection::ProcessFrames(std::string_view data, size_t* used) {
   return !terminated_;
 }
 
+void Connection::CloseForUndecodable(amqp::DecodeError error) {
+  switch (error) {
+    case amqp::DecodeError::kUnknownMethod:
+      return CloseWithError(r::kNotImplemented, "unknown method");
+    case amqp::DecodeError::kMalformedUtf8:
+      return CloseWithError(r::kFrameError, "Malformed UTF-8 in shortstr");  // RabbitMQ's words
+    case amqp::DecodeError::kMalformed:
+      break;
+  }
+  CloseWithError(r::kSyntaxError, "malformed method frame");
+}
+
 bool Connection::HandleFrame(uint8_t type, uint16_t channel, std::string_view payload) {
   if (state_ == State::kClosing) {
     if (type == amqp::kFrameMethod && channel == 0) {
@@ -426,11 +438,7 @@ bool Connection::HandleFrame(uint8_t type, uint16_t channel, std::string_view pa
   }
   auto method = amqp::DecodeMethod(payload, protocol_);
   if (!method) {
-    if (method.error() == amqp::DecodeError::kUnknownMethod) {
-      CloseWithError(r::kNotImplemented, "unknown method");
-    } else {
-      CloseWithError(r::kSyntaxError, "malformed method frame");
-    }
+    CloseForUndecodable(method.error());
     return false;
   }
   HandleConnectionMethod(*method);
@@ -599,12 +607,7 @@ void Connection::HandleChannelFrame(uint8_t type, uint16_t channel_id, std::stri
   std::optional<amqp::Method> method;
   if (type == amqp::kFrameMethod) {
     auto decoded = amqp::DecodeMethod(payload, protocol_);
-    if (!decoded) {
-      if (decoded.error() == amqp::DecodeError::kUnknownMethod) {
-        return CloseWithError(r::kNotImplemented, "unknown method");
-      }
-      return CloseWithError(r::kSyntaxError, "malformed method frame");
-    }
+    if (!decoded) return CloseForUndecodable(decoded.error());
     method.emplace(std::move(*decoded));
   }
   if (channel == nullptr) {

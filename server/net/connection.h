@@ -90,6 +90,9 @@ class Connection : public std::enable_shared_from_this<Connection>,
   void Start();
   // Sends connection.close with `code` and waits (bounded) for close-ok.
   void CloseWithError(uint16_t code, std::string_view text, uint16_t class_id = 0, uint16_t method_id = 0);
+  // A method frame that does not decode: 540 for an unknown method, 501 for a short string that is
+  // not UTF-8, 502 otherwise (the codes and texts RabbitMQ sends).
+  void CloseForUndecodable(amqp::DecodeError error);
   // Drops the socket at once and releases everything (requeues unacked, deletes exclusive queues).
   void Abort();
   // Shutdown's first step: what was already received is handled, nothing more is read until

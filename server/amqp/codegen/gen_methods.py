@@ -301,6 +301,7 @@ namespace method {
     out.append("""enum class DecodeError {
   kUnknownMethod,  // class-id/method-id pair not known
   kMalformed,      // truncated payload, bad arguments or trailing bytes
+  kMalformedUtf8,  // a short string that is not UTF-8 (every method but basic.publish, as RabbitMQ)
 };
 
 // Decodes a whole method frame payload (class-id u16, method-id u16, arguments) as `protocol`
@@ -328,6 +329,8 @@ def gen_source(methods, spec):
     out.append("""#include "server/amqp/methods.h"
 
 #include <type_traits>
+
+#include "server/amqp/utf8.h"
 
 namespace warren::amqp {
 namespace method {
@@ -372,22 +375,40 @@ namespace method {
         out.extend(dec)
     out.append("}  // namespace method\n\n")
 
+    utf8 = []
+    for m in methods:
+        names = [f.name for f in m.fields if f.amqp_type == "shortstr"]
+        # basic.publish is RabbitMQ's fast path: it checks no short string (the exchange is
+        # looked up, the routing key taken as bytes); so does Warren's hot path.
+        if not names or m.full_name == "basic.publish":
+            continue
+        utf8.append(f"bool ShortStrsAreUtf8(const method::{m.struct}& m) {{\n")
+        utf8.append("  return " + " && ".join(f"IsValidUtf8(m.{n})" for n in names) + ";\n}\n\n")
     out.append("""namespace {
 
 constexpr uint32_t Key(uint16_t class_id, uint16_t method_id) {
   return (static_cast<uint32_t>(class_id) << 16) | method_id;
 }
 
+// Whether every short string of a method is UTF-8; overloads below for the methods that have
+// short strings.
+template <typename T>
+bool ShortStrsAreUtf8(const T&) {
+  return true;
+}
+
+@UTF8@
 template <typename T>
 std::expected<Method, DecodeError> DecodeAs(ByteReader& r, Protocol p) {
   T m;
   if (!m.DecodeArguments(r, p) || !r.empty()) return std::unexpected(DecodeError::kMalformed);
+  if (!ShortStrsAreUtf8(m)) return std::unexpected(DecodeError::kMalformedUtf8);
   return Method(std::in_place_type<T>, std::move(m));
 }
 
 std::expected<Method, DecodeError> Decode0_8(uint16_t class_id, uint16_t method_id, ByteReader& r) {
   switch (Key(class_id, method_id)) {
-""")
+""".replace("@UTF8@\n", "".join(utf8)))
     for m in methods:
         if m.method_id_0_8 is None:
             continue

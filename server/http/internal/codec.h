@@ -1,7 +1,6 @@
 // The small text codecs the management API needs around what httplib parses: percent-encoded
 // path segments (httplib decodes a whole path, which would turn the vhost "%2F" into a
-// separator), base64 (basic auth, binary payloads) and a UTF-8 check (how a payload is shown).
-// Pure functions.
+// separator) and base64 (basic auth, binary payloads). Pure functions.
 #pragma once
 
 #include <optional>
@@ -18,6 +17,5 @@ std::string EncodeSegment(std::string_view s);
 std::string EncodeBase64(std::string_view in);
 // Standard base64 (padding optional, whitespace ignored); nullopt when malformed.
 std::optional<std::string> DecodeBase64(std::string_view in);
-bool IsUtf8(std::string_view s);
 
 }  // namespace warren::http::internal

@@ -22,12 +22,5 @@ TEST(CodecTest, Base64) {
   EXPECT_EQ(DecodeBase64(EncodeBase64(binary)), binary);
 }
 
-TEST(CodecTest, Utf8) {
-  EXPECT_TRUE(IsUtf8("plain"));
-  EXPECT_TRUE(IsUtf8("\xc3\xbc"));
-  EXPECT_FALSE(IsUtf8("\xc3"));
-  EXPECT_FALSE(IsUtf8("\xff"));
-}
-
 }  // namespace
 }  // namespace warren::http::internal

@@ -5,6 +5,7 @@
 
 #include "server/amqp/constants.h"
 #include "server/amqp/properties.h"
+#include "server/amqp/utf8.h"
 #include "server/broker/field_table_json.h"
 #include "server/broker/limits.h"
 #include "server/broker/persister.h"
@@ -178,7 +179,7 @@ Reply Api::Get(Ctx& ctx) {
     const broker::Message& msg = *m->msg;
     std::string_view payload = msg.body();
     if (truncate && static_cast<uint64_t>(*truncate) < payload.size()) payload = payload.substr(0, *truncate);
-    const bool as_string = encoding == "auto" && IsUtf8(payload);
+    const bool as_string = encoding == "auto" && amqp::IsValidUtf8(payload);
     reply_bytes += payload.size();
     out.push_back(json{{"payload_bytes", msg.body_size()},
                        {"redelivered", m->redelivered},
