@@ -20,15 +20,7 @@ namespace {
 
 using testing::Body;
 using testing::Loop;
-
-class RecordingConsumer : public Consumer {
- public:
-  bool Ready() const override { return true; }
-  bool no_ack() const override { return false; }
-  void Deliver(Queue&, QueuedMessage m) override { seqs.push_back(m.seq); }
-  void OnQueueDeleted(Queue&) override {}
-  std::vector<uint64_t> seqs;
-};
+using testing::RecordingConsumer;
 
 // A run with a helper to declare a durable queue.
 struct BrokerRun : testing::BrokerRun {

@@ -20,6 +20,7 @@ namespace {
 
 using testing::Body;
 using testing::Loop;
+using testing::RecordingConsumer;
 
 // The loop outlives the store: closing it runs the last completions, which post to the loop.
 struct Env {
@@ -61,15 +62,6 @@ TEST(PagingTest, ByteWindowPagesLargeBodiesOfATransientQueue) {
   EXPECT_EQ(q.ready_count(), 0u);
 }
 
-class RecordingConsumer : public Consumer {
- public:
-  bool Ready() const override { return true; }
-  bool no_ack() const override { return true; }
-  void Deliver(Queue&, QueuedMessage m) override { seqs.push_back(m.seq); }
-  void OnQueueDeleted(Queue&) override {}
-  std::vector<uint64_t> seqs;
-};
-
 // A durable queue with `n` persistent 100-byte messages, all written to the store, under a
 // 4-message memory window.
 Queue& DurableWithPagedTail(testing::BrokerRun& run, int n) {
@@ -88,7 +80,7 @@ TEST(PagingTest, AConsumerGetsThePagedTailThroughBackgroundReads) {
   testing::BrokerRun run(dir.path());
   Queue& q = DurableWithPagedTail(run, 40);
   ASSERT_EQ(q.paged_count(), 36u);
-  RecordingConsumer consumer;
+  RecordingConsumer consumer(/*no_ack=*/true);
   q.AddConsumer(&consumer, false);
   q.Dispatch();
   EXPECT_EQ(consumer.seqs.size(), 4u);  // the window; the first page-in is on its way
@@ -109,7 +101,7 @@ TEST(PagingTest, APurgeDropsAPageInThatWasStillOut) {
     testing::BrokerRun run(dir.path());
     Queue& q = DurableWithPagedTail(run, 40);
     id = q.id();
-    RecordingConsumer consumer;
+    RecordingConsumer consumer(/*no_ack=*/true);
     q.AddConsumer(&consumer, false);
     q.Dispatch();
     ASSERT_EQ(run.persister.background_reads(), 1u);

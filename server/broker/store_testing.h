@@ -8,12 +8,14 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <gtest/gtest.h>
 
 #include "server/broker/broker.h"
 #include "server/broker/message.h"
 #include "server/broker/persister.h"
+#include "server/broker/queue.h"
 #include "server/broker/recovery.h"
 #include "storage/test_util.h"
 
@@ -59,6 +61,20 @@ inline void SettleStore(Persister& persister, Loop& loop) {
     loop.PumpUntil([&] { return persister.durable_ticket() >= ticket && persister.background_reads() == 0; });
   } while (!persister.idle());
 }
+
+// A consumer that is always ready and records the seqs delivered to it.
+class RecordingConsumer : public Consumer {
+ public:
+  explicit RecordingConsumer(bool no_ack = false) : no_ack_(no_ack) {}
+  bool Ready() const override { return true; }
+  bool no_ack() const override { return no_ack_; }
+  void Deliver(Queue&, QueuedMessage m) override { seqs.push_back(m.seq); }
+  void OnQueueDeleted(Queue&) override {}
+  std::vector<uint64_t> seqs;
+
+ private:
+  bool no_ack_;
+};
 
 // A message of `size` bytes of `fill`, delivery mode 2 when persistent.
 inline MessageRef Body(Broker& broker, size_t size, char fill, bool persistent = false) {
