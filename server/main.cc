@@ -42,6 +42,7 @@
 #include "server/net/tls.h"
 #include "server/service/logging.h"
 #include "server/service/notifier.h"
+#include "server/journal/store_journal.h"
 #include "server/store_env.h"
 #include "storage/store.h"
 
@@ -251,7 +252,8 @@ int main(int argc, char** argv) {
                s.memory_high_watermark_text, total_memory);
   warren::net::AsioTimerService timers(io.get_executor());
   broker.set_timers(&timers);  // before recovery: restored queues arm their TTL and x-expires timers
-  warren::broker::Persister persister(store.get(), [&io](std::function<void()> fn) { asio::post(io, std::move(fn)); });
+  warren::journal::StoreJournal journal(*store);
+  warren::broker::Persister persister(&journal, [&io](std::function<void()> fn) { asio::post(io, std::move(fn)); });
   persister.set_memory_window(s.queue_memory_window);
   persister.set_memory_window_bytes(s.queue_memory_window_bytes);
   warren::broker::RecoveryStats recovered;

@@ -178,13 +178,13 @@ Status Store::WriteGroup(std::vector<Pending>& group, uint64_t sync_updates) {
   std::deque<rocksdb::WriteBatch> merged;  // deque: stable addresses
   rocksdb::Status s;
   if (group.size() == 1) {
-    writes.push_back(&group[0].batch.rep_);
+    writes.push_back(&group[0].batch.rep());
   } else {
     rocksdb::WriteBatch* open = nullptr;  // the merged batch still taking records
     for (Pending& p : group) {
       if (p.batch.empty()) continue;
       if (p.batch.ByteSize() >= kDirectWriteBytes) {
-        writes.push_back(&p.batch.rep_);
+        writes.push_back(&p.batch.rep());
         open = nullptr;  // later batches must not jump ahead of this one
         continue;
       }
@@ -193,7 +193,7 @@ Status Store::WriteGroup(std::vector<Pending>& group, uint64_t sync_updates) {
         writes.push_back(open);
       }
       AppendTo append(open, handles_);
-      s = p.batch.rep_.Iterate(&append);
+      s = p.batch.rep().Iterate(&append);
       if (!s.ok()) break;
     }
   }

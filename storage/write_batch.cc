@@ -2,8 +2,10 @@
 
 #include <rocksdb/comparator.h>
 #include <rocksdb/db.h>
+#include <rocksdb/write_batch.h>
 
 #include "common/dcheck.h"
+#include "proto/warren.pb.h"
 
 namespace warren::storage {
 
@@ -39,43 +41,57 @@ rocksdb::Slice ToSlice(std::string_view s) { return rocksdb::Slice(s.data(), s.s
 
 }  // namespace
 
+WriteBatch::WriteBatch() = default;
+WriteBatch::~WriteBatch() = default;
+WriteBatch::WriteBatch(WriteBatch&&) noexcept = default;
+WriteBatch& WriteBatch::operator=(WriteBatch&&) noexcept = default;
+
+rocksdb::WriteBatch& WriteBatch::rep() {
+  if (rep_ == nullptr) rep_ = std::make_unique<rocksdb::WriteBatch>();
+  return *rep_;
+}
+
+size_t WriteBatch::count() const { return rep_ == nullptr ? 0 : rep_->Count(); }
+
+size_t WriteBatch::ByteSize() const { return rep_ == nullptr ? 0 : rep_->GetDataSize(); }
+
 void WriteBatch::PutDefinition(const std::string& key, const google::protobuf::MessageLite& record) {
   scratch_.clear();
   record.AppendToString(&scratch_);
-  rep_.Put(Handle(Family::kDefinitions), key, scratch_);
+  rep().Put(Handle(Family::kDefinitions), key, scratch_);
 }
 
 void WriteBatch::PutVhost(const proto::VhostRecord& r) { PutDefinition(VhostKey(r.name()), r); }
 void WriteBatch::DeleteVhost(std::string_view name) {
-  rep_.Delete(Handle(Family::kDefinitions), VhostKey(name));
+  rep().Delete(Handle(Family::kDefinitions), VhostKey(name));
 }
 void WriteBatch::PutUser(const proto::UserRecord& r) { PutDefinition(UserKey(r.name()), r); }
 void WriteBatch::DeleteUser(std::string_view name) {
-  rep_.Delete(Handle(Family::kDefinitions), UserKey(name));
+  rep().Delete(Handle(Family::kDefinitions), UserKey(name));
 }
 void WriteBatch::PutPermission(const proto::PermissionRecord& r) {
   PutDefinition(PermissionKey(r.user(), r.vhost()), r);
 }
 void WriteBatch::DeletePermission(std::string_view user, std::string_view vhost) {
-  rep_.Delete(Handle(Family::kDefinitions), PermissionKey(user, vhost));
+  rep().Delete(Handle(Family::kDefinitions), PermissionKey(user, vhost));
 }
 void WriteBatch::PutTopicPermission(const proto::TopicPermissionRecord& r) {
   PutDefinition(TopicPermissionKey(r.user(), r.vhost(), r.exchange()), r);
 }
 void WriteBatch::DeleteTopicPermission(std::string_view user, std::string_view vhost, std::string_view exchange) {
-  rep_.Delete(Handle(Family::kDefinitions), TopicPermissionKey(user, vhost, exchange));
+  rep().Delete(Handle(Family::kDefinitions), TopicPermissionKey(user, vhost, exchange));
 }
 void WriteBatch::PutPolicy(DefKind kind, const proto::PolicyRecord& r) {
   PutDefinition(PolicyKey(kind, r.vhost(), r.name()), r);
 }
 void WriteBatch::DeletePolicy(DefKind kind, std::string_view vhost, std::string_view name) {
-  rep_.Delete(Handle(Family::kDefinitions), PolicyKey(kind, vhost, name));
+  rep().Delete(Handle(Family::kDefinitions), PolicyKey(kind, vhost, name));
 }
 void WriteBatch::PutExchange(const proto::ExchangeRecord& r) {
   PutDefinition(ExchangeKey(r.vhost(), r.name()), r);
 }
 void WriteBatch::DeleteExchange(std::string_view vhost, std::string_view name) {
-  rep_.Delete(Handle(Family::kDefinitions), ExchangeKey(vhost, name));
+  rep().Delete(Handle(Family::kDefinitions), ExchangeKey(vhost, name));
 }
 void WriteBatch::PutQueue(const proto::QueueRecord& r) {
   WARREN_DCHECK(r.id() != 0);
@@ -83,7 +99,7 @@ void WriteBatch::PutQueue(const proto::QueueRecord& r) {
 }
 
 void WriteBatch::DeleteQueue(std::string_view vhost, std::string_view name, uint64_t queue_id) {
-  rep_.Delete(Handle(Family::kDefinitions), QueueKey(vhost, name));
+  rep().Delete(Handle(Family::kDefinitions), QueueKey(vhost, name));
   DeleteQueueMessages(queue_id);
 }
 
@@ -92,9 +108,9 @@ void WriteBatch::DeleteQueueMessages(uint64_t queue_id) {
   // the queue, and reads skip the whole range at once.
   std::string begin = MessageKey(queue_id, 0);
   std::string end = QueueRangeEnd(queue_id);
-  rep_.DeleteRange(Handle(Family::kIndex), begin, end);
-  rep_.DeleteRange(Handle(Family::kDelivery), begin, end);
-  rep_.DeleteRange(Handle(Family::kMeta), StreamSegmentKey(queue_id, 0), StreamSegmentRangeEnd(queue_id));
+  rep().DeleteRange(Handle(Family::kIndex), begin, end);
+  rep().DeleteRange(Handle(Family::kDelivery), begin, end);
+  rep().DeleteRange(Handle(Family::kMeta), StreamSegmentKey(queue_id, 0), StreamSegmentRangeEnd(queue_id));
 }
 
 void WriteBatch::PutStreamMessage(uint64_t queue_id, uint64_t offset, int64_t timestamp, const MessageData& m) {
@@ -109,7 +125,7 @@ void WriteBatch::PutIndexEntry(uint64_t queue_id, uint64_t seq, std::string_view
   // [header][body] from two slices: the body is copied once, into the batch.
   rocksdb::Slice key_part(key, sizeof(key));
   rocksdb::Slice value_parts[2] = {ToSlice(scratch_), ToSlice(body)};
-  rep_.Put(Handle(Family::kIndex), rocksdb::SliceParts(&key_part, 1), rocksdb::SliceParts(value_parts, 2));
+  rep().Put(Handle(Family::kIndex), rocksdb::SliceParts(&key_part, 1), rocksdb::SliceParts(value_parts, 2));
 }
 
 void WriteBatch::PutDelayed(std::string_view key, const MessageData& m) {
@@ -117,22 +133,22 @@ void WriteBatch::PutDelayed(std::string_view key, const MessageData& m) {
   EncodeMessageHeader(kInlineMessage, m, &scratch_);
   rocksdb::Slice key_part = ToSlice(key);
   rocksdb::Slice value_parts[2] = {ToSlice(scratch_), ToSlice(m.body)};
-  rep_.Put(Handle(Family::kMeta), rocksdb::SliceParts(&key_part, 1), rocksdb::SliceParts(value_parts, 2));
+  rep().Put(Handle(Family::kMeta), rocksdb::SliceParts(&key_part, 1), rocksdb::SliceParts(value_parts, 2));
 }
 
-void WriteBatch::DeleteDelayed(std::string_view key) { rep_.Delete(Handle(Family::kMeta), ToSlice(key)); }
+void WriteBatch::DeleteDelayed(std::string_view key) { rep().Delete(Handle(Family::kMeta), ToSlice(key)); }
 
 void WriteBatch::DeleteDelayedRange(std::string_view exchange_prefix) {
-  rep_.DeleteRange(Handle(Family::kMeta), ToSlice(exchange_prefix), DelayedRangeEnd(exchange_prefix));
+  rep().DeleteRange(Handle(Family::kMeta), ToSlice(exchange_prefix), DelayedRangeEnd(exchange_prefix));
 }
 
 void WriteBatch::PutStreamSegment(uint64_t queue_id, const StreamSegment& segment) {
-  rep_.Put(Handle(Family::kMeta), StreamSegmentKey(queue_id, segment.first), EncodeStreamSegment(segment));
+  rep().Put(Handle(Family::kMeta), StreamSegmentKey(queue_id, segment.first), EncodeStreamSegment(segment));
 }
 
 void WriteBatch::DeleteStreamSegment(uint64_t queue_id, const StreamSegment& segment) {
-  rep_.DeleteRange(Handle(Family::kIndex), MessageKey(queue_id, segment.first), MessageKey(queue_id, segment.end));
-  rep_.Delete(Handle(Family::kMeta), StreamSegmentKey(queue_id, segment.first));
+  rep().DeleteRange(Handle(Family::kIndex), MessageKey(queue_id, segment.first), MessageKey(queue_id, segment.end));
+  rep().Delete(Handle(Family::kMeta), StreamSegmentKey(queue_id, segment.first));
 }
 
 void WriteBatch::PutBinding(const proto::BindingRecord& r) {
@@ -141,7 +157,7 @@ void WriteBatch::PutBinding(const proto::BindingRecord& r) {
                 r);
 }
 void WriteBatch::DeleteBinding(const proto::BindingRecord& r) {
-  rep_.Delete(Handle(Family::kDefinitions),
+  rep().Delete(Handle(Family::kDefinitions),
               BindingKey(r.vhost(), r.source(), r.destination(), r.destination_is_exchange(),
                          r.routing_key(), r.arguments()));
 }
@@ -160,55 +176,55 @@ void WriteBatch::PutBody(uint64_t body_id, const MessageData& m) {
   EncodeMessageHeader(kSharedBody, m, &scratch_);
   rocksdb::Slice key_part(key, sizeof(key));
   rocksdb::Slice value_parts[2] = {ToSlice(scratch_), ToSlice(m.body)};
-  rep_.Put(Handle(Family::kBodies), rocksdb::SliceParts(&key_part, 1),
+  rep().Put(Handle(Family::kBodies), rocksdb::SliceParts(&key_part, 1),
            rocksdb::SliceParts(value_parts, 2));
 }
 
 void WriteBatch::PutMessageRef(uint64_t queue_id, uint64_t seq, uint64_t body_id, int64_t expires) {
   char key[kMessageKeySize];
   EncodeMessageKey(queue_id, seq, key);
-  rep_.Put(Handle(Family::kIndex), rocksdb::Slice(key, sizeof(key)), EncodeBodyRef(body_id, expires));
+  rep().Put(Handle(Family::kIndex), rocksdb::Slice(key, sizeof(key)), EncodeBodyRef(body_id, expires));
 }
 
 void WriteBatch::DeleteBody(uint64_t body_id) {
-  rep_.Delete(Handle(Family::kBodies), BodyKey(body_id));
+  rep().Delete(Handle(Family::kBodies), BodyKey(body_id));
 }
 
 void WriteBatch::PutDeliveryState(uint64_t queue_id, uint64_t seq, uint32_t delivery_count,
                                   bool redelivered) {
   char key[kMessageKeySize];
   EncodeMessageKey(queue_id, seq, key);
-  rep_.Put(Handle(Family::kDelivery), rocksdb::Slice(key, sizeof(key)),
+  rep().Put(Handle(Family::kDelivery), rocksdb::Slice(key, sizeof(key)),
            EncodeDeliveryState({delivery_count, redelivered}));
 }
 
 void WriteBatch::PutDeliveryHorizon(uint64_t queue_id, uint64_t horizon) {
   char key[kMessageKeySize];
   EncodeMessageKey(queue_id, kHorizonSeq, key);
-  rep_.Put(Handle(Family::kDelivery), rocksdb::Slice(key, sizeof(key)), EncodeDeliveryHorizon(horizon));
+  rep().Put(Handle(Family::kDelivery), rocksdb::Slice(key, sizeof(key)), EncodeDeliveryHorizon(horizon));
 }
 
 void WriteBatch::DeleteMessage(uint64_t queue_id, uint64_t seq) {
   char key[kMessageKeySize];
   EncodeMessageKey(queue_id, seq, key);
   rocksdb::Slice k(key, sizeof(key));
-  rep_.SingleDelete(Handle(Family::kIndex), k);
+  rep().SingleDelete(Handle(Family::kIndex), k);
   // Delivery state may be put several times (each requeue), so it needs a full Delete.
-  rep_.Delete(Handle(Family::kDelivery), k);
+  rep().Delete(Handle(Family::kDelivery), k);
 }
 
 void WriteBatch::DeleteStatelessMessage(uint64_t queue_id, uint64_t seq) {
   char key[kMessageKeySize];
   EncodeMessageKey(queue_id, seq, key);
-  rep_.SingleDelete(Handle(Family::kIndex), rocksdb::Slice(key, sizeof(key)));
+  rep().SingleDelete(Handle(Family::kIndex), rocksdb::Slice(key, sizeof(key)));
 }
 
 void WriteBatch::PutRaw(Family family, std::string_view key, std::string_view value) {
-  rep_.Put(Handle(family), ToSlice(key), ToSlice(value));
+  rep().Put(Handle(family), ToSlice(key), ToSlice(value));
 }
 
 void WriteBatch::DeleteRaw(Family family, std::string_view key) {
-  rep_.Delete(Handle(family), ToSlice(key));
+  rep().Delete(Handle(family), ToSlice(key));
 }
 
 void WriteBatch::Quarantine(Family family, std::string_view key, std::string_view value, std::string_view reason) {
@@ -217,7 +233,7 @@ void WriteBatch::Quarantine(Family family, std::string_view key, std::string_vie
 }
 
 void WriteBatch::Clear() {
-  rep_.Clear();
+  if (rep_ != nullptr) rep_->Clear();
   sync_ = true;
 }
 

@@ -12,22 +12,39 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 
-#include <rocksdb/write_batch.h>
-
-#include "proto/warren.pb.h"
 #include "storage/format.h"
 #include "storage/message.h"
+
+// Only named here, so that what builds batches (the broker) does not pull in RocksDB and protobuf.
+namespace rocksdb {
+class WriteBatch;
+}  // namespace rocksdb
+namespace google::protobuf {
+class MessageLite;
+}  // namespace google::protobuf
+namespace warren::proto {
+class BindingRecord;
+class ExchangeRecord;
+class PermissionRecord;
+class PolicyRecord;
+class QueueRecord;
+class TopicPermissionRecord;
+class UserRecord;
+class VhostRecord;
+}  // namespace warren::proto
 
 namespace warren::storage {
 
 class WriteBatch {
  public:
-  WriteBatch() = default;
-  WriteBatch(WriteBatch&&) noexcept = default;
-  WriteBatch& operator=(WriteBatch&&) noexcept = default;
+  WriteBatch();
+  ~WriteBatch();
+  WriteBatch(WriteBatch&&) noexcept;
+  WriteBatch& operator=(WriteBatch&&) noexcept;
   // Not copyable: a copy would duplicate every body in the batch.
   WriteBatch(const WriteBatch&) = delete;
   WriteBatch& operator=(const WriteBatch&) = delete;
@@ -109,11 +126,11 @@ class WriteBatch {
   // kill -9 of the machine, not by a crash of the process).
   void set_sync(bool sync) { sync_ = sync; }
   bool sync() const { return sync_; }
-  bool empty() const { return rep_.Count() == 0; }
+  bool empty() const { return count() == 0; }
   // Number of updates (each Put/Delete; DeleteQueue and DeleteMessage count several).
-  size_t count() const { return rep_.Count(); }
+  size_t count() const;
   // Approximate encoded size in bytes, e.g. for flow control.
-  size_t ByteSize() const { return rep_.GetDataSize(); }
+  size_t ByteSize() const;
   void Clear();
 
  private:
@@ -122,7 +139,9 @@ class WriteBatch {
   // An index entry: scratch_ holds its header, `body` follows.
   void PutIndexEntry(uint64_t queue_id, uint64_t seq, std::string_view body);
 
-  rocksdb::WriteBatch rep_;
+  // Made by the first update (a moved-from batch has none).
+  rocksdb::WriteBatch& rep();
+  std::unique_ptr<rocksdb::WriteBatch> rep_;
   std::string scratch_;  // header encoding buffer, reused so a put does not allocate
   bool sync_ = true;
 };

@@ -14,6 +14,7 @@
 #include "server/broker/password.h"
 #include "server/broker/persister.h"
 #include "server/broker/recovery.h"
+#include "server/journal/store_journal.h"
 #include "storage/test_util.h"
 
 namespace warren::broker {
@@ -314,7 +315,8 @@ TEST(BrokerAccessTest, ChangesSurviveRecovery) {
   {
     auto store = storage::testing::OpenOrDie(dir.path());
     Broker b;
-    Persister persister(store.get(), post);
+    journal::StoreJournal journal(*store);
+    Persister persister(&journal, post);
     RecoveryStats stats;
     ASSERT_TRUE(RecoverBroker(*store, b, persister, {"admin", "adminpw"}, &stats).ok());
     ASSERT_TRUE(b.HasVhostAccess("admin", "/"));
@@ -337,7 +339,8 @@ TEST(BrokerAccessTest, ChangesSurviveRecovery) {
   }
   auto store = storage::testing::OpenOrDie(dir.path());
   Broker b;
-  Persister persister(store.get(), post);
+  journal::StoreJournal journal(*store);
+  Persister persister(&journal, post);
   RecoveryStats stats;
   ASSERT_TRUE(RecoverBroker(*store, b, persister, {"admin", "adminpw"}, &stats).ok());
   EXPECT_EQ(b.ListVhosts(), std::vector<std::string>{"dev"});

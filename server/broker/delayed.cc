@@ -168,9 +168,9 @@ void DelayedSchedule::MaybeRefill() {
   std::string from = storage::DelayedKey(prefix_, boundary_.due, boundary_.seq) + '\0';
   vhost_.persister()->ReadAfterWrites(
       [read, from = std::move(from), end = storage::DelayedRangeEnd(prefix_), limit,
-       byte_limit](storage::Store& store) {
+       byte_limit](Journal& journal) {
         uint64_t bytes = 0;
-        storage::Status s = store.ScanDelayed(from, end, [&](std::string_view key, const storage::MessageView& m) {
+        storage::Status s = journal.ScanDelayed(from, end, [&](std::string_view key, const storage::MessageView& m) {
           if (read->loaded.size() >= limit || bytes >= byte_limit) {
             read->more = true;
             return false;

@@ -15,6 +15,7 @@
 #include "server/broker/publish.h"
 #include "server/broker/store_testing.h"
 #include "server/broker/vhost.h"
+#include "server/journal/store_journal.h"
 #include "storage/test_util.h"
 
 namespace warren::broker {
@@ -165,7 +166,8 @@ struct StoreEnv {
   std::unique_ptr<storage::Store> store = storage::testing::OpenOrDie(dir.path());
   ManualTimers timers;
   Broker broker;
-  Persister persister{store.get(), loop.post()};
+  journal::StoreJournal journal{*store};
+  Persister persister{&journal, loop.post()};
   StoreEnv() {
     broker.set_timers(&timers);
     broker.set_persister(&persister);
@@ -285,7 +287,8 @@ struct TimedRun {
   std::unique_ptr<storage::Store> store;
   ManualTimers timers;
   Broker broker;
-  Persister persister{store.get(), loop.post()};
+  journal::StoreJournal journal{*store};
+  Persister persister{&journal, loop.post()};
   RecoveryStats stats;
 };
 

@@ -13,6 +13,7 @@
 #include "server/broker/recovery.h"
 #include "server/broker/store_testing.h"
 #include "server/broker/vhost.h"
+#include "server/journal/store_journal.h"
 #include "storage/test_util.h"
 
 namespace warren::broker {
@@ -28,7 +29,8 @@ struct Env {
   Loop loop;
   std::unique_ptr<storage::Store> store = storage::testing::OpenOrDie(dir.path());
   Broker broker;
-  Persister persister{store.get(), loop.post()};
+  journal::StoreJournal journal{*store};
+  Persister persister{&journal, loop.post()};
   Env() {
     persister.set_memory_window(1000);
     persister.set_memory_window_bytes(64 * 1024);
@@ -240,7 +242,8 @@ TEST(PagingTest, RecoveryReportsProgressPerQueueAndEveryThousandMessages) {
   Loop loop;
   std::unique_ptr<storage::Store> store = storage::testing::OpenOrDie(dir.path());
   Broker broker;
-  Persister persister(store.get(), loop.post());
+  journal::StoreJournal journal(*store);
+  Persister persister(&journal, loop.post());
   RecoveryStats stats;
   std::vector<std::tuple<std::string, std::string, uint64_t>> reports;
   auto progress = [&](std::string_view vhost, std::string_view queue, uint64_t messages, uint64_t) {

@@ -6,7 +6,7 @@
 
 namespace warren::broker {
 
-Persister::Persister(storage::Store* store, Post post) : store_(store), post_(std::move(post)) {}
+Persister::Persister(Journal* journal, Post post) : journal_(journal), post_(std::move(post)) {}
 
 void Persister::SetIdFloors(uint64_t next_queue_id, uint64_t next_body_id) {
   next_queue_id_ = std::max(next_queue_id_, next_queue_id);
@@ -48,10 +48,10 @@ void Persister::Commit() {
   commit_scheduled_ = false;
   const bool sync = std::exchange(batch_needs_sync_, false);
   const uint64_t ticket = ++submitted_ticket_;
-  if (store_ == nullptr || batch_.empty()) {
+  if (journal_ == nullptr || batch_.empty()) {
     // Nothing to write, but earlier batches may still be in flight: complete in order.
     storage::WriteBatch empty;
-    if (store_ == nullptr) {
+    if (journal_ == nullptr) {
       post_([this, ticket] { OnBatchDone(ticket, {}, true); });
       return;
     }
@@ -64,7 +64,7 @@ void Persister::Commit() {
   storage::WriteBatch batch = std::move(batch_);
   batch_ = storage::WriteBatch();
   batch.set_sync(sync);
-  store_->Submit(std::move(batch), [this, ticket, post = post_, store = store_, reads = std::exchange(reads_, {}),
+  journal_->Submit(std::move(batch), [this, ticket, post = post_, journal = journal_, reads = std::exchange(reads_, {}),
                                     background = std::exchange(after_writes_background_reads_, {})](
                                        const storage::Status& status) mutable {
     std::string error;
@@ -72,10 +72,10 @@ void Persister::Commit() {
       error = status.ToString();
       spdlog::error("store write failed: {}", error);
     }
-    for (Read& r : reads) r.read(*store);
+    for (Read& r : reads) r.read(*journal);
     if (!background.empty()) {
-      store->SubmitRead([store, post, background = std::move(background)]() mutable {
-        RunInBackground(*store, post, std::move(background));
+      journal->SubmitRead([journal, post, background = std::move(background)]() mutable {
+        RunInBackground(*journal, post, std::move(background));
       });
     }
     post([this, ticket, error = std::move(error), resumable = status.ok() || status.IsNoSpace(),
@@ -86,19 +86,19 @@ void Persister::Commit() {
   });
 }
 
-void Persister::ReadAfterWrites(std::function<void(storage::Store&)> read, std::function<void()> done) {
+void Persister::ReadAfterWrites(std::function<void(Journal&)> read, std::function<void()> done) {
   ScheduleCommit();  // the read rides on it
   reads_.push_back(Read{std::move(read), std::move(done)});
 }
 
-void Persister::RunInBackground(storage::Store& store, const Post& post, std::vector<Read> reads) {
-  for (Read& r : reads) r.read(store);
+void Persister::RunInBackground(Journal& journal, const Post& post, std::vector<Read> reads) {
+  for (Read& r : reads) r.read(journal);
   post([reads = std::move(reads)] {
     for (const Read& r : reads) r.done();
   });
 }
 
-Persister::Read Persister::CountedRead(std::function<void(storage::Store&)> read, std::function<void()> done) {
+Persister::Read Persister::CountedRead(std::function<void(Journal&)> read, std::function<void()> done) {
   ++background_reads_;
   return Read{std::move(read), [this, done = std::move(done)] {
                 --background_reads_;
@@ -106,15 +106,15 @@ Persister::Read Persister::CountedRead(std::function<void(storage::Store&)> read
               }};
 }
 
-void Persister::ReadInBackground(std::function<void(storage::Store&)> read, std::function<void()> done) {
+void Persister::ReadInBackground(std::function<void(Journal&)> read, std::function<void()> done) {
   std::vector<Read> reads;
   reads.push_back(CountedRead(std::move(read), std::move(done)));
-  store_->SubmitRead([store = store_, post = post_, reads = std::move(reads)]() mutable {
-    RunInBackground(*store, post, std::move(reads));
+  journal_->SubmitRead([journal = journal_, post = post_, reads = std::move(reads)]() mutable {
+    RunInBackground(*journal, post, std::move(reads));
   });
 }
 
-void Persister::ReadInBackgroundAfterWrites(std::function<void(storage::Store&)> read, std::function<void()> done) {
+void Persister::ReadInBackgroundAfterWrites(std::function<void(Journal&)> read, std::function<void()> done) {
   ScheduleCommit();  // the read rides on it
   after_writes_background_reads_.push_back(CountedRead(std::move(read), std::move(done)));
 }

@@ -1,7 +1,7 @@
-// The broker's side of the durable store: collects every store mutation made while handling one
-// turn of the event loop into a single WriteBatch, submits it (the store merges batches that
-// arrive while it fsyncs: group commit), and reports back which batches are durable so
-// publisher confirms and tx.commit-ok can be released.
+// The broker's side of the durable store (its Journal): collects every store mutation made while
+// handling one turn of the event loop into a single WriteBatch, submits it (the store merges
+// batches that arrive while it fsyncs: group commit), and reports back which batches are
+// durable so publisher confirms and tx.commit-ok can be released.
 //
 // Tickets: batch N gets ticket N. A mutation added now through batch() is durable once
 // durable_ticket() >= open_ticket() as read when it was added (one through removal_batch() is
@@ -20,8 +20,9 @@
 #include <unordered_map>
 #include <vector>
 
+#include "server/broker/journal.h"
 #include "server/broker/publisher_flow.h"
-#include "storage/store.h"
+#include "storage/write_batch.h"
 
 namespace warren::broker {
 
@@ -37,12 +38,12 @@ class Persister {
  public:
   using Post = std::function<void(std::function<void()>)>;
 
-  // `store` may be null: then nothing is durable and every ticket completes at once.
+  // `journal` may be null: then nothing is durable and every ticket completes at once.
   // `post` runs a function on the broker thread later (never inline).
-  Persister(storage::Store* store, Post post);
+  Persister(Journal* journal, Post post);
 
-  bool enabled() const { return store_ != nullptr; }
-  storage::Store* store() const { return store_; }
+  bool enabled() const { return journal_ != nullptr; }
+  Journal* journal() const { return journal_; }
   // Ready messages a queue keeps in memory; the rest of its backlog lives only in the
   // store and is read back as consumers drain the queue.
   size_t memory_window() const { return memory_window_; }
@@ -100,14 +101,14 @@ class Persister {
   // writer thread right after the open batch (and so every earlier one) is written, then `done`
   // on the broker thread. `read` must be short (the next group of writes waits for it).
   // REQUIRES: enabled().
-  void ReadAfterWrites(std::function<void(storage::Store&)> read, std::function<void()> done);
+  void ReadAfterWrites(std::function<void(Journal&)> read, std::function<void()> done);
   // Long reads, on the store's reader thread (neither the broker thread nor the writer waits for
   // them), then `done` on the broker thread. ReadInBackground starts at once: for what is
   // already written (durable_ticket() covers it). ReadInBackgroundAfterWrites starts once the open
   // batch (and so every earlier one) is written; it may see later writes too.
   // REQUIRES: enabled().
-  void ReadInBackground(std::function<void(storage::Store&)> read, std::function<void()> done);
-  void ReadInBackgroundAfterWrites(std::function<void(storage::Store&)> read, std::function<void()> done);
+  void ReadInBackground(std::function<void(Journal&)> read, std::function<void()> done);
+  void ReadInBackgroundAfterWrites(std::function<void(Journal&)> read, std::function<void()> done);
 
   struct Stats {
     uint64_t batches_submitted = 0;
@@ -122,21 +123,21 @@ class Persister {
   // `error` is empty when the batch was written.
   void OnBatchDone(uint64_t ticket, const std::string& error, bool resumable);
 
-  storage::Store* store_;
+  Journal* journal_;
   Post post_;
   storage::WriteBatch batch_;
   bool batch_needs_sync_ = false;
   struct Read {
-    std::function<void(storage::Store&)> read;
+    std::function<void(Journal&)> read;
     std::function<void()> done;
   };
   // On the reader thread: runs the reads, then posts their completions in one go.
-  static void RunInBackground(storage::Store& store, const Post& post, std::vector<Read> reads);
+  static void RunInBackground(Journal& journal, const Post& post, std::vector<Read> reads);
   std::vector<Read> reads_;             // to run after the open batch, on the writer thread
   std::vector<Read> after_writes_background_reads_;  // to run after the open batch, on the reader thread
   size_t background_reads_ = 0;
   // Counts the read in background_reads_ until its `done` has run.
-  Read CountedRead(std::function<void(storage::Store&)> read, std::function<void()> done);
+  Read CountedRead(std::function<void(Journal&)> read, std::function<void()> done);
   bool commit_scheduled_ = false;
   uint64_t submitted_ticket_ = 0;
   uint64_t durable_ticket_ = 0;

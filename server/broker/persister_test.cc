@@ -1,5 +1,6 @@
 // Persister: how a failing store shows (failing(), failure()), which failures are fatal, and the
-// back-pressure of a store that falls behind.
+// back-pressure of a store that falls behind; against a fake journal, the order of completions,
+// which batches are synced, and background reads.
 #include "server/broker/persister.h"
 
 #include <chrono>
@@ -13,7 +14,9 @@
 #include <gtest/gtest.h>
 #include <rocksdb/env.h>
 
+#include "server/broker/fake_journal.h"
 #include "server/broker/store_testing.h"
+#include "server/journal/store_journal.h"
 #include "storage/fault_injection_fs.h"
 #include "storage/test_util.h"
 
@@ -41,10 +44,79 @@ void WriteOne(Persister& persister, testing::Loop& posted, uint64_t seq) {
   ASSERT_TRUE(posted.RunUntil([&] { return persister.durable_ticket() >= ticket; }));
 }
 
+class CountingListener : public DurabilityListener {
+ public:
+  void OnDurable(uint64_t ticket, bool ok) override { heard.emplace_back(ticket, ok); }
+  std::vector<std::pair<uint64_t, bool>> heard;
+};
+
+TEST(PersisterFakeJournalTest, BatchesCompleteInOrderAndAListenerHearsOnce) {
+  testing::FakeJournal journal;
+  testing::Loop loop;
+  Persister persister(&journal, loop.post());
+  auto listener = std::make_shared<CountingListener>();
+  persister.batch().PutMessage(1, 1, storage::MessageData{"", "q", "", "a"});
+  persister.WaitForDurable(listener);
+  persister.Commit();
+  persister.batch().PutMessage(1, 2, storage::MessageData{"", "q", "", "b"});
+  persister.Commit();
+  ASSERT_EQ(journal.pending_writes(), 2u);
+  journal.CompleteWrite();
+  loop.PumpUntil([&] { return persister.durable_ticket() == 1; });
+  EXPECT_EQ(listener->heard, (std::vector<std::pair<uint64_t, bool>>{{1, true}}));
+  journal.CompleteWrite(storage::Status::IOError("injected"));
+  loop.PumpUntil([&] { return persister.durable_ticket() == 2; });
+  EXPECT_TRUE(persister.failing());
+  EXPECT_EQ(listener->heard.size(), 1u);  // it asked for the first completion only
+  EXPECT_EQ(persister.stats().batches_failed, 1u);
+}
+
+TEST(PersisterFakeJournalTest, ABatchOfRemovalsOnlyIsNotSynced) {
+  testing::FakeJournal journal;
+  testing::Loop loop;
+  Persister persister(&journal, loop.post());
+  persister.removal_batch().DeleteStatelessMessage(1, 1);
+  persister.Commit();
+  ASSERT_EQ(journal.pending_writes(), 1u);
+  EXPECT_FALSE(journal.front_is_synced());
+  journal.CompleteWrite();
+  persister.removal_batch().DeleteStatelessMessage(1, 2);
+  persister.batch().PutMessage(1, 3, storage::MessageData{"", "q", "", "c"});
+  persister.Commit();
+  EXPECT_TRUE(journal.front_is_synced());
+  journal.CompleteWrite();
+  loop.PumpUntil([&] { return persister.durable_ticket() == 2; });
+}
+
+// A read after writes starts only once the open batch is written; until its `done` has run on
+// the broker thread the persister is not idle (a shutdown waits for it).
+TEST(PersisterFakeJournalTest, AReadAfterWritesWaitsForTheBatchAndKeepsThePersisterBusy) {
+  testing::FakeJournal journal;
+  testing::Loop loop;
+  Persister persister(&journal, loop.post());
+  bool read = false, done = false;
+  persister.batch().PutMessage(1, 1, storage::MessageData{"", "q", "", "a"});
+  persister.ReadInBackgroundAfterWrites([&](Journal&) { read = true; }, [&] { done = true; });
+  persister.Commit();
+  EXPECT_EQ(journal.pending_reads(), 0u);
+  EXPECT_FALSE(persister.idle());
+  journal.CompleteWrite();
+  ASSERT_EQ(journal.pending_reads(), 1u);
+  loop.PumpUntil([&] { return persister.durable_ticket() == 1; });
+  EXPECT_FALSE(persister.idle());
+  journal.RunRead();
+  EXPECT_TRUE(read);
+  loop.PumpUntil([&] { return done; });
+  EXPECT_EQ(persister.background_reads(), 0u);
+  while (journal.pending_writes() > 0) journal.CompleteWrite();  // the commit the read scheduled
+  loop.PumpUntil([&] { return persister.idle(); });
+}
+
 TEST(PersisterTest, FullDiskFailsUntilAWriteSucceedsAndIsNotFatal) {
   testing::Loop posted;  // outlives the store, which may still post completions while closing
   FaultyStore f;
-  Persister persister(f.store.get(), posted.post());
+  journal::StoreJournal journal(*f.store);
+  Persister persister(&journal, posted.post());
   int fatal = 0;
   persister.set_on_fatal_failure([&](const std::string&) { ++fatal; });
   WriteOne(persister, posted, 1);
@@ -73,7 +145,8 @@ TEST(PersisterTest, FullDiskFailsUntilAWriteSucceedsAndIsNotFatal) {
 TEST(PersisterTest, IOErrorIsFatal) {
   testing::Loop posted;  // outlives the store, which may still post completions while closing
   FaultyStore f;
-  Persister persister(f.store.get(), posted.post());
+  journal::StoreJournal journal(*f.store);
+  Persister persister(&journal, posted.post());
   std::vector<std::string> fatal;
   persister.set_on_fatal_failure([&](const std::string& error) { fatal.push_back(error); });
   f.fs->SetActive(false);
@@ -97,7 +170,8 @@ class CountingPublisher final : public PublisherFlow {
 TEST(PersisterTest, AStalledStoreCongestsAndResumesPausedPublishersWhenDrained) {
   testing::Loop posted;
   FaultyStore f;
-  Persister persister(f.store.get(), posted.post());
+  journal::StoreJournal journal(*f.store);
+  Persister persister(&journal, posted.post());
   const std::string body(64 * 1024, 'b');
   std::unique_lock<std::shared_mutex> stall = f.fs->Stall();
   uint64_t seq = 0;

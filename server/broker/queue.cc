@@ -137,10 +137,10 @@ void Queue::MaybePageIn() {
   const uint64_t byte_budget = window_bytes - std::min(window_bytes, memory_bytes_);
   page_in_running_ = true;
   persister_->ReadInBackground(
-      [read, id = id_, from = paged_next_seq_, want, byte_budget](storage::Store& store) {
+      [read, id = id_, from = paged_next_seq_, want, byte_budget](Journal& journal) {
         uint64_t bytes = 0;
         read->ended = true;
-        read->status = store.ScanQueue(id, from, [&](const storage::StoredMessage& m) {
+        read->status = journal.ScanQueue(id, from, [&](const storage::StoredMessage& m) {
           read->messages.push_back(m);
           bytes += m.body.size();
           if (read->messages.size() < want && bytes < byte_budget) return true;
@@ -168,7 +168,7 @@ void Queue::PageInNow(size_t want) {
   std::vector<storage::StoredMessage> messages;
   bool ended = true;
   uint64_t bytes = 0;
-  storage::Status status = persister_->store()->ScanQueue(id_, paged_next_seq_, [&](const storage::StoredMessage& m) {
+  storage::Status status = persister_->journal()->ScanQueue(id_, paged_next_seq_, [&](const storage::StoredMessage& m) {
     messages.push_back(m);
     bytes += m.body.size();
     if (messages.size() < want && memory_bytes_ + bytes < window_bytes) return true;
@@ -280,8 +280,8 @@ void Queue::DropPaged() {
   auto purged = std::make_shared<std::vector<Purged>>();
   auto error = std::make_shared<storage::Status>();
   persister_->ReadInBackgroundAfterWrites(
-      [purged, error, id = id_, from = paged_next_seq_, end = next_seq_](storage::Store& store) {
-        *error = store.ScanQueue(id, from, [&](const storage::StoredMessage& m) {
+      [purged, error, id = id_, from = paged_next_seq_, end = next_seq_](Journal& journal) {
+        *error = journal.ScanQueue(id, from, [&](const storage::StoredMessage& m) {
           if (m.seq >= end) return false;  // published after the purge
           purged->push_back(Purged{m.seq, m.body_id, m.has_delivery_state});
           return true;

@@ -11,6 +11,7 @@
 #include <spdlog/spdlog.h>
 
 #include "proto/warren.pb.h"
+#include "storage/store.h"
 #include "server/amqp/properties.h"
 #include "server/broker/delayed.h"
 #include "server/broker/password.h"

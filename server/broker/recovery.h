@@ -11,7 +11,11 @@
 
 #include "server/broker/broker.h"
 #include "server/broker/persister.h"
-#include "storage/store.h"
+#include "storage/status.h"
+
+namespace warren::storage {
+class Store;
+}  // namespace warren::storage
 
 namespace warren::broker {
 

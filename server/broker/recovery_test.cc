@@ -1,5 +1,6 @@
 // RecoverBroker over a real store holding bad records: each is quarantined, the rest recovers.
 #include "server/broker/recovery.h"
+#include "server/journal/store_journal.h"
 
 #include <gtest/gtest.h>
 
@@ -70,7 +71,8 @@ TEST(RecoveryQuarantineTest, BadDefinitionsAndMessagesDoNotStopTheStart) {
     ASSERT_TRUE(store->Write(std::move(b)).ok());
 
     Broker broker;
-    Persister persister(store.get(), post);
+    journal::StoreJournal journal(*store);
+    Persister persister(&journal, post);
     RecoveryStats stats;
     storage::Status s = RecoverBroker(*store, broker, persister, {"admin", "pw"}, &stats);
     ASSERT_TRUE(s.ok()) << s.ToString();
@@ -104,7 +106,8 @@ TEST(RecoveryQuarantineTest, BadDefinitionsAndMessagesDoNotStopTheStart) {
   // The next start sees none of them again.
   auto store = storage::testing::OpenOrDie(dir.path());
   Broker broker;
-  Persister persister(store.get(), post);
+  journal::StoreJournal journal(*store);
+  Persister persister(&journal, post);
   RecoveryStats stats;
   ASSERT_TRUE(RecoverBroker(*store, broker, persister, {"admin", "pw"}, &stats).ok());
   EXPECT_EQ(stats.quarantined, 0u);

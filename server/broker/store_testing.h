@@ -17,6 +17,7 @@
 #include "server/broker/persister.h"
 #include "server/broker/queue.h"
 #include "server/broker/recovery.h"
+#include "server/journal/store_journal.h"
 #include "storage/test_util.h"
 
 namespace warren::broker::testing {
@@ -98,7 +99,8 @@ struct BrokerRun {
   Loop loop;  // outlives the store, whose last completions post to it
   std::unique_ptr<storage::Store> store;
   Broker broker;
-  Persister persister{store.get(), loop.post()};
+  journal::StoreJournal journal{*store};
+  Persister persister{&journal, loop.post()};
   RecoveryStats stats;
 };
 

@@ -245,7 +245,7 @@ void StreamLog::ReadChunk(Cursor& c) {
   size_t scanned = 0;
   bool reached_end = true;
   MemoryAccount* memory = queue_.vhost_ != nullptr ? queue_.vhost_->memory() : nullptr;
-  storage::Status status = persister->store()->ScanQueue(queue_.id(), c.next, [&](const storage::StoredMessage& m) {
+  storage::Status status = persister->journal()->ScanQueue(queue_.id(), c.next, [&](const storage::StoredMessage& m) {
     if (m.seq >= end) return false;
     c.next = m.seq + 1;
     if (m.timestamp >= c.min_timestamp) {
