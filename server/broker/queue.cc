@@ -133,7 +133,7 @@ void Queue::MaybePageIn() {
     bool ended = false;  // the scan reached the end of the queue's messages
   };
   auto read = std::make_shared<PageIn>();
-  const size_t want = std::min(paged_count_, window - ready_.size());
+  const size_t want = std::min({paged_count_, window - ready_.size(), kPageInChunk});
   const uint64_t byte_budget = window_bytes - std::min(window_bytes, memory_bytes_);
   page_in_running_ = true;
   persister_->ReadInBackground(

@@ -101,6 +101,9 @@ class Queue : public std::enable_shared_from_this<Queue>, public DurabilityListe
   // below the stored H comes back redelivered=true: nothing that may have reached a consumer is
   // delivered again unflagged, and about kHorizonStep that never left are flagged needlessly.
   static constexpr uint64_t kHorizonStep = 1024;
+  // Most paged messages one background page-in reads: the broker thread takes them in one
+  // handler, which must stay short for every other client.
+  static constexpr size_t kPageInChunk = 1024;
   // Most paged messages a basic.get reads on the broker thread when it finds none in memory.
   static constexpr size_t kGetPageIn = 64;
   // A new durable queue: its first horizon goes in the batch of its declaration.
