@@ -306,6 +306,24 @@ int main(int argc, char** argv) {
     }
     return true;
   };
+  // Signals are caught from here on, before the definitions go into the open batch and before
+  // a client can connect: one that came before its handler would end the process with what is
+  // not yet written (the SIGTERM handler waits for the store). Asio keeps a signal that arrives
+  // before the first async_wait for it.
+  asio::error_code signal_error;
+  asio::signal_set signals(io);
+  for (int signal : {SIGINT, SIGTERM}) {
+    if (signals.add(signal, signal_error); signal_error) {
+      spdlog::critical("cannot handle signal {}: {}", signal, signal_error.message());
+      return 1;
+    }
+  }
+  asio::signal_set reload(io);
+  reload.add(SIGHUP, signal_error);
+  if (signal_error) spdlog::warn("cannot handle SIGHUP: {}", signal_error.message());
+  asio::signal_set reopen(io);
+  reopen.add(SIGUSR1, signal_error);
+  if (signal_error) spdlog::warn("cannot handle SIGUSR1: {}", signal_error.message());
   if (!s.load_definitions.empty() && !load_definitions()) return 1;
 
   warren::net::ServerOptions options;
@@ -392,10 +410,6 @@ int main(int argc, char** argv) {
                        server.alarm() ? fmt::format(", publishers blocked: {}", server.AlarmReason()) : "");
   });
 
-  asio::error_code signal_error;
-  asio::signal_set reload(io);
-  reload.add(SIGHUP, signal_error);
-  if (signal_error) spdlog::warn("cannot handle SIGHUP: {}", signal_error.message());
   std::function<void()> wait_reload = [&] {
     reload.async_wait([&](const asio::error_code& error, int) {
       if (error) return;
@@ -412,9 +426,6 @@ int main(int argc, char** argv) {
     });
   };
   wait_reload();
-  asio::signal_set reopen(io);
-  reopen.add(SIGUSR1, signal_error);
-  if (signal_error) spdlog::warn("cannot handle SIGUSR1: {}", signal_error.message());
   std::function<void()> wait_reopen = [&] {
     reopen.async_wait([&](const asio::error_code& error, int) {
       if (error) return;
@@ -423,13 +434,6 @@ int main(int argc, char** argv) {
     });
   };
   wait_reopen();
-  asio::signal_set signals(io);
-  for (int signal : {SIGINT, SIGTERM}) {
-    if (signals.add(signal, signal_error); signal_error) {
-      spdlog::critical("cannot handle signal {}: {}", signal, signal_error.message());
-      return 1;
-    }
-  }
   // Shutdown: stop accepting and reading; let the store finish the batches in flight (their
   // publishers' confirms go out); close every connection with 320; stop the loop once all are
   // closed or at the deadline. A second signal ends the process at once.
