@@ -127,35 +127,20 @@ void Queue::MaybePageIn() {
     persister_->WaitForDurable(weak_from_this());
     return;
   }
-  struct PageIn {
-    std::vector<storage::StoredMessage> messages;
-    storage::Status status;
-    bool ended = false;  // the scan reached the end of the queue's messages
-  };
-  auto read = std::make_shared<PageIn>();
+  auto read = std::make_shared<PagedRead>();
   const size_t want = std::min({paged_count_, window - ready_.size(), kPageInChunk});
   const uint64_t byte_budget = window_bytes - std::min(window_bytes, memory_bytes_);
   page_in_running_ = true;
   persister_->ReadInBackground(
       [read, id = id_, from = paged_next_seq_, want, byte_budget](Journal& journal) {
-        uint64_t bytes = 0;
-        read->ended = true;
-        read->status = journal.ScanQueue(id, from, [&](const storage::StoredMessage& m) {
-          read->messages.push_back(m);
-          bytes += m.body.size();
-          if (read->messages.size() < want && bytes < byte_budget) return true;
-          read->ended = false;
-          return false;
-        });
+        *read = ReadPaged(journal, id, from, want, byte_budget);
       },
       [weak = weak_from_this(), read, want, generation = paged_generation_] {
         auto queue = weak.lock();
         if (queue == nullptr) return;
         queue->page_in_running_ = false;
         if (queue->deleted_) return;
-        if (generation == queue->paged_generation_) {
-          queue->TakePagedIn(read->messages, read->status, read->ended, want);
-        }
+        if (generation == queue->paged_generation_) queue->TakePagedIn(*read, want);
         // A stale read (a purge or a synchronous get moved the tail meanwhile) is dropped: the
         // next one starts from where the tail is now.
         queue->Dispatch();
@@ -163,25 +148,30 @@ void Queue::MaybePageIn() {
       });
 }
 
-void Queue::PageInNow(size_t want) {
-  const uint64_t window_bytes = persister_->memory_window_bytes();
-  std::vector<storage::StoredMessage> messages;
-  bool ended = true;
+Queue::PagedRead Queue::ReadPaged(Journal& journal, uint64_t queue_id, uint64_t from_seq, size_t want,
+                                  uint64_t byte_budget) {
+  PagedRead read;
   uint64_t bytes = 0;
-  storage::Status status = persister_->journal()->ScanQueue(id_, paged_next_seq_, [&](const storage::StoredMessage& m) {
-    messages.push_back(m);
+  read.status = journal.ScanQueue(queue_id, from_seq, [&](const storage::StoredMessage& m) {
+    read.messages.push_back(m);
     bytes += m.body.size();
-    if (messages.size() < want && memory_bytes_ + bytes < window_bytes) return true;
-    ended = false;
+    if (read.messages.size() < want && bytes < byte_budget) return true;
+    read.ended = false;
     return false;
   });
-  ++paged_generation_;  // a page-in already running read the same messages
-  TakePagedIn(messages, status, ended, want);
+  return read;
 }
 
-void Queue::TakePagedIn(std::vector<storage::StoredMessage>& messages, const storage::Status& status, bool ended,
-                        size_t want) {
-  for (storage::StoredMessage& m : messages) {
+void Queue::PageInNow(size_t want) {
+  const uint64_t window_bytes = persister_->memory_window_bytes();
+  PagedRead read = ReadPaged(*persister_->journal(), id_, paged_next_seq_, want,
+                             window_bytes - std::min(window_bytes, memory_bytes_));
+  ++paged_generation_;  // a page-in already running read the same messages
+  TakePagedIn(read, want);
+}
+
+void Queue::TakePagedIn(const PagedRead& read, size_t want) {
+  for (const storage::StoredMessage& m : read.messages) {
     MessageRef msg = Message::Create(m.exchange, m.routing_key, m.properties, m.body.size(),
                                     vhost_ != nullptr ? vhost_->memory() : nullptr);
     msg->FillBody(m.body);
@@ -194,11 +184,11 @@ void Queue::TakePagedIn(std::vector<storage::StoredMessage>& messages, const sto
     if (features_ != nullptr) features_->OnPagedIn(ready_.back(), m.expires);
     paged_next_seq_ = m.seq + 1;
   }
-  const size_t got = messages.size();
+  const size_t got = read.messages.size();
   paged_count_ -= std::min(got, paged_count_);
-  if (!status.ok()) {
-    spdlog::error("queue '{}': reading paged messages back failed: {}", name_, status.ToString());
-  } else if (ended && got < want) {
+  if (!read.status.ok()) {
+    spdlog::error("queue '{}': reading paged messages back failed: {}", name_, read.status.ToString());
+  } else if (read.ended && got < want) {
     // Only messages written before the read began were wanted: the rest are lost.
     spdlog::error("queue '{}': {} paged messages are missing from the store", name_, want - got);
     paged_count_ -= std::min(want - got, paged_count_);

@@ -257,9 +257,16 @@ class Queue : public std::enable_shared_from_this<Queue>, public DurabilityListe
   // Reads up to `want` paged messages on the broker thread: only for a basic.get that found
   // nothing in memory (it is answered at once, and must not be answered empty).
   void PageInNow(size_t want);
-  // Moves messages read back from the store into ready_. `ended`: the scan found no more.
-  void TakePagedIn(std::vector<storage::StoredMessage>& messages, const storage::Status& status, bool ended,
-                   size_t want);
+  struct PagedRead {
+    std::vector<storage::StoredMessage> messages;
+    storage::Status status;
+    bool ended = true;  // the scan found no more messages
+  };
+  // Reads paged messages from from_seq on until `want` of them or byte_budget of their bodies.
+  static PagedRead ReadPaged(Journal& journal, uint64_t queue_id, uint64_t from_seq, size_t want,
+                             uint64_t byte_budget);
+  // Moves messages read back from the store into ready_.
+  void TakePagedIn(const PagedRead& read, size_t want);
   void DropPaged();
   // Whether `m`, the next message to leave, may go to a consumer now (the delivery horizon);
   // when not, Dispatch resumes once the horizon is durable.
