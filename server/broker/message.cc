@@ -54,7 +54,9 @@ void Message::FillBody(std::string_view chunk) {
 
 MessageBuilder::MessageBuilder(std::string_view exchange, std::string_view routing_key,
                                std::string_view raw_properties, uint64_t body_size, MemoryAccount* account)
-    : message_(Message::Allocate(exchange, routing_key, raw_properties, body_size, 0, nullptr)), account_(account) {
+    : message_(Message::Allocate(exchange, routing_key, raw_properties, body_size, UpfrontCapacity(body_size), nullptr)),
+      capacity_(UpfrontCapacity(body_size)),
+      account_(account) {
   if (account_ != nullptr) account_->Add(MemoryUse::kAssembly, allocated());
 }
 

@@ -31,17 +31,34 @@ TEST(MessageBuilderTest, AllocatesOnlyWhatArrivedAndEndsContiguous) {
 }
 
 TEST(MessageBuilderTest, ExactSizeWhenTheLastPieceArrives) {
-  MessageBuilder b("x", "rk", "props", 10, nullptr);
-  EXPECT_EQ(b.AllocatedAfter(10) - b.allocated(), 10u);
+  const uint64_t declared = MessageBuilder::kUpfrontBodyBytes + 10;
+  MessageBuilder b("x", "rk", "props", declared, nullptr);
+  const uint64_t empty = b.allocated();
+  const std::string head(declared - 10, 'h');
+  b.Append(head);
+  EXPECT_EQ(b.AllocatedAfter(10) - empty, declared);
   b.Append("01234");
   EXPECT_EQ(b.remaining(), 5u);
   b.Append("56789");
   ASSERT_TRUE(b.complete());
+  EXPECT_EQ(b.allocated() - empty, declared);
   MessageRef m = b.Finish();
-  EXPECT_EQ(m->body(), "0123456789");
+  EXPECT_EQ(m->body(), head + "0123456789");
   EXPECT_EQ(m->raw_properties(), "props");
   EXPECT_EQ(m->exchange(), "x");
   EXPECT_EQ(m->routing_key(), "rk");
+}
+
+TEST(MessageBuilderTest, ASmallBodyGetsItsRoomWithTheHeader) {
+  MessageBuilder b("x", "rk", "props", 10, nullptr);
+  const uint64_t at_header = b.allocated();
+  EXPECT_EQ(b.AllocatedAfter(5), at_header) << "no growth: one allocation per message";
+  b.Append("01234");
+  b.Append("56789");
+  ASSERT_TRUE(b.complete());
+  EXPECT_EQ(b.allocated(), at_header);
+  MessageRef m = b.Finish();
+  EXPECT_EQ(m->body(), "0123456789");
 }
 
 }  // namespace
