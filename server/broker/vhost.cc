@@ -322,6 +322,7 @@ Result<> Vhost::DeleteExchange(std::string_view name, bool if_unused) {
   for (const Binding& b : ex->bindings()) JournalBinding(*ex, b, false);
   JournalExchange(*ex, false);
   exchanges_.erase(it);
+  ++exchange_removals_;
   CollectAutoDeleteExchanges();
   return {};
 }
@@ -460,6 +461,7 @@ void Vhost::DeleteAll() {
   }
   default_exchange_ = nullptr;
   exchanges_.clear();
+  ++exchange_removals_;
   for (PolicyKind kind : {PolicyKind::kPolicy, PolicyKind::kOperatorPolicy}) {
     for (const Policy& p : policies(kind).List()) JournalPolicy(kind, p, false);
     MutablePolicies(kind) = PolicyTable(kind);
@@ -490,6 +492,7 @@ void Vhost::CollectAutoDeleteExchanges() {
       UnbindEverywhere(Destination{.exchange = ex});
       JournalExchange(*ex, false);
       exchanges_.erase(it);
+      ++exchange_removals_;
       removed = true;
       break;
     }

@@ -122,6 +122,8 @@ class Vhost {
   Result<> RestorePolicy(PolicyKind kind, Policy policy);
 
   const std::map<std::string, std::unique_ptr<Exchange>, std::less<>>& exchanges() const { return exchanges_; }
+  // Changes whenever an exchange is removed: an Exchange* found earlier is valid while it stays.
+  uint64_t exchange_removals() const { return exchange_removals_; }
   const std::map<std::string, std::shared_ptr<Queue>, std::less<>>& queues() const { return queues_; }
 
  private:
@@ -155,6 +157,7 @@ class Vhost {
 
   std::string name_;
   std::map<std::string, std::unique_ptr<Exchange>, std::less<>> exchanges_;
+  uint64_t exchange_removals_ = 0;
   std::map<std::string, std::shared_ptr<Queue>, std::less<>> queues_;
   Exchange* default_exchange_ = nullptr;
   PolicyTable policies_{PolicyKind::kPolicy};

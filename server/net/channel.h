@@ -160,6 +160,13 @@ class Channel final : public broker::DirectReplyTarget {
   // PermitPublish's memo: `publish_permit_exchange_` was writable at this access generation.
   uint64_t publish_permit_generation_ = 0;
   std::string publish_permit_exchange_;
+  // PublishExchange's memo: the exchange last found for `name`, valid while the vhost removed no
+  // exchange (a publish looks its exchange up twice: at basic.publish and when routed).
+  struct PublishExchangeMemo {
+    std::string name;
+    broker::Exchange* exchange = nullptr;
+    uint64_t removals = 0;
+  } publish_exchange_;
 
   std::map<std::string, std::unique_ptr<ChannelConsumer>, std::less<>> consumers_;
   std::deque<Unacked> unacked_;  // ascending tag

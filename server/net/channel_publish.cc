@@ -194,8 +194,16 @@ Status Channel::PermitPublish(std::string_view exchange, std::string_view routin
 }
 
 MethodResult<broker::Exchange*> Channel::PublishExchange(std::string_view name) {
-  auto ex = broker::FindPublishExchange(connection_.vhost(), name);
+  broker::Vhost& vhost = connection_.vhost();
+  PublishExchangeMemo& memo = publish_exchange_;
+  if (memo.exchange != nullptr && memo.removals == vhost.exchange_removals() && memo.name == name) {
+    return memo.exchange;
+  }
+  auto ex = broker::FindPublishExchange(vhost, name);
   if (!ex) return MethodFail<m::BasicPublish>(std::move(ex.error()));
+  memo.name.assign(name);
+  memo.exchange = *ex;
+  memo.removals = vhost.exchange_removals();
   return *ex;
 }
 

@@ -169,6 +169,33 @@ def test_delete_exchange_removes_its_bindings(conn, pub, uniq):
     ch.exchange_delete(x)
 
 
+def test_a_publishing_channel_sees_its_exchange_deleted_and_declared_again(conn, pub, uniq):
+    # The same channel publishes before and after each change: what it found for the name before
+    # must not be used after the exchange went (deleted, auto-deleted, declared anew).
+    ch = conn.channel()
+    x, xa = uniq("x"), uniq("xa")
+    ch.exchange_declare(x, exchange_type="fanout")
+    q1, q2 = make_queue(ch, uniq), make_queue(ch, uniq)
+    ch.queue_bind(q1, x)
+    pub.basic_publish(x, "", b"first")
+    ch.exchange_delete(x)
+    ch.exchange_declare(x, exchange_type="fanout")
+    ch.queue_bind(q2, x)
+    pub.basic_publish(x, "", b"second")
+    assert drain(ch, q1) == [b"first"]
+    assert drain(ch, q2) == [b"second"]
+
+    ch.exchange_declare(xa, exchange_type="fanout", auto_delete=True)
+    ch.queue_bind(q1, xa)
+    pub.basic_publish(xa, "", b"third")
+    ch.queue_unbind(q1, xa)  # the last binding: xa goes
+    with channel_error(404) as e:
+        pub.basic_publish(xa, "", b"fourth")
+    assert e.value.reply_text == "NOT_FOUND - no exchange '%s' in vhost '/'" % xa
+    assert drain(ch, q1) == [b"third"]
+    ch.exchange_delete(x)
+
+
 def test_auto_delete_exchange_goes_when_last_binding_goes(conn, uniq):
     ch = conn.channel()
     x = uniq("x")
