@@ -40,6 +40,11 @@ struct Env {
   void Settle() { testing::SettleStore(persister, loop); }
 };
 
+void ExpectAscendingFromOne(const std::vector<uint64_t>& seqs, size_t n) {
+  ASSERT_EQ(seqs.size(), n);
+  for (size_t i = 0; i < n; ++i) ASSERT_EQ(seqs[i], i + 1) << i;
+}
+
 TEST(PagingTest, ByteWindowPagesLargeBodiesOfATransientQueue) {
   Env env;
   auto declared = env.broker.FindVhost("/")->DeclareQueue("q", false, QueueOptions{}, 1);
@@ -49,7 +54,8 @@ TEST(PagingTest, ByteWindowPagesLargeBodiesOfATransientQueue) {
   EXPECT_EQ(q.ready_count(), 40u);
   EXPECT_GT(q.paged_count(), 30u);        // 640 KiB queued, a 64 KiB window
   EXPECT_LE(q.memory_bytes(), 64u * 1024);
-  EXPECT_LT(env.broker.memory().used(MemoryUse::kMessages), 80u * 1024);
+  // The window, and at most a quarter of it of the newest paged messages (Queue::kRecentPaged).
+  EXPECT_LT(env.broker.memory().used(MemoryUse::kMessages), 96u * 1024);
   env.Settle();
   for (int i = 0; i < 40; ++i) {
     std::optional<QueuedMessage> m = q.Get(/*no_ack=*/true);
@@ -94,6 +100,45 @@ TEST(PagingTest, AConsumerGetsThePagedTailThroughBackgroundReads) {
   q.RemoveConsumer(&consumer);
 }
 
+// Publishes one persistent message whenever a batch is durable, before anyone else hears of it:
+// like a publisher in the same event-loop turn, the newest paged message is never yet written when
+// the queue learns of a write.
+class PublisherOnEveryWrite : public DurabilityListener, public std::enable_shared_from_this<PublisherOnEveryWrite> {
+ public:
+  PublisherOnEveryWrite(testing::BrokerRun& run, Queue& queue, int publishes)
+      : run_(run), queue_(queue), left_(publishes) {}
+  void Start() { run_.persister.WaitForDurable(weak_from_this()); }
+  void OnDurable(uint64_t, bool) override {
+    if (left_-- <= 0) return;
+    queue_.Enqueue(Body(run_.broker, 100, 'n', /*persistent=*/true));
+    Start();
+  }
+  bool done() const { return left_ < 0; }
+
+ private:
+  testing::BrokerRun& run_;
+  Queue& queue_;
+  int left_;
+};
+
+// Publishers that go on paging out new messages do not hold back the page-in of the older ones:
+// it reads what the store has written, not only once the newest is written.
+TEST(PagingTest, APageInDoesNotWaitForMessagesPublishedAfterIt) {
+  storage::testing::TempDir dir;
+  testing::BrokerRun run(dir.path());
+  Queue& q = DurableWithPagedTail(run, 40);
+  auto publisher = std::make_shared<PublisherOnEveryWrite>(run, q, 100);
+  publisher->Start();
+  RecordingConsumer consumer(/*no_ack=*/true);
+  q.AddConsumer(&consumer, false);
+  q.Dispatch();
+  run.loop.PumpUntil([&] { return consumer.seqs.size() >= 40 || publisher->done(); });
+  ASSERT_GE(consumer.seqs.size(), 40u);
+  run.Settle();
+  ExpectAscendingFromOne(consumer.seqs, consumer.seqs.size());
+  q.RemoveConsumer(&consumer);
+}
+
 // A purge while a page-in is out: the page-in's result is stale and dropped, the purge's own
 // background scan deletes the tail, and nothing comes back after a restart.
 TEST(PagingTest, APurgeDropsAPageInThatWasStillOut) {
@@ -128,6 +173,59 @@ TEST(PagingTest, AGetThatFindsNothingInMemoryReadsThePagedTailItself) {
   EXPECT_FALSE(q.Get(true));
   run.Settle();
   EXPECT_EQ(q.ready_count(), 0u);
+}
+
+// A transient queue with `n` 16-byte messages under a 1000-message window, all of them settled
+// in the store; a consumer that takes everything attached.
+struct QueueWithAPagedTail {
+  explicit QueueWithAPagedTail(Env& env, int n) {
+    auto declared = env.broker.FindVhost("/")->DeclareQueue("q", false, QueueOptions{}, 1);
+    EXPECT_TRUE(declared);
+    queue = declared->queue;
+    for (int i = 0; i < n; ++i) queue->Enqueue(Body(env.broker, 16, 'x'));
+    env.Settle();
+  }
+  std::shared_ptr<Queue> queue;
+  RecordingConsumer consumer{/*no_ack=*/true};
+};
+
+// The newest paged messages stay in memory too, so a tail that is all among them reaches the
+// consumer without a read, and the queue's next message no longer goes through the store.
+TEST(PagingTest, ATailOfRecentlyPagedMessagesComesBackWithoutARead) {
+  Env env;
+  QueueWithAPagedTail setup(env, 1200);  // 1000 in memory, the 200 newest paged
+  Queue& q = *setup.queue;
+  ASSERT_EQ(q.paged_count(), 200u);
+  q.AddConsumer(&setup.consumer, false);
+  q.Dispatch();
+  EXPECT_EQ(env.persister.background_reads(), 0u);
+  ExpectAscendingFromOne(setup.consumer.seqs, 1200);
+  EXPECT_EQ(q.paged_count(), 0u);
+  env.Settle();
+  EXPECT_TRUE(storage::testing::ScanAll(env.store.get(), q.id()).empty());  // the deliveries deleted them
+  q.Enqueue(Body(env.broker, 16, 'y'));
+  EXPECT_EQ(q.paged_count(), 0u);
+  ExpectAscendingFromOne(setup.consumer.seqs, 1201);
+  q.RemoveConsumer(&setup.consumer);
+}
+
+// A tail longer than what stays in memory is read until the rest is all recent, which then comes
+// without a read: everything arrives once and in order.
+TEST(PagingTest, PageInsHandOverToTheRecentlyPagedMessages) {
+  Env env;
+  QueueWithAPagedTail setup(env, 2200);  // 1200 paged; the newest 250 (a quarter of the window) recent
+  Queue& q = *setup.queue;
+  q.AddConsumer(&setup.consumer, false);
+  q.Dispatch();
+  EXPECT_EQ(env.persister.background_reads(), 1u);  // the first 1000 of the tail
+  env.Settle();
+  EXPECT_EQ(env.persister.background_reads(), 0u);
+  ExpectAscendingFromOne(setup.consumer.seqs, 2200);
+  EXPECT_EQ(q.paged_count(), 0u);
+  q.Enqueue(Body(env.broker, 16, 'y'));
+  EXPECT_EQ(q.paged_count(), 0u);
+  ExpectAscendingFromOne(setup.consumer.seqs, 2201);
+  q.RemoveConsumer(&setup.consumer);
 }
 
 TEST(PagingTest, DeletingATransientQueueDeletesWhatItPaged) {

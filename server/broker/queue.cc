@@ -68,14 +68,21 @@ bool Queue::Enqueue(MessageRef message) {
   if (features_ != nullptr) [[unlikely]] expires = features_->BeforeEnqueue(*message);  // TTL clock, byte count
   const uint64_t seq = next_seq_++;
   if (ShouldPageOut()) {
+    const bool persistent = message->persistent();
     // Transient messages are written too, to be read back; recovery discards them.
     ever_paged_ = true;
     WriteMessage(seq, *message, expires);
     if (paged_count_++ == 0) paged_next_seq_ = seq;
-    page_ticket_ = persister_->open_ticket();
+    const uint64_t ticket = persister_->open_ticket();
+    if (unwritten_paged_.empty() || unwritten_paged_.back().ticket != ticket) {
+      unwritten_paged_.push_back(UnwrittenPaged{ticket, 0});
+    }
+    ++unwritten_paged_.back().count;
+    ++unwritten_paged_count_;
+    KeepRecentPaged(QueuedMessage{std::move(message), seq, 0, false, /*stored=*/true});
     Dispatch();
     if (features_ != nullptr) [[unlikely]] features_->AfterEnqueue();
-    return message->persistent();
+    return persistent;
   }
   const bool store = persister_ != nullptr && persister_->enabled() && on_disk() && message->persistent();
   // Written before Enqueue can deliver (and an auto-ack delete it) so the batch stays ordered.
@@ -116,19 +123,72 @@ void Queue::RestorePaged(uint64_t seq) {
   if (paged_count_++ == 0) paged_next_seq_ = seq;
 }
 
+void Queue::KeepRecentPaged(QueuedMessage m) {
+  if (features_ != nullptr) return DropRecentPaged();  // TTLs and other features may leave gaps
+  const size_t most = std::min(kRecentPaged, persister_->memory_window() / 4);
+  const uint64_t most_bytes = persister_->memory_window_bytes() / 4;
+  if (most == 0 || m.msg->body_size() > most_bytes) return DropRecentPaged();
+  recent_paged_bytes_ += m.msg->body_size();
+  recent_paged_.push_back(std::move(m));
+  while (recent_paged_.size() > most || recent_paged_bytes_ > most_bytes) {
+    recent_paged_bytes_ -= recent_paged_.front().msg->body_size();
+    recent_paged_.pop_front();
+  }
+}
+
+void Queue::DropRecentPaged() {
+  recent_paged_.clear();
+  recent_paged_bytes_ = 0;
+}
+
+bool Queue::TakeRecentPaged() {
+  // Those the page-ins have read already are ready.
+  while (!recent_paged_.empty() && recent_paged_.front().seq < paged_next_seq_) {
+    recent_paged_bytes_ -= recent_paged_.front().msg->body_size();
+    recent_paged_.pop_front();
+  }
+  if (features_ != nullptr || recent_paged_.empty() || recent_paged_.size() != paged_count_ ||
+      recent_paged_.front().seq != paged_next_seq_) {
+    return false;
+  }
+  for (QueuedMessage& m : recent_paged_) {
+    ready_.push_back(std::move(m));
+    AddedReady(ready_.back());
+  }
+  paged_count_ = 0;
+  DropRecentPaged();
+  ForgetUnwrittenPaged();
+  return true;
+}
+
+size_t Queue::WrittenPagedCount() {
+  while (!unwritten_paged_.empty() && unwritten_paged_.front().ticket <= persister_->durable_ticket()) {
+    unwritten_paged_count_ -= unwritten_paged_.front().count;
+    unwritten_paged_.pop_front();
+  }
+  return paged_count_ - std::min(unwritten_paged_count_, paged_count_);
+}
+
+void Queue::ForgetUnwrittenPaged() {
+  unwritten_paged_.clear();
+  unwritten_paged_count_ = 0;
+}
+
 void Queue::MaybePageIn() {
-  if (paged_count_ == 0 || deleted_ || page_in_waiting_ || page_in_running_) return;
+  if (paged_count_ == 0 || deleted_ || page_in_running_) return;
   const size_t window = persister_->memory_window();
   const uint64_t window_bytes = persister_->memory_window_bytes();
   if (ready_.size() > window / 2 || memory_bytes_ > window_bytes / 2) return;
-  if (persister_->durable_ticket() < page_ticket_) {
-    // The newest paged-out messages are still on their way to the store.
+  if (TakeRecentPaged() || page_in_waiting_) return;
+  const size_t written = WrittenPagedCount();
+  if (written == 0) {
+    // The oldest paged-out messages are still on their way to the store.
     page_in_waiting_ = true;
     persister_->WaitForDurable(weak_from_this());
     return;
   }
   auto read = std::make_shared<PagedRead>();
-  const size_t want = std::min({paged_count_, window - ready_.size(), kPageInChunk});
+  const size_t want = std::min({written, window - ready_.size(), kPageInChunk});
   const uint64_t byte_budget = window_bytes - std::min(window_bytes, memory_bytes_);
   page_in_running_ = true;
   persister_->ReadInBackground(
@@ -286,6 +346,8 @@ void Queue::DropPaged() {
       });
   paged_count_ = 0;
   ++paged_generation_;
+  DropRecentPaged();
+  ForgetUnwrittenPaged();
 }
 
 void Queue::OnDelivered(QueuedMessage& m, bool no_ack) {
@@ -323,8 +385,8 @@ std::optional<QueuedMessage> Queue::Get(bool no_ack) {
   MaybePageIn();
   // A get that outran the page-in of a written tail reads a few messages itself, so that it is
   // not answered empty while the queue has messages.
-  if (ready_.empty() && paged_count_ > 0 && !deleted_ && persister_->durable_ticket() >= page_ticket_) {
-    PageInNow(std::min(paged_count_, kGetPageIn));
+  if (ready_.empty() && paged_count_ > 0 && !deleted_) {
+    if (const size_t written = WrittenPagedCount(); written > 0) PageInNow(std::min(written, kGetPageIn));
   }
   // A get that outruns the delivery horizon (768 gets within one store write) is answered empty
   // rather than risk an unflagged redelivery after a crash.
@@ -463,6 +525,8 @@ void Queue::MarkDeleted() {
   if (stream_ != nullptr) stream_->OnDeleted();
   paged_count_ = 0;  // the store drops the queue's whole key range (the vhost's for durable queues)
   ++paged_generation_;
+  DropRecentPaged();
+  ForgetUnwrittenPaged();
   if (ever_paged_ && !on_disk()) persister_->batch().DeleteQueueMessages(id_);
   std::vector<Consumer*> consumers;
   consumers.swap(consumers_);

@@ -106,6 +106,12 @@ class Queue : public std::enable_shared_from_this<Queue>, public DurabilityListe
   static constexpr size_t kPageInChunk = 1024;
   // Most paged messages a basic.get reads on the broker thread when it finds none in memory.
   static constexpr size_t kGetPageIn = 64;
+  // Most of the newest paged-out messages a queue also keeps in memory (at most a quarter of the
+  // memory window, in messages and in bytes): once the paged tail is down to them, they move to
+  // the ready list without a read and the queue stops paging. Without them a queue that paged
+  // once (a burst before its consumers came) would send every later message through the store
+  // for as long as its consumers merely keep up.
+  static constexpr size_t kRecentPaged = 1024;
   // A new durable queue: its first horizon goes in the batch of its declaration.
   void StartDeliveryHorizon();
   // A clean stop: the delivery states in the store say exactly what was delivered, so the
@@ -254,6 +260,14 @@ class Queue : public std::enable_shared_from_this<Queue>, public DurabilityListe
   // Starts reading the head of the paged tail back on the store's reader thread once the memory
   // window is half empty; the broker thread goes on meanwhile.
   void MaybePageIn();
+  // Keeps a just paged-out message in recent_paged_ too, within its bounds.
+  void KeepRecentPaged(QueuedMessage m);
+  // Moves recent_paged_ to the ready list when it holds the whole paged tail; whether it did.
+  bool TakeRecentPaged();
+  void DropRecentPaged();
+  // How many of the paged messages, from the head of the tail, the store has written.
+  size_t WrittenPagedCount();
+  void ForgetUnwrittenPaged();
   // Reads up to `want` paged messages on the broker thread: only for a basic.get that found
   // nothing in memory (it is answered at once, and must not be answered empty).
   void PageInNow(size_t want);
@@ -288,12 +302,23 @@ class Queue : public std::enable_shared_from_this<Queue>, public DurabilityListe
   bool deleted_ = false;
   size_t paged_count_ = 0;      // messages in the store only: the tail of the queue
   uint64_t paged_next_seq_ = 0;  // where reading the paged tail back resumes
-  uint64_t page_ticket_ = 0;     // the store batch holding the newest paged-out message
+  // The paged messages not yet durable, by the store batch that writes them, oldest first: a
+  // page-in reads the durable ones while publishers go on paging out newer ones.
+  struct UnwrittenPaged {
+    uint64_t ticket;
+    size_t count;
+  };
+  std::deque<UnwrittenPaged> unwritten_paged_;
+  size_t unwritten_paged_count_ = 0;
   bool page_in_waiting_ = false;
   bool page_in_running_ = false;  // a read of the paged tail is on the store's reader thread
   // Bumped whenever the paged tail changes but by a background page-in (purge, deletion, a get's
   // own read): a page-in that started before has read a stale tail and its result is dropped.
   uint64_t paged_generation_ = 0;
+  // The newest paged messages, ascending and contiguous up to the newest (see kRecentPaged); only
+  // for queues without QueueFeatures, whose tail has no gaps.
+  std::deque<QueuedMessage> recent_paged_;
+  uint64_t recent_paged_bytes_ = 0;
   bool ever_paged_ = false;  // a queue not on disk has index entries to remove when deleted
   uint64_t horizon_durable_ = 0;    // stored messages below it may be delivered
   uint64_t horizon_written_ = 0;    // the newest horizon put in a batch
