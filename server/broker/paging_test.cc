@@ -185,6 +185,14 @@ struct QueueWithAPagedTail {
     for (int i = 0; i < n; ++i) queue->Enqueue(Body(env.broker, 16, 'x'));
     env.Settle();
   }
+  // Every message reached the consumer once and in order, and the next one does not page.
+  void ExpectCaughtUp(Env& env, size_t n) {
+    ExpectAscendingFromOne(consumer.seqs, n);
+    EXPECT_EQ(queue->paged_count(), 0u);
+    queue->Enqueue(Body(env.broker, 16, 'y'));
+    EXPECT_EQ(queue->paged_count(), 0u);
+    ExpectAscendingFromOne(consumer.seqs, n + 1);
+  }
   std::shared_ptr<Queue> queue;
   RecordingConsumer consumer{/*no_ack=*/true};
 };
@@ -199,13 +207,9 @@ TEST(PagingTest, ATailOfRecentlyPagedMessagesComesBackWithoutARead) {
   q.AddConsumer(&setup.consumer, false);
   q.Dispatch();
   EXPECT_EQ(env.persister.background_reads(), 0u);
-  ExpectAscendingFromOne(setup.consumer.seqs, 1200);
-  EXPECT_EQ(q.paged_count(), 0u);
+  setup.ExpectCaughtUp(env, 1200);
   env.Settle();
   EXPECT_TRUE(storage::testing::ScanAll(env.store.get(), q.id()).empty());  // the deliveries deleted them
-  q.Enqueue(Body(env.broker, 16, 'y'));
-  EXPECT_EQ(q.paged_count(), 0u);
-  ExpectAscendingFromOne(setup.consumer.seqs, 1201);
   q.RemoveConsumer(&setup.consumer);
 }
 
@@ -220,11 +224,7 @@ TEST(PagingTest, PageInsHandOverToTheRecentlyPagedMessages) {
   EXPECT_EQ(env.persister.background_reads(), 1u);  // the first 1000 of the tail
   env.Settle();
   EXPECT_EQ(env.persister.background_reads(), 0u);
-  ExpectAscendingFromOne(setup.consumer.seqs, 2200);
-  EXPECT_EQ(q.paged_count(), 0u);
-  q.Enqueue(Body(env.broker, 16, 'y'));
-  EXPECT_EQ(q.paged_count(), 0u);
-  ExpectAscendingFromOne(setup.consumer.seqs, 2201);
+  setup.ExpectCaughtUp(env, 2200);
   q.RemoveConsumer(&setup.consumer);
 }
 
