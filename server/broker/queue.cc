@@ -73,12 +73,7 @@ bool Queue::Enqueue(MessageRef message) {
     ever_paged_ = true;
     WriteMessage(seq, *message, expires);
     if (paged_count_++ == 0) paged_next_seq_ = seq;
-    const uint64_t ticket = persister_->open_ticket();
-    if (unwritten_paged_.empty() || unwritten_paged_.back().ticket != ticket) {
-      unwritten_paged_.push_back(UnwrittenPaged{ticket, 0});
-    }
-    ++unwritten_paged_.back().count;
-    ++unwritten_paged_count_;
+    CountUnwrittenPaged();
     KeepRecentPaged(QueuedMessage{std::move(message), seq, 0, false, /*stored=*/true});
     Dispatch();
     if (features_ != nullptr) [[unlikely]] features_->AfterEnqueue();
@@ -130,10 +125,12 @@ void Queue::KeepRecentPaged(QueuedMessage m) {
   if (most == 0 || m.msg->body_size() > most_bytes) return DropRecentPaged();
   recent_paged_bytes_ += m.msg->body_size();
   recent_paged_.push_back(std::move(m));
-  while (recent_paged_.size() > most || recent_paged_bytes_ > most_bytes) {
-    recent_paged_bytes_ -= recent_paged_.front().msg->body_size();
-    recent_paged_.pop_front();
-  }
+  while (recent_paged_.size() > most || recent_paged_bytes_ > most_bytes) PopRecentPaged();
+}
+
+void Queue::PopRecentPaged() {
+  recent_paged_bytes_ -= recent_paged_.front().msg->body_size();
+  recent_paged_.pop_front();
 }
 
 void Queue::DropRecentPaged() {
@@ -143,10 +140,7 @@ void Queue::DropRecentPaged() {
 
 bool Queue::TakeRecentPaged() {
   // Those the page-ins have read already are ready.
-  while (!recent_paged_.empty() && recent_paged_.front().seq < paged_next_seq_) {
-    recent_paged_bytes_ -= recent_paged_.front().msg->body_size();
-    recent_paged_.pop_front();
-  }
+  while (!recent_paged_.empty() && recent_paged_.front().seq < paged_next_seq_) PopRecentPaged();
   if (features_ != nullptr || recent_paged_.empty() || recent_paged_.size() != paged_count_ ||
       recent_paged_.front().seq != paged_next_seq_) {
     return false;
@@ -155,10 +149,17 @@ bool Queue::TakeRecentPaged() {
     ready_.push_back(std::move(m));
     AddedReady(ready_.back());
   }
-  paged_count_ = 0;
-  DropRecentPaged();
-  ForgetUnwrittenPaged();
+  EndPagedTail();
   return true;
+}
+
+void Queue::CountUnwrittenPaged() {
+  const uint64_t ticket = persister_->open_ticket();
+  if (unwritten_paged_.empty() || unwritten_paged_.back().ticket != ticket) {
+    unwritten_paged_.push_back(UnwrittenPaged{ticket, 0});
+  }
+  ++unwritten_paged_.back().count;
+  ++unwritten_paged_count_;
 }
 
 size_t Queue::WrittenPagedCount() {
@@ -169,7 +170,9 @@ size_t Queue::WrittenPagedCount() {
   return paged_count_ - std::min(unwritten_paged_count_, paged_count_);
 }
 
-void Queue::ForgetUnwrittenPaged() {
+void Queue::EndPagedTail() {
+  paged_count_ = 0;
+  DropRecentPaged();
   unwritten_paged_.clear();
   unwritten_paged_count_ = 0;
 }
@@ -344,10 +347,8 @@ void Queue::DropPaged() {
           if (m.body_id != 0) persister->ReleaseBody(m.body_id);
         }
       });
-  paged_count_ = 0;
+  EndPagedTail();
   ++paged_generation_;
-  DropRecentPaged();
-  ForgetUnwrittenPaged();
 }
 
 void Queue::OnDelivered(QueuedMessage& m, bool no_ack) {
@@ -523,10 +524,8 @@ void Queue::ResumePublishersIfDrained() {
 void Queue::MarkDeleted() {
   deleted_ = true;
   if (stream_ != nullptr) stream_->OnDeleted();
-  paged_count_ = 0;  // the store drops the queue's whole key range (the vhost's for durable queues)
+  EndPagedTail();  // the store drops the queue's whole key range (the vhost's for durable queues)
   ++paged_generation_;
-  DropRecentPaged();
-  ForgetUnwrittenPaged();
   if (ever_paged_ && !on_disk()) persister_->batch().DeleteQueueMessages(id_);
   std::vector<Consumer*> consumers;
   consumers.swap(consumers_);

@@ -262,12 +262,16 @@ class Queue : public std::enable_shared_from_this<Queue>, public DurabilityListe
   void MaybePageIn();
   // Keeps a just paged-out message in recent_paged_ too, within its bounds.
   void KeepRecentPaged(QueuedMessage m);
+  void PopRecentPaged();
+  void DropRecentPaged();
   // Moves recent_paged_ to the ready list when it holds the whole paged tail; whether it did.
   bool TakeRecentPaged();
-  void DropRecentPaged();
+  // A message just paged out is not written until the open batch is durable.
+  void CountUnwrittenPaged();
   // How many of the paged messages, from the head of the tail, the store has written.
   size_t WrittenPagedCount();
-  void ForgetUnwrittenPaged();
+  // The paged tail is gone (read back, purged, deleted): so is what tracks it.
+  void EndPagedTail();
   // Reads up to `want` paged messages on the broker thread: only for a basic.get that found
   // nothing in memory (it is answered at once, and must not be answered empty).
   void PageInNow(size_t want);
