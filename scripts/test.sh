@@ -66,6 +66,10 @@ count() {
   while read -r name; do
     [ -n "$name" ] && note "$phase" "  failed: $name"
   done < <(sed -nE -e 's/^[[:space:]]*[0-9]+ - (.*)$/\1/p' -e 's/^(FAILED|ERROR) (.*)$/\2/p' "$log" | sort -u)
+  # And pytest's first lines of what failed (its "E   ..." lines), cut short: the why.
+  while read -r line; do
+    note "$phase" "  ${line:0:300}"
+  done < <(grep -aE '^E {3}' "$log" | head -8)
 }
 
 # reports PHASE DIR: fails the phase for every sanitizer report a process left in DIR.

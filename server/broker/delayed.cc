@@ -78,8 +78,10 @@ bool DelayedSchedule::Add(const Message& message, int64_t delay) {
   MessageRef held = Message::Create(message.exchange(), message.routing_key(), properties, message.body_size(),
                                     vhost_.memory());
   held->FillBody(message.body());
+  // The clock reads whole milliseconds, rounded down: a due time of now + delay could route the
+  // message up to 1 ms before its delay has passed. One more makes it never early.
   const auto now = static_cast<uint64_t>(std::max<int64_t>(vhost_.timers().UnixMillis(), 0));
-  const Key key{now + static_cast<uint64_t>(delay), next_seq_++};
+  const Key key{now + static_cast<uint64_t>(delay) + 1, next_seq_++};
   const bool store = stored();
   if (store) {
     vhost_.persister()->batch().PutDelayed(

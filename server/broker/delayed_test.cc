@@ -128,13 +128,17 @@ TEST(DelayedTest, FiresInDueOrderWithTiesInPublishOrder) {
   EXPECT_TRUE(s.Publish("now", amqp::FieldValue(int32_t{0})).routed);
   EXPECT_EQ(s.Drain(), std::vector<std::string>{"now"});
   EXPECT_EQ(s.exchange->delayed()->pending(), 4u);
-  timers.Advance(99);
+  // The clock reads whole milliseconds: the publish happened somewhere in its first one, so a
+  // message is due one millisecond after its delay counted from that reading, never early.
+  timers.Advance(100);
   EXPECT_TRUE(s.Drain().empty());
   timers.Advance(1);
   EXPECT_EQ(s.Drain(), (std::vector<std::string>{"a1", "a2"}));
-  timers.Advance(150);
+  timers.Advance(99);
+  EXPECT_TRUE(s.Drain().empty());
+  timers.Advance(1);
   EXPECT_EQ(s.Drain(), std::vector<std::string>{"b"});
-  timers.Advance(50);
+  timers.Advance(100);
   EXPECT_EQ(s.Drain(), std::vector<std::string>{"c"});
   EXPECT_EQ(s.exchange->delayed()->pending(), 0u);
 }
@@ -147,7 +151,7 @@ TEST(DelayedTest, RoutesWithTheBindingsAtDueTimeAndSwapsTheHeader) {
   Vhost& v = *broker.FindVhost("/");
   s.Publish("later", amqp::FieldValue(int32_t{50}), "k2");
   ASSERT_TRUE(v.BindQueue("q", "d", "k2", {}, 1));  // bound after the publish, before it is due
-  timers.Advance(50);
+  timers.Advance(51);
   auto m = s.queue->Get(true);
   ASSERT_TRUE(m);
   EXPECT_EQ(m->msg->body(), "later");
