@@ -509,11 +509,33 @@ void Queue::Dispatch() {
 
 void Queue::PausePublisher(std::weak_ptr<PublisherFlow> publisher) {
   paused_publishers_.push_back(std::move(publisher));
+  if (paused_publishers_.size() > 1 || vhost_ == nullptr) return;
+  if (flow_timer_ == nullptr) flow_timer_ = vhost_->timers().NewTimer([this] { CheckFlow(); });
+  flow_taken_at_check_ = stats_.deliver_get();
+  flow_timer_->ArmAt(vhost_->timers().Now() + kFlowCheckMillis);
 }
+
+void Queue::CheckFlow() {
+  if (paused_publishers_.empty()) return;
+  if (stats_.deliver_get() - flow_taken_at_check_ >= kFlowTakenPerCheck) {
+    flow_taken_at_check_ = stats_.deliver_get();
+    flow_timer_->ArmAt(vhost_->timers().Now() + kFlowCheckMillis);
+    return;
+  }
+  unpaced_until_ = vhost_->timers().Now() + kFlowUnpacedMillis;
+  ResumePausedPublishers();
+}
+
+bool Queue::Unpaced() const { return unpaced_until_ != 0 && vhost_->timers().Now() < unpaced_until_; }
 
 void Queue::ResumePublishersIfDrained() {
   if (paused_publishers_.empty()) return;
-  if (!deleted_ && !consumers_.empty() && ready_.size() > kFlowLowWatermark) return;
+  if (!deleted_ && !consumers_.empty() && ready_count() > kFlowLowWatermark) return;
+  ResumePausedPublishers();
+}
+
+void Queue::ResumePausedPublishers() {
+  if (flow_timer_ != nullptr) flow_timer_->Cancel();
   std::vector<std::weak_ptr<PublisherFlow>> paused;
   paused.swap(paused_publishers_);
   for (auto& weak : paused) {

@@ -152,13 +152,22 @@ class Queue : public std::enable_shared_from_this<Queue>, public DurabilityListe
   void Dispatch();
 
   // Publisher flow control: a queue whose consumers fall behind by kFlowHighWatermark messages
-  // pauses its publishers until the backlog is down to kFlowLowWatermark. A queue without
-  // consumers never pauses anyone: it buffers.
+  // (paged ones included) pauses its publishers until the backlog is down to kFlowLowWatermark,
+  // for as long as the consumers keep taking messages: each kFlowCheckMillis of a pause they must
+  // take kFlowTakenPerCheck more. Consumers that do not (stopped ones: prefetch full and no acks,
+  // a socket nobody reads; very slow ones) end the pause, and for kFlowUnpacedMillis the queue
+  // buffers instead, as a RabbitMQ queue always does. So a stopped consumer holds a publisher up
+  // for a second in eleven. The check is long because on a loaded machine a busy consumer's
+  // process can go a tenth of a second without reading (seen in scenario g: 64 consumer threads
+  // on 2 cores). A queue without consumers never pauses anyone.
   static constexpr size_t kFlowHighWatermark = 4000;
   static constexpr size_t kFlowLowWatermark = 2000;
+  static constexpr MonoMillis kFlowCheckMillis = 1000;
+  static constexpr size_t kFlowTakenPerCheck = 200;
+  static constexpr MonoMillis kFlowUnpacedMillis = 10000;
   // A stream keeps nothing in memory, so only the store's back-pressure paces its publishers.
   bool ShouldPausePublishers() const {
-    return stream_ == nullptr && !consumers_.empty() && ready_count() >= kFlowHighWatermark;
+    return stream_ == nullptr && !consumers_.empty() && ready_count() >= kFlowHighWatermark && !Unpaced();
   }
   void PausePublisher(std::weak_ptr<PublisherFlow> publisher);
   // Detaches every consumer (telling each) and drops all messages. The queue is dead after this.
@@ -242,6 +251,11 @@ class Queue : public std::enable_shared_from_this<Queue>, public DurabilityListe
   std::optional<uint64_t> consumer_timeout_;
   std::deque<QueuedMessage> ready_;  // ascending seq
   void ResumePublishersIfDrained();
+  // The flow timer: keeps the pause while the consumers took kFlowTakenPerCheck since the last
+  // check, or ends it.
+  void CheckFlow();
+  void ResumePausedPublishers();
+  bool Unpaced() const;
   // Writes the message's index entry (paged out, or persistent in a durable queue).
   void WriteMessage(uint64_t seq, const Message& message, int64_t expires);
   // Store bookkeeping for a message leaving the queue's hands: delivered, settled, dropped.
@@ -296,6 +310,9 @@ class Queue : public std::enable_shared_from_this<Queue>, public DurabilityListe
 
   std::vector<Consumer*> consumers_;
   std::vector<std::weak_ptr<PublisherFlow>> paused_publishers_;
+  std::unique_ptr<Timer> flow_timer_;  // made at the first pause
+  uint64_t flow_taken_at_check_ = 0;   // stats_.deliver_get() when the flow timer was armed
+  MonoMillis unpaced_until_ = 0;       // a check found the consumers too slow to wait for
   size_t next_consumer_ = 0;  // round-robin cursor
   uint64_t next_seq_ = 1;
   size_t unacked_ = 0;

@@ -1,6 +1,9 @@
 """basic.qos: per-consumer and per-channel (global) prefetch limits."""
+import time
+
 import pytest
 
+import amqp_raw
 import wutil
 
 SETTLE = 0.4  # seconds to let the broker push as much as it is allowed to
@@ -165,3 +168,34 @@ def test_prefetch_size_not_implemented_540(conn):
     with wutil.connection_error(540) as ei:
         ch.basic_qos(prefetch_size=1000, prefetch_count=1)
     assert ei.value.reply_text.startswith("NOT_IMPLEMENTED")
+
+
+@pytest.mark.parametrize("stalled", ["prefetch_full_no_acks", "socket_not_read"])
+def test_a_stalled_consumer_does_not_hold_up_a_publisher(server, connect, uniq, stalled):
+    """A consumer that stopped taking messages leaves its queue buffering: the publisher's
+    12000 messages of 4 KiB are all confirmed (as in RabbitMQ, whose queues never wait for their
+    consumers), though the queue's backlog passes the point where it paces publishers to fast
+    consumers (Queue::kFlowHighWatermark, 4000)."""
+    consumer = connect()
+    ch = consumer.channel()
+    q = uniq("q")
+    ch.queue_declare(q, exclusive=True)
+    if stalled == "prefetch_full_no_acks":
+        ch.basic_qos(prefetch_count=1)
+        ch.basic_consume(q, lambda *a: None)
+    else:
+        ch.basic_consume(q, lambda *a: None, auto_ack=True)  # and the socket is never read again
+    n, body = 12000, b"x" * 4096
+    with amqp_raw.RawConnection(server.host, server.port, timeout=10.0) as pub:
+        pub.handshake(server.user, server.password)
+        pub.open_channel(1)
+        pub.call(1, "confirm.select", False, expect="confirm.select_ok")
+        for _ in range(0, n, 500):
+            for _ in range(500):
+                pub.publish(1, "", q, body)  # a publisher held up for good times out here
+        confirmed, deadline = 0, time.monotonic() + 30
+        while confirmed < n and time.monotonic() < deadline:
+            m = pub.read_method(timeout=10.0)
+            assert m.name == "basic.ack", m
+            confirmed = max(confirmed, m.args[0])
+        assert confirmed == n
