@@ -15,6 +15,7 @@
 #include <rocksdb/env.h>
 
 #include "server/broker/fake_journal.h"
+#include "server/broker/publisher_flow_testing.h"
 #include "server/broker/store_testing.h"
 #include "server/journal/store_journal.h"
 #include "storage/fault_injection_fs.h"
@@ -158,11 +159,7 @@ TEST(PersisterTest, IOErrorIsFatal) {
   f.fs->SetActive(true);
 }
 
-class CountingPublisher final : public PublisherFlow {
- public:
-  void ResumePublishing() override { ++resumed; }
-  int resumed = 0;
-};
+using testing::CountingPublisher;
 
 // A disk that stops answering: what is submitted piles up until the Persister is congested (what
 // pauses AMQP publishers and makes HTTP publish answer 503); a paused publisher resumes once

@@ -511,17 +511,17 @@ void Queue::PausePublisher(std::weak_ptr<PublisherFlow> publisher) {
   paused_publishers_.push_back(std::move(publisher));
   if (paused_publishers_.size() > 1 || vhost_ == nullptr) return;
   if (flow_timer_ == nullptr) flow_timer_ = vhost_->timers().NewTimer([this] { CheckFlow(); });
+  ArmFlowCheck();
+}
+
+void Queue::ArmFlowCheck() {
   flow_taken_at_check_ = stats_.deliver_get();
   flow_timer_->ArmAt(vhost_->timers().Now() + kFlowCheckMillis);
 }
 
 void Queue::CheckFlow() {
   if (paused_publishers_.empty()) return;
-  if (stats_.deliver_get() - flow_taken_at_check_ >= kFlowTakenPerCheck) {
-    flow_taken_at_check_ = stats_.deliver_get();
-    flow_timer_->ArmAt(vhost_->timers().Now() + kFlowCheckMillis);
-    return;
-  }
+  if (stats_.deliver_get() - flow_taken_at_check_ >= kFlowTakenPerCheck) return ArmFlowCheck();
   unpaced_until_ = vhost_->timers().Now() + kFlowUnpacedMillis;
   ResumePausedPublishers();
 }

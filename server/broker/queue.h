@@ -254,6 +254,7 @@ class Queue : public std::enable_shared_from_this<Queue>, public DurabilityListe
   // The flow timer: keeps the pause while the consumers took kFlowTakenPerCheck since the last
   // check, or ends it.
   void CheckFlow();
+  void ArmFlowCheck();
   void ResumePausedPublishers();
   bool Unpaced() const;
   // Writes the message's index entry (paged out, or persistent in a durable queue).

@@ -6,7 +6,7 @@
 #include <gtest/gtest.h>
 
 #include "server/broker/manual_timers.h"
-#include "server/broker/publisher_flow.h"
+#include "server/broker/publisher_flow_testing.h"
 #include "server/broker/queue.h"
 #include "server/broker/vhost.h"
 
@@ -34,11 +34,7 @@ class CreditConsumer : public Consumer {
   size_t taken = 0;
 };
 
-class CountingPublisher : public PublisherFlow {
- public:
-  void ResumePublishing() override { ++resumed; }
-  int resumed = 0;
-};
+using testing::CountingPublisher;
 
 class QueueFlowTest : public ::testing::Test {
  protected:
