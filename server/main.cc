@@ -39,6 +39,7 @@
 #include "server/net/fd_budget.h"
 #include "server/net/memory_monitor.h"
 #include "server/net/server.h"
+#include "server/net/shards.h"
 #include "server/net/tls.h"
 #include "server/service/logging.h"
 #include "server/service/notifier.h"
@@ -221,7 +222,9 @@ int main(int argc, char** argv) {
                "AMQP connections at most {}",
                fds.fd_limit, fds.reserve, fds.store_max_open_files, fds.max_connections);
 
-  asio::io_context io(1);
+  // One shard for now: the broker thread (net/shards.h).
+  warren::net::Shards shards(1);
+  asio::io_context& io = shards.io(0);
   warren::service::Notifier notifier(io);
   notifier.Status(fmt::format("opening the data directory '{}'", s.data_dir));
   std::unique_ptr<warren::storage::Store> store;
@@ -451,13 +454,13 @@ int main(int argc, char** argv) {
     }
     if (late) spdlog::warn("the store's last writes did not finish within --shutdown-timeout; closing connections");
     notifier.Status(fmt::format("shutting down: closing {} client connections", server.connections().size()));
-    server.CloseAll("broker forced connection closure with reason 'shutdown'", [&] { io.stop(); });
+    server.CloseAll("broker forced connection closure with reason 'shutdown'", [&] { shards.Stop(); });
     shutdown_timer.expires_at(std::max(shutdown_deadline, std::chrono::steady_clock::now() + std::chrono::seconds(1)));
     shutdown_timer.async_wait([&](const asio::error_code& error) {
       if (error) return;
       spdlog::warn("{} client connections still open after --shutdown-timeout; dropping them",
                    server.connections().size());
-      io.stop();
+      shards.Stop();
     });
   };
   auto shut_down = [&] {
@@ -498,26 +501,14 @@ int main(int argc, char** argv) {
     shut_down();
   });
   std::signal(SIGPIPE, SIG_IGN);
-  // A handler that throws must not take the broker down: log it and keep serving. (Connections
-  // catch their own; this is the net for everything else.)
-  for (;;) {
-    try {
-      io.run();
-      break;
-    } catch (const std::exception& e) {
-      spdlog::error("unexpected error in the event loop, continuing: {}", e.what());
-    } catch (...) {
-      spdlog::error("unexpected error in the event loop, continuing: unknown exception");
-    }
-  }
+  shards.Run();  // a handler that throws is logged and the loop goes on (net/shards.h)
   server.Stop();  // those that outlived the shutdown deadline
   asio::error_code cancel_error;
   signals.cancel(cancel_error);
   // The stop left the closed connections' aborted reads and writes queued: run them, so every
   // connection and the messages its buffers pin are released here, while the broker (and its
   // MemoryAccount) lives, and not when the io_context is destroyed after it.
-  io.restart();
-  io.poll();
+  shards.PollAll();
   broker.CloseDeliveryHorizons();
   persister.Commit();  // what the closed connections requeued or acked, and the horizons
   const auto store_stats = store->stats();
