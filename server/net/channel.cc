@@ -65,56 +65,77 @@ Status Channel::On(const m::AccessRequest&) {
   return {};
 }
 
+// ---- calls to the broker ----
+
+Channel::BrokerSide Channel::broker_side() const {
+  return BrokerSide{connection_.broker(), connection_.vhost(), connection_.user_name(), connection_.id()};
+}
+
+broker::Result<> Channel::BrokerSide::Authorize(const broker::AccessRequest& request) const {
+  return broker::Authorize(broker, user, vhost, request);
+}
+
 // ---- exchange class ----
 
 template <>
 Status Channel::On(const m::ExchangeDeclare& d) {
-  if (auto ok = Permit<m::ExchangeDeclare>(
-          {.op = Op::kDeclareExchange, .name = d.exchange, .arguments = &d.arguments, .passive = d.passive});
-      !ok) {
-    return ok;
-  }
-  broker::ExchangeOptions options{.durable = d.durable, .auto_delete = d.auto_delete, .internal = d.internal,
-                                  .arguments = d.arguments};
-  auto result = connection_.vhost().DeclareExchange(d.exchange, d.type, d.passive, std::move(options));
-  if (!result) return MethodFail(d, result.error());
-  if (!d.no_wait) WriteMethodFrame(connection_.output(), id_, m::ExchangeDeclareOk{});
-  return {};
+  return AskBroker<m::ExchangeDeclare>(
+      [name = std::string(d.exchange), type = std::string(d.type), passive = d.passive,
+       options = broker::ExchangeOptions{.durable = d.durable, .auto_delete = d.auto_delete, .internal = d.internal,
+                                         .arguments = d.arguments}](BrokerSide& side) mutable -> broker::Result<> {
+        if (auto ok = side.Authorize(
+                {.op = Op::kDeclareExchange, .name = name, .arguments = &options.arguments, .passive = passive});
+            !ok) {
+          return ok;
+        }
+        auto declared = side.vhost.DeclareExchange(name, type, passive, std::move(options));
+        if (!declared) return std::unexpected(std::move(declared.error()));
+        return {};
+      },
+      [no_wait = d.no_wait](Channel& channel) {
+        if (!no_wait) WriteMethodFrame(channel.connection_.output(), channel.id_, m::ExchangeDeclareOk{});
+      });
 }
 
 template <>
 Status Channel::On(const m::ExchangeDelete& d) {
-  if (auto ok = Permit<m::ExchangeDelete>({.op = Op::kDeleteExchange, .name = d.exchange}); !ok) return ok;
-  auto result = connection_.vhost().DeleteExchange(d.exchange, d.if_unused);
-  if (!result) return MethodFail(d, result.error());
-  if (!d.no_wait) WriteMethodFrame(connection_.output(), id_, m::ExchangeDeleteOk{});
-  return {};
+  return AskBroker<m::ExchangeDelete>(
+      [name = std::string(d.exchange), if_unused = d.if_unused](BrokerSide& side) -> broker::Result<> {
+        if (auto ok = side.Authorize({.op = Op::kDeleteExchange, .name = name}); !ok) return ok;
+        return side.vhost.DeleteExchange(name, if_unused);
+      },
+      [no_wait = d.no_wait](Channel& channel) {
+        if (!no_wait) WriteMethodFrame(channel.connection_.output(), channel.id_, m::ExchangeDeleteOk{});
+      });
+}
+
+// exchange.bind and exchange.unbind.
+template <typename M, typename OkM>
+Status Channel::ChangeExchangeBinding(const M& b, bool add) {
+  return AskBroker<M>(
+      [destination = std::string(b.destination), source = std::string(b.source), key = std::string(b.routing_key),
+       arguments = b.arguments, add](BrokerSide& side) -> broker::Result<> {
+        if (auto ok = side.Authorize({.op = add ? Op::kBindExchange : Op::kUnbindExchange,
+                                      .name = destination, .source = source, .routing_key = key});
+            !ok) {
+          return ok;
+        }
+        return add ? side.vhost.BindExchange(destination, source, key, arguments)
+                   : side.vhost.UnbindExchange(destination, source, key, arguments);
+      },
+      [no_wait = b.no_wait](Channel& channel) {
+        if (!no_wait) WriteMethodFrame(channel.connection_.output(), channel.id_, OkM{});
+      });
 }
 
 template <>
 Status Channel::On(const m::ExchangeBind& b) {
-  if (auto ok = Permit<m::ExchangeBind>(
-          {.op = Op::kBindExchange, .name = b.destination, .source = b.source, .routing_key = b.routing_key});
-      !ok) {
-    return ok;
-  }
-  auto result = connection_.vhost().BindExchange(b.destination, b.source, b.routing_key, b.arguments);
-  if (!result) return MethodFail(b, result.error());
-  if (!b.no_wait) WriteMethodFrame(connection_.output(), id_, m::ExchangeBindOk{});
-  return {};
+  return ChangeExchangeBinding<m::ExchangeBind, m::ExchangeBindOk>(b, true);
 }
 
 template <>
 Status Channel::On(const m::ExchangeUnbind& b) {
-  if (auto ok = Permit<m::ExchangeUnbind>(
-          {.op = Op::kUnbindExchange, .name = b.destination, .source = b.source, .routing_key = b.routing_key});
-      !ok) {
-    return ok;
-  }
-  auto result = connection_.vhost().UnbindExchange(b.destination, b.source, b.routing_key, b.arguments);
-  if (!result) return MethodFail(b, result.error());
-  if (!b.no_wait) WriteMethodFrame(connection_.output(), id_, m::ExchangeUnbindOk{});
-  return {};
+  return ChangeExchangeBinding<m::ExchangeUnbind, m::ExchangeUnbindOk>(b, false);
 }
 
 // ---- queue class ----
@@ -125,85 +146,102 @@ std::string_view Channel::QueueName(std::string_view name) const {
 
 template <>
 Status Channel::On(const m::QueueDeclare& d) {
-  if (d.passive && d.queue.starts_with(broker::kDirectReplyToPrefix)) {
-    // Direct reply-to: a reply-to name "exists" while its consumer does.
-    if (connection_.broker().direct_replies().Find(connection_.vhost_name(), d.queue) == nullptr) {
-      return MethodFail(d, Error{r::kNotFound, fmt::format("no queue '{}' in vhost '{}'", d.queue,
-                                                           connection_.vhost().name())});
-    }
-    if (!d.no_wait) {
-      WriteMethodFrame(connection_.output(), id_,
-                       m::QueueDeclareOk{.queue = d.queue, .message_count = 0, .consumer_count = 1});
-    }
-    return {};
-  }
-  broker::QueueOptions options{.durable = d.durable, .exclusive = d.exclusive, .auto_delete = d.auto_delete,
-                               .owner_connection = 0, .arguments = d.arguments};
-  std::string queue_name(d.queue);
-  const bool server_named = !d.passive && queue_name.empty();
+  struct Declared {
+    std::string queue;
+    uint32_t message_count = 0;
+    uint32_t consumer_count = 0;
+    bool remember = true;  // the channel's last queue (a direct reply-to name is not)
+  };
+  std::string name(d.queue);
+  const bool server_named = !d.passive && name.empty();
   // A server-named queue gets its name first and is checked under it, as in RabbitMQ.
-  if (server_named) queue_name = broker::GenerateName("amq.gen-");
-  if (auto ok = Permit<m::QueueDeclare>(
-          {.op = Op::kDeclareQueue, .name = queue_name, .arguments = &d.arguments, .passive = d.passive});
-      !ok) {
-    return ok;
-  }
-  auto result =
-      connection_.vhost().DeclareQueue(queue_name, d.passive, std::move(options), connection_.id(), server_named);
-  if (!result) return MethodFail(d, result.error());
-  last_queue_ = result->queue->name();
-  if (!d.no_wait) {
-    WriteMethodFrame(connection_.output(), id_,
-                     m::QueueDeclareOk{.queue = last_queue_, .message_count = result->message_count,
-                                       .consumer_count = result->consumer_count});
-  }
-  return {};
+  if (server_named) name = broker::GenerateName("amq.gen-");
+  return AskBroker<m::QueueDeclare>(
+      [name = std::move(name), passive = d.passive, server_named,
+       options = broker::QueueOptions{.durable = d.durable, .exclusive = d.exclusive, .auto_delete = d.auto_delete,
+                                      .owner_connection = 0, .arguments = d.arguments}](
+          BrokerSide& side) mutable -> broker::Result<Declared> {
+        if (passive && name.starts_with(broker::kDirectReplyToPrefix)) {
+          // Direct reply-to: a reply-to name "exists" while its consumer does.
+          if (side.broker.direct_replies().Find(side.vhost.name(), name) == nullptr) {
+            return broker::Fail(r::kNotFound, fmt::format("no queue '{}' in vhost '{}'", name, side.vhost.name()));
+          }
+          return Declared{.queue = name, .message_count = 0, .consumer_count = 1, .remember = false};
+        }
+        if (auto ok = side.Authorize(
+                {.op = Op::kDeclareQueue, .name = name, .arguments = &options.arguments, .passive = passive});
+            !ok) {
+          return std::unexpected(std::move(ok.error()));
+        }
+        auto result = side.vhost.DeclareQueue(name, passive, std::move(options), side.connection_id, server_named);
+        if (!result) return std::unexpected(std::move(result.error()));
+        return Declared{.queue = result->queue->name(), .message_count = result->message_count,
+                        .consumer_count = result->consumer_count};
+      },
+      [no_wait = d.no_wait](Channel& channel, Declared& declared) {
+        if (declared.remember) channel.last_queue_ = declared.queue;
+        if (!no_wait) {
+          WriteMethodFrame(channel.connection_.output(), channel.id_,
+                           m::QueueDeclareOk{.queue = declared.queue, .message_count = declared.message_count,
+                                             .consumer_count = declared.consumer_count});
+        }
+      });
+}
+
+// queue.bind and queue.unbind (whose unbind-ok is sent whatever no_wait says: it has none).
+template <typename M, typename OkM>
+Status Channel::ChangeQueueBinding(const M& b, bool add, bool no_wait) {
+  return AskBroker<M>(
+      [queue = std::string(QueueName(b.queue)), exchange = std::string(b.exchange), key = std::string(b.routing_key),
+       arguments = b.arguments, add](BrokerSide& side) -> broker::Result<> {
+        if (auto ok = side.Authorize({.op = add ? Op::kBindQueue : Op::kUnbindQueue,
+                                      .name = queue, .source = exchange, .routing_key = key});
+            !ok) {
+          return ok;
+        }
+        return add ? side.vhost.BindQueue(queue, exchange, key, arguments, side.connection_id)
+                   : side.vhost.UnbindQueue(queue, exchange, key, arguments, side.connection_id);
+      },
+      [no_wait](Channel& channel) {
+        if (!no_wait) WriteMethodFrame(channel.connection_.output(), channel.id_, OkM{});
+      });
 }
 
 template <>
 Status Channel::On(const m::QueueBind& b) {
-  if (auto ok = Permit<m::QueueBind>(
-          {.op = Op::kBindQueue, .name = QueueName(b.queue), .source = b.exchange, .routing_key = b.routing_key});
-      !ok) {
-    return ok;
-  }
-  auto result = connection_.vhost().BindQueue(QueueName(b.queue), b.exchange, b.routing_key, b.arguments,
-                                              connection_.id());
-  if (!result) return MethodFail(b, result.error());
-  if (!b.no_wait) WriteMethodFrame(connection_.output(), id_, m::QueueBindOk{});
-  return {};
+  return ChangeQueueBinding<m::QueueBind, m::QueueBindOk>(b, true, b.no_wait);
 }
 
 template <>
 Status Channel::On(const m::QueueUnbind& b) {
-  if (auto ok = Permit<m::QueueUnbind>(
-          {.op = Op::kUnbindQueue, .name = QueueName(b.queue), .source = b.exchange, .routing_key = b.routing_key});
-      !ok) {
-    return ok;
-  }
-  auto result = connection_.vhost().UnbindQueue(QueueName(b.queue), b.exchange, b.routing_key, b.arguments,
-                                                connection_.id());
-  if (!result) return MethodFail(b, result.error());
-  WriteMethodFrame(connection_.output(), id_, m::QueueUnbindOk{});
-  return {};
+  return ChangeQueueBinding<m::QueueUnbind, m::QueueUnbindOk>(b, false, false);
 }
 
 template <>
 Status Channel::On(const m::QueuePurge& p) {
-  if (auto ok = Permit<m::QueuePurge>({.op = Op::kPurge, .name = QueueName(p.queue)}); !ok) return ok;
-  auto result = connection_.vhost().PurgeQueue(QueueName(p.queue), connection_.id());
-  if (!result) return MethodFail(p, result.error());
-  if (!p.no_wait) WriteMethodFrame(connection_.output(), id_, m::QueuePurgeOk{.message_count = *result});
-  return {};
+  return AskBroker<m::QueuePurge>(
+      [queue = std::string(QueueName(p.queue))](BrokerSide& side) -> broker::Result<uint32_t> {
+        if (auto ok = side.Authorize({.op = Op::kPurge, .name = queue}); !ok) return std::unexpected(ok.error());
+        return side.vhost.PurgeQueue(queue, side.connection_id);
+      },
+      [no_wait = p.no_wait](Channel& channel, uint32_t purged) {
+        if (!no_wait) WriteMethodFrame(channel.connection_.output(), channel.id_, m::QueuePurgeOk{.message_count = purged});
+      });
 }
 
 template <>
 Status Channel::On(const m::QueueDelete& d) {
-  if (auto ok = Permit<m::QueueDelete>({.op = Op::kDeleteQueue, .name = QueueName(d.queue)}); !ok) return ok;
-  auto result = connection_.vhost().DeleteQueue(QueueName(d.queue), d.if_unused, d.if_empty, connection_.id());
-  if (!result) return MethodFail(d, result.error());
-  if (!d.no_wait) WriteMethodFrame(connection_.output(), id_, m::QueueDeleteOk{.message_count = *result});
-  return {};
+  return AskBroker<m::QueueDelete>(
+      [queue = std::string(QueueName(d.queue)), if_unused = d.if_unused,
+       if_empty = d.if_empty](BrokerSide& side) -> broker::Result<uint32_t> {
+        if (auto ok = side.Authorize({.op = Op::kDeleteQueue, .name = queue}); !ok) return std::unexpected(ok.error());
+        return side.vhost.DeleteQueue(queue, if_unused, if_empty, side.connection_id);
+      },
+      [no_wait = d.no_wait](Channel& channel, uint32_t deleted) {
+        if (!no_wait) {
+          WriteMethodFrame(channel.connection_.output(), channel.id_, m::QueueDeleteOk{.message_count = deleted});
+        }
+      });
 }
 
 // ---- basic class ----

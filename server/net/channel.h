@@ -21,20 +21,12 @@
 #include "server/broker/exchange.h"
 #include "server/broker/queue.h"
 #include "server/broker/timers.h"
+#include "server/net/channel_error.h"
 
 namespace warren::net {
 
 class Connection;
 class ChannelConsumer;
-
-struct MethodError {
-  broker::Error error;
-  uint16_t class_id = 0;
-  uint16_t method_id = 0;
-};
-
-template <typename T = void>
-using MethodResult = broker::Expected<T, MethodError>;
 
 class Channel final : public broker::DirectReplyTarget {
  public:
@@ -104,6 +96,26 @@ class Channel final : public broker::DirectReplyTarget {
 
   template <typename M>
   MethodResult<> On(const M& m);
+  // What the broker's side of a call (Connection::CallBroker) may use: broker state, and copies of
+  // the connection's identity.
+  struct BrokerSide {
+    broker::Broker& broker;
+    broker::Vhost& vhost;
+    std::string user;
+    uint64_t connection_id;
+    // broker::Authorize for this connection's user in its vhost.
+    broker::Result<> Authorize(const broker::AccessRequest& request) const;
+  };
+  BrokerSide broker_side() const;
+  // Method M's broker part: `op(BrokerSide&)` returns a broker::Result on the broker's thread
+  // (capturing only copies: the method's fields are views into the read buffer); back here its
+  // error fails M, and its value goes to `reply(Channel&, value&)` (or `reply(Channel&)`).
+  template <typename M, typename Op, typename Reply>
+  MethodResult<> AskBroker(Op op, Reply reply);
+  template <typename M, typename OkM>
+  MethodResult<> ChangeExchangeBinding(const M& b, bool add);
+  template <typename M, typename OkM>
+  MethodResult<> ChangeQueueBinding(const M& b, bool add, bool no_wait);
   // The content of a publish is complete: route it now, or hold it for tx.commit.
   MethodResult<> FinishPublish();
   template <typename M>

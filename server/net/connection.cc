@@ -277,6 +277,12 @@ void Connection::OnRead(char* data, size_t size, size_t capacity, bool in_carry)
 void Connection::Carry(const char* rest, size_t size, bool in_carry) {
   if (in_carry) {
     if (rest != carry_.get()) std::memmove(carry_.get(), rest, size);
+    // ReadAvailable reads the rest of a large frame into carry_ itself: make room for all of it
+    // (carry_ may hold the bytes left behind a broker call, not sized to their last frame).
+    if (!transport_.is_tls() && carry_frame_size_ > kCarryCopyLimit) {
+      carry_size_ = size;
+      ReserveCarry(carry_frame_size_);
+    }
   } else if (size > 0) {
     carry_size_ = 0;  // copied into the arena before the read
     ReserveCarry(carry_frame_size_ > kCarryCopyLimit ? carry_frame_size_ : size);
@@ -306,7 +312,7 @@ void Connection::ReserveCarry(size_t capacity) {
 void Connection::MaybeRead() {
   // Resumed by OnWritten once the peer drained our output, or by ResumePublishing.
   if (terminated_ || silent_closing_ || reads_stopped_ || publishing_paused_ || blocked_by_alarm_ ||
-      pending_.size() + writing_.size() > kStopReadingBytes) {
+      waiting_on_broker_ || pending_.size() + writing_.size() > kStopReadingBytes) {
     return;
   }
   Read();
@@ -381,6 +387,7 @@ bool Connection::ProcessFrames(std::string_view data, size_t* used) {
     }
     begin += frame_size;
     if (!HandleFrame(frame.type, frame.channel, frame.payload)) return false;
+    if (waiting_on_broker_) return false;  // the frames behind wait in carry_ for the answer
   }
   return !terminated_;
 }
@@ -645,13 +652,49 @@ void Connection::HandleChannelFrame(uint8_t type, uint16_t channel_id, std::stri
   } else {
     result = channel->HandleContentBody(payload);
   }
-  if (result) return;
-  const MethodError& e = result.error();
+  if (!result) FailChannel(*channel, result.error());
+}
+
+void Connection::FailChannel(Channel& channel, const MethodError& e) {
   if (r::IsHardError(e.error.code)) {
     return CloseWithError(e.error.code, e.error.text, e.class_id, e.method_id);
   }
-  spdlog::debug("connection {} channel {}: closing with {} {}", id_, channel_id, e.error.code, e.error.text);
-  channel->CloseWithError(e);
+  spdlog::debug("connection {} channel {}: closing with {} {}", id_, channel.id(), e.error.code, e.error.text);
+  channel.CloseWithError(e);
+}
+
+void Connection::CallBroker(Channel& channel, BrokerCall call) {
+  waiting_on_broker_ = true;
+  asio::post(server_.broker_executor(),
+             Guard([this, channel_id = channel.id(), call = std::move(call)] {
+               ChannelContinuation then = call();
+               asio::post(transport_.get_executor(), Guard([this, channel_id, then = std::move(then)] {
+                            OnBrokerAnswer(channel_id, then);
+                          }));
+             }));
+}
+
+void Connection::OnBrokerAnswer(uint16_t channel_id, const ChannelContinuation& then) {
+  waiting_on_broker_ = false;
+  if (terminated_) return;
+  // While we waited no frame was handled, so the channel was neither closed by the client nor
+  // replaced by another of the same number; it may have closed itself (a consumer timeout).
+  Channel* channel = FindChannel(channel_id);
+  if (state_ == State::kOpen && channel != nullptr && !channel->closing()) {
+    if (MethodResult<> result = then(*channel); !result) FailChannel(*channel, result.error());
+  }
+  ResumeFrames();
+}
+
+void Connection::ResumeFrames() {
+  if (terminated_ || waiting_on_broker_) return;
+  if (carry_size_ == 0) {
+    FlushConfirms();
+    AccountBuffers();
+    return MaybeRead();
+  }
+  // The carried bytes may hold whole frames: handle them as if just read.
+  OnRead(carry_.get(), carry_size_, carry_capacity_, true);
 }
 
 void Connection::ReleaseChannel(uint16_t id) {
@@ -781,8 +824,8 @@ void Connection::OnHeartbeatTick() {
   if (terminated_) return;
   const auto now = Clock::now();
   // A connection we stopped reading from cannot be blamed for silence.
-  const bool we_read =
-      !publishing_paused_ && !blocked_by_alarm_ && pending_.size() + writing_.size() <= kStopReadingBytes;
+  const bool we_read = !publishing_paused_ && !blocked_by_alarm_ && !waiting_on_broker_ &&
+                       pending_.size() + writing_.size() <= kStopReadingBytes;
   if (!we_read) last_read_ = now;
   if (now - last_read_ > std::chrono::seconds(2 * heartbeat_)) {
     spdlog::warn("closing AMQP connection {} ({}): missed heartbeats from client, timeout: {}s", id_, peer_, heartbeat_);

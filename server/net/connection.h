@@ -29,6 +29,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -43,6 +44,7 @@
 #include "server/broker/authorize.h"
 #include "server/broker/broker.h"
 #include "server/broker/persister.h"
+#include "server/net/channel_error.h"
 #include "server/net/output_buffer.h"
 #include "server/net/tls.h"
 #include "server/net/transport.h"
@@ -51,6 +53,13 @@ namespace warren::net {
 
 class Channel;
 class Server;
+
+// What a channel does with the broker's answer to one of its calls (Connection::CallBroker), back
+// on the connection's thread: writes the reply frame, or fails the method.
+using ChannelContinuation = std::function<MethodResult<>(Channel&)>;
+// The broker's side of such a call: runs where the broker state lives and may touch only that and
+// what it owns (copies of the method's fields), never the channel or the connection.
+using BrokerCall = std::function<ChannelContinuation()>;
 
 struct ConnectionLimits {
   uint16_t channel_max = 2047;
@@ -182,6 +191,15 @@ class Connection : public std::enable_shared_from_this<Connection>,
   void ReleaseAssembly(uint64_t bytes) { assembly_bytes_ -= bytes; }
   // A channel finished closing (close-ok received or sent); destroys it.
   void ReleaseChannel(uint16_t id);
+  // Runs `call` on the broker thread's loop (posted, even from that thread: the path and the pause
+  // are the same wherever the connection lives), then the continuation it returns on this
+  // connection's, for `channel`. No frame of this connection is handled in between, so the
+  // client's next method sees the call's effects, as with RabbitMQ's synchronous calls from the
+  // channel process. The continuation is skipped when the connection is no longer open or the
+  // channel is closing by then (the broker's side took effect all the same). One call at a time:
+  // REQUIRES: !waiting_on_broker().
+  void CallBroker(Channel& channel, BrokerCall call);
+  bool waiting_on_broker() const { return waiting_on_broker_; }
 
  private:
   enum class State { kAwaitHeader, kAwaitStartOk, kAwaitTuneOk, kAwaitOpen, kOpen, kClosing, kClosed };
@@ -219,6 +237,11 @@ class Connection : public std::enable_shared_from_this<Connection>,
   void HandleOpen(const amqp::method::ConnectionOpen& m);
   void HandleChannelFrame(uint8_t type, uint16_t channel, std::string_view payload);
   Channel* FindChannel(uint16_t id) const;
+  // A channel method failed: channel.close for a soft error, connection.close for a hard one.
+  void FailChannel(Channel& channel, const MethodError& error);
+  void OnBrokerAnswer(uint16_t channel_id, const ChannelContinuation& then);
+  // After a broker call: handles the frames that arrived behind it, then reads on.
+  void ResumeFrames();
   // As RabbitMQ answers a protocol error before connection.open-ok: stops reading, says nothing,
   // and closes the socket after kSilentCloseDelay (so a client cannot retry at full speed).
   void SilentClose(std::string_view reason);
@@ -272,6 +295,7 @@ class Connection : public std::enable_shared_from_this<Connection>,
   bool reads_stopped_ = false;
   bool publishing_paused_ = false;
   bool silent_closing_ = false;  // SilentClose: read nothing more
+  bool waiting_on_broker_ = false;  // CallBroker: frames wait in carry_ for the answer
 
   OutputBuffer pending_;
   OutputBuffer writing_;

@@ -85,6 +85,8 @@ class Server {
   // What every plain-TCP connection reads into and parses in place (Connection, "Reading"): one
   // handler runs at a time on this thread, and none keeps anything in it past its handler.
   std::span<char> read_arena() { return {read_arena_.get(), kReadArenaBytes}; }
+  // Where the broker state lives (Connection::CallBroker posts there).
+  asio::io_context::executor_type broker_executor() { return io_.get_executor(); }
   // Read-only view of the live connections, by id (the management API lists them).
   const std::unordered_map<uint64_t, std::shared_ptr<Connection>>& connections() const { return connections_; }
   // Sends connection.close 320 CONNECTION_FORCED with `reason` to every connection `match`

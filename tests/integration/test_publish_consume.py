@@ -476,3 +476,55 @@ def test_deliveries_respect_a_small_negotiated_frame_max(server):
             assert len(payload) + 8 <= 4096, "body frame of %d octets" % (len(payload) + 8)
             got += payload
         assert got == body
+
+
+def _declare_frame(q, passive=False):
+    return frame(FRAME_METHOD, 1, method_payload("queue.declare", 0, q, passive, False, False, False, False, {}))
+
+
+def _publish_frames(q, body):
+    return (frame(FRAME_METHOD, 1, method_payload("basic.publish", 0, "", q, False, False))
+            + frame(FRAME_HEADER, 1, struct.pack("!HHQH", 60, 0, len(body), 0))
+            + frame(FRAME_BODY, 1, body))
+
+
+def test_raw_frames_pipelined_behind_a_declare_are_handled_after_it_in_order(server, uniq):
+    """A declare's answer comes from the broker's side; the frames sent behind it in the same write
+    (publishes, one of a body larger than a TCP segment, another declare, gets) wait for it and
+    keep their order."""
+    q = uniq("pipelined")
+    big = pattern(100_000)
+    with RawConnection(server.host, server.port) as c:
+        assert c.handshake(user=server.user, password=server.password).name == "connection.open_ok"
+        c.open_channel(1)
+        get = frame(FRAME_METHOD, 1, method_payload("basic.get", 0, q, True))
+        c.send(_declare_frame(q) + _publish_frames(q, big) + _declare_frame(q, passive=True) + get
+               + _publish_frames(q, b"small") + get
+               + frame(FRAME_METHOD, 1, method_payload("queue.delete", 0, q, False, False, False)))
+        first = c.expect("queue.declare_ok")
+        assert (first.args[0], first.args[1]) == (q, 0)
+        assert c.expect("queue.declare_ok").args[0] == q
+        assert c.read_method(skip_content=False).name == "basic.get_ok"
+        assert c.read_message() == big
+        assert c.read_method(skip_content=False).name == "basic.get_ok"
+        assert c.read_message() == b"small"
+        assert c.expect("queue.delete_ok").args[0] == 0
+
+
+def test_raw_a_large_frame_split_behind_a_declare_is_read_whole(server, uniq):
+    """The start of a large body frame arrives with a declare, its rest later: the frame is read
+    whole once the declare is answered."""
+    q = uniq("split")
+    big = pattern(120_000)
+    data = _publish_frames(q, big)
+    with RawConnection(server.host, server.port) as c:
+        assert c.handshake(user=server.user, password=server.password).name == "connection.open_ok"
+        c.open_channel(1)
+        cut = len(data) - 90_000
+        c.send(_declare_frame(q) + data[:cut])
+        assert c.expect("queue.declare_ok").args[0] == q
+        time.sleep(0.2)
+        c.send(data[cut:] + frame(FRAME_METHOD, 1, method_payload("basic.get", 0, q, True)))
+        assert c.read_method(skip_content=False).name == "basic.get_ok"
+        assert c.read_message() == big
+        c.call(1, "queue.delete", 0, q, False, False, False, expect="queue.delete_ok")

@@ -10,6 +10,7 @@
 #include <expected>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 
 #include "server/amqp/methods.h"
@@ -47,6 +48,24 @@ template <typename M>
 Status Channel::Permit(const broker::AccessRequest& request) const {
   auto allowed = connection_.Authorize(request);
   if (!allowed) return MethodFail<M>(std::move(allowed.error()));
+  return {};
+}
+
+template <typename M, typename Op, typename Reply>
+Status Channel::AskBroker(Op op, Reply reply) {
+  connection_.CallBroker(
+      *this, [side = broker_side(), op = std::move(op), reply = std::move(reply)]() mutable -> ChannelContinuation {
+        auto result = op(side);
+        return [result = std::move(result), reply = std::move(reply)](Channel& channel) mutable -> Status {
+          if (!result) return MethodFail<M>(std::move(result.error()));
+          if constexpr (std::is_void_v<typename decltype(result)::value_type>) {
+            reply(channel);
+          } else {
+            reply(channel, *result);
+          }
+          return {};
+        };
+      });
   return {};
 }
 
